@@ -1,0 +1,67 @@
+using BeitV2.Ml.Models;
+using BeitV2.Ml.Models.Layers;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Checkpoints;
+
+/// <summary>
+/// Loads weights into a <see cref="BeitVisionTransformer"/> from an official unilm fine-tuned
+/// checkpoint, a timm checkpoint (same key names), a pretraining (MIM) checkpoint, or our own
+/// files. All key mapping for this model lives here (spec 5.1, 2.9).
+/// </summary>
+public static class VitCheckpoint
+{
+    private static readonly string[] PretrainingOnly = { "mask_token", "lm_head.", "norm.", "cls_pt_layers.", "cls_pt_norm.", "cls_pt_lm_head." };
+
+    public static void Load(BeitVisionTransformer model, string path, bool allowHeadMismatch = false) =>
+        Load(model, StateDictFile.Read(path), allowHeadMismatch);
+
+    /// <param name="allowHeadMismatch">keep the model's freshly initialised head when the checkpoint's
+    /// head has another number of classes (or none), as the reference fine-tuning script does.</param>
+    public static void Load(BeitVisionTransformer model, IReadOnlyDictionary<string, Tensor> raw, bool allowHeadMismatch = false)
+    {
+        var c = model.Config;
+        var sd = CheckpointKeys.Normalize(raw);
+        var fromPretraining = sd.ContainsKey("mask_token") || sd.ContainsKey("lm_head.weight");
+        var target = model.state_dict();
+
+        // A shared (pretraining) table feeds every layer's own table.
+        if (c.UseRelPosBias && sd.Remove("rel_pos_bias.relative_position_bias_table", out var shared))
+            for (var i = 0; i < c.Depth; i++)
+                sd.TryAdd($"blocks.{i}.attn.relative_position_bias_table", shared);
+
+        // Tables for another resolution are resized with the reference's algorithm.
+        foreach (var key in sd.Keys.Where(k => k.EndsWith("relative_position_bias_table", StringComparison.Ordinal)).ToList())
+        {
+            if (!target.TryGetValue(key, out var want) || want.shape.SequenceEqual(sd[key].shape)) continue;
+            var srcWindow = WindowFromRows(sd[key].shape[0], key);
+            var dstWindow = (c.GridSize, c.GridSize);
+            sd[key] = RelativePositionTableResizer.Resize(sd[key], srcWindow, dstWindow);
+        }
+
+        if (sd.TryGetValue("pos_embed", out var pos) && target.TryGetValue("pos_embed", out var wantPos) && !pos.shape.SequenceEqual(wantPos.shape))
+            sd["pos_embed"] = PositionEmbedding.Interpolate(pos, c.GridSize, c.GridSize);
+
+        var headMismatch = allowHeadMismatch || fromPretraining;
+        if (headMismatch)
+            foreach (var k in new[] { "head.weight", "head.bias" })
+                if (sd.TryGetValue(k, out var h) && (!target.TryGetValue(k, out var t) || !h.shape.SequenceEqual(t.shape)))
+                    sd.Remove(k);
+
+        StateDictLoader.Load(model, sd, "BEiT vision transformer",
+            ignoreUnexpected: fromPretraining ? k => PretrainingOnly.Any(p => k.StartsWith(p, StringComparison.Ordinal)) : null,
+            allowMissing: k => (headMismatch && k.StartsWith("head.", StringComparison.Ordinal))
+                               || (fromPretraining && k.StartsWith("fc_norm.", StringComparison.Ordinal)));
+    }
+
+    /// <summary>Rows = (2G−1)² + 3 for a square G×G window.</summary>
+    internal static (int H, int W) WindowFromRows(long rows, string key)
+    {
+        var side = Math.Sqrt(rows - 3);
+        var s = (int)Math.Round(side);
+        if (s * s != rows - 3 || s % 2 == 0)
+            throw new CheckpointException($"{key} has {rows} rows, which is not (2G-1)^2 + 3 for a square window.");
+        var g = (s + 1) / 2;
+        return (g, g);
+    }
+}

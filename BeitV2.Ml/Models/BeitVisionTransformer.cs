@@ -1,0 +1,169 @@
+using BeitV2.Ml.Models.Layers;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Models;
+
+/// <summary>What a forward pass of the backbone returns besides the head output.</summary>
+/// <param name="Tokens">Final tokens (B, T, C) after <c>norm</c> ([CLS] first); <c>norm</c> is the identity with mean pooling.</param>
+/// <param name="Features">The head input: fc_norm(mean of patch tokens) with mean pooling, else norm(x)[:, 0].</param>
+/// <param name="Hidden">Raw output of each block (B, T, C), when requested.</param>
+public sealed record VitOutput(Tensor Tokens, Tensor Features, IReadOnlyList<Tensor> Hidden) : IDisposable
+{
+    public void Dispose()
+    {
+        Tokens.Dispose();
+        Features.Dispose();
+        foreach (var h in Hidden) h.Dispose();
+    }
+}
+
+/// <summary>
+/// The BEiT (v2) vision transformer of unilm <c>modeling_finetune.VisionTransformer</c>: the
+/// classification / fine-tuning model, the segmentation backbone and the VQ-KD encoder and
+/// decoder. Every constructor flag of the reference is honoured; state-dict names are the
+/// official ones.
+/// </summary>
+public sealed class BeitVisionTransformer : nn.Module<Tensor, Tensor>
+{
+    private readonly PatchEmbed patchEmbed;
+    private readonly Dropout posDrop;
+    private readonly RelativePositionBias? relPosBias;
+    private readonly ModuleList<Block> blocks;
+    private readonly LayerNorm? norm;
+    private readonly LayerNorm? fcNorm;
+    private readonly Linear? head;
+
+    public VitConfig Config { get; }
+
+    public BeitVisionTransformer(VitConfig config) : base(nameof(BeitVisionTransformer))
+    {
+        config.Validate();
+        Config = config;
+        var c = config;
+        patchEmbed = new PatchEmbed(c.ImgSize, c.PatchSize, c.InChans, c.EmbedDim);
+        var grid = (patchEmbed.GridSize, patchEmbed.GridSize);
+
+        register_parameter("cls_token", ModuleExtensions.Param(zeros(1, 1, c.EmbedDim)));
+        if (c.UseAbsPosEmb) register_parameter("pos_embed", ModuleExtensions.Param(zeros(1, patchEmbed.NumPatches + 1, c.EmbedDim)));
+        register_module("patch_embed", patchEmbed);
+        posDrop = nn.Dropout(c.DropRate);
+        register_module("pos_drop", posDrop);
+
+        if (c.UseSharedRelPosBias)
+        {
+            relPosBias = new RelativePositionBias(grid, c.NumHeads);
+            register_module("rel_pos_bias", relPosBias);
+        }
+
+        var dpr = ModuleExtensions.LinearRates(c.DropPathRate, c.Depth);
+        blocks = new ModuleList<Block>();
+        for (var i = 0; i < c.Depth; i++)
+            blocks.Add(new Block(c.EmbedDim, c.NumHeads, c.MlpRatio, c.QkvBias, c.QkScale, c.DropRate, c.AttnDropRate,
+                dpr[i], c.InitValues, c.NormEps, c.UseRelPosBias ? grid : null, c.AttnHeadDim));
+        register_module("blocks", blocks);
+
+        if (c.UseMeanPooling)
+        {
+            fcNorm = ModuleExtensions.LayerNorm(c.EmbedDim, c.NormEps);
+            register_module("fc_norm", fcNorm);
+        }
+        else
+        {
+            norm = ModuleExtensions.LayerNorm(c.EmbedDim, c.NormEps);
+            register_module("norm", norm);
+        }
+        if (c.NumClasses > 0)
+        {
+            head = nn.Linear(c.EmbedDim, c.NumClasses);
+            register_module("head", head);
+        }
+        ModelInit.InitFineTune(this, c);
+    }
+
+    public IReadOnlyList<Block> Blocks => blocks.ToList();
+    public PatchEmbed PatchEmbed => patchEmbed;
+    public Linear? Head => head;
+    public int Depth => Config.Depth;
+
+    /// <summary>Logits (or features when the model has no head).</summary>
+    public override Tensor forward(Tensor images)
+    {
+        using var output = ForwardFeatures(images);
+        return head is null ? output.Features.alias() : head.forward(output.Features);
+    }
+
+    /// <summary>The head applied to features (identity when there is no head).</summary>
+    public Tensor ForwardHead(Tensor features) => head is null ? features.alias() : head.forward(features);
+
+    /// <summary>Runs the backbone; optionally keeps every block's raw output.</summary>
+    public VitOutput ForwardFeatures(Tensor images, bool keepHidden = false)
+    {
+        using var scope = NewDisposeScope();
+        var x = Embed(images);
+        var shared = relPosBias?.forward();
+        var hidden = new List<Tensor>();
+        foreach (var blk in blocks)
+        {
+            x = blk.forward(x, shared);
+            if (keepHidden) hidden.Add(x);
+        }
+        var tokens = norm is null ? x : norm.forward(x);
+        var features = fcNorm is not null ? fcNorm.forward(tokens[.., 1..].mean(new long[] { 1 })) : tokens[.., 0];
+        var result = new VitOutput(tokens, features, hidden);
+        tokens.MoveToOuterDisposeScope();
+        features.MoveToOuterDisposeScope();
+        foreach (var h in hidden) h.MoveToOuterDisposeScope();
+        return result;
+    }
+
+    /// <summary>
+    /// Per-token features as the reference's <c>return_patch_tokens</c> (fc_norm of each patch
+    /// token with mean pooling, else the normed patch tokens): (B, N, C).
+    /// </summary>
+    public Tensor ForwardPatchTokens(Tensor images)
+    {
+        using var output = ForwardFeatures(images);
+        using var patches = output.Tokens[.., 1..];
+        return fcNorm is not null ? fcNorm.forward(patches) : patches.contiguous();
+    }
+
+    /// <summary>The reference's <c>return_all_tokens</c>: fc_norm over all T tokens, or the normed tokens.</summary>
+    public Tensor ForwardAllTokens(Tensor images)
+    {
+        using var output = ForwardFeatures(images);
+        return fcNorm is not null ? fcNorm.forward(output.Tokens) : output.Tokens.alias();
+    }
+
+    /// <summary>Patch embedding, [CLS] prepended, absolute position embedding (interpolated if the grid differs).</summary>
+    internal Tensor Embed(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        var x = patchEmbed.forward(images);
+        var b = x.shape[0];
+        var cls = get_parameter("cls_token")!.expand(b, -1, -1);
+        x = cat(new[] { cls, x }, 1);
+        if (Config.UseAbsPosEmb)
+        {
+            Tensor pos = get_parameter("pos_embed")!;
+            if (x.shape[1] != pos.shape[1])
+                pos = PositionEmbedding.Interpolate(pos, (int)images.shape[2] / Config.PatchSize, (int)images.shape[3] / Config.PatchSize);
+            x = x + pos;
+        }
+        else if (Config.UseRelPosBias || Config.UseSharedRelPosBias)
+        {
+            EnsureGrid(images);
+        }
+        x = posDrop.forward(x);
+        return x.MoveToOuterDisposeScope();
+    }
+
+    private void EnsureGrid(Tensor images)
+    {
+        var g = patchEmbed.GridSize;
+        if (images.shape[2] / Config.PatchSize != g || images.shape[3] / Config.PatchSize != g)
+            throw new ArgumentException(
+                $"This model's relative position bias is built for {Config.ImgSize}x{Config.ImgSize} inputs; got {images.shape[2]}x{images.shape[3]}. " +
+                "Resize the input, or load the checkpoint into a model of that size (tables are resized on load).");
+    }
+}

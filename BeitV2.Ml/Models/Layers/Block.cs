@@ -1,0 +1,55 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Models.Layers;
+
+/// <summary>
+/// Pre-norm transformer block with optional layer scale (unilm <c>modeling_finetune.Block</c>):
+/// x += DropPath(γ₁ ⊙ Attn(LN₁(x))); x += DropPath(γ₂ ⊙ MLP(LN₂(x))). Without layer scale the
+/// γ parameters do not exist (they are not ones).
+/// </summary>
+public sealed class Block : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly LayerNorm norm1;
+    private readonly Attention attn;
+    private readonly DropPath dropPath;
+    private readonly LayerNorm norm2;
+    private readonly Mlp mlp;
+    private readonly bool layerScale;
+
+    public Block(int dim, int numHeads, double mlpRatio, bool qkvBias, double? qkScale, double drop, double attnDrop,
+        double dropPathRate, double initValues, double normEps, (int H, int W)? window, int? attnHeadDim) : base(nameof(Block))
+    {
+        norm1 = ModuleExtensions.LayerNorm(dim, normEps);
+        attn = new Attention(dim, numHeads, qkvBias, qkScale, attnDrop, drop, window, attnHeadDim);
+        dropPath = new DropPath(dropPathRate);
+        norm2 = ModuleExtensions.LayerNorm(dim, normEps);
+        mlp = new Mlp(dim, (long)(dim * mlpRatio), drop);
+        register_module("norm1", norm1);
+        register_module("attn", attn);
+        register_module("drop_path", dropPath);
+        register_module("norm2", norm2);
+        register_module("mlp", mlp);
+        layerScale = initValues > 0;
+        if (layerScale)
+        {
+            register_parameter("gamma_1", ModuleExtensions.Param(full(dim, initValues, dtype: float32)));
+            register_parameter("gamma_2", ModuleExtensions.Param(full(dim, initValues, dtype: float32)));
+        }
+    }
+
+    public Attention Attn => attn;
+    public Mlp Mlp => mlp;
+
+    public override Tensor forward(Tensor x, Tensor? relPosBias)
+    {
+        using var scope = NewDisposeScope();
+        var a = attn.forward(norm1.forward(x), relPosBias);
+        if (layerScale) a = get_parameter("gamma_1")! * a;
+        x = x + dropPath.forward(a);
+        var m = mlp.forward(norm2.forward(x));
+        if (layerScale) m = get_parameter("gamma_2")! * m;
+        x = x + dropPath.forward(m);
+        return x.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,36 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Models.Layers;
+
+/// <summary>
+/// Image to patch embedding: a stride-p convolution, flattened row-major into (B, N, C), so token n
+/// is the patch at row n / G, column n % G.
+/// </summary>
+public sealed class PatchEmbed : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d proj;
+
+    public int PatchSize { get; }
+    public int GridSize { get; }
+    public int NumPatches => GridSize * GridSize;
+
+    public PatchEmbed(int imgSize, int patchSize, int inChans, int embedDim, bool bias = true) : base(nameof(PatchEmbed))
+    {
+        PatchSize = patchSize;
+        GridSize = imgSize / patchSize;
+        proj = nn.Conv2d(inChans, embedDim, kernel_size: patchSize, stride: patchSize, bias: bias);
+        register_module("proj", proj);
+    }
+
+    internal Conv2d Proj => proj;
+
+    public override Tensor forward(Tensor x)
+    {
+        if (x.dim() != 4)
+            throw new ArgumentException($"Expected images of shape (B, C, H, W), got ({string.Join(", ", x.shape)}).");
+        using var y = proj.forward(x);
+        using var flat = y.flatten(2);
+        return flat.transpose(1, 2);
+    }
+}

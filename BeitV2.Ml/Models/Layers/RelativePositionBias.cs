@@ -1,0 +1,52 @@
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Models.Layers;
+
+/// <summary>
+/// The model-wide shared relative position bias (<c>rel_pos_bias.relative_position_bias_table</c>),
+/// used by the MIM pretraining models: computed once per forward and added in every block.
+/// Per-layer tables live in <see cref="Attention"/> and use the same lookup.
+/// </summary>
+public sealed class RelativePositionBias : nn.Module
+{
+    public const string TableName = "relative_position_bias_table";
+    public const string IndexName = "relative_position_index";
+
+    public (int H, int W) Window { get; }
+
+    public RelativePositionBias((int H, int W) window, int numHeads) : base(nameof(RelativePositionBias))
+    {
+        Window = window;
+        Register(this, window, numHeads);
+    }
+
+    /// <summary>(2Wh−1)(2Ww−1) + 3 rows: relative offsets, then cls→token, token→cls, cls→cls.</summary>
+    public static int TableRows((int H, int W) window) => (2 * window.H - 1) * (2 * window.W - 1) + 3;
+
+    /// <summary>
+    /// Registers a zero-initialised table (the reference's trunc-normal init is commented out) and
+    /// the index on <paramref name="module"/>. The index is a pure function of the window, so it is
+    /// kept out of the state dict; loaders ignore the copy that official checkpoints store.
+    /// </summary>
+    internal static void Register(nn.Module module, (int H, int W) window, int numHeads)
+    {
+        module.register_parameter(TableName, ModuleExtensions.Param(zeros(TableRows(window), numHeads)));
+        int t = window.H * window.W + 1;
+        module.register_buffer(IndexName, tensor(RelativePositionIndex.Build(window.H, window.W), new long[] { t, t }, dtype: int64), persistent: false);
+    }
+
+    /// <summary>table[index] viewed as (T, T, H) and permuted to the (H, T, T) attention bias.</summary>
+    internal static Tensor Lookup(nn.Module module, (int H, int W) window)
+    {
+        using var scope = NewDisposeScope();
+        var table = module.get_parameter(TableName)!;
+        var index = module.get_buffer(IndexName)!;
+        if (index.device != table.device) index = index.to(table.device);
+        int t = window.H * window.W + 1;
+        var bias = table.index_select(0, index.view(-1)).view(t, t, -1).permute(2, 0, 1).contiguous();
+        return bias.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The (H, T, T) bias; T = Wh·Ww + 1.</summary>
+    public Tensor forward() => Lookup(this, Window);
+}

@@ -1,0 +1,82 @@
+using System.Text.Json.Serialization;
+
+namespace BeitV2.Ml.Models;
+
+/// <summary>
+/// Configuration of the BEiT v2 masked-image-modeling model with patch aggregation
+/// (<c>modeling_pretrain.VisionTransformerForMaskedImageModelingCLS</c>): its keyword arguments
+/// plus <c>norm_eps</c>. Defaults are the class defaults.
+/// </summary>
+public sealed record MimConfig
+{
+    [JsonConverter(typeof(IntOrFirstOfListConverter))]
+    public int ImgSize { get; init; } = 224;
+    public int PatchSize { get; init; } = 16;
+    public int InChans { get; init; } = 3;
+    public int VocabSize { get; init; } = 8192;
+    public int EmbedDim { get; init; } = 768;
+    public int Depth { get; init; } = 12;
+    public int NumHeads { get; init; } = 12;
+    public double MlpRatio { get; init; } = 4.0;
+    public bool QkvBias { get; init; } = true;
+    public double? QkScale { get; init; }
+    public double DropRate { get; init; }
+    public double AttnDropRate { get; init; }
+    public double DropPathRate { get; init; }
+    public double NormEps { get; init; } = 1e-6;
+    public double InitValues { get; init; }
+    public int? AttnHeadDim { get; init; }
+    public bool UseAbsPosEmb { get; init; } = true;
+    public bool UseRelPosBias { get; init; }
+    public bool UseSharedRelPosBias { get; init; }
+    public double InitStd { get; init; } = 0.02;
+    /// <summary>Blocks after which the patch states feed the aggregation head (9 for base, 21 for large).</summary>
+    public int EarlyLayers { get; init; } = 6;
+    /// <summary>Blocks in the aggregation head (2 in the published recipe).</summary>
+    public int HeadLayers { get; init; } = 2;
+    /// <summary>When true the head reuses the final norm and lm_head; otherwise it has cls_pt_norm/cls_pt_lm_head.</summary>
+    public bool SharedLmHead { get; init; } = true;
+    public bool UseCheckpoint { get; init; }
+
+    [JsonIgnore] public int GridSize => ImgSize / PatchSize;
+    [JsonIgnore] public int NumPatches => GridSize * GridSize;
+
+    /// <summary>beit_base_patch16_224_8k_vocab_cls_pt as run by PRETRAINING.md.</summary>
+    public static MimConfig Base() => new()
+    {
+        ImgSize = 224, PatchSize = 16, VocabSize = 8192, EmbedDim = 768, Depth = 12, NumHeads = 12,
+        QkvBias = true, InitValues = 0.1, UseAbsPosEmb = false, UseSharedRelPosBias = true,
+        EarlyLayers = 9, HeadLayers = 2, SharedLmHead = true, DropPathRate = 0.1,
+    };
+
+    /// <summary>beit_large_patch16_224_8k_vocab_cls_pt.</summary>
+    public static MimConfig Large() => Base() with { EmbedDim = 1024, Depth = 24, NumHeads = 16, InitValues = 1e-5, EarlyLayers = 21 };
+
+    /// <summary>ViT-Ti-sized MIM model for demos.</summary>
+    public static MimConfig Tiny(int vocabSize = 8192) => Base() with { EmbedDim = 192, Depth = 12, NumHeads = 3, VocabSize = vocabSize };
+
+    /// <summary>Test-sized MIM model: 32 px, 8 px patches, 4 blocks, aggregation after block 2.</summary>
+    public static MimConfig Micro(int vocabSize = 32) => Base() with
+    {
+        ImgSize = 32, PatchSize = 8, EmbedDim = 32, Depth = 4, NumHeads = 2, VocabSize = vocabSize, EarlyLayers = 2, HeadLayers = 1, DropPathRate = 0,
+    };
+
+    /// <summary>The fine-tuning backbone config that a checkpoint of this model converts into (spec 5.1).</summary>
+    public VitConfig ToBackbone(int numClasses) => new()
+    {
+        ImgSize = ImgSize, PatchSize = PatchSize, InChans = InChans, NumClasses = numClasses, EmbedDim = EmbedDim,
+        Depth = Depth, NumHeads = NumHeads, MlpRatio = MlpRatio, QkvBias = QkvBias, QkScale = QkScale,
+        NormEps = NormEps, InitValues = InitValues, AttnHeadDim = AttnHeadDim, UseAbsPosEmb = UseAbsPosEmb,
+        UseRelPosBias = true, UseSharedRelPosBias = false, UseMeanPooling = true,
+    };
+
+    public void Validate()
+    {
+        VitConfig.Require(ImgSize > 0 && PatchSize > 0 && ImgSize % PatchSize == 0, $"img_size {ImgSize} must be a positive multiple of patch_size {PatchSize}");
+        VitConfig.Require(VocabSize > 0 && EmbedDim > 0 && Depth > 0 && NumHeads > 0, "sizes must be positive");
+        VitConfig.Require(AttnHeadDim is not null || EmbedDim % NumHeads == 0, $"embed_dim {EmbedDim} must be divisible by num_heads {NumHeads}");
+        VitConfig.Require(EarlyLayers >= 1 && EarlyLayers <= Depth, $"early_layers {EarlyLayers} must be in 1..depth ({Depth})");
+        VitConfig.Require(HeadLayers >= 0, "head_layers must be >= 0");
+        VitConfig.Require(NormEps > 0, "norm_eps must be positive");
+    }
+}

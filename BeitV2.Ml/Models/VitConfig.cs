@@ -1,0 +1,85 @@
+using System.Text.Json.Serialization;
+
+namespace BeitV2.Ml.Models;
+
+/// <summary>
+/// Configuration of the BEiT (v2) vision transformer used for fine-tuning, classification,
+/// feature extraction and as the VQ-KD encoder/decoder: the keyword arguments of
+/// <c>modeling_finetune.VisionTransformer</c> in microsoft/unilm beit2, plus <c>norm_eps</c>
+/// (the LayerNorm eps the registered models pass through <c>norm_layer</c>).
+/// Defaults are the reference class defaults (not the presets): e.g. qkv_bias is off and the
+/// absolute position embedding is on unless a caller says otherwise.
+/// </summary>
+public sealed record VitConfig
+{
+    [JsonConverter(typeof(IntOrFirstOfListConverter))]
+    public int ImgSize { get; init; } = 224;
+    public int PatchSize { get; init; } = 16;
+    public int InChans { get; init; } = 3;
+    /// <summary>0 means no head (features only).</summary>
+    public int NumClasses { get; init; } = 1000;
+    public int EmbedDim { get; init; } = 768;
+    public int Depth { get; init; } = 12;
+    public int NumHeads { get; init; } = 12;
+    public double MlpRatio { get; init; } = 4.0;
+    public bool QkvBias { get; init; }
+    public double? QkScale { get; init; }
+    public double DropRate { get; init; }
+    public double AttnDropRate { get; init; }
+    public double DropPathRate { get; init; }
+    public double NormEps { get; init; } = 1e-6;
+    /// <summary>Layer scale init; layer-scale parameters exist only when &gt; 0.</summary>
+    public double InitValues { get; init; }
+    public int? AttnHeadDim { get; init; }
+    public bool UseAbsPosEmb { get; init; } = true;
+    public bool UseRelPosBias { get; init; }
+    public bool UseSharedRelPosBias { get; init; }
+    public bool UseMeanPooling { get; init; } = true;
+    public double InitScale { get; init; } = 0.001;
+    /// <summary>Gradient checkpointing in the reference; memory only, no numerical effect. Accepted and ignored.</summary>
+    public bool UseCheckpoint { get; init; }
+
+    [JsonIgnore] public int GridSize => ImgSize / PatchSize;
+    [JsonIgnore] public int NumPatches => GridSize * GridSize;
+
+    /// <summary>BEiT v2 ViT-B/16 as fine-tuned by unilm (per-layer relative bias, mean pooling, layer scale 0.1).</summary>
+    public static VitConfig Base(int numClasses = 1000) => new()
+    {
+        ImgSize = 224, PatchSize = 16, NumClasses = numClasses, EmbedDim = 768, Depth = 12, NumHeads = 12,
+        QkvBias = true, InitValues = 0.1, UseAbsPosEmb = false, UseRelPosBias = true, UseMeanPooling = true,
+    };
+
+    /// <summary>BEiT v2 ViT-L/16 (layer scale 1e-5).</summary>
+    public static VitConfig Large(int numClasses = 1000) => Base(numClasses) with
+    {
+        EmbedDim = 1024, Depth = 24, NumHeads = 16, InitValues = 1e-5,
+    };
+
+    /// <summary>ViT-Ti/16-sized BEiT (192 wide, 12 blocks, 3 heads): for demos on CPU.</summary>
+    public static VitConfig Tiny(int numClasses = 1000) => Base(numClasses) with
+    {
+        EmbedDim = 192, Depth = 12, NumHeads = 3,
+    };
+
+    /// <summary>A few-kilobyte model for tests: 32 px images, 8 px patches (4×4 grid), 2 blocks.</summary>
+    public static VitConfig Micro(int numClasses = 10) => Base(numClasses) with
+    {
+        ImgSize = 32, PatchSize = 8, EmbedDim = 32, Depth = 2, NumHeads = 2,
+    };
+
+    /// <summary>Throws a clear error for configs the reference itself would reject or mis-build.</summary>
+    public void Validate()
+    {
+        Require(ImgSize > 0 && PatchSize > 0 && ImgSize % PatchSize == 0, $"img_size {ImgSize} must be a positive multiple of patch_size {PatchSize}");
+        Require(InChans > 0 && EmbedDim > 0 && Depth >= 0 && NumHeads > 0 && NumClasses >= 0, "sizes must be positive");
+        Require(AttnHeadDim is not null || EmbedDim % NumHeads == 0, $"embed_dim {EmbedDim} must be divisible by num_heads {NumHeads}");
+        Require(MlpRatio > 0, "mlp_ratio must be positive");
+        Require(DropPathRate is >= 0 and < 1 && DropRate is >= 0 and < 1 && AttnDropRate is >= 0 and < 1, "dropout rates must be in [0, 1)");
+        Require(NormEps > 0, "norm_eps must be positive");
+    }
+
+    internal static void Require(bool ok, string message)
+    {
+        if (!ok) throw new ArgumentException("Invalid model config: " + message);
+    }
+}
