@@ -13,6 +13,7 @@ public sealed class ParityTests
     private static readonly Dictionary<string, IParityRunner> Runners = new()
     {
         ["vit_cls"] = new VitClsRunner(),
+        ["mim"] = new MimRunner(),
     };
 
     public static TheoryData<string, WeightSource> Cases()

@@ -1,0 +1,201 @@
+using BeitV2.Ml.Models.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Models;
+
+/// <summary>Normed token states of both MIM branches, plus raw block outputs when requested.</summary>
+/// <param name="Final">norm(x) of the last block, (B, T, C).</param>
+/// <param name="Aggregated">the aggregation head's normed output, (B, T, C); its [CLS] is unused.</param>
+/// <param name="Hidden">raw output of each backbone block (masked patches already replaced).</param>
+/// <param name="AggregationHidden">raw output of each aggregation-head block.</param>
+public sealed record MimFeatures(Tensor Final, Tensor Aggregated, IReadOnlyList<Tensor> Hidden, IReadOnlyList<Tensor> AggregationHidden) : IDisposable
+{
+    public void Dispose()
+    {
+        Final.Dispose();
+        Aggregated.Dispose();
+        foreach (var t in Hidden.Concat(AggregationHidden)) t.Dispose();
+    }
+}
+
+/// <summary>The two cross-entropies of BEiT v2 pretraining and their argmax accuracies.</summary>
+public sealed record MimLoss(Tensor Total, Tensor Final, Tensor Aggregated, double AccuracyFinal, double AccuracyAggregated) : IDisposable
+{
+    public void Dispose()
+    {
+        Total.Dispose();
+        Final.Dispose();
+        Aggregated.Dispose();
+    }
+}
+
+/// <summary>
+/// BEiT v2 masked image modeling with patch aggregation (unilm
+/// <c>VisionTransformerForMaskedImageModelingCLS</c>): masked patches are replaced by a learned
+/// [MASK] embedding; the model predicts each masked patch's visual token from the final layer, and
+/// again through a small head fed with the final [CLS] and the patch states of layer
+/// <c>early_layers</c>, which forces [CLS] to aggregate the image.
+/// </summary>
+public sealed class BeitMim : nn.Module<Tensor, Tensor?, Tensor[]>
+{
+    private readonly PatchEmbed patchEmbed;
+    private readonly Dropout posDrop;
+    private readonly RelativePositionBias? relPosBias;
+    private readonly ModuleList<Block> blocks;
+    private readonly LayerNorm norm;
+    private readonly Linear lmHead;
+    private readonly ModuleList<Block> clsPtLayers;
+    private readonly LayerNorm? clsPtNorm;
+    private readonly Linear? clsPtLmHead;
+
+    public MimConfig Config { get; }
+
+    public BeitMim(MimConfig config) : base(nameof(BeitMim))
+    {
+        config.Validate();
+        Config = config;
+        var c = config;
+        patchEmbed = new PatchEmbed(c.ImgSize, c.PatchSize, c.InChans, c.EmbedDim);
+        var grid = (patchEmbed.GridSize, patchEmbed.GridSize);
+        register_parameter("cls_token", ModuleExtensions.Param(zeros(1, 1, c.EmbedDim)));
+        register_parameter("mask_token", ModuleExtensions.Param(zeros(1, 1, c.EmbedDim)));
+        if (c.UseAbsPosEmb) register_parameter("pos_embed", ModuleExtensions.Param(zeros(1, patchEmbed.NumPatches + 1, c.EmbedDim)));
+        register_module("patch_embed", patchEmbed);
+        posDrop = nn.Dropout(c.DropRate);
+        register_module("pos_drop", posDrop);
+        if (c.UseSharedRelPosBias)
+        {
+            relPosBias = new RelativePositionBias(grid, c.NumHeads);
+            register_module("rel_pos_bias", relPosBias);
+        }
+
+        (int, int)? window = c.UseRelPosBias ? grid : null;
+        Block NewBlock(double dropPath) => new(c.EmbedDim, c.NumHeads, c.MlpRatio, c.QkvBias, c.QkScale, c.DropRate,
+            c.AttnDropRate, dropPath, c.InitValues, c.NormEps, window, c.AttnHeadDim);
+
+        var dpr = ModuleExtensions.LinearRates(c.DropPathRate, c.Depth);
+        blocks = new ModuleList<Block>();
+        for (var i = 0; i < c.Depth; i++) blocks.Add(NewBlock(dpr[i]));
+        register_module("blocks", blocks);
+        norm = ModuleExtensions.LayerNorm(c.EmbedDim, c.NormEps);
+        register_module("norm", norm);
+        lmHead = nn.Linear(c.EmbedDim, c.VocabSize);
+        register_module("lm_head", lmHead);
+
+        // The head blocks continue the drop-path ramp of a model of max(depth, early+head) blocks.
+        var headDpr = ModuleExtensions.LinearRates(c.DropPathRate, Math.Max(c.Depth, c.EarlyLayers + c.HeadLayers));
+        clsPtLayers = new ModuleList<Block>();
+        for (var i = c.EarlyLayers; i < c.EarlyLayers + c.HeadLayers; i++) clsPtLayers.Add(NewBlock(headDpr[i]));
+        register_module("cls_pt_layers", clsPtLayers);
+        if (!c.SharedLmHead)
+        {
+            clsPtNorm = ModuleExtensions.LayerNorm(c.EmbedDim, c.NormEps);
+            clsPtLmHead = nn.Linear(c.EmbedDim, c.VocabSize);
+            register_module("cls_pt_norm", clsPtNorm);
+            register_module("cls_pt_lm_head", clsPtLmHead);
+        }
+        ModelInit.InitPretrain(this, c.InitStd, blocks.ToList(), clsPtLayers.ToList(), c.EarlyLayers);
+    }
+
+    public int NumPatches => patchEmbed.NumPatches;
+
+    /// <summary>Both branches' token states. A null mask means nothing is masked.</summary>
+    public MimFeatures ForwardFeatures(Tensor images, Tensor? boolMaskedPos, bool keepHidden = false)
+    {
+        using var scope = NewDisposeScope();
+        var x = patchEmbed.forward(images);
+        long b = x.shape[0], n = x.shape[1];
+        if (n != NumPatches && (Config.UseRelPosBias || Config.UseSharedRelPosBias))
+            throw new ArgumentException($"This model is built for {Config.ImgSize}x{Config.ImgSize} inputs; got {images.shape[2]}x{images.shape[3]}.");
+        var mask = boolMaskedPos ?? zeros(b, n, dtype: @bool, device: images.device);
+        if (mask.shape.Length != 2 || mask.shape[0] != b || mask.shape[1] != n)
+            throw new ArgumentException($"bool_masked_pos must be ({b}, {n}); got ({string.Join(", ", mask.shape)}).");
+
+        var maskToken = get_parameter("mask_token")!.expand(b, n, -1);
+        var w = mask.unsqueeze(-1).to_type(maskToken.dtype);
+        x = x * (1 - w) + maskToken * w;
+        x = cat(new[] { get_parameter("cls_token")!.expand(b, -1, -1), x }, 1);
+        if (Config.UseAbsPosEmb)
+        {
+            Tensor pos = get_parameter("pos_embed")!;
+            if (pos.shape[1] != x.shape[1])
+                pos = PositionEmbedding.Interpolate(pos, (int)images.shape[2] / Config.PatchSize, (int)images.shape[3] / Config.PatchSize);
+            x = x + pos;
+        }
+        x = posDrop.forward(x);
+        var shared = relPosBias?.forward();
+
+        var hidden = new List<Tensor>();
+        Tensor? early = null;
+        for (var i = 0; i < blocks.Count; i++)
+        {
+            x = blocks[i].forward(x, shared);
+            if (keepHidden) hidden.Add(x);
+            if (i + 1 == Config.EarlyLayers) early = x[.., 1..];
+        }
+        var agg = cat(new[] { x[.., ..1], early! }, 1);
+        var aggHidden = new List<Tensor>();
+        foreach (var blk in clsPtLayers)
+        {
+            agg = blk.forward(agg, shared);
+            if (keepHidden) aggHidden.Add(agg);
+        }
+        var final = norm.forward(x);
+        var aggregated = (clsPtNorm ?? norm).forward(agg);
+        foreach (var t in hidden.Concat(aggHidden).Append(final).Append(aggregated)) t.MoveToOuterDisposeScope();
+        return new MimFeatures(final, aggregated, hidden, aggHidden);
+    }
+
+    /// <summary>Logits of the masked patches from both branches: [final, aggregated], each (M, vocab), batch-major then patch order.</summary>
+    public override Tensor[] forward(Tensor images, Tensor? boolMaskedPos)
+    {
+        using var scope = NewDisposeScope();
+        var mask = boolMaskedPos ?? zeros(images.shape[0], NumPatches, dtype: @bool, device: images.device);
+        using var f = ForwardFeatures(images, mask);
+        var idx = TensorIndex.Tensor(mask);
+        var l1 = lmHead.forward(f.Final[.., 1..][idx]);
+        var l2 = (clsPtLmHead ?? lmHead).forward(f.Aggregated[.., 1..][idx]);
+        return new[] { l1.MoveToOuterDisposeScope(), l2.MoveToOuterDisposeScope() };
+    }
+
+    /// <summary>Logits for every patch position from both branches (reference <c>return_all_tokens</c>), each (B, N, vocab).</summary>
+    public Tensor[] ForwardAllTokens(Tensor images, Tensor? boolMaskedPos)
+    {
+        using var scope = NewDisposeScope();
+        using var f = ForwardFeatures(images, boolMaskedPos);
+        var l1 = lmHead.forward(f.Final[.., 1..]);
+        var l2 = (clsPtLmHead ?? lmHead).forward(f.Aggregated[.., 1..]);
+        return new[] { l1.MoveToOuterDisposeScope(), l2.MoveToOuterDisposeScope() };
+    }
+
+    /// <summary>Normed patch states of both branches (reference <c>return_patch_tokens</c>), each (B, N, C).</summary>
+    public Tensor[] ForwardPatchTokens(Tensor images, Tensor? boolMaskedPos)
+    {
+        using var f = ForwardFeatures(images, boolMaskedPos);
+        return new[] { f.Final[.., 1..].contiguous(), f.Aggregated[.., 1..].contiguous() };
+    }
+
+    /// <summary>
+    /// The pretraining objective (engine_for_pretraining): cross-entropy of each branch against the
+    /// tokenizer's ids of the masked patches, summed with equal weights.
+    /// </summary>
+    /// <param name="tokenIds">(B, N) int64 visual token ids from the tokenizer.</param>
+    public MimLoss Loss(Tensor images, Tensor boolMaskedPos, Tensor tokenIds)
+    {
+        using var scope = NewDisposeScope();
+        var labels = tokenIds[TensorIndex.Tensor(boolMaskedPos)];
+        var logits = forward(images, boolMaskedPos);
+        var l1 = nn.functional.cross_entropy(logits[0], labels);
+        var l2 = nn.functional.cross_entropy(logits[1], labels);
+        var total = l1 + l2;
+        double acc1, acc2;
+        using (no_grad())
+        {
+            acc1 = logits[0].argmax(-1).eq(labels).to_type(float32).mean().item<float>();
+            acc2 = logits[1].argmax(-1).eq(labels).to_type(float32).mean().item<float>();
+        }
+        return new MimLoss(total.MoveToOuterDisposeScope(), l1.MoveToOuterDisposeScope(), l2.MoveToOuterDisposeScope(), acc1, acc2);
+    }
+}
