@@ -38,7 +38,7 @@ public sealed record MimLoss(Tensor Total, Tensor Final, Tensor Aggregated, doub
 /// again through a small head fed with the final [CLS] and the patch states of layer
 /// <c>early_layers</c>, which forces [CLS] to aggregate the image.
 /// </summary>
-public sealed class BeitMim : nn.Module<Tensor, Tensor?, Tensor[]>
+public sealed class BeitMim : ExplicitModule<Tensor, Tensor?, Tensor[]>
 {
     private readonly PatchEmbed patchEmbed;
     private readonly Dropout posDrop;

@@ -24,7 +24,7 @@ public sealed record VitOutput(Tensor Tokens, Tensor Features, IReadOnlyList<Ten
 /// decoder. Every constructor flag of the reference is honoured; state-dict names are the
 /// official ones.
 /// </summary>
-public sealed class BeitVisionTransformer : nn.Module<Tensor, Tensor>
+public sealed class BeitVisionTransformer : ExplicitModule<Tensor, Tensor>
 {
     private readonly PatchEmbed patchEmbed;
     private readonly Dropout posDrop;
@@ -124,6 +124,12 @@ public sealed class BeitVisionTransformer : nn.Module<Tensor, Tensor>
     public Tensor ForwardPatchTokens(Tensor images)
     {
         using var output = ForwardFeatures(images);
+        return ForwardPatchTokensFrom(output);
+    }
+
+    /// <summary><see cref="ForwardPatchTokens"/> from an existing forward pass.</summary>
+    public Tensor ForwardPatchTokensFrom(VitOutput output)
+    {
         using var patches = output.Tokens[.., 1..];
         return fcNorm is not null ? fcNorm.forward(patches) : patches.contiguous();
     }

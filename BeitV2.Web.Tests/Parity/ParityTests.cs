@@ -14,6 +14,9 @@ public sealed class ParityTests
     {
         ["vit_cls"] = new VitClsRunner(),
         ["mim"] = new MimRunner(),
+        ["vqkd"] = new VqkdRunner(),
+        ["clip_teacher"] = new ClipTeacherRunner(),
+        ["dino_teacher"] = new DinoTeacherRunner(),
     };
 
     public static TheoryData<string, WeightSource> Cases()

@@ -12,7 +12,7 @@ namespace BeitV2.Ml.Models.Layers;
 /// Parameters are looked up by name at forward time rather than cached in fields: TorchSharp's
 /// <c>Module.to(device)</c> replaces registered tensors, and a cached field would keep the old one.
 /// </remarks>
-public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
+public sealed class Attention : ExplicitModule<Tensor, Tensor?, Tensor>
 {
     private readonly Linear qkv;
     private readonly Linear proj;

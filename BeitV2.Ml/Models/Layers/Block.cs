@@ -8,7 +8,7 @@ namespace BeitV2.Ml.Models.Layers;
 /// x += DropPath(γ₁ ⊙ Attn(LN₁(x))); x += DropPath(γ₂ ⊙ MLP(LN₂(x))). Without layer scale the
 /// γ parameters do not exist (they are not ones).
 /// </summary>
-public sealed class Block : nn.Module<Tensor, Tensor?, Tensor>
+public sealed class Block : ExplicitModule<Tensor, Tensor?, Tensor>
 {
     private readonly LayerNorm norm1;
     private readonly Attention attn;

@@ -6,7 +6,7 @@ namespace BeitV2.Ml.Models.Layers;
 /// Stochastic depth per sample: in training, each sample's residual branch is dropped with
 /// probability p and kept samples are scaled by 1/(1-p). Identity in eval mode or when p = 0.
 /// </summary>
-public sealed class DropPath : nn.Module<Tensor, Tensor>
+public sealed class DropPath : ExplicitModule<Tensor, Tensor>
 {
     public double P { get; }
 

@@ -7,7 +7,7 @@ namespace BeitV2.Ml.Models.Layers;
 /// The transformer MLP: fc1 → exact (erf) GELU → fc2 → dropout. As in the reference, there is no
 /// dropout between the activation and fc2.
 /// </summary>
-public sealed class Mlp : nn.Module<Tensor, Tensor>
+public sealed class Mlp : ExplicitModule<Tensor, Tensor>
 {
     private readonly Linear fc1;
     private readonly Linear fc2;

@@ -7,7 +7,7 @@ namespace BeitV2.Ml.Models.Layers;
 /// Image to patch embedding: a stride-p convolution, flattened row-major into (B, N, C), so token n
 /// is the patch at row n / G, column n % G.
 /// </summary>
-public sealed class PatchEmbed : nn.Module<Tensor, Tensor>
+public sealed class PatchEmbed : ExplicitModule<Tensor, Tensor>
 {
     private readonly Conv2d proj;
 

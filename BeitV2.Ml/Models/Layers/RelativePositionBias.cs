@@ -7,7 +7,7 @@ namespace BeitV2.Ml.Models.Layers;
 /// used by the MIM pretraining models: computed once per forward and added in every block.
 /// Per-layer tables live in <see cref="Attention"/> and use the same lookup.
 /// </summary>
-public sealed class RelativePositionBias : nn.Module
+public sealed class RelativePositionBias : ExplicitModule
 {
     public const string TableName = "relative_position_bias_table";
     public const string IndexName = "relative_position_index";

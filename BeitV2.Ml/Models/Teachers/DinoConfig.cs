@@ -1,0 +1,43 @@
+using BeitV2.Ml.Models.Layers;
+using System.Text.Json.Serialization;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Models.Teachers;
+
+/// <summary>The DINO ViT constructor arguments (unilm <c>vqkd_teacher/dino.py</c>) plus the LayerNorm eps.</summary>
+public sealed record DinoConfig
+{
+    [JsonConverter(typeof(IntOrFirstOfListConverter))]
+    public int ImgSize { get; init; } = 224;
+    public int PatchSize { get; init; } = 16;
+    public int InChans { get; init; } = 3;
+    public int NumClasses { get; init; }
+    public int EmbedDim { get; init; } = 768;
+    public int Depth { get; init; } = 12;
+    public int NumHeads { get; init; } = 12;
+    public double MlpRatio { get; init; } = 4.0;
+    public bool QkvBias { get; init; } = true;
+    public double? QkScale { get; init; }
+    public double DropRate { get; init; }
+    public double AttnDropRate { get; init; }
+    public double DropPathRate { get; init; }
+    public double NormEps { get; init; } = 1e-6;
+
+    /// <summary>DINO ViT-B/16 (dino_vitbase16_pretrain), the alternative VQ-KD teacher.</summary>
+    public static DinoConfig ViTB16() => new();
+
+    /// <summary>Infers the shape from official weights (heads = dim / 64, as for ViT-S/B).</summary>
+    public static DinoConfig FromStateDict(IReadOnlyDictionary<string, Tensor> sd)
+    {
+        var dim = (int)sd["pos_embed"].shape[2];
+        var patch = (int)sd["patch_embed.proj.weight"].shape[^1];
+        var depth = sd.Keys.Count(k => k.StartsWith("blocks.", StringComparison.Ordinal) && k.EndsWith(".attn.qkv.weight", StringComparison.Ordinal));
+        var grid = (int)Math.Round(Math.Sqrt(sd["pos_embed"].shape[1] - 1));
+        return new DinoConfig
+        {
+            ImgSize = grid * patch, PatchSize = patch, EmbedDim = dim, Depth = depth, NumHeads = Math.Max(1, dim / 64),
+            QkvBias = sd.ContainsKey("blocks.0.attn.qkv.bias"),
+            NumClasses = sd.TryGetValue("head.weight", out var h) ? (int)h.shape[0] : 0,
+        };
+    }
+}
