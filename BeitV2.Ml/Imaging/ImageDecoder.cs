@@ -29,8 +29,9 @@ namespace BeitV2.Ml.Imaging;
 /// phone photo is seen upright here but sideways by the reference (switch it off to match).</item>
 /// <item>ImageSharp's JPEG decoder is not libjpeg-turbo: pixels differ by a few levels.</item>
 /// <item>16-bit PNG channels are rounded to 8 bits by ImageSharp; PIL truncates them.</item>
-/// <item>A JPEG whose entropy-coded data is cut short may be decoded (with grey blocks) instead of
-/// failing as PIL does; a file cut inside its headers fails as <see cref="ImageDecodeError.Corrupt"/>.</item>
+/// <item>ImageSharp silently decodes truncated files (missing pixels become black/grey). PNG and
+/// JPEG files are therefore checked for a complete structure first and refused as
+/// <see cref="ImageDecodeError.Corrupt"/>, like PIL does; other formats rely on ImageSharp alone.</item>
 /// </list>
 /// Only the first frame of GIF/TIFF files is decoded (like PIL), so a many-frame file cannot
 /// multiply the memory the pixel limit allows.
@@ -143,6 +144,10 @@ public sealed class ImageDecoder
             throw new ImageDecodeException(ImageDecodeError.UnknownFormat,
                 "The data is not in a supported image format (PNG, JPEG, GIF, BMP, TIFF, WebP, TGA, PBM).");
         CheckDimensions(info.Width, info.Height, format.Name);
+
+        var truncation = TruncationCheck.Find(buffer.AsSpan(0, length), format);
+        if (truncation is not null)
+            throw new ImageDecodeException(ImageDecodeError.Corrupt, $"The image is truncated: {truncation}.");
 
         Image<Rgb24> image;
         try
