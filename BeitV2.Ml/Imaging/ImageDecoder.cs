@@ -28,7 +28,7 @@ namespace BeitV2.Ml.Imaging;
 /// <item>EXIF orientation is applied by default; the reference loader does not do that, so a rotated
 /// phone photo is seen upright here but sideways by the reference (switch it off to match).</item>
 /// <item>ImageSharp's JPEG decoder is not libjpeg-turbo: pixels differ by a few levels.</item>
-/// <item>16-bit PNG channels are rounded to 8 bits by ImageSharp; PIL truncates them.</item>
+/// <item>16-bit PNGs: ImageSharp and PIL may reduce the channels to 8 bits differently (unverified, at most one level).</item>
 /// <item>ImageSharp silently decodes truncated files (missing pixels become black/grey). PNG and
 /// JPEG files are therefore checked for a complete structure first and refused as
 /// <see cref="ImageDecodeError.Corrupt"/>, like PIL does; other formats rely on ImageSharp alone.</item>
