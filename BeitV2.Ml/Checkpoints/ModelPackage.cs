@@ -1,0 +1,194 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using BeitV2.Ml.Models;
+using BeitV2.Ml.Models.Teachers;
+using BeitV2.Ml.Models.Vqkd;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Checkpoints;
+
+/// <summary>A model rebuilt from a package, with its manifest.</summary>
+public sealed class LoadedModel : IDisposable
+{
+    public LoadedModel(ModelManifest manifest, nn.Module module)
+    {
+        Manifest = manifest;
+        Module = module;
+    }
+
+    public ModelManifest Manifest { get; }
+    public string Kind => Manifest.Kind;
+    public nn.Module Module { get; }
+
+    /// <summary>The module as a concrete model type, with a clear error when the kind differs.</summary>
+    public T As<T>() where T : nn.Module =>
+        Module as T ?? throw new InvalidOperationException($"The package holds a '{Kind}' model, not a {typeof(T).Name}.");
+
+    public void Dispose() => Module.Dispose();
+}
+
+/// <summary>
+/// Our own model format: a folder with <c>weights.safetensors</c> (official key names, so the
+/// weights also load in Python) and <c>manifest.json</c> (kind + full config + labels), so a saved
+/// model reloads without the caller knowing its shape. Saving is atomic: the folder is written
+/// under a temporary name and renamed into place, so a crash never leaves a half-written model.
+/// </summary>
+public static class ModelPackage
+{
+    public const string ManifestFile = "manifest.json";
+
+    public static void Save(nn.Module model, string directory, IReadOnlyList<string>? labels = null,
+        IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var (kind, config) = ModelKind.Describe(model);
+        var full = Path.GetFullPath(directory);
+        var parent = Path.GetDirectoryName(full) ?? throw new ArgumentException("Invalid directory", nameof(directory));
+        Directory.CreateDirectory(parent);
+        var staging = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(staging);
+        try
+        {
+            var weightsPath = Path.Combine(staging, "weights.safetensors");
+            using (var scope = NewDisposeScope())
+            {
+                var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
+                Safetensors.SaveStateDict(weightsPath, sd);
+            }
+            FlushToDisk(weightsPath);
+            var manifest = new ModelManifest
+            {
+                Kind = kind,
+                Config = JsonSerializer.SerializeToElement(config, config.GetType(), ModelJson.Options),
+                Labels = labels,
+                WeightsSha256 = Sha256(weightsPath),
+                Metadata = metadata,
+            };
+            var manifestPath = Path.Combine(staging, ManifestFile);
+            File.WriteAllText(manifestPath, JsonSerializer.Serialize(manifest, ModelJson.Options));
+            FlushToDisk(manifestPath);
+            ReplaceDirectory(staging, full);
+        }
+        catch
+        {
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            throw;
+        }
+    }
+
+    public static ModelManifest ReadManifest(string directory)
+    {
+        var path = Path.Combine(directory, ManifestFile);
+        if (!File.Exists(path)) throw new CheckpointException($"No {ManifestFile} in '{directory}': not a BeitV2 model folder.");
+        ModelManifest? manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize<ModelManifest>(File.ReadAllText(path), ModelJson.Options);
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointException($"{path} is not a valid manifest: {e.Message}", e);
+        }
+        if (manifest is null || manifest.Format != ModelManifest.FormatName)
+            throw new CheckpointException($"{path} is not a {ModelManifest.FormatName} manifest.");
+        if (manifest.FormatVersion > ModelManifest.CurrentVersion)
+            throw new CheckpointException($"{path} has format version {manifest.FormatVersion}; this build reads up to {ModelManifest.CurrentVersion}.");
+        return manifest;
+    }
+
+    /// <summary>Rebuilds the model from its manifest, loads and verifies its weights, and moves it to <paramref name="device"/>.</summary>
+    public static LoadedModel Load(string directory, Device? device = null)
+    {
+        var manifest = ReadManifest(directory);
+        var weights = Path.Combine(directory, manifest.Weights);
+        if (!File.Exists(weights)) throw new CheckpointException($"The weights file '{manifest.Weights}' is missing from '{directory}'.");
+        if (manifest.WeightsSha256 is { } expected && !string.Equals(expected, Sha256(weights), StringComparison.OrdinalIgnoreCase))
+            throw new CheckpointException($"'{weights}' does not match the SHA-256 in its manifest: the file is corrupt or was replaced.");
+        var sd = Safetensors.LoadStateDict(weights);
+        try
+        {
+            nn.Module module = Build(manifest.Kind, manifest.Config, sd);
+            if (device is not null) module.to(device);
+            return new LoadedModel(manifest, module);
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
+    }
+
+    private static nn.Module Build(string kind, JsonElement config, IReadOnlyDictionary<string, Tensor> sd)
+    {
+        switch (kind)
+        {
+            case ModelKind.VitCls:
+            {
+                var m = new BeitVisionTransformer(ModelJson.Deserialize<VitConfig>(config, kind));
+                return LoadOrDispose(m, () => VitCheckpoint.Load(m, sd));
+            }
+            case ModelKind.Mim:
+            {
+                var m = new BeitMim(ModelJson.Deserialize<MimConfig>(config, kind));
+                return LoadOrDispose(m, () => MimCheckpoint.Load(m, sd));
+            }
+            case ModelKind.Vqkd:
+            {
+                var m = new VqkdTokenizer(ModelJson.Deserialize<VqkdConfig>(config, kind));
+                return LoadOrDispose(m, () => VqkdCheckpoint.Load(m, sd));
+            }
+            case ModelKind.ClipTeacher:
+            {
+                var m = new ClipTeacher(ModelJson.Deserialize<ClipVisionConfig>(config, kind));
+                return LoadOrDispose(m, () => StateDictLoader.Load(m, sd, "CLIP image tower"));
+            }
+            case ModelKind.DinoTeacher:
+            {
+                var m = new DinoVisionTransformer(ModelJson.Deserialize<DinoConfig>(config, kind));
+                return LoadOrDispose(m, () => StateDictLoader.Load(m, sd, "DINO ViT"));
+            }
+            default:
+                throw new CheckpointException($"Unknown model kind '{kind}' (expected one of {string.Join(", ", ModelKind.All)}).");
+        }
+    }
+
+    private static nn.Module LoadOrDispose(nn.Module module, Action load)
+    {
+        try
+        {
+            load();
+            return module;
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
+    }
+
+    private static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    private static void FlushToDisk(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        f.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Moves <paramref name="staging"/> to <paramref name="target"/>, replacing an existing folder with two renames.</summary>
+    private static void ReplaceDirectory(string staging, string target)
+    {
+        if (!Directory.Exists(target))
+        {
+            Directory.Move(staging, target);
+            return;
+        }
+        var old = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.old-{Guid.NewGuid():N}");
+        Directory.Move(target, old);
+        Directory.Move(staging, target);
+        Directory.Delete(old, recursive: true);
+    }
+}
