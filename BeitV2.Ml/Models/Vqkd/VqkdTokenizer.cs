@@ -186,7 +186,7 @@ public sealed class VqkdTokenizer : ExplicitModule<Tensor, Tensor>
             foreach (var (_, m) in seq.named_modules())
                 if (m is Linear lin)
                 {
-                    nn.init.trunc_normal_(lin.weight!, 0, 0.02, -2, 2);
+                    TruncatedNormal.Fill_(lin.weight!, 0, 0.02, -2, 2);
                     nn.init.zeros_(lin.bias!);
                 }
     }
