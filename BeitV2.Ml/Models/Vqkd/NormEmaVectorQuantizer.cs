@@ -132,7 +132,15 @@ public sealed class EmbeddingEma : ExplicitModule
     }
 
     public Tensor Weight => get_parameter("weight")!;
-    public bool Initialised => get_buffer("initted")!.item<float>() != 0f;
+    public bool Initialised
+    {
+        get
+        {
+            // Compared as a tensor: the flag is float32, or float64 after to(float64).
+            using var set = get_buffer("initted")!.ne(0);
+            return set.item<bool>();
+        }
+    }
 
     /// <summary>Runs cosine k-means (10 iterations) on the first training batch, once.</summary>
     public void InitEmbed(Tensor data)
