@@ -61,7 +61,8 @@ public sealed class NormEmaVectorQuantizer : ExplicitModule<Tensor, Quantization
     public int UnusedCodes()
     {
         using var zerosMask = ClusterSize.eq(0);
-        return (int)zerosMask.sum().item<long>();
+        using var count = zerosMask.sum();
+        return (int)count.item<long>();
     }
 
     public override Quantization forward(Tensor zIn)
