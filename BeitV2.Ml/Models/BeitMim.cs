@@ -174,7 +174,9 @@ public sealed class BeitMim : ExplicitModule<Tensor, Tensor?, Tensor[]>
     public Tensor[] ForwardPatchTokens(Tensor images, Tensor? boolMaskedPos)
     {
         using var f = ForwardFeatures(images, boolMaskedPos);
-        return new[] { f.Final[.., 1..].contiguous(), f.Aggregated[.., 1..].contiguous() };
+        using var final = f.Final[.., 1..];
+        using var aggregated = f.Aggregated[.., 1..];
+        return new[] { final.contiguous(), aggregated.contiguous() };
     }
 
     /// <summary>

@@ -19,12 +19,12 @@ internal static class ModelInit
         {
             if (m is Linear lin)
             {
-                nn.init.trunc_normal_(lin.weight!, 0, 0.02, -2, 2);
+                TruncatedNormal.Fill_(lin.weight!, 0, 0.02, -2, 2);
                 if (lin.bias is not null) nn.init.zeros_(lin.bias);
             }
         }
-        nn.init.trunc_normal_(model.get_parameter("cls_token")!, 0, 0.02, -2, 2);
-        if (model.get_parameter("pos_embed") is { } pos) nn.init.trunc_normal_(pos, 0, 0.02, -2, 2);
+        TruncatedNormal.Fill_(model.get_parameter("cls_token")!, 0, 0.02, -2, 2);
+        if (model.get_parameter("pos_embed") is { } pos) TruncatedNormal.Fill_(pos, 0, 0.02, -2, 2);
         RescaleBlocks(model.Blocks, 1);
         if (model.Head is { } head)
         {
@@ -41,17 +41,17 @@ internal static class ModelInit
             switch (m)
             {
                 case Linear lin:
-                    nn.init.trunc_normal_(lin.weight!, 0, std, -std, std);
+                    TruncatedNormal.Fill_(lin.weight!, 0, std, -std, std);
                     if (lin.bias is not null) nn.init.zeros_(lin.bias);
                     break;
                 case Conv2d conv:
-                    nn.init.trunc_normal_(conv.weight!, 0, std, -std, std);
+                    TruncatedNormal.Fill_(conv.weight!, 0, std, -std, std);
                     if (conv.bias is not null) nn.init.zeros_(conv.bias);
                     break;
             }
         }
         foreach (var name in new[] { "cls_token", "mask_token", "pos_embed" })
-            if (model.get_parameter(name) is { } p) nn.init.trunc_normal_(p, 0, std, -std, std);
+            if (model.get_parameter(name) is { } p) TruncatedNormal.Fill_(p, 0, std, -std, std);
         RescaleBlocks(blocks, 1);
         RescaleBlocks(headBlocks, earlyLayers + 1);
     }

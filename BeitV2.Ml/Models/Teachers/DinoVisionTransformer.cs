@@ -86,7 +86,8 @@ public sealed class DinoVisionTransformer : ExplicitModule<Tensor, Tensor>, IVqk
         using var scaled = Scale(imagesPre);
         var (tokens, _) = ForwardTokens(scaled);
         using var t = tokens;
-        return t[.., 1..].contiguous();
+        using var patches = t[.., 1..];
+        return patches.contiguous();
     }
 
     /// <summary>

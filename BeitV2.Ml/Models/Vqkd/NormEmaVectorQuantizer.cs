@@ -61,7 +61,8 @@ public sealed class NormEmaVectorQuantizer : ExplicitModule<Tensor, Quantization
     public int UnusedCodes()
     {
         using var zerosMask = ClusterSize.eq(0);
-        return (int)zerosMask.sum().item<long>();
+        using var count = zerosMask.sum();
+        return (int)count.item<long>();
     }
 
     public override Quantization forward(Tensor zIn)
@@ -132,7 +133,15 @@ public sealed class EmbeddingEma : ExplicitModule
     }
 
     public Tensor Weight => get_parameter("weight")!;
-    public bool Initialised => get_buffer("initted")!.item<float>() != 0f;
+    public bool Initialised
+    {
+        get
+        {
+            // Compared as a tensor: the flag is float32, or float64 after to(float64).
+            using var set = get_buffer("initted")!.ne(0);
+            return set.item<bool>();
+        }
+    }
 
     /// <summary>Runs cosine k-means (10 iterations) on the first training batch, once.</summary>
     public void InitEmbed(Tensor data)

@@ -10,7 +10,8 @@ public static class VqkdPreProcess
     public static Tensor Default(Tensor images)
     {
         using var scope = NewDisposeScope();
-        var x = images.max().item<float>() <= 1f ? images * 255.0 : images.alias();
+        // Compared as a tensor, so float64 (and uint8) batches work, not only float32.
+        var x = images.max().le(1.0).item<bool>() ? images * 255.0 : images.alias();
         return (x / 127.5 - 1.0).MoveToOuterDisposeScope();
     }
 }

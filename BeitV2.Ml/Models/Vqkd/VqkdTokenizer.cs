@@ -117,8 +117,9 @@ public sealed class VqkdTokenizer : ExplicitModule<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var features = encoder.ForwardFeatures(imagesPre, keepHidden);
         var encoderOut = encoder.ForwardPatchTokensFrom(features);
-        // The reference runs the task layer in float32 with autocast off.
-        var taskOut = encodeTaskLayer.forward(encoderOut.to_type(float32));
+        // The reference runs the task layer with autocast off, on input cast to the layer's own dtype
+        // (type_as(encode_task_layer[-1].weight)): float32 normally, float64 after to(float64).
+        var taskOut = encodeTaskLayer.forward(encoderOut.to_type(get_parameter("encode_task_layer.2.weight")!.dtype));
         long b = taskOut.shape[0], n = taskOut.shape[1];
         int gh = (int)imagesPre.shape[2] / Config.Encoder.PatchSize, gw = (int)imagesPre.shape[3] / Config.Encoder.PatchSize;
         if (gh * gw != n) throw new InvalidOperationException($"Token count {n} does not match the {gh}x{gw} grid.");
@@ -186,7 +187,7 @@ public sealed class VqkdTokenizer : ExplicitModule<Tensor, Tensor>
             foreach (var (_, m) in seq.named_modules())
                 if (m is Linear lin)
                 {
-                    nn.init.trunc_normal_(lin.weight!, 0, 0.02, -2, 2);
+                    TruncatedNormal.Fill_(lin.weight!, 0, 0.02, -2, 2);
                     nn.init.zeros_(lin.bias!);
                 }
     }
