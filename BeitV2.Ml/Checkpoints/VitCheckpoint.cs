@@ -39,8 +39,9 @@ public static class VitCheckpoint
             sd[key] = RelativePositionTableResizer.Resize(sd[key], srcWindow, dstWindow);
         }
 
+        // Absolute position embeddings: resized like run_class_finetuning.py (bicubic to the new grid).
         if (sd.TryGetValue("pos_embed", out var pos) && target.TryGetValue("pos_embed", out var wantPos) && !pos.shape.SequenceEqual(wantPos.shape))
-            sd["pos_embed"] = PositionEmbedding.Interpolate(pos, c.GridSize, c.GridSize);
+            sd["pos_embed"] = PositionEmbedding.Resize(pos, c.GridSize, c.GridSize);
 
         var headMismatch = allowHeadMismatch || fromPretraining;
         if (headMismatch)
