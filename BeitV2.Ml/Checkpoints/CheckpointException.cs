@@ -17,8 +17,14 @@ public sealed class CheckpointException : Exception
         ShapeMismatches = Array.Empty<string>();
     }
 
-    public CheckpointException(string what, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> shapes)
-        : base(Describe(what, missing, unexpected, shapes))
+    /// <param name="what">the model, for the message (e.g. "BEiT vision transformer").</param>
+    /// <param name="missing">model keys the checkpoint lacks.</param>
+    /// <param name="unexpected">checkpoint keys the model lacks.</param>
+    /// <param name="shapes">keys present in both with different shapes, with both shapes.</param>
+    /// <param name="hint">an explanation appended to the message when the pattern of keys is a known mistake.</param>
+    public CheckpointException(string what, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> shapes,
+        string? hint = null)
+        : base(Describe(what, missing, unexpected, shapes) + (string.IsNullOrEmpty(hint) ? "" : " " + hint))
     {
         MissingKeys = missing;
         UnexpectedKeys = unexpected;

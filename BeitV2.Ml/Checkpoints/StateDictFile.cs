@@ -19,10 +19,13 @@ public static class StateDictFile
         if (!File.Exists(path)) throw new CheckpointException($"Checkpoint file not found: {path}");
         try
         {
-            if (IsSafetensors(path)) return Safetensors.LoadStateDict(path);
-            if (IsTorchScript(path)) return ReadTorchScript(path);
-            var root = PyTorchUnpickler.UnpickleStateDict(path);
-            return Unwrap(root, path);
+            var result = IsSafetensors(path) ? Safetensors.LoadStateDict(path)
+                : IsTorchScript(path) ? ReadTorchScript(path)
+                : Unwrap(PyTorchUnpickler.UnpickleStateDict(path));
+            if (result.Count == 0)
+                throw new CheckpointException(
+                    $"'{Path.GetFileName(path)}' holds no tensors (weights are looked for under 'model', 'module' or 'state_dict', else at the root): it is not a model checkpoint.");
+            return result;
         }
         catch (CheckpointException) { throw; }
         catch (Exception e)
@@ -66,7 +69,7 @@ public static class StateDictFile
         return result;
     }
 
-    private static Dictionary<string, Tensor> Unwrap(Hashtable root, string path)
+    private static Dictionary<string, Tensor> Unwrap(Hashtable root)
     {
         IDictionary dict = root;
         foreach (var key in Containers)
@@ -81,8 +84,6 @@ public static class StateDictFile
         foreach (DictionaryEntry e in dict)
             if (e.Key is string k && e.Value is Tensor t)
                 result[k] = t;
-        if (result.Count == 0)
-            throw new CheckpointException($"'{Path.GetFileName(path)}' holds no tensors under 'model', 'module', 'state_dict' or at its root.");
         return result;
     }
 }

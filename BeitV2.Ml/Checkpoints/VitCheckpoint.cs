@@ -30,17 +30,30 @@ public static class VitCheckpoint
             for (var i = 0; i < c.Depth; i++)
                 sd.TryAdd($"blocks.{i}.attn.relative_position_bias_table", shared);
 
-        // Tables for another resolution are resized with the reference's algorithm.
+        // Tables for another resolution are resized with the reference's algorithm. Only the row count
+        // may differ: a table with another head count (or not of a square window) is left as stored,
+        // so that the mismatch report shows what the file holds.
         foreach (var key in sd.Keys.Where(k => k.EndsWith("relative_position_bias_table", StringComparison.Ordinal)).ToList())
         {
-            if (!target.TryGetValue(key, out var want) || want.shape.SequenceEqual(sd[key].shape)) continue;
-            var srcWindow = WindowFromRows(sd[key].shape[0], key);
-            var dstWindow = (c.GridSize, c.GridSize);
-            sd[key] = RelativePositionTableResizer.Resize(sd[key], srcWindow, dstWindow);
+            var table = sd[key];
+            if (!target.TryGetValue(key, out var want) || want.shape.SequenceEqual(table.shape)) continue;
+            if (table.dim() != 2 || want.dim() != 2 || table.shape[1] != want.shape[1] || TryWindowFromRows(table.shape[0]) is not { } srcWindow)
+                continue;
+            try
+            {
+                sd[key] = RelativePositionTableResizer.Resize(table, srcWindow, (c.GridSize, c.GridSize));
+            }
+            catch (NotSupportedException e)
+            {
+                throw new CheckpointException($"Cannot resize {key} from a {srcWindow.H}x{srcWindow.W} to a {c.GridSize}x{c.GridSize} window: {e.Message}", e);
+            }
         }
 
-        if (sd.TryGetValue("pos_embed", out var pos) && target.TryGetValue("pos_embed", out var wantPos) && !pos.shape.SequenceEqual(wantPos.shape))
-            sd["pos_embed"] = PositionEmbedding.Interpolate(pos, c.GridSize, c.GridSize);
+        // Absolute position embeddings: resized like run_class_finetuning.py (bicubic to the new grid),
+        // again only when nothing but the grid differs.
+        if (sd.TryGetValue("pos_embed", out var pos) && target.TryGetValue("pos_embed", out var wantPos) && !pos.shape.SequenceEqual(wantPos.shape)
+            && pos.dim() == 3 && pos.shape[0] == 1 && pos.shape[2] == wantPos.shape[2] && IsSquare(pos.shape[1] - 1))
+            sd["pos_embed"] = PositionEmbedding.Resize(pos, c.GridSize, c.GridSize);
 
         var headMismatch = allowHeadMismatch || fromPretraining;
         if (headMismatch)
@@ -54,14 +67,20 @@ public static class VitCheckpoint
                                || (fromPretraining && k.StartsWith("fc_norm.", StringComparison.Ordinal)));
     }
 
-    /// <summary>Rows = (2G−1)² + 3 for a square G×G window.</summary>
-    internal static (int H, int W) WindowFromRows(long rows, string key)
+    /// <summary>The square G×G window of a table with (2G−1)² + 3 rows; null when the rows fit no such window.</summary>
+    internal static (int H, int W)? TryWindowFromRows(long rows)
     {
-        var side = Math.Sqrt(rows - 3);
-        var s = (int)Math.Round(side);
-        if (s * s != rows - 3 || s % 2 == 0)
-            throw new CheckpointException($"{key} has {rows} rows, which is not (2G-1)^2 + 3 for a square window.");
+        if (rows <= 3 || !IsSquare(rows - 3)) return null;
+        var s = (int)Math.Round(Math.Sqrt(rows - 3));
+        if (s % 2 == 0) return null;
         var g = (s + 1) / 2;
         return (g, g);
+    }
+
+    private static bool IsSquare(long n)
+    {
+        if (n <= 0) return false;
+        var s = (long)Math.Round(Math.Sqrt(n));
+        return s * s == n;
     }
 }

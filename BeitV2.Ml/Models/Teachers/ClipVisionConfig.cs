@@ -1,3 +1,4 @@
+using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Models.Layers;
 using static TorchSharp.torch;
 
@@ -19,8 +20,15 @@ public sealed record ClipVisionConfig
     public static ClipVisionConfig ViTB16() => new();
 
     /// <summary>Infers the tower's shape from official weights, as CLIP's <c>build_model</c> does (heads = width / 64).</summary>
+    /// <param name="visual">the image tower's weights, without the <c>visual.</c> prefix.</param>
+    /// <exception cref="CheckpointException">the weights are not those of a CLIP image tower.</exception>
     public static ClipVisionConfig FromStateDict(IReadOnlyDictionary<string, Tensor> visual)
     {
+        var lacking = new[] { "conv1.weight", "positional_embedding", "proj" }.Where(k => !visual.ContainsKey(k)).ToList();
+        if (lacking.Count > 0)
+            throw new CheckpointException(
+                $"Cannot infer the CLIP image tower's shape: the checkpoint has no {string.Join(", ", lacking.Select(k => "visual." + k))}. " +
+                "Expected an OpenAI CLIP file (keys 'visual.*') or a VQ-KD checkpoint with a CLIP teacher ('teacher_model.visual.*').");
         var conv = visual["conv1.weight"];
         var width = (int)conv.shape[0];
         var patch = (int)conv.shape[^1];
