@@ -63,18 +63,13 @@ internal static class CheckpointFixtures
             Assert.Fail($"{what}: values differ (max |diff| {(expected.to_type(float64) - actual.to_type(float64)).abs().max().item<double>():g3})");
     }
 
-    /// <summary>
-    /// Same shape and equal values, NaN matching NaN (−0 equals +0). NaN-aware because TorchSharp
-    /// 0.107's nn.init.trunc_normal_ (used by the from-scratch init on this branch) occasionally
-    /// writes a NaN, and "the model is untouched" must still hold for such a model.
-    /// </summary>
+    /// <summary>Same shape and bit-for-bit equal values (−0 equals +0).</summary>
     public static bool Same(Tensor a, Tensor b)
     {
         if (!a.shape.SequenceEqual(b.shape)) return false;
-        using var scope = NewDisposeScope();
-        var eq = a.eq(b);
-        if (a.is_floating_point() && b.is_floating_point()) eq = eq.logical_or(a.isnan().logical_and(b.isnan()));
-        return eq.all().item<bool>();
+        using var eq = a.eq(b);
+        using var all = eq.all();
+        return all.item<bool>();
     }
 
     public static Tensor Images(int size, int batch = 2, long seed = 7)
