@@ -1,11 +1,26 @@
-// BeitV2.Web: the ASP.NET Core host. In this first issue it is a bare host that proves the model
-// library loads in the web process; the REST API, jobs and UI come with the next issues.
-using BeitV2.Web;
+// BeitV2.Web: the ASP.NET Core host. This file is the table of contents; each area lives in its
+// own extension method.
+using BeitV2.Web.Api;
+using BeitV2.Web.Inference;
+using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Registry;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = args,
+    WebRootPath = WebRoot.Locate(),
+});
+
+builder.AddServiceDefaults();          // options, ProblemDetails, limits, Swagger, metrics
+builder.Services.AddModelRegistry();   // models on disk, labels
+builder.Services.AddInference();       // loaded models, dynamic batching, back-pressure
+
 var app = builder.Build();
+app.UseServiceDefaults();
 
-app.MapHostInfo();
+app.MapServiceApi();                   // /health/*, /api/v1/info
+app.MapModelsApi();                    // /api/v1/models
+app.MapInferenceApi();                 // /api/v1/tokens, embeddings, classify, segment
 
 app.Run();
 

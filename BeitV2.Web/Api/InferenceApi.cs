@@ -1,0 +1,97 @@
+using BeitV2.Web.Inference;
+using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Registry;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace BeitV2.Web.Api;
+
+/// <summary><c>/api/v1/tokens</c>, <c>/embeddings</c>, <c>/classify</c>, <c>/segment</c>.</summary>
+public static class InferenceApi
+{
+    public static RouteGroupBuilder MapInferenceApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/v1").WithTags("Inference").AddEndpointFilter<InferenceKeyFilter>();
+
+        group.MapPost("/tokens", Tokens)
+            .WithSummary("Visual tokens of each image (VQ-KD tokenizer)")
+            .WithDescription("Upload images as multipart parts named 'image' or one raw image/* body. With format=png and one image, returns the token map drawn over the image.")
+            .Accepts<ImageUpload>("multipart/form-data").Accepts<byte[]>("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif")
+            .Produces<TokensResponse>().Produces(200, contentType: "image/png").WithProblems();
+
+        group.MapPost("/embeddings", Embeddings)
+            .WithSummary("One embedding per image ([CLS] or mean-pooled)")
+            .Accepts<ImageUpload>("multipart/form-data").Accepts<byte[]>("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif")
+            .Produces<EmbeddingsResponse>().WithProblems();
+
+        group.MapPost("/classify", Classify)
+            .WithSummary("Top-k class predictions per image")
+            .Accepts<ImageUpload>("multipart/form-data").Accepts<byte[]>("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif")
+            .Produces<ClassifyResponse>().WithProblems();
+
+        return group;
+    }
+
+    /// <summary>Swagger shape of the multipart upload.</summary>
+    public sealed class ImageUpload
+    {
+        /// <summary>One or more image files.</summary>
+        public IFormFileCollection? Image { get; set; }
+    }
+
+    private static async Task<IResult> Tokens(HttpRequest request, InferenceService inference, string? model, string? format, CancellationToken ct)
+    {
+        if (format is not null and not "json" and not "png")
+            throw ApiProblemException.BadRequest($"format must be 'json' or 'png', not '{format}'.");
+        var info = inference.ResolveModel(model, "tokens", ApiModelKinds.Tokenizer);
+        using var run = await inference.RunAsync<long[]>(request, info, Operations.Tokens, ct);
+        var grid = info.ImageSize / info.PatchSize;
+        if (format == "png")
+        {
+            if (run.Images.Count != 1) throw ApiProblemException.BadRequest("format=png takes exactly one image.");
+            var png = TokenPictures.Render(run.Images[0].Image, run.Plans[0]!, run.Results[0], grid, grid, info.CodebookSize ?? 0);
+            return TypedResults.File(png, "image/png");
+        }
+        var images = run.Results.Select((ids, i) => new ImageTokens(i,
+            Enumerable.Range(0, grid).Select(r => ids.Skip(r * grid).Take(grid).Select(v => (int)v).ToArray()).ToArray(),
+            ids.Distinct().Count())).ToList();
+        return TypedResults.Ok(new TokensResponse(info.Id, grid, grid, info.CodebookSize ?? 0, images));
+    }
+
+    private static async Task<Ok<EmbeddingsResponse>> Embeddings(HttpRequest request, InferenceService inference, string? model,
+        string? pooling, bool? normalize, CancellationToken ct)
+    {
+        pooling ??= "cls";
+        if (pooling is not "cls" and not "mean")
+            throw ApiProblemException.BadRequest($"pooling must be 'cls' or 'mean', not '{pooling}'.");
+        var info = inference.ResolveModel(model, "embeddings", ApiModelKinds.Backbone, ApiModelKinds.Classifier, ApiModelKinds.Pretrain);
+        using var run = await inference.RunAsync<FeatureResult>(request, info, Operations.Features, ct);
+        var data = run.Results.Select((f, i) =>
+        {
+            var v = pooling == "cls" ? f.Cls : f.Mean;
+            if (normalize == true)
+            {
+                var norm = (float)Math.Sqrt(v.Sum(x => (double)x * x));
+                v = norm > 0 ? v.Select(x => x / norm).ToArray() : v;
+            }
+            return new ImageEmbedding(i, v);
+        }).ToList();
+        return TypedResults.Ok(new EmbeddingsResponse(info.Id, data.FirstOrDefault()?.Embedding.Length ?? info.EmbedDim, pooling, normalize == true, data));
+    }
+
+    private static async Task<Ok<ClassifyResponse>> Classify(HttpRequest request, InferenceService inference, LabelStore labels,
+        string? model, int? topK, CancellationToken ct)
+    {
+        var k = topK ?? 5;
+        if (k < 1) throw ApiProblemException.BadRequest($"topK must be at least 1, not {k}.");
+        var info = inference.ResolveModel(model, "classify", ApiModelKinds.Classifier);
+        using var run = await inference.RunAsync<float[]>(request, info, Operations.Classify, ct);
+        var images = run.Results.Select((p, i) => new ImagePredictions(i,
+            p.Select((prob, c) => (prob, c)).OrderByDescending(x => x.prob).Take(k)
+             .Select(x => new ClassPrediction(x.c, labels.Label(info.Id, x.c), x.prob)).ToList())).ToList();
+        return TypedResults.Ok(new ClassifyResponse(info.Id, images));
+    }
+
+    internal static RouteHandlerBuilder WithProblems(this RouteHandlerBuilder b) => b
+        .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404).ProducesProblem(413).ProducesProblem(415)
+        .ProducesProblem(422).ProducesProblem(429).ProducesProblem(503);
+}

@@ -1,0 +1,45 @@
+using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Registry;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace BeitV2.Web.Api;
+
+/// <summary><c>/api/v1/models</c>: the model registry.</summary>
+public static class ModelsApi
+{
+    public static RouteGroupBuilder MapModelsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/v1/models").WithTags("Models");
+
+        group.MapGet("/", (ModelRegistry registry) => TypedResults.Ok(registry.List()))
+            .WithSummary("All registered models");
+
+        group.MapGet("/{id}", (string id, ModelRegistry registry) => TypedResults.Ok(registry.Get(id)))
+            .WithSummary("One model, with its lineage").ProducesProblem(404);
+
+        group.MapGet("/{id}/labels", Labels)
+            .WithSummary("Class names of a classifier or segmenter (index = class id)").ProducesProblem(404);
+
+        group.MapDelete("/{id}", (string id, ModelRegistry registry) =>
+            {
+                registry.Delete(id);
+                return TypedResults.NoContent();
+            })
+            .AddEndpointFilter<ApiKeyFilter>()
+            .WithSummary("Delete a model (the default model of a kind cannot be deleted: 409)")
+            .ProducesProblem(401).ProducesProblem(404).ProducesProblem(409);
+
+        group.MapPost("/{id}/default", (string id, ModelRegistry registry) =>
+            {
+                registry.SetDefault(id);
+                return TypedResults.Ok(registry.Get(id));
+            })
+            .AddEndpointFilter<ApiKeyFilter>()
+            .WithSummary("Make a model the default of its kind").ProducesProblem(401).ProducesProblem(404);
+
+        return group;
+    }
+
+    private static Ok<IReadOnlyList<string>> Labels(string id, ModelRegistry registry) =>
+        TypedResults.Ok(registry.Labels(registry.Get(id).Id) ?? Array.Empty<string>());
+}

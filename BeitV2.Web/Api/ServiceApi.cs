@@ -1,0 +1,61 @@
+using BeitV2.Web.Configuration;
+using BeitV2.Web.Inference;
+using BeitV2.Web.Registry;
+using Microsoft.Extensions.Options;
+
+namespace BeitV2.Web.Api;
+
+/// <summary>Health and <c>/api/v1/info</c>: what runs, on which device, which models are missing.</summary>
+public static class ServiceApi
+{
+    /// <summary>The kinds the service needs a default of to answer all inference routes.</summary>
+    private static readonly (string Kind, string Route)[] Needed =
+    {
+        (ApiModelKinds.Tokenizer, "/api/v1/tokens"),
+        (ApiModelKinds.Backbone + "|" + ApiModelKinds.Classifier + "|" + ApiModelKinds.Pretrain, "/api/v1/embeddings"),
+        (ApiModelKinds.Classifier, "/api/v1/classify"),
+        (ApiModelKinds.Segmenter, "/api/v1/segment"),
+    };
+
+    public sealed record MissingModel(string Kind, string Route, string HowToFix);
+
+    public sealed record InfoResponse(string Name, string Version, string Device, int Threads, IReadOnlyDictionary<string, string> DefaultModels,
+        IReadOnlyList<MissingModel> MissingModels, IReadOnlyList<string> LoadedModels, object Limits, object Inference);
+
+    public sealed record ReadinessResponse(string Status, IReadOnlyList<MissingModel> MissingModels);
+
+    public static IEndpointRouteBuilder MapServiceApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/health/live", () => TypedResults.Ok(new { status = "live" })).WithTags("Service").WithSummary("200 while the process serves");
+
+        app.MapGet("/health/ready", (ModelRegistry registry) =>
+            {
+                var missing = Missing(registry);
+                var body = new ReadinessResponse(missing.Count == 0 ? "ready" : "missing-models", missing);
+                return missing.Count == 0 ? Results.Ok(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
+            })
+            .WithTags("Service").WithSummary("200 once a default model of every kind is registered, else 503 naming the missing ones")
+            .Produces<ReadinessResponse>().Produces<ReadinessResponse>(503);
+
+        app.MapGet("/api/v1/info", (ModelRegistry registry, ModelHost host, IOptions<LimitsOptions> limits, IOptions<InferenceOptions> inference) =>
+                TypedResults.Ok(new InfoResponse(
+                    "BeitV2",
+                    typeof(ServiceApi).Assembly.GetName().Version?.ToString() ?? "0",
+                    host.DeviceName,
+                    TorchSharp.torch.get_num_threads(),
+                    registry.Defaults(),
+                    Missing(registry),
+                    host.LoadedIds,
+                    limits.Value,
+                    inference.Value)))
+            .WithTags("Service").WithSummary("Version, device, default models, missing models, limits");
+        return app;
+    }
+
+    public static IReadOnlyList<MissingModel> Missing(ModelRegistry registry) => Needed
+        .Where(n => n.Kind.Split('|').All(k => registry.DefaultId(k) is null))
+        .Select(n => new MissingModel(n.Kind.Replace("|", " or "), n.Route,
+            $"No {n.Kind.Replace("|", " or ")} is registered: import one with POST /api/v1/models/import " +
+            "(multipart 'file' = an official BEiT v2 .pth or timm .safetensors, 'kind' = " + n.Kind.Split('|')[0] + ")."))
+        .ToList();
+}

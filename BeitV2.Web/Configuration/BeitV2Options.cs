@@ -1,0 +1,52 @@
+namespace BeitV2.Web.Configuration;
+
+/// <summary><c>Storage:*</c>: where models, datasets, checkpoints and job storage live.</summary>
+public sealed class StorageOptions
+{
+    public const string Section = "Storage";
+    /// <summary>Relative paths are resolved against the app's content root.</summary>
+    public string DataDirectory { get; set; } = "data";
+}
+
+/// <summary><c>Ml:*</c>: the device switch and CPU threads for torch.</summary>
+public sealed class MlOptions
+{
+    public const string Section = "Ml";
+    /// <summary><c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
+    public string Device { get; set; } = "auto";
+    /// <summary>Intra-op threads for libtorch; 0 = number of cores.</summary>
+    public int Threads { get; set; }
+}
+
+/// <summary><c>Inference:*</c>: dynamic batching and back-pressure.</summary>
+public sealed class InferenceOptions
+{
+    public const string Section = "Inference";
+    /// <summary>Most images merged into one forward pass.</summary>
+    public int MaxBatch { get; set; } = 8;
+    /// <summary>How long the first image of a batch may wait for others.</summary>
+    public int MaxWaitMs { get; set; } = 10;
+    /// <summary>Inference requests processed or queued at once; more get 429.</summary>
+    public int MaxInFlight { get; set; } = 64;
+    /// <summary>Loaded models kept in memory (least recently used ones are unloaded).</summary>
+    public int MaxLoadedModels { get; set; } = 4;
+}
+
+/// <summary><c>Limits:*</c>: input limits.</summary>
+public sealed class LimitsOptions
+{
+    public const string Section = "Limits";
+    public long MaxUploadBytes { get; set; } = 20L * 1024 * 1024;
+    public long MaxImagePixels { get; set; } = 40_000_000;
+    public int MaxImagesPerRequest { get; set; } = 32;
+    /// <summary>Checkpoint imports (official files are 0.3–1.3 GB).</summary>
+    public long MaxImportBytes { get; set; } = 2L * 1024 * 1024 * 1024;
+}
+
+/// <summary><c>Security:*</c>: the optional API key.</summary>
+public sealed class SecurityOptions
+{
+    public const string Section = "Security";
+    public string? ApiKey { get; set; }
+    public bool RequireKeyForInference { get; set; }
+}

@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using BeitV2.Web.Configuration;
+using static TorchSharp.torch;
+
+namespace BeitV2.Web.Inference;
+
+/// <summary>
+/// Dynamic batching for one served model: images of concurrent requests that ask for the same
+/// operation are merged into one forward pass of up to <c>MaxBatch</c> images, waiting at most
+/// <c>MaxWaitMs</c> after the first one. Torch work runs on this worker's own thread, so request
+/// threads never block on the model and tensors never cross threads.
+/// </summary>
+public sealed class BatchingWorker : IDisposable
+{
+    private sealed record Pending(string Operation, float[] Pixels, TaskCompletionSource<object> Completion, long EnqueuedTicks);
+
+    private readonly ServedModel model;
+    private readonly InferenceOptions options;
+    private readonly ILogger logger;
+    private readonly Channel<Pending> queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Thread thread;
+    private readonly List<Pending> carry = new();
+
+    /// <summary>Sizes of the batches run so far (most recent last, bounded); for tests and diagnostics.</summary>
+    public IReadOnlyList<int> RecentBatchSizes { get { lock (recent) return recent.ToList(); } }
+    private readonly Queue<int> recent = new();
+
+    public BatchingWorker(ServedModel model, InferenceOptions options, ILogger logger)
+    {
+        this.model = model;
+        this.options = options;
+        this.logger = logger;
+        thread = new Thread(Run) { IsBackground = true, Name = $"inference:{model.Info.Id}" };
+        thread.Start();
+    }
+
+    public ServedModel Model => model;
+
+    public Task<object> Enqueue(string operation, float[] pixels, CancellationToken ct = default)
+    {
+        var tcs = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!queue.Writer.TryWrite(new Pending(operation, pixels, tcs, Stopwatch.GetTimestamp())))
+            tcs.SetException(new ObjectDisposedException($"The model '{model.Info.Id}' was unloaded."));
+        return tcs.Task;
+    }
+
+    private void Run()
+    {
+        try
+        {
+            while (true)
+            {
+                var batch = NextBatch();
+                if (batch is null) break;
+                Execute(batch);
+            }
+        }
+        finally
+        {
+            model.Dispose();
+        }
+    }
+
+    /// <summary>The first waiting item and every other item of its operation arriving within the wait window.</summary>
+    private List<Pending>? NextBatch()
+    {
+        Pending first;
+        if (carry.Count > 0)
+        {
+            first = carry[0];
+            carry.RemoveAt(0);
+        }
+        else if (!TryReadBlocking(Timeout.InfiniteTimeSpan, out first!))
+        {
+            return null;
+        }
+        var batch = new List<Pending> { first };
+        for (var i = 0; i < carry.Count && batch.Count < options.MaxBatch;)
+        {
+            if (carry[i].Operation == first.Operation) { batch.Add(carry[i]); carry.RemoveAt(i); }
+            else i++;
+        }
+        var deadline = first.EnqueuedTicks + (long)(options.MaxWaitMs * Stopwatch.Frequency / 1000.0);
+        while (batch.Count < options.MaxBatch)
+        {
+            var remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            if (!queue.Reader.TryRead(out var next))
+            {
+                if (remaining <= TimeSpan.Zero || !TryReadBlocking(remaining, out next!)) break;
+            }
+            if (next.Operation == first.Operation) batch.Add(next);
+            else carry.Add(next);
+        }
+        return batch;
+    }
+
+    private bool TryReadBlocking(TimeSpan timeout, out Pending item)
+    {
+        if (queue.Reader.TryRead(out item!)) return true;
+        using var cts = timeout == Timeout.InfiniteTimeSpan ? new CancellationTokenSource() : new CancellationTokenSource(timeout);
+        try
+        {
+            if (!queue.Reader.WaitToReadAsync(cts.Token).AsTask().GetAwaiter().GetResult()) return false;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        return queue.Reader.TryRead(out item!);
+    }
+
+    private void Execute(List<Pending> batch)
+    {
+        var op = batch[0].Operation;
+        var start = Stopwatch.GetTimestamp();
+        foreach (var p in batch) InferenceMetrics.QueueSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(p.EnqueuedTicks, start).TotalSeconds);
+        InferenceMetrics.BatchSize.WithLabels(op).Observe(batch.Count);
+        lock (recent)
+        {
+            recent.Enqueue(batch.Count);
+            while (recent.Count > 1000) recent.Dequeue();
+        }
+        try
+        {
+            object[] results;
+            using (inference_mode())
+            using (var scope = NewDisposeScope())
+            {
+                var size = model.Input.Size;
+                var per = 3 * size * size;
+                var data = new float[batch.Count * per];
+                for (var i = 0; i < batch.Count; i++) Array.Copy(batch[i].Pixels, 0, data, i * per, per);
+                var device = model.Module.parameters().First().device;
+                var input = tensor(data, new long[] { batch.Count, 3, size, size }).to(device);
+                results = model.Execute(op, input);
+            }
+            InferenceMetrics.ComputeSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(start).TotalSeconds);
+            for (var i = 0; i < batch.Count; i++) batch[i].Completion.TrySetResult(results[i]);
+        }
+        catch (Exception e)
+        {
+            InferenceMetrics.Failures.WithLabels(op).Inc();
+            logger.LogError(e, "Inference batch of {Count} failed on {Model}/{Operation}", batch.Count, model.Info.Id, op);
+            foreach (var p in batch) p.Completion.TrySetException(e);
+        }
+    }
+
+    /// <summary>Stops accepting work; queued items are still processed, then the model is disposed.</summary>
+    public void Dispose() => queue.Writer.TryComplete();
+}

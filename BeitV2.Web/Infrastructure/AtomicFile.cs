@@ -1,0 +1,18 @@
+namespace BeitV2.Web.Infrastructure;
+
+/// <summary>Writes a file under a temporary name, flushes it to disk and renames it over the target.</summary>
+public static class AtomicFile
+{
+    public static void WriteAllText(string path, string contents)
+    {
+        var tmp = path + $".tmp-{Guid.NewGuid():N}";
+        using (var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+        using (var w = new StreamWriter(f))
+        {
+            w.Write(contents);
+            w.Flush();
+            f.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+}

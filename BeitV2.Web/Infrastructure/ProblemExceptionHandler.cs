@@ -1,0 +1,48 @@
+using BeitV2.Ml.Checkpoints;
+using BeitV2.Ml.Imaging;
+using Microsoft.AspNetCore.Diagnostics;
+
+namespace BeitV2.Web.Infrastructure;
+
+/// <summary>
+/// Maps every known client error to the contract's status codes and a ProblemDetails body; anything
+/// else is a bug and becomes a logged 500. The server keeps serving either way.
+/// </summary>
+public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
+    {
+        var (status, title, detail) = Classify(exception);
+        if (status >= 500) logger.LogError(exception, "Unhandled error on {Path}", context.Request.Path);
+        else logger.LogDebug("Client error {Status} on {Path}: {Detail}", status, context.Request.Path, detail);
+        if (status == StatusCodes.Status429TooManyRequests) context.Response.Headers.RetryAfter = "1";
+        context.Response.StatusCode = status;
+        return await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = context,
+            Exception = exception,
+            ProblemDetails = { Status = status, Title = title, Detail = detail },
+        });
+    }
+
+    public static (int Status, string Title, string Detail) Classify(Exception e) => e switch
+    {
+        ApiProblemException p => (p.Status, p.Title, p.Message),
+        ImageDecodeException d => d.Error switch
+        {
+            ImageDecodeError.Empty => (400, "Empty image", d.Message),
+            ImageDecodeError.UnknownFormat => (415, "Not an image", d.Message),
+            ImageDecodeError.Corrupt => (400, "Undecodable image", d.Message),
+            ImageDecodeError.TooLarge => (422, "Image too large", d.Message),
+            ImageDecodeError.ZeroSize => (422, "Empty image", d.Message),
+            _ => (400, "Undecodable image", d.Message),
+        },
+        CheckpointException c => (422, "Unusable checkpoint", c.Message),
+        BadHttpRequestException b when b.StatusCode == StatusCodes.Status413PayloadTooLarge => (413, "Payload too large", b.Message),
+        BadHttpRequestException b => (b.StatusCode, "Bad request", b.Message),
+        InvalidDataException i when i.Message.Contains("length limit", StringComparison.OrdinalIgnoreCase) => (413, "Payload too large", i.Message),
+        InvalidDataException i => (400, "Bad request", i.Message),
+        OperationCanceledException => (499, "Client closed request", "The request was cancelled."),
+        _ => (500, "Internal error", "An unexpected error occurred; it has been logged."),
+    };
+}

@@ -1,0 +1,57 @@
+using System.Reflection;
+using BeitV2.Web.Configuration;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.OpenApi;
+using Prometheus;
+
+namespace BeitV2.Web.Infrastructure;
+
+/// <summary>Cross-cutting set-up in one place: options, errors as ProblemDetails, limits, OpenAPI, metrics.</summary>
+public static class ServiceDefaults
+{
+    public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.Configure<StorageOptions>(builder.Configuration.GetSection(StorageOptions.Section));
+        services.Configure<MlOptions>(builder.Configuration.GetSection(MlOptions.Section));
+        services.Configure<InferenceOptions>(builder.Configuration.GetSection(InferenceOptions.Section));
+        services.Configure<LimitsOptions>(builder.Configuration.GetSection(LimitsOptions.Section));
+        services.Configure<SecurityOptions>(builder.Configuration.GetSection(SecurityOptions.Section));
+
+        services.AddProblemDetails();
+        services.AddExceptionHandler<ProblemExceptionHandler>();
+
+        // The server-wide body limit is the largest route limit (checkpoint import); image routes
+        // lower it per request (UploadedImageReader).
+        var limits = builder.Configuration.GetSection(LimitsOptions.Section).Get<LimitsOptions>() ?? new LimitsOptions();
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = limits.MaxImportBytes);
+        services.Configure<FormOptions>(f => f.MultipartBodyLengthLimit = limits.MaxImportBytes);
+
+        services.AddEndpointsApiExplorer();
+        services.AddSwaggerGen(o =>
+        {
+            o.SwaggerDoc("v1", new OpenApiInfo
+            {
+                Title = "BeitV2",
+                Version = "v1",
+                Description = "BEiT v2 inference: visual tokens, embeddings, classes and segmentation masks. Errors are RFC 7807 problem details.",
+            });
+            var xml = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetExecutingAssembly().GetName().Name}.xml");
+            if (File.Exists(xml)) o.IncludeXmlComments(xml);
+        });
+        return builder;
+    }
+
+    public static WebApplication UseServiceDefaults(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseHttpMetrics();
+        app.UseSwagger();
+        app.UseSwaggerUI(o => o.SwaggerEndpoint("/swagger/v1/swagger.json", "BeitV2 v1"));
+        app.UseDefaultFiles();
+        app.UseStaticFiles();
+        app.MapMetrics("/metrics");
+        return app;
+    }
+}

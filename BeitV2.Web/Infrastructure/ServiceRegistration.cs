@@ -1,0 +1,18 @@
+using BeitV2.Web.Inference;
+using BeitV2.Web.Registry;
+
+namespace BeitV2.Web.Infrastructure;
+
+public static class ServiceRegistration
+{
+    public static IServiceCollection AddModelRegistry(this IServiceCollection services) => services
+        .AddSingleton<DataDirectory>()
+        .AddSingleton<ModelRegistry>()
+        .AddSingleton<LabelStore>();
+
+    public static IServiceCollection AddInference(this IServiceCollection services) => services
+        .AddSingleton<ModelHost>()
+        .AddSingleton<InFlightLimiter>()
+        .AddSingleton<UploadedImageReader>()
+        .AddSingleton<InferenceService>();
+}

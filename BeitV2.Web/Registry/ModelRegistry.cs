@@ -1,0 +1,196 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using BeitV2.Ml.Checkpoints;
+using BeitV2.Web.Configuration;
+using BeitV2.Web.Infrastructure;
+using Microsoft.Extensions.Options;
+using static TorchSharp.torch;
+
+namespace BeitV2.Web.Registry;
+
+/// <summary>
+/// The models on disk, under <c>{DataDirectory}/models/{id}/</c>, each a <see cref="ModelPackage"/>
+/// folder whose manifest metadata also carries the registry fields (name, source, lineage), so a
+/// model is written in one atomic rename. <c>defaults.json</c> names the default model per kind.
+/// </summary>
+public sealed partial class ModelRegistry
+{
+    private const string DefaultsFile = "defaults.json";
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    private readonly Lock gate = new();
+    private readonly ILogger<ModelRegistry> logger;
+    private Dictionary<string, ModelInfo>? cache;
+
+    public ModelRegistry(DataDirectory data, ILogger<ModelRegistry> logger)
+    {
+        this.logger = logger;
+        ModelsDirectory = data.Sub("models");
+    }
+
+    public string ModelsDirectory { get; }
+
+    /// <summary>Raised after a model was deleted or replaced, so loaded copies can be dropped.</summary>
+    public event Action<string>? ModelChanged;
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,63}$")]
+    private static partial Regex IdPattern();
+
+    public static bool IsValidId(string id) => IdPattern().IsMatch(id) && !id.Contains("..");
+
+    public IReadOnlyList<ModelInfo> List()
+    {
+        lock (gate) return Load().Values.OrderBy(m => m.CreatedAt).ToList();
+    }
+
+    public ModelInfo? Find(string id)
+    {
+        if (!IsValidId(id)) return null;
+        lock (gate) return Load().GetValueOrDefault(id);
+    }
+
+    public ModelInfo Get(string id) =>
+        Find(id) ?? throw ApiProblemException.NotFound($"No model with id '{id}'. GET /api/v1/models lists the registered models.");
+
+    public string PackageDirectory(string id) => Path.Combine(ModelsDirectory, id);
+
+    public string? DefaultId(string kind)
+    {
+        lock (gate) return ReadDefaults().GetValueOrDefault(kind) is { } id && Load().ContainsKey(id) ? id : null;
+    }
+
+    public IReadOnlyDictionary<string, string> Defaults()
+    {
+        lock (gate)
+        {
+            var models = Load();
+            return ReadDefaults().Where(kv => models.ContainsKey(kv.Value)).ToDictionary();
+        }
+    }
+
+    public IReadOnlyList<string>? Labels(string id) => ModelPackage.ReadManifest(PackageDirectory(Get(id).Id)).Labels;
+
+    /// <summary>
+    /// Saves <paramref name="model"/> as a new registered model. The first model of a kind becomes its
+    /// default unless <paramref name="makeDefault"/> says otherwise.
+    /// </summary>
+    public ModelInfo Add(nn.Module model, string name, string source, IReadOnlyList<string>? labels = null,
+        ModelLineage? lineage = null, bool? makeDefault = null)
+    {
+        var id = NewId(name);
+        var createdAt = DateTimeOffset.UtcNow;
+        var metadata = new Dictionary<string, string>
+        {
+            ["name"] = name,
+            ["source"] = source,
+            ["createdAt"] = createdAt.ToString("O"),
+        };
+        if (lineage is not null) metadata["lineage"] = JsonSerializer.Serialize(lineage, Json);
+        ModelPackage.Save(model, PackageDirectory(id), labels, metadata);
+        lock (gate)
+        {
+            cache = null;
+            var info = Load()[id];
+            var defaults = ReadDefaults();
+            if (makeDefault == true || (makeDefault is null && !defaults.ContainsKey(info.Kind)))
+            {
+                defaults[info.Kind] = id;
+                WriteDefaults(defaults);
+                cache = null;
+            }
+            logger.LogInformation("Registered model {Id} ({Kind}, {Architecture}) from {Source}", id, info.Kind, info.Architecture, source);
+            return Load()[id];
+        }
+    }
+
+    public void SetDefault(string id)
+    {
+        lock (gate)
+        {
+            var info = Get(id);
+            var defaults = ReadDefaults();
+            defaults[info.Kind] = id;
+            WriteDefaults(defaults);
+            cache = null;
+        }
+    }
+
+    /// <summary>Deletes a model; the default model of a kind cannot be deleted (409).</summary>
+    public void Delete(string id)
+    {
+        lock (gate)
+        {
+            var info = Get(id);
+            if (info.IsDefault)
+                throw ApiProblemException.Conflict($"'{id}' is the default {info.Kind}; make another model the default first.");
+            // Rename first (atomic), then delete: a crash leaves a hidden folder, never half a model.
+            var trash = Path.Combine(ModelsDirectory, $".deleted-{id}-{Guid.NewGuid():N}");
+            Directory.Move(PackageDirectory(id), trash);
+            cache = null;
+            try { Directory.Delete(trash, recursive: true); }
+            catch (IOException e) { logger.LogWarning(e, "Could not remove {Trash}", trash); }
+        }
+        ModelChanged?.Invoke(id);
+    }
+
+    private string NewId(string name)
+    {
+        var slug = Regex.Replace(name.ToLowerInvariant(), "[^a-z0-9]+", "-").Trim('-');
+        if (slug.Length == 0) slug = "model";
+        if (slug.Length > 48) slug = slug[..48].TrimEnd('-');
+        string id;
+        do id = $"{slug}-{Guid.NewGuid().ToString("N")[..6]}";
+        while (Directory.Exists(PackageDirectory(id)));
+        return id;
+    }
+
+    private Dictionary<string, ModelInfo> Load()
+    {
+        if (cache is not null) return cache;
+        var defaults = ReadDefaults();
+        var result = new Dictionary<string, ModelInfo>(StringComparer.Ordinal);
+        Directory.CreateDirectory(ModelsDirectory);
+        foreach (var dir in Directory.EnumerateDirectories(ModelsDirectory))
+        {
+            var id = Path.GetFileName(dir);
+            if (id.StartsWith('.') || !IsValidId(id)) continue;
+            try
+            {
+                var manifest = ModelPackage.ReadManifest(dir);
+                var shape = ModelDescription.Describe(manifest.Kind, manifest.Config);
+                var meta = manifest.Metadata ?? new Dictionary<string, string>();
+                var lineage = meta.TryGetValue("lineage", out var l) ? JsonSerializer.Deserialize<ModelLineage>(l, Json) : null;
+                result[id] = new ModelInfo(id, meta.GetValueOrDefault("name") ?? id, shape.Kind, shape.Architecture, shape.ImageSize,
+                    shape.PatchSize, shape.EmbedDim, shape.Depth, shape.CodebookSize, shape.Classes,
+                    meta.GetValueOrDefault("source") ?? "unknown",
+                    meta.TryGetValue("createdAt", out var c) && DateTimeOffset.TryParse(c, out var at) ? at : manifest.CreatedUtc,
+                    defaults.GetValueOrDefault(shape.Kind) == id, manifest.Labels is { Count: > 0 }, lineage);
+            }
+            catch (Exception e) when (e is CheckpointException or InvalidDataException or JsonException or IOException)
+            {
+                logger.LogWarning("Skipping {Dir}: {Message}", dir, e.Message);
+            }
+        }
+        return cache = result;
+    }
+
+    private Dictionary<string, string> ReadDefaults()
+    {
+        var path = Path.Combine(ModelsDirectory, DefaultsFile);
+        if (!File.Exists(path)) return new Dictionary<string, string>();
+        try
+        {
+            return JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(path), Json) ?? new();
+        }
+        catch (JsonException e)
+        {
+            logger.LogWarning("Ignoring unreadable {Path}: {Message}", path, e.Message);
+            return new Dictionary<string, string>();
+        }
+    }
+
+    private void WriteDefaults(Dictionary<string, string> defaults)
+    {
+        Directory.CreateDirectory(ModelsDirectory);
+        AtomicFile.WriteAllText(Path.Combine(ModelsDirectory, DefaultsFile), JsonSerializer.Serialize(defaults, Json));
+    }
+}
