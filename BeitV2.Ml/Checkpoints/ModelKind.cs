@@ -16,6 +16,11 @@ public static class ModelKind
     public const string Vqkd = "vqkd";
     public const string ClipTeacher = "clip_teacher";
     public const string DinoTeacher = "dino_teacher";
+    /// <summary>
+    /// An mmseg UperNet file (<c>backbone.*</c>, <c>decode_head.*</c>, <c>auxiliary_head.*</c>). Recognised by
+    /// <see cref="ArchitectureInference"/>; not yet in <see cref="All"/> because no model class builds it yet.
+    /// </summary>
+    public const string Segmenter = "segmenter";
 
     public static readonly IReadOnlyList<string> All = new[] { VitCls, Mim, Vqkd, ClipTeacher, DinoTeacher };
 

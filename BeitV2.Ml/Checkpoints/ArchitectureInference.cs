@@ -1,0 +1,598 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using BeitV2.Ml.Models;
+using BeitV2.Ml.Models.Teachers;
+using BeitV2.Ml.Models.Vqkd;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Checkpoints;
+
+/// <summary>
+/// Tells from a state dict's keys which model it holds and reads its architecture from the tensor
+/// shapes (the import route of the API). What the shapes determine:
+/// <list type="bullet">
+/// <item>width, patch size, input channels (<c>patch_embed.proj.weight</c>), depth (highest block index),
+/// MLP ratio (<c>mlp.fc1</c>), q/v bias (<c>attn.q_bias</c>), layer scale (<c>gamma_1</c>),
+/// absolute position embedding and its grid (<c>pos_embed</c>), per-layer vs shared relative tables
+/// (rows = (2G−1)²+3 give the window G, hence img_size = G·patch; columns give the heads), pooling
+/// (<c>fc_norm</c> vs <c>norm</c>), classes (<c>head.weight</c>);</item>
+/// <item>MIM: vocabulary (<c>lm_head</c>), aggregation depth (<c>cls_pt_layers</c>), shared lm head
+/// (absence of <c>cls_pt_lm_head</c>); VQ-KD: encoder/decoder, codebook (<c>quantize.embedding.weight</c>),
+/// target width (<c>decode_task_layer.2</c>); CLIP tower (<c>visual.*</c>, as CLIP's build_model); DINO.</item>
+/// </list>
+/// What they cannot determine is defaulted and listed in <see cref="InferredModel.Notes"/> and
+/// <see cref="InferredModel.DefaultedFields"/>: the head count when there is no relative table
+/// (VQ-KD, DINO, CLIP, abs-pos-only ViTs: width/64), MIM early_layers, LayerNorm eps, qk_scale,
+/// dropout/drop-path rates, init scales, the exact layer-scale init, VQ-KD process type and decay,
+/// and the segmentation out_indices / pool scales / auxiliary in_index. An override JSON object
+/// (keyword names of the official constructors) replaces any inferred or defaulted value.
+/// </summary>
+public static class ArchitectureInference
+{
+    private const string TeacherPrefix = "teacher_model.";
+
+    /// <summary>Recognises the model in <paramref name="stateDict"/> and infers its config.</summary>
+    /// <param name="stateDict">Weights, normally <c>CheckpointKeys.Normalize(StateDictFile.Read(path))</c> (normalised again here).</param>
+    /// <param name="overrides">
+    /// Optional JSON object merged into the inferred config before it is deserialised, so unknown
+    /// keys and bad values are errors. Nested configs merge key by key (e.g. <c>{"encoder": {"num_heads": 12}}</c>).
+    /// </param>
+    /// <exception cref="CheckpointException">the dict is not a model this library knows, or its shapes are inconsistent.</exception>
+    /// <exception cref="InvalidDataException">the override is not an object, or has unknown keys or bad values.</exception>
+    /// <exception cref="ArgumentException">the resulting config is invalid (e.g. heads not dividing the width).</exception>
+    public static InferredModel Infer(IReadOnlyDictionary<string, Tensor> stateDict, JsonElement? overrides = null)
+    {
+        var over = ConfigOverrides.Parse(overrides);
+        var sd = Prepare(stateDict);
+        var notes = new InferenceNotes();
+        var kind = Detect(sd);
+        return kind switch
+        {
+            ModelKind.VitCls => Finish(kind, InferVit(sd, over, notes), over, notes, c => c.Validate()),
+            ModelKind.Mim => Finish(kind, InferMim(sd, over, notes), over, notes, c => c.Validate()),
+            ModelKind.Vqkd => Finish(kind, InferVqkd(sd, over, notes), over, notes, c => c.Validate()),
+            ModelKind.ClipTeacher => Finish(kind, InferClip(sd, over, notes), over, notes, ValidateClip),
+            ModelKind.DinoTeacher => Finish(kind, InferDino(sd, over, notes), over, notes, ValidateDino),
+            ModelKind.Segmenter => InferSegmenter(sd, over, notes),
+            _ => throw new InvalidOperationException(kind),
+        };
+    }
+
+    /// <summary>
+    /// Builds the model <paramref name="model"/> describes and loads <paramref name="stateDict"/> into it
+    /// with the library's loaders (strict: every key must fit). The caller owns the returned module.
+    /// </summary>
+    /// <exception cref="NotSupportedException">for <see cref="ModelKind.Segmenter"/> (no segmentation model yet).</exception>
+    /// <exception cref="CheckpointException">the weights do not fit the config (e.g. an override changed a shape).</exception>
+    public static nn.Module BuildAndLoad(InferredModel model, IReadOnlyDictionary<string, Tensor> stateDict)
+    {
+        var sd = Prepare(stateDict);
+        switch (model.Kind)
+        {
+            case ModelKind.VitCls:
+            {
+                var m = new BeitVisionTransformer(ConfigOf<VitConfig>(model));
+                return LoadOrDispose(m, () => VitCheckpoint.Load(m, sd));
+            }
+            case ModelKind.Mim:
+            {
+                var m = new BeitMim(ConfigOf<MimConfig>(model));
+                return LoadOrDispose(m, () => MimCheckpoint.Load(m, sd));
+            }
+            case ModelKind.Vqkd:
+            {
+                var m = new VqkdTokenizer(ConfigOf<VqkdConfig>(model));
+                return LoadOrDispose(m, () => VqkdCheckpoint.Load(m, sd));
+            }
+            case ModelKind.ClipTeacher:
+            {
+                var m = new ClipTeacher(ConfigOf<ClipVisionConfig>(model));
+                return LoadOrDispose(m, () => LoadTeacher(m, sd, "visual.", "CLIP image tower"));
+            }
+            case ModelKind.DinoTeacher:
+            {
+                var m = new DinoVisionTransformer(ConfigOf<DinoConfig>(model));
+                return LoadOrDispose(m, () => LoadTeacher(m, sd, "", "DINO ViT"));
+            }
+            case ModelKind.Segmenter:
+                // The UperNet segmentation model is being written by another agent (its config record
+                // too); until it exists, a recognised segmenter can be described but not built.
+                throw new NotSupportedException(
+                    "This is an mmseg segmentation checkpoint (UperNet on a BEiT backbone); its architecture was inferred, " +
+                    "but building segmentation models is not supported yet.");
+            default:
+                throw new CheckpointException($"Unknown model kind '{model.Kind}'.");
+        }
+    }
+
+    // ---------------------------------------------------------------- detection
+
+    /// <summary>Normalises keys and strips a <c>teacher_model.</c> prefix that every key carries (a teacher cut out of a VQ-KD checkpoint).</summary>
+    private static Dictionary<string, Tensor> Prepare(IReadOnlyDictionary<string, Tensor> raw)
+    {
+        var sd = CheckpointKeys.Normalize(raw);
+        return sd.Count > 0 && sd.Keys.All(k => k.StartsWith(TeacherPrefix, StringComparison.Ordinal))
+            ? CheckpointKeys.SubTree(sd, TeacherPrefix)
+            : sd;
+    }
+
+    private static string Detect(IReadOnlyDictionary<string, Tensor> sd)
+    {
+        bool Any(string prefix) => sd.Keys.Any(k => k.StartsWith(prefix, StringComparison.Ordinal));
+        if (Any("backbone.") && Any("decode_head.")) return ModelKind.Segmenter;
+        if (sd.ContainsKey("encoder.patch_embed.proj.weight") && sd.ContainsKey("quantize.embedding.weight")) return ModelKind.Vqkd;
+        if (sd.ContainsKey("visual.conv1.weight")) return ModelKind.ClipTeacher;
+        if (sd.ContainsKey("patch_embed.proj.weight") && sd.ContainsKey("cls_token") && Any("blocks."))
+        {
+            if (sd.ContainsKey("lm_head.weight")) return ModelKind.Mim;
+            // BEiT's qkv projection has no bias (q and v biases are separate); DINO's has one.
+            if (sd.ContainsKey("blocks.0.attn.qkv.bias")) return ModelKind.DinoTeacher;
+            return ModelKind.VitCls;
+        }
+        var sample = sd.Keys.Order(StringComparer.Ordinal).Take(8).ToList();
+        throw new CheckpointException(
+            $"Cannot tell which model this state dict holds ({sd.Count} tensors" +
+            (sample.Count > 0 ? $"; e.g. {string.Join(", ", sample)}{(sd.Count > sample.Count ? ", …" : "")}" : "") +
+            "). Expected a BEiT v2 classifier or backbone (cls_token, patch_embed.proj.weight, blocks.N.*), a pretraining " +
+            "checkpoint (… + lm_head), a VQ-KD tokenizer (encoder.*, decoder.*, quantize.*), a CLIP image tower (visual.*), " +
+            "a DINO ViT (blocks.N.attn.qkv.bias) or an mmseg segmenter (backbone.*, decode_head.*).");
+    }
+
+    // ---------------------------------------------------------------- shared ViT shape
+
+    /// <summary>The transformer shape read from a (prefixed) BEiT-style or DINO-style backbone.</summary>
+    private sealed record Backbone(
+        int ImgSize, int PatchSize, int InChans, int EmbedDim, int Depth, int NumHeads, double MlpRatio, int? AttnHeadDim,
+        bool QBias, bool QkvBias, bool LayerScale, bool AbsPos, bool PerLayerTable, bool SharedTable, bool FcNorm, bool Norm, int NumClasses);
+
+    /// <param name="p">key prefix (<c>encoder.</c>, <c>backbone.</c> or empty).</param>
+    /// <param name="f">note/JSON path prefix of the config (<c>encoder.</c>, <c>backbone.</c> or empty).</param>
+    /// <param name="headsHint">the override's head count, needed when qkv is not 3·width (attn_head_dim).</param>
+    private static Backbone ReadBackbone(IReadOnlyDictionary<string, Tensor> sd, string p, string f, int? headsHint,
+        InferenceNotes notes, string what)
+    {
+        var projKey = p + "patch_embed.proj.weight";
+        var proj = Need(sd, projKey, what);
+        if (proj.ndim != 4 || proj.shape[2] != proj.shape[3])
+            throw new CheckpointException($"'{projKey}' has shape {Shape(proj)}; expected (embed_dim, in_chans, patch, patch).");
+        int embed = (int)proj.shape[0], inChans = (int)proj.shape[1], patch = (int)proj.shape[2];
+        notes.Inferred(f + "embed_dim", embed, $"output channels of {projKey}");
+        notes.Inferred(f + "patch_size", patch, $"kernel size of {projKey}");
+        notes.Inferred(f + "in_chans", inChans, $"input channels of {projKey}");
+        if (sd.TryGetValue(p + "cls_token", out var cls) && cls.shape[^1] != embed)
+            throw new CheckpointException($"'{p}cls_token' has width {cls.shape[^1]} but '{projKey}' {embed}.");
+
+        var depth = CountIndexed(sd.Keys, p + "blocks.");
+        if (depth == 0) throw new CheckpointException($"The {what} has no '{p}blocks.0.*' keys.");
+        notes.Inferred(f + "depth", depth, $"highest block index in {p}blocks.N.* plus one");
+
+        var b0 = p + "blocks.0.";
+        var fc1 = Need(sd, b0 + "mlp.fc1.weight", what);
+        var mlpRatio = MlpRatio(fc1.shape[0], embed);
+        notes.Inferred(f + "mlp_ratio", mlpRatio, $"{fc1.shape[0]} hidden units in {b0}mlp.fc1.weight / embed_dim");
+        var qkv = Need(sd, b0 + "attn.qkv.weight", what);
+        if (qkv.shape[0] % 3 != 0)
+            throw new CheckpointException($"'{b0}attn.qkv.weight' has {qkv.shape[0]} rows, not a multiple of 3.");
+        var allHeadDim = (int)(qkv.shape[0] / 3);
+
+        int? absGrid = sd.TryGetValue(p + "pos_embed", out var pos) ? GridFromTokens(pos.shape[^2], p + "pos_embed") : null;
+        var perKey = b0 + "attn.relative_position_bias_table";
+        var sharedKey = p + "rel_pos_bias.relative_position_bias_table";
+        var perLayer = sd.TryGetValue(perKey, out var perTable);
+        var shared = sd.TryGetValue(sharedKey, out var sharedTable);
+        if (perLayer && shared && !perTable!.shape.SequenceEqual(sharedTable!.shape))
+            throw new CheckpointException($"'{perKey}' {Shape(perTable)} and '{sharedKey}' {Shape(sharedTable)} disagree.");
+        var table = perLayer ? perTable : sharedTable;
+        var tableKey = perLayer ? perKey : sharedKey;
+        int? window = table is null ? null : VitCheckpoint.WindowFromRows(table.shape[0], tableKey).H;
+
+        int img;
+        if (window is { } g)
+        {
+            img = g * patch;
+            notes.Inferred(f + "img_size", img, $"{tableKey} has {table!.shape[0]} rows = (2·{g}−1)²+3, a {g}×{g} window of {patch} px patches");
+            if (absGrid is { } a && a != g)
+                notes.Info($"{p}pos_embed holds a {a}×{a} grid but the relative position table a {g}×{g} window; the position embedding is interpolated on load.");
+        }
+        else if (absGrid is { } a)
+        {
+            img = a * patch;
+            notes.Inferred(f + "img_size", img, $"{p}pos_embed has {a * a + 1} tokens = [CLS] + {a}×{a} patches of {patch} px");
+        }
+        else
+        {
+            img = 224 % patch == 0 ? 224 : 14 * patch;
+            notes.Defaulted(f + "img_size", img, "neither a position embedding nor a relative position table fixes the resolution (the model accepts any multiple of the patch size)");
+        }
+
+        int heads;
+        if (headsHint is { } h) heads = h; // reported as an override
+        else if (table is not null)
+        {
+            heads = (int)table.shape[1];
+            notes.Inferred(f + "num_heads", heads, $"columns of {tableKey}");
+        }
+        else
+        {
+            heads = Math.Max(1, allHeadDim / 64);
+            notes.Defaulted(f + "num_heads", heads,
+                "width / 64 (64-wide heads, as in every released model): without a relative position table the head count is " +
+                "not recorded in the weights; set num_heads in the config override if this model uses another head width");
+        }
+
+        int? attnHeadDim = null;
+        if (allHeadDim != embed && heads > 0)
+        {
+            if (allHeadDim % heads != 0)
+                throw new CheckpointException($"'{b0}attn.qkv.weight' projects to 3×{allHeadDim}, which {heads} heads do not divide.");
+            attnHeadDim = allHeadDim / heads;
+            notes.Inferred(f + "attn_head_dim", attnHeadDim, $"{b0}attn.qkv.weight projects to 3×{allHeadDim} ≠ 3×embed_dim, split over {heads} heads");
+        }
+
+        var numClasses = sd.TryGetValue(p + "head.weight", out var head) ? (int)head.shape[0] : 0;
+        return new Backbone(img, patch, inChans, embed, depth, heads, mlpRatio, attnHeadDim,
+            QBias: sd.ContainsKey(b0 + "attn.q_bias"), QkvBias: sd.ContainsKey(b0 + "attn.qkv.bias"),
+            LayerScale: sd.ContainsKey(b0 + "gamma_1"), AbsPos: absGrid is not null, PerLayerTable: perLayer, SharedTable: shared,
+            FcNorm: sd.ContainsKey(p + "fc_norm.weight"), Norm: sd.ContainsKey(p + "norm.weight"), NumClasses: numClasses);
+    }
+
+    /// <summary>Notes for the BEiT-specific flags (qkv bias, layer scale, position encodings).</summary>
+    private static void NoteBeitFlags(Backbone b, string p, string f, InferenceNotes notes)
+    {
+        notes.Inferred(f + "qkv_bias", b.QBias, b.QBias ? $"{p}blocks.0.attn.q_bias is present" : $"no {p}blocks.0.attn.q_bias");
+        if (b.LayerScale)
+            notes.Defaulted(f + "init_values", 0.1,
+                $"layer scale is on ({p}blocks.0.gamma_1 is present); its initial value is not recorded and does not matter, the checkpoint's gammas replace it");
+        else
+            notes.Inferred(f + "init_values", 0.0, $"no {p}blocks.0.gamma_1: no layer scale");
+        notes.Inferred(f + "use_abs_pos_emb", b.AbsPos, b.AbsPos ? $"{p}pos_embed is present" : $"no {p}pos_embed");
+        notes.Inferred(f + "use_rel_pos_bias", b.PerLayerTable,
+            b.PerLayerTable ? $"per-layer tables ({p}blocks.N.attn.relative_position_bias_table)" : "no per-layer relative position tables");
+        notes.Inferred(f + "use_shared_rel_pos_bias", b.SharedTable,
+            b.SharedTable ? $"one shared table ({p}rel_pos_bias.relative_position_bias_table)" : "no shared relative position table");
+    }
+
+    /// <summary>Constructor arguments that only matter for training or that no tensor records.</summary>
+    private static void NoteUnrecorded(string f, InferenceNotes notes, double normEps = 1e-6, bool qkScale = true)
+    {
+        notes.Defaulted(f + "norm_eps", normEps, "the LayerNorm eps every BEiT v2 / DINO model uses");
+        if (qkScale) notes.Defaulted(f + "qk_scale", null, "attention scale head_dim^-0.5, as in every released model");
+        notes.Defaulted(f + "drop_rate", 0.0, "training-time dropout (no effect at inference)");
+        notes.Defaulted(f + "attn_drop_rate", 0.0, "training-time dropout (no effect at inference)");
+        notes.Defaulted(f + "drop_path_rate", 0.0, "training-time stochastic depth (no effect at inference); the fine-tuning recipes use 0.1–0.2");
+    }
+
+    // ---------------------------------------------------------------- per kind
+
+    private static VitConfig InferVit(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes) =>
+        VitFrom(sd, "", "", over, notes, "BEiT vision transformer", withHead: true);
+
+    private static VitConfig VitFrom(IReadOnlyDictionary<string, Tensor> sd, string p, string f, JsonObject? over, InferenceNotes notes,
+        string what, bool withHead)
+    {
+        var b = ReadBackbone(sd, p, f, ConfigOverrides.Int(over, "num_heads"), notes, what);
+        NoteBeitFlags(b, p, f, notes);
+        bool meanPooling;
+        if (b.FcNorm) { meanPooling = true; notes.Inferred(f + "use_mean_pooling", true, $"{p}fc_norm is present (mean of the patch tokens)"); }
+        else if (b.Norm) { meanPooling = false; notes.Inferred(f + "use_mean_pooling", false, $"{p}norm instead of {p}fc_norm ([CLS] token)"); }
+        else
+        {
+            meanPooling = true;
+            notes.Defaulted(f + "use_mean_pooling", true, $"neither {p}fc_norm nor {p}norm is present: the final norm will be missing on load");
+        }
+        if (withHead)
+            notes.Inferred(f + "num_classes", b.NumClasses, b.NumClasses > 0 ? $"rows of {p}head.weight" : $"no {p}head.weight (features only)");
+        NoteUnrecorded(f, notes);
+        notes.Defaulted(f + "init_scale", 0.001, "initial scale of a new head (training only)");
+        return new VitConfig
+        {
+            ImgSize = b.ImgSize, PatchSize = b.PatchSize, InChans = b.InChans, NumClasses = withHead ? b.NumClasses : 0,
+            EmbedDim = b.EmbedDim, Depth = b.Depth, NumHeads = b.NumHeads, MlpRatio = b.MlpRatio, QkvBias = b.QBias,
+            InitValues = b.LayerScale ? 0.1 : 0, AttnHeadDim = b.AttnHeadDim, UseAbsPosEmb = b.AbsPos,
+            UseRelPosBias = b.PerLayerTable, UseSharedRelPosBias = b.SharedTable, UseMeanPooling = meanPooling,
+        };
+    }
+
+    private static MimConfig InferMim(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    {
+        var b = ReadBackbone(sd, "", "", ConfigOverrides.Int(over, "num_heads"), notes, "BEiT v2 MIM model");
+        NoteBeitFlags(b, "", "", notes);
+        var vocab = (int)Need(sd, "lm_head.weight", "BEiT v2 MIM model").shape[0];
+        notes.Inferred("vocab_size", vocab, "rows of lm_head.weight");
+        var headLayers = CountIndexed(sd.Keys, "cls_pt_layers.");
+        notes.Inferred("head_layers", headLayers, headLayers > 0
+            ? "highest index in cls_pt_layers.N.* plus one"
+            : "no cls_pt_layers: a plain MIM model without the patch-aggregation head");
+        var shared = !sd.ContainsKey("cls_pt_lm_head.weight");
+        notes.Inferred("shared_lm_head", shared, shared ? "no cls_pt_lm_head (the head reuses norm and lm_head)" : "cls_pt_lm_head is present");
+        var early = b.Depth switch { 12 => 9, 24 => 21, _ => Math.Max(1, b.Depth - 3) };
+        notes.Defaulted("early_layers", early,
+            "the block whose output feeds the aggregation head is not recorded in the weights; the published recipe uses 9 for " +
+            "12 blocks and 21 for 24 (depth − 3 otherwise). Set early_layers in the config override if the model was trained otherwise");
+        NoteUnrecorded("", notes);
+        notes.Defaulted("init_std", 0.02, "initialisation std (training only)");
+        return new MimConfig
+        {
+            ImgSize = b.ImgSize, PatchSize = b.PatchSize, InChans = b.InChans, VocabSize = vocab, EmbedDim = b.EmbedDim,
+            Depth = b.Depth, NumHeads = b.NumHeads, MlpRatio = b.MlpRatio, QkvBias = b.QBias, InitValues = b.LayerScale ? 0.1 : 0,
+            AttnHeadDim = b.AttnHeadDim, UseAbsPosEmb = b.AbsPos, UseRelPosBias = b.PerLayerTable, UseSharedRelPosBias = b.SharedTable,
+            EarlyLayers = early, HeadLayers = headLayers, SharedLmHead = shared, DropPathRate = 0,
+        };
+    }
+
+    private static VqkdConfig InferVqkd(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    {
+        var encoder = VitFrom(sd, "encoder.", "encoder.", ConfigOverrides.Child(over, "encoder"), notes, "VQ-KD encoder", withHead: false);
+        var decoder = VitFrom(sd, "decoder.", "decoder.", ConfigOverrides.Child(over, "decoder"), notes, "VQ-KD decoder", withHead: false);
+        var codebook = Need(sd, "quantize.embedding.weight", "VQ-KD tokenizer");
+        int nEmbed = (int)codebook.shape[0], codeDim = (int)codebook.shape[1];
+        notes.Inferred("n_embed", nEmbed, "rows of quantize.embedding.weight");
+        notes.Inferred("embed_dim", codeDim, "columns of quantize.embedding.weight");
+        var outDim = (int)Need(sd, "decode_task_layer.2.weight", "VQ-KD tokenizer").shape[0];
+        notes.Inferred("decoder_out_dim", outDim, "rows of decode_task_layer.2.weight");
+        notes.Defaulted("quantize_kmeans_init", false, "the codebook comes from the weights, so no k-means initialisation");
+        notes.Defaulted("teacher_model_type", "none", "a loaded tokenizer has no teacher (as the reference's as_tokenzer=True)");
+        if (sd.Keys.Any(k => k.StartsWith(TeacherPrefix, StringComparison.Ordinal)))
+            notes.Info($"The file also holds the training teacher (teacher_model.*, a {(sd.ContainsKey(TeacherPrefix + "visual.conv1.weight") ? "CLIP" : "DINO")} model); it is not part of the tokenizer and is dropped on load.");
+        notes.Defaulted("process_type", "default",
+            "input scaling [0,1] → [−1,1] used by every released tokenizer; it changes the token ids, set it in the override if the tokenizer was trained with imagenet_norm or dall-e");
+        notes.Defaulted("decay", 0.99, "codebook EMA decay (training only)");
+        notes.Defaulted("rec_loss_type", "cosine", "the only reconstruction loss of the reference");
+        notes.Defaulted("teacher_input_size", null, "stored but unused by the reference");
+        return new VqkdConfig
+        {
+            Encoder = encoder, Decoder = decoder, NEmbed = nEmbed, EmbedDim = codeDim, DecoderOutDim = outDim,
+            QuantizeKmeansInit = false, TeacherModelType = "none",
+        };
+    }
+
+    private static ClipVisionConfig InferClip(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    {
+        var visual = CheckpointKeys.SubTree(sd, "visual.");
+        foreach (var k in new[] { "conv1.weight", "positional_embedding", "proj" }) Need(visual, k, "CLIP image tower", "visual.");
+        var c = ClipVisionConfig.FromStateDict(visual);
+        if (c.Layers == 0) throw new CheckpointException("The CLIP image tower has no visual.transformer.resblocks.N.attn.in_proj_weight keys.");
+        var grid = GridFromTokens(visual["positional_embedding"].shape[0], "visual.positional_embedding");
+        notes.Inferred("input_resolution", c.InputResolution, $"visual.positional_embedding has {grid * grid + 1} rows = [CLS] + {grid}×{grid} patches");
+        notes.Inferred("patch_size", c.PatchSize, "kernel size of visual.conv1.weight");
+        notes.Inferred("width", c.Width, "output channels of visual.conv1.weight");
+        notes.Inferred("layers", c.Layers, "number of visual.transformer.resblocks.N.attn.in_proj_weight");
+        notes.Inferred("output_dim", c.OutputDim, "columns of visual.proj");
+        int heads;
+        if (ConfigOverrides.Int(over, "heads") is { } h) heads = h;
+        else
+        {
+            heads = Math.Max(1, c.Width / 64);
+            notes.Defaulted("heads", heads, "width / 64, as CLIP's build_model: the head count is not recorded in the weights; set heads in the config override if it differs");
+        }
+        notes.Inferred("norm_eps", c.NormEps, "CLIP's LayerNorm always uses PyTorch's default eps");
+        return c with { Heads = heads };
+    }
+
+    private static DinoConfig InferDino(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    {
+        const string what = "DINO ViT";
+        var b = ReadBackbone(sd, "", "", ConfigOverrides.Int(over, "num_heads"), notes, what);
+        if (b.QBias || b.LayerScale || b.PerLayerTable || b.SharedTable || !b.AbsPos || !b.Norm || b.AttnHeadDim is not null)
+            throw new CheckpointException(
+                "The state dict has a biased qkv projection like a DINO ViT, but also keys DINO's ViT does not have (or lacks pos_embed / norm): " +
+                "q_bias, gamma_1, relative position tables or a narrower qkv are BEiT's.");
+        notes.Inferred("qkv_bias", true, "blocks.0.attn.qkv.bias is present");
+        notes.Inferred("num_classes", b.NumClasses, b.NumClasses > 0 ? "rows of head.weight" : "no head.weight (features only)");
+        NoteUnrecorded("", notes);
+        return new DinoConfig
+        {
+            ImgSize = b.ImgSize, PatchSize = b.PatchSize, InChans = b.InChans, NumClasses = b.NumClasses, EmbedDim = b.EmbedDim,
+            Depth = b.Depth, NumHeads = b.NumHeads, MlpRatio = b.MlpRatio, QkvBias = true,
+        };
+    }
+
+    /// <summary>
+    /// mmseg UperNet + FCN auxiliary head on the BEiT segmentation backbone (spec 5.5). The segmentation
+    /// config record is written elsewhere, so the config is a JSON object mirroring mmseg's model dict:
+    /// <c>backbone</c> (the ViT keyword names + <c>out_indices</c>), <c>decode_head</c>, <c>auxiliary_head</c> (or null).
+    /// </summary>
+    private static InferredModel InferSegmenter(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    {
+        const string what = "segmentation model";
+        var backboneOver = ConfigOverrides.Child(over, "backbone");
+        var b = ReadBackbone(sd, "backbone.", "backbone.", ConfigOverrides.Int(backboneOver, "num_heads"), notes, "segmentation backbone");
+        NoteBeitFlags(b, "backbone.", "backbone.", notes);
+        NoteUnrecorded("backbone.", notes);
+        var backbone = new VitConfig
+        {
+            ImgSize = b.ImgSize, PatchSize = b.PatchSize, InChans = b.InChans, NumClasses = 0, EmbedDim = b.EmbedDim,
+            Depth = b.Depth, NumHeads = b.NumHeads, MlpRatio = b.MlpRatio, QkvBias = b.QBias, InitValues = b.LayerScale ? 0.1 : 0,
+            AttnHeadDim = b.AttnHeadDim, UseAbsPosEmb = b.AbsPos, UseRelPosBias = b.PerLayerTable, UseSharedRelPosBias = b.SharedTable,
+        };
+        var backboneJson = JsonSerializer.SerializeToNode(backbone, ModelJson.Options)!.AsObject();
+        // Not arguments of the segmentation backbone (it has no final norm and no classifier).
+        foreach (var k in new[] { "num_classes", "use_mean_pooling", "init_scale", "use_checkpoint" }) backboneJson.Remove(k);
+        if (sd.ContainsKey("backbone.fpn1.0.weight"))
+            notes.Info("The backbone has the patch-16 feature pyramid (fpn1: 2× deconvolution + BN + GELU + deconvolution, fpn2: deconvolution, fpn3: identity, fpn4: max-pool).");
+
+        // decode_head: UPerHead
+        var convSeg = Need(sd, "decode_head.conv_seg.weight", what);
+        int numClasses = (int)convSeg.shape[0], channels = (int)convSeg.shape[1];
+        notes.Inferred("decode_head.num_classes", numClasses, "rows of decode_head.conv_seg.weight");
+        notes.Inferred("decode_head.channels", channels, "columns of decode_head.conv_seg.weight");
+        var pools = CountIndexed(sd.Keys, "decode_head.psp_modules.");
+        var lateral = CountIndexed(sd.Keys, "decode_head.lateral_convs.");
+        var inChannels = new List<int>();
+        for (var i = 0; i < lateral; i++)
+            inChannels.Add((int)Need(sd, $"decode_head.lateral_convs.{i}.conv.weight", what).shape[1]);
+        var bottleneck = Need(sd, "decode_head.bottleneck.conv.weight", what);
+        inChannels.Add((int)bottleneck.shape[1] - pools * channels);
+        notes.Inferred("decode_head.in_channels", inChannels,
+            "input channels of decode_head.lateral_convs.N, and of decode_head.bottleneck minus the pooled branches");
+        int[] defaultScales = { 1, 2, 3, 6 };
+        var poolScales = pools <= defaultScales.Length ? defaultScales.Take(pools).ToArray() : Enumerable.Range(1, pools).ToArray();
+        notes.Defaulted("decode_head.pool_scales", poolScales,
+            $"{pools} pyramid-pooling branches (decode_head.psp_modules.N); their scales are not recorded, UperNet's are (1, 2, 3, 6)");
+        notes.Defaulted("decode_head.dropout_ratio", 0.1, "training-time dropout before conv_seg");
+        notes.Defaulted("decode_head.align_corners", false, "as every BEiT segmentation config");
+        var decodeHead = new JsonObject
+        {
+            ["in_channels"] = new JsonArray(inChannels.Select(c => (JsonNode?)JsonValue.Create(c)).ToArray()),
+            ["in_index"] = new JsonArray(Enumerable.Range(0, inChannels.Count).Select(i => (JsonNode?)JsonValue.Create(i)).ToArray()),
+            ["pool_scales"] = new JsonArray(poolScales.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
+            ["channels"] = channels,
+            ["dropout_ratio"] = 0.1,
+            ["num_classes"] = numClasses,
+            ["align_corners"] = false,
+        };
+        notes.Inferred("decode_head.in_index", Enumerable.Range(0, inChannels.Count).ToArray(), "one input per backbone output");
+
+        var outIndices = b.Depth switch
+        {
+            12 when inChannels.Count == 4 => new[] { 3, 5, 7, 11 },
+            24 when inChannels.Count == 4 => new[] { 7, 11, 15, 23 },
+            _ => Enumerable.Range(1, inChannels.Count).Select(k => Math.Max(0, (int)Math.Ceiling(k * b.Depth / (double)inChannels.Count) - 1)).ToArray(),
+        };
+        notes.Defaulted("backbone.out_indices", outIndices,
+            "the blocks feeding the decoder are not recorded in the weights; the published configs use [3, 5, 7, 11] for 12 blocks and [7, 11, 15, 23] for 24");
+        backboneJson["out_indices"] = new JsonArray(outIndices.Select(i => (JsonNode?)JsonValue.Create(i)).ToArray());
+
+        // auxiliary_head: FCNHead
+        JsonObject? aux = null;
+        if (sd.TryGetValue("auxiliary_head.conv_seg.weight", out var auxSeg))
+        {
+            var convs = CountIndexed(sd.Keys, "auxiliary_head.convs.");
+            var auxIn = convs > 0 ? (int)Need(sd, "auxiliary_head.convs.0.conv.weight", what).shape[1] : (int)auxSeg.shape[1];
+            var concat = sd.ContainsKey("auxiliary_head.conv_cat.conv.weight");
+            notes.Inferred("auxiliary_head.num_classes", (int)auxSeg.shape[0], "rows of auxiliary_head.conv_seg.weight");
+            notes.Inferred("auxiliary_head.channels", (int)auxSeg.shape[1], "columns of auxiliary_head.conv_seg.weight");
+            notes.Inferred("auxiliary_head.in_channels", auxIn, "input channels of auxiliary_head.convs.0");
+            notes.Inferred("auxiliary_head.num_convs", convs, "number of auxiliary_head.convs.N");
+            notes.Inferred("auxiliary_head.concat_input", concat, concat ? "auxiliary_head.conv_cat is present" : "no auxiliary_head.conv_cat");
+            var auxIndex = Math.Min(2, inChannels.Count - 1);
+            notes.Defaulted("auxiliary_head.in_index", auxIndex, "which backbone output feeds the auxiliary head is not recorded; the published configs use 2");
+            notes.Defaulted("auxiliary_head.dropout_ratio", 0.1, "training-time dropout before conv_seg");
+            aux = new JsonObject
+            {
+                ["in_channels"] = auxIn, ["in_index"] = auxIndex, ["channels"] = (int)auxSeg.shape[1], ["num_convs"] = convs,
+                ["concat_input"] = concat, ["dropout_ratio"] = 0.1, ["num_classes"] = (int)auxSeg.shape[0], ["align_corners"] = false,
+            };
+        }
+        else notes.Info("No auxiliary_head.*: the file has no auxiliary FCN head (used only for training).");
+
+        var config = new JsonObject { ["backbone"] = backboneJson, ["decode_head"] = decodeHead, ["auxiliary_head"] = aux };
+        var overridden = over is null ? new List<(string, JsonNode?)>() : ConfigOverrides.Merge(config, over);
+
+        // The backbone part must still be a valid ViT config; the heads cannot be checked until their record exists.
+        if (config["backbone"] is not JsonObject merged)
+            throw new InvalidDataException("Invalid segmenter config: backbone must be an object.");
+        var check = merged.DeepClone().AsObject();
+        check.Remove("out_indices");
+        ModelJson.Deserialize<VitConfig>(JsonSerializer.SerializeToElement(check), "segmenter backbone").Validate();
+
+        var json = JsonSerializer.SerializeToElement(config, ModelJson.Options);
+        var (noteList, defaulted) = notes.Finish(overridden);
+        return new InferredModel(ModelKind.Segmenter, json, json, noteList, defaulted);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private static InferredModel Finish<T>(string kind, T inferred, JsonObject? over, InferenceNotes notes, Action<T> validate) where T : class
+    {
+        T config = inferred;
+        var overridden = new List<(string, JsonNode?)>();
+        if (over is not null)
+        {
+            var node = JsonSerializer.SerializeToNode(inferred, ModelJson.Options)!.AsObject();
+            overridden = ConfigOverrides.Merge(node, over);
+            config = ModelJson.Deserialize<T>(JsonSerializer.SerializeToElement(node), kind);
+        }
+        validate(config);
+        var (noteList, defaulted) = notes.Finish(overridden);
+        return new InferredModel(kind, config, JsonSerializer.SerializeToElement(config, ModelJson.Options), noteList, defaulted);
+    }
+
+    private static void ValidateClip(ClipVisionConfig c)
+    {
+        VitConfig.Require(c.InputResolution > 0 && c.PatchSize > 0 && c.InputResolution % c.PatchSize == 0,
+            $"input_resolution {c.InputResolution} must be a positive multiple of patch_size {c.PatchSize}");
+        VitConfig.Require(c.Width > 0 && c.Layers > 0 && c.Heads > 0 && c.OutputDim > 0, "sizes must be positive");
+        VitConfig.Require(c.Width % c.Heads == 0, $"width {c.Width} must be divisible by heads {c.Heads}");
+    }
+
+    private static void ValidateDino(DinoConfig c)
+    {
+        VitConfig.Require(c.ImgSize > 0 && c.PatchSize > 0 && c.ImgSize % c.PatchSize == 0,
+            $"img_size {c.ImgSize} must be a positive multiple of patch_size {c.PatchSize}");
+        VitConfig.Require(c.EmbedDim > 0 && c.Depth > 0 && c.NumHeads > 0 && c.NumClasses >= 0, "sizes must be positive");
+        VitConfig.Require(c.EmbedDim % c.NumHeads == 0, $"embed_dim {c.EmbedDim} must be divisible by num_heads {c.NumHeads}");
+    }
+
+    private static T ConfigOf<T>(InferredModel model) where T : class =>
+        model.Config as T ?? throw new ArgumentException($"A '{model.Kind}' model needs a {typeof(T).Name}, not {model.Config.GetType().Name}.", nameof(model));
+
+    /// <summary>Teachers load as their own loaders do: teacher_model. stripped, only their keys, float32.</summary>
+    private static void LoadTeacher(nn.Module module, IReadOnlyDictionary<string, Tensor> sd, string keep, string what)
+    {
+        var weights = TeacherKeys.Visual(sd, keep);
+        try
+        {
+            StateDictLoader.Load(module, weights, what);
+        }
+        finally
+        {
+            // Dispose only the float32 copies TeacherKeys made, never the caller's tensors.
+            var originals = new HashSet<Tensor>(sd.Values, ReferenceEqualityComparer.Instance);
+            foreach (var t in weights.Values)
+                if (!originals.Contains(t))
+                    t.Dispose();
+        }
+    }
+
+    private static nn.Module LoadOrDispose(nn.Module module, Action load)
+    {
+        try
+        {
+            load();
+            return module;
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
+    }
+
+    private static Tensor Need(IReadOnlyDictionary<string, Tensor> sd, string key, string what, string prefix = "") =>
+        sd.TryGetValue(key, out var t) ? t : throw new CheckpointException($"The {what} needs '{prefix}{key}', which the state dict does not have.");
+
+    /// <summary>Highest N in keys "prefix.N.…" plus one (0 when there is none).</summary>
+    private static int CountIndexed(IEnumerable<string> keys, string prefix)
+    {
+        var max = -1;
+        foreach (var k in keys)
+        {
+            if (!k.StartsWith(prefix, StringComparison.Ordinal)) continue;
+            var rest = k.AsSpan(prefix.Length);
+            var dot = rest.IndexOf('.');
+            if (dot > 0 && int.TryParse(rest[..dot], NumberStyles.None, CultureInfo.InvariantCulture, out var i)) max = Math.Max(max, i);
+        }
+        return max + 1;
+    }
+
+    /// <summary>G from a token count 1 + G².</summary>
+    private static int GridFromTokens(long tokens, string key)
+    {
+        var n = tokens - 1;
+        var g = (int)Math.Round(Math.Sqrt(n));
+        if (n <= 0 || (long)g * g != n) throw new CheckpointException($"'{key}' has {tokens} tokens, which is not 1 + G² for a square G×G grid.");
+        return g;
+    }
+
+    /// <summary>hidden / width, nudged so that the model's (long)(width · ratio) gives back exactly <paramref name="hidden"/>.</summary>
+    private static double MlpRatio(long hidden, int width)
+    {
+        var r = (double)hidden / width;
+        if ((long)(width * r) < hidden) r = Math.BitIncrement(r);
+        return r;
+    }
+
+    private static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
+}
