@@ -185,7 +185,9 @@ public static class ArchitectureInference
             throw new CheckpointException($"'{perKey}' {Shape(perTable)} and '{sharedKey}' {Shape(sharedTable)} disagree.");
         var table = perLayer ? perTable : sharedTable;
         var tableKey = perLayer ? perKey : sharedKey;
-        int? window = table is null ? null : VitCheckpoint.WindowFromRows(table.shape[0], tableKey).H;
+        int? window = table is null ? null
+            : (VitCheckpoint.TryWindowFromRows(table.shape[0])
+               ?? throw new CheckpointException($"{tableKey} has {table.shape[0]} rows, which is not (2G-1)^2 + 3 for a square window.")).H;
 
         int img;
         if (window is { } g)
