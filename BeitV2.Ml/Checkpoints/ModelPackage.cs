@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using BeitV2.Ml.Models;
+using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
 using TorchSharp;
@@ -146,6 +147,11 @@ public static class ModelPackage
             {
                 var m = new DinoVisionTransformer(ModelJson.Deserialize<DinoConfig>(config, kind));
                 return LoadOrDispose(m, () => StateDictLoader.Load(m, sd, "DINO ViT"));
+            }
+            case ModelKind.Segmenter:
+            {
+                var m = new BeitSegmenter(ModelJson.Deserialize<SegmentationConfig>(config, kind));
+                return LoadOrDispose(m, () => SegmenterCheckpoint.Load(m, sd));
             }
             default:
                 throw new CheckpointException($"Unknown model kind '{kind}' (expected one of {string.Join(", ", ModelKind.All)}).");

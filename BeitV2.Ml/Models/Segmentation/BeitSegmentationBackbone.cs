@@ -1,0 +1,148 @@
+using BeitV2.Ml.Models.Layers;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Models.Segmentation;
+
+/// <summary>
+/// The segmentation backbone of unilm beit2/semantic_segmentation/backbone/beit.py (class
+/// <c>BEiT</c>): the BEiT transformer (cls_token, patch_embed, optional pos_embed / shared
+/// rel_pos_bias, blocks with per-layer relative tables and layer scale) without any final norm or
+/// head, followed by four necks that turn the selected blocks' patch tokens into a feature pyramid.
+/// </summary>
+/// <remarks>
+/// For each block i in <c>out_indices</c> the raw block output without [CLS], x[:, 1:], is reshaped
+/// to (B, C, H/P, W/P). Patch size 16: fpn1 = ConvTranspose(2,2) → BatchNorm (SyncBN in the
+/// reference) → GELU → ConvTranspose(2,2) (stride 4), fpn2 = ConvTranspose(2,2) (stride 8),
+/// fpn3 = identity (stride 16), fpn4 = MaxPool(2) (stride 32). Patch size 8: fpn1 = ConvTranspose(2,2),
+/// fpn2 = identity, fpn3 = MaxPool(2), fpn4 = MaxPool(4). The necks are applied to the first, second,
+/// … selected block in order, so fewer than four out_indices give fewer levels (as in the reference).
+/// State-dict names are the official ones (without the <c>backbone.</c> prefix the segmenter adds).
+/// </remarks>
+public sealed class BeitSegmentationBackbone : ExplicitModule<Tensor, Tensor[]>
+{
+    private readonly PatchEmbed patchEmbed;
+    private readonly Dropout posDrop;
+    private readonly RelativePositionBias? relPosBias;
+    private readonly ModuleList<Block> blocks;
+    private readonly nn.Module<Tensor, Tensor>[] necks;
+    private readonly int[] outIndices;
+
+    public VitConfig Config { get; }
+    public IReadOnlyList<int> OutIndices => outIndices;
+    public int GridSize => patchEmbed.GridSize;
+
+    public BeitSegmentationBackbone(VitConfig config, IReadOnlyList<int> outIndices) : base(nameof(BeitSegmentationBackbone))
+    {
+        config.Validate();
+        SegmentationConfig.ValidateOutIndices(outIndices, config.Depth);
+        VitConfig.Require(config.PatchSize is 16 or 8,
+            $"patch_size {config.PatchSize}: the reference segmentation backbone only defines necks for patch sizes 16 and 8");
+        Config = config;
+        this.outIndices = outIndices.ToArray();
+        var c = config;
+        patchEmbed = new PatchEmbed(c.ImgSize, c.PatchSize, c.InChans, c.EmbedDim);
+        var grid = (patchEmbed.GridSize, patchEmbed.GridSize);
+
+        register_parameter("cls_token", ModuleExtensions.Param(zeros(1, 1, c.EmbedDim)));
+        if (c.UseAbsPosEmb) register_parameter("pos_embed", ModuleExtensions.Param(zeros(1, patchEmbed.NumPatches + 1, c.EmbedDim)));
+        register_module("patch_embed", patchEmbed);
+        posDrop = nn.Dropout(c.DropRate);
+        register_module("pos_drop", posDrop);
+        if (c.UseSharedRelPosBias)
+        {
+            relPosBias = new RelativePositionBias(grid, c.NumHeads);
+            register_module("rel_pos_bias", relPosBias);
+        }
+
+        var dpr = ModuleExtensions.LinearRates(c.DropPathRate, c.Depth);
+        blocks = new ModuleList<Block>();
+        for (var i = 0; i < c.Depth; i++)
+            blocks.Add(new Block(c.EmbedDim, c.NumHeads, c.MlpRatio, c.QkvBias, c.QkScale, c.DropRate, c.AttnDropRate,
+                dpr[i], c.InitValues, c.NormEps, c.UseRelPosBias ? grid : null, c.AttnHeadDim));
+        register_module("blocks", blocks);
+
+        long e = c.EmbedDim;
+        necks = c.PatchSize == 16
+            ? new nn.Module<Tensor, Tensor>[]
+            {
+                nn.Sequential(("0", nn.ConvTranspose2d(e, e, 2, stride: 2)), ("1", nn.BatchNorm2d(e)), ("2", nn.GELU()),
+                    ("3", nn.ConvTranspose2d(e, e, 2, stride: 2))),
+                nn.Sequential(("0", nn.ConvTranspose2d(e, e, 2, stride: 2))),
+                nn.Identity(),
+                nn.MaxPool2d(2, 2),
+            }
+            : new nn.Module<Tensor, Tensor>[]
+            {
+                nn.Sequential(("0", nn.ConvTranspose2d(e, e, 2, stride: 2))),
+                nn.Identity(),
+                nn.Sequential(("0", nn.MaxPool2d(2, 2))),
+                nn.Sequential(("0", nn.MaxPool2d(4, 4))),
+            };
+        // All four are registered (the parameter-free ones too, so train()/eval() and Dispose reach them).
+        for (var i = 0; i < necks.Length; i++) register_module($"fpn{i + 1}", necks[i]);
+
+        SegmentationInit.InitBackbone(this);
+    }
+
+    public IReadOnlyList<Block> Blocks => blocks.ToList();
+    public PatchEmbed PatchEmbed => patchEmbed;
+
+    /// <summary>The feature pyramid: one map per out index, strides P/4·4, … (4, 8, 16, 32 for P = 16).</summary>
+    public override Tensor[] forward(Tensor images) => Run(images, applyNecks: true, hidden: null);
+
+    /// <summary>The selected blocks' patch tokens as (B, C, H/P, W/P) maps, before the necks.</summary>
+    public Tensor[] ForwardFeatureMaps(Tensor images) => Run(images, applyNecks: false, hidden: null);
+
+    /// <summary>The raw output (B, T, C) of every block, [CLS] first (diagnostics / parity with the ViT).</summary>
+    public Tensor[] ForwardHidden(Tensor images)
+    {
+        var hidden = new List<Tensor>();
+        foreach (var t in Run(images, applyNecks: false, hidden)) t.Dispose();
+        return hidden.ToArray();
+    }
+
+    private Tensor[] Run(Tensor images, bool applyNecks, List<Tensor>? hidden)
+    {
+        using var scope = NewDisposeScope();
+        EnsureGrid(images);
+        var b = images.shape[0];
+        var x = patchEmbed.forward(images);
+        var cls = get_parameter("cls_token")!.expand(b, -1, -1);
+        x = cat(new[] { cls, x }, 1);
+        if (Config.UseAbsPosEmb) x = x + get_parameter("pos_embed")!;
+        x = posDrop.forward(x);
+        var shared = relPosBias?.forward();
+
+        long g = patchEmbed.GridSize;
+        var features = new List<Tensor>();
+        for (var i = 0; i < blocks.Count; i++)
+        {
+            x = blocks[i].forward(x, shared);
+            hidden?.Add(x);
+            if (Array.IndexOf(outIndices, i) >= 0)
+                features.Add(x[.., 1..].permute(0, 2, 1).reshape(b, -1, g, g).contiguous());
+        }
+        if (applyNecks)
+            for (var i = 0; i < features.Count; i++)
+                features[i] = necks[i].forward(features[i]);
+
+        foreach (var f in features) f.MoveToOuterDisposeScope();
+        if (hidden is not null)
+            foreach (var h in hidden) h.MoveToOuterDisposeScope();
+        return features.ToArray();
+    }
+
+    private void EnsureGrid(Tensor images)
+    {
+        if (images.dim() != 4)
+            throw new ArgumentException($"Expected images of shape (B, C, H, W), got ({string.Join(", ", images.shape)}).");
+        var g = patchEmbed.GridSize;
+        if (images.shape[2] / Config.PatchSize != g || images.shape[3] / Config.PatchSize != g)
+            throw new ArgumentException(
+                $"The segmentation backbone is built for {Config.ImgSize}x{Config.ImgSize} inputs (its relative position tables " +
+                $"cover a {g}x{g} patch grid); got {images.shape[2]}x{images.shape[3]}. Resize or crop the input, or build the model " +
+                "for that size (tables are resized when a checkpoint is loaded). Sliding-window inference over larger images, " +
+                "as the reference test mode does (512 crops, stride 341), is not implemented.");
+    }
+}

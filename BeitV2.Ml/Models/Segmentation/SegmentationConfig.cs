@@ -1,0 +1,130 @@
+namespace BeitV2.Ml.Models.Segmentation;
+
+/// <summary>
+/// Configuration of the BEiT v2 semantic segmentation model (unilm beit2/semantic_segmentation:
+/// the <c>BEiT</c> backbone of backbone/beit.py with its FPN necks, an mmseg 0.11 <c>UPerHead</c>
+/// and an <c>FCNHead</c> auxiliary head, as configs/_base_/models/upernet_beit.py plus the
+/// upernet_beit_{base,large} overrides). JSON names are snake_case like the other configs.
+/// Property defaults are the base ADE20K recipe (<see cref="Base"/>).
+/// </summary>
+/// <remarks>
+/// Of <see cref="Backbone"/> the segmentation backbone uses the transformer settings only:
+/// <c>num_classes</c>, <c>use_mean_pooling</c> and <c>init_scale</c> are ignored (the backbone has
+/// no head and no final norm). Only patch sizes 16 and 8 have necks in the reference.
+/// </remarks>
+public sealed record SegmentationConfig
+{
+    /// <summary>The transformer (per-layer relative tables, layer scale; img_size 512 for ADE20K).</summary>
+    public VitConfig Backbone { get; init; } = BaseBackbone();
+    /// <summary>Blocks whose outputs feed the four necks (fpn1..fpn4), in increasing order.</summary>
+    public IReadOnlyList<int> OutIndices { get; init; } = new[] { 3, 5, 7, 11 };
+    /// <summary>Classes of both heads (150 for ADE20K with reduce_zero_label).</summary>
+    public int NumClasses { get; init; } = 150;
+    /// <summary>Width of the UPerHead (768 base, 1024 large).</summary>
+    public int Channels { get; init; } = 768;
+    /// <summary>Output sizes of the pyramid pooling module on the coarsest level.</summary>
+    public IReadOnlyList<int> PoolScales { get; init; } = new[] { 1, 2, 3, 6 };
+    /// <summary>Width of the FCN auxiliary head.</summary>
+    public int AuxChannels { get; init; } = 256;
+    /// <summary>Neck output (0..3) that feeds the auxiliary head.</summary>
+    public int AuxInIndex { get; init; } = 2;
+    /// <summary>Dropout2d before each head's conv_seg (both heads use 0.1 in the reference).</summary>
+    public double DropoutRatio { get; init; } = 0.1;
+    /// <summary>align_corners of every bilinear resize in the heads and of the loss/prediction resize.</summary>
+    public bool AlignCorners { get; init; }
+    /// <summary>Build the auxiliary FCN head (training only; the reference drops it at inference).</summary>
+    public bool UseAuxHead { get; init; } = true;
+    /// <summary>Weight of the auxiliary cross-entropy (decode head weight is 1).</summary>
+    public double AuxLossWeight { get; init; } = 0.4;
+    /// <summary>Label value excluded from the loss (mmseg default; ADE20K "other" after reduce_zero_label).</summary>
+    public int IgnoreIndex { get; init; } = 255;
+
+    /// <summary>The base backbone of upernet_beit_base_12_512_slide_160k_ade20k (drop path 0.15, layer scale 0.1).</summary>
+    public static VitConfig BaseBackbone() => VitConfig.Base(numClasses: 0) with { ImgSize = 512, DropPathRate = 0.15 };
+
+    /// <summary>UperNet + BEiT v2 ViT-B/16 at 512 px: out_indices [3, 5, 7, 11], head width 768.</summary>
+    public static SegmentationConfig Base(int numClasses = 150) => new()
+    {
+        Backbone = BaseBackbone(), OutIndices = new[] { 3, 5, 7, 11 }, NumClasses = numClasses, Channels = 768,
+    };
+
+    /// <summary>UperNet + BEiT v2 ViT-L/16 at 512 px: out_indices [7, 11, 15, 23], head width 1024, layer scale 1e-6, drop path 0.2.</summary>
+    public static SegmentationConfig Large(int numClasses = 150) => new()
+    {
+        Backbone = VitConfig.Large(numClasses: 0) with { ImgSize = 512, InitValues = 1e-6, DropPathRate = 0.2 },
+        OutIndices = new[] { 7, 11, 15, 23 }, NumClasses = numClasses, Channels = 1024,
+    };
+
+    /// <summary>
+    /// A test-sized model: 64 px images with 16 px patches (4×4 grid, so the patch-16 necks are used),
+    /// width 32, 4 blocks (all four feed the necks), head width 32, auxiliary width 16, no drop path.
+    /// </summary>
+    public static SegmentationConfig Micro(int numClasses = 5) => new()
+    {
+        Backbone = VitConfig.Base(numClasses: 0) with { ImgSize = 64, PatchSize = 16, EmbedDim = 32, Depth = 4, NumHeads = 2 },
+        OutIndices = new[] { 0, 1, 2, 3 }, NumClasses = numClasses, Channels = 32, AuxChannels = 16,
+    };
+
+    /// <summary>Throws a clear error for configs the reference cannot build or run.</summary>
+    public void Validate()
+    {
+        VitConfig.Require(Backbone is not null, "backbone is required");
+        Backbone!.Validate();
+        VitConfig.Require(Backbone.PatchSize is 16 or 8,
+            $"patch_size {Backbone.PatchSize}: the reference segmentation backbone only defines necks for patch sizes 16 and 8");
+        VitConfig.Require(OutIndices is { Count: 4 },
+            "out_indices must name exactly 4 blocks (one per neck; UPerHead uses in_index [0, 1, 2, 3])");
+        ValidateOutIndices(OutIndices, Backbone.Depth);
+        VitConfig.Require(NumClasses > 0, "num_classes must be positive");
+        VitConfig.Require(Channels > 0 && AuxChannels > 0, "channels and aux_channels must be positive");
+        VitConfig.Require(PoolScales is { Count: > 0 } && PoolScales.All(s => s > 0), "pool_scales must be a non-empty list of positive sizes");
+        VitConfig.Require(AuxInIndex is >= 0 and < 4, $"aux_in_index {AuxInIndex} must be in 0..3");
+        VitConfig.Require(DropoutRatio is >= 0 and < 1, "dropout_ratio must be in [0, 1)");
+        VitConfig.Require(AuxLossWeight >= 0, "aux_loss_weight must be >= 0");
+    }
+
+    /// <summary>Strictly increasing block indices within the depth (duplicates would silently drop a level in the reference).</summary>
+    internal static void ValidateOutIndices(IReadOnlyList<int> outIndices, int depth)
+    {
+        VitConfig.Require(outIndices is { Count: >= 1 and <= 4 }, "out_indices must name 1 to 4 blocks");
+        for (var i = 0; i < outIndices.Count; i++)
+        {
+            VitConfig.Require(outIndices[i] >= 0 && outIndices[i] < depth, $"out_indices entry {outIndices[i]} is not a block index (depth {depth})");
+            VitConfig.Require(i == 0 || outIndices[i] > outIndices[i - 1], "out_indices must be strictly increasing");
+        }
+    }
+
+    // Value equality for the list members (a record compares them by reference otherwise).
+    public bool Equals(SegmentationConfig? other) =>
+        other is not null
+        && Backbone == other.Backbone
+        && OutIndices.SequenceEqual(other.OutIndices)
+        && NumClasses == other.NumClasses
+        && Channels == other.Channels
+        && PoolScales.SequenceEqual(other.PoolScales)
+        && AuxChannels == other.AuxChannels
+        && AuxInIndex == other.AuxInIndex
+        && DropoutRatio.Equals(other.DropoutRatio)
+        && AlignCorners == other.AlignCorners
+        && UseAuxHead == other.UseAuxHead
+        && AuxLossWeight.Equals(other.AuxLossWeight)
+        && IgnoreIndex == other.IgnoreIndex;
+
+    public override int GetHashCode()
+    {
+        var h = new HashCode();
+        h.Add(Backbone);
+        foreach (var i in OutIndices) h.Add(i);
+        h.Add(NumClasses);
+        h.Add(Channels);
+        foreach (var s in PoolScales) h.Add(s);
+        h.Add(AuxChannels);
+        h.Add(AuxInIndex);
+        h.Add(DropoutRatio);
+        h.Add(AlignCorners);
+        h.Add(UseAuxHead);
+        h.Add(AuxLossWeight);
+        h.Add(IgnoreIndex);
+        return h.ToHashCode();
+    }
+}
