@@ -1,3 +1,4 @@
+using BeitV2.Ml.Models.Layers;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
 using static TorchSharp.torch;
@@ -99,21 +100,6 @@ public static class SegmenterCheckpoint
 
         if (sd.TryGetValue(prefix + "pos_embed", out var pos) && target.TryGetValue("pos_embed", out var wantPos)
             && !pos.shape.SequenceEqual(wantPos.shape))
-            sd[prefix + "pos_embed"] = ResizePosEmbed(pos, g);
-    }
-
-    /// <summary>mmcv_custom/checkpoint.py: the patch grid is resized to (G, G) bicubically (size=, align_corners False); [CLS] kept.</summary>
-    private static Tensor ResizePosEmbed(Tensor pos, int grid)
-    {
-        using var scope = NewDisposeScope();
-        var n = pos.shape[1] - 1;
-        var dim = pos.shape[2];
-        var g = (int)Math.Round(Math.Sqrt(n));
-        if (g * g != n) throw new CheckpointException($"pos_embed has {n} patch positions, which is not a square grid.");
-        var cls = pos[.., ..1];
-        var patch = pos[.., 1..].reshape(-1, g, g, dim).permute(0, 3, 1, 2);
-        var resized = nn.functional.interpolate(patch, new long[] { grid, grid }, mode: InterpolationMode.Bicubic, align_corners: false);
-        var flat = resized.permute(0, 2, 3, 1).flatten(1, 2);
-        return cat(new[] { cls, flat }, 1).MoveToOuterDisposeScope();
+            sd[prefix + "pos_embed"] = PositionEmbedding.Resize(pos, g, g); // as mmcv_custom/checkpoint.py: bicubic to the new grid
     }
 }
