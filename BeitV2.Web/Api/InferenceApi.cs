@@ -1,3 +1,4 @@
+using BeitV2.Ml.Imaging.Rendering;
 using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
@@ -15,27 +16,26 @@ public static class InferenceApi
         group.MapPost("/tokens", Tokens)
             .WithSummary("Visual tokens of each image (VQ-KD tokenizer)")
             .WithDescription("Upload images as multipart parts named 'image' or one raw image/* body. With format=png and one image, returns the token map drawn over the image.")
-            .Accepts<ImageUpload>("multipart/form-data").Accepts<byte[]>("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif")
+            .WithMetadata(new ImageUploadMetadata())
             .Produces<TokensResponse>().Produces(200, contentType: "image/png").WithProblems();
 
         group.MapPost("/embeddings", Embeddings)
             .WithSummary("One embedding per image ([CLS] or mean-pooled)")
-            .Accepts<ImageUpload>("multipart/form-data").Accepts<byte[]>("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif")
+            .WithMetadata(new ImageUploadMetadata())
             .Produces<EmbeddingsResponse>().WithProblems();
 
         group.MapPost("/classify", Classify)
             .WithSummary("Top-k class predictions per image")
-            .Accepts<ImageUpload>("multipart/form-data").Accepts<byte[]>("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif")
+            .WithMetadata(new ImageUploadMetadata())
             .Produces<ClassifyResponse>().WithProblems();
 
-        return group;
-    }
+        group.MapPost("/segment", Segment)
+            .WithSummary("A class-index mask per image, at the image's size")
+            .WithDescription("maskPng is a base64 8-bit PNG whose pixel values are class indices. With one image, format=png returns that PNG and format=overlay a colour overlay.")
+            .WithMetadata(new ImageUploadMetadata())
+            .Produces<SegmentResponse>().Produces(200, contentType: "image/png").WithProblems();
 
-    /// <summary>Swagger shape of the multipart upload.</summary>
-    public sealed class ImageUpload
-    {
-        /// <summary>One or more image files.</summary>
-        public IFormFileCollection? Image { get; set; }
+        return group;
     }
 
     private static async Task<IResult> Tokens(HttpRequest request, InferenceService inference, string? model, string? format, CancellationToken ct)
@@ -89,6 +89,36 @@ public static class InferenceApi
             p.Select((prob, c) => (prob, c)).OrderByDescending(x => x.prob).Take(k)
              .Select(x => new ClassPrediction(x.c, labels.Label(info.Id, x.c), x.prob)).ToList())).ToList();
         return TypedResults.Ok(new ClassifyResponse(info.Id, images));
+    }
+
+    private static async Task<IResult> Segment(HttpRequest request, InferenceService inference, LabelStore labels,
+        string? model, string? format, CancellationToken ct)
+    {
+        if (format is not null and not "json" and not "png" and not "overlay")
+            throw ApiProblemException.BadRequest($"format must be 'json', 'png' or 'overlay', not '{format}'.");
+        var info = inference.ResolveModel(model, "segment", ApiModelKinds.Segmenter);
+        using var run = await inference.RunAsync<int[]>(request, info, Operations.Segment, ct);
+        var size = info.ImageSize;
+        var masks = run.Results.Select((m, i) =>
+            ClassMapResizer.FromFullImageResize(m, size, size, run.Images[i].Image.Width, run.Images[i].Image.Height)).ToList();
+        if (format is "png" or "overlay")
+        {
+            if (run.Images.Count != 1) throw ApiProblemException.BadRequest($"format={format} takes exactly one image.");
+            var image = run.Images[0].Image;
+            var png = format == "png"
+                ? SegmentationRenderer.MaskPng(masks[0], image.Width, image.Height)
+                : SegmentationRenderer.OverlayPng(image, masks[0], image.Width, image.Height);
+            return TypedResults.File(png, "image/png");
+        }
+        var images = masks.Select((mask, i) =>
+        {
+            var image = run.Images[i].Image;
+            var classes = mask.GroupBy(c => c).OrderByDescending(g => g.Count())
+                .Select(g => new SegmentClass(g.Key, labels.Label(info.Id, g.Key), (double)g.Count() / mask.Length)).ToList();
+            return new ImageSegmentation(i, image.Width, image.Height, classes,
+                Convert.ToBase64String(SegmentationRenderer.MaskPng(mask, image.Width, image.Height)));
+        }).ToList();
+        return TypedResults.Ok(new SegmentResponse(info.Id, images));
     }
 
     internal static RouteHandlerBuilder WithProblems(this RouteHandlerBuilder b) => b

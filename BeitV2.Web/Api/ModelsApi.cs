@@ -37,6 +37,7 @@ public static class ModelsApi
             .AddEndpointFilter<ApiKeyFilter>()
             .WithSummary("Make a model the default of its kind").ProducesProblem(401).ProducesProblem(404);
 
+        group.MapModelImport();
         return group;
     }
 

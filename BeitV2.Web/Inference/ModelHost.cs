@@ -69,6 +69,7 @@ public sealed class ModelHost : IDisposable
                 VqkdTokenizer t => new ServedTokenizer(info, t),
                 BeitVisionTransformer v => new ServedVit(info, v),
                 BeitMim m => new ServedMim(info, m),
+                BeitV2.Ml.Models.Segmentation.BeitSegmenter s => new ServedSegmenter(info, s),
                 _ => throw ApiProblemException.BadRequest($"Model '{info.Id}' ({info.Kind}) cannot be served for inference."),
             };
             logger.LogInformation("Loaded model {Id} on {Device}", info.Id, device);

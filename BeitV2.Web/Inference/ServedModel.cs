@@ -96,3 +96,24 @@ public sealed class ServedMim(ModelInfo info, BeitMim model) : ServedModel(info,
         return result;
     }
 }
+
+/// <summary>
+/// UperNet segmentation: the whole image is resized to the model's size (the mask must cover all
+/// of it), the decode head's logits are resized back to that size and arg-maxed; the endpoint maps
+/// the class map onto the original image.
+/// </summary>
+public sealed class ServedSegmenter(ModelInfo info, BeitV2.Ml.Models.Segmentation.BeitSegmenter model) : ServedModel(info, model)
+{
+    public override ModelInput Input { get; } = new(model.Config.Backbone.ImgSize, InputGeometry.FullResize, PixelNormalization.ImageNet);
+    public override IReadOnlyCollection<string> Operations { get; } = new[] { Inference.Operations.Segment };
+
+    public override object[] Execute(string operation, Tensor batch)
+    {
+        var size = Input.Size;
+        var classes = model.Predict(batch, (size, size));
+        var result = new object[batch.shape[0]];
+        for (var i = 0; i < result.Length; i++)
+            result[i] = classes[i].to_type(ScalarType.Int32).contiguous().data<int>().ToArray();
+        return result;
+    }
+}
