@@ -37,12 +37,11 @@ public sealed class BatchingWorker : IDisposable
 
     public ServedModel Model => model;
 
-    public Task<object> Enqueue(string operation, float[] pixels, CancellationToken ct = default)
+    /// <summary>Queues one image; null when the worker was stopped (the model was unloaded) — get a fresh worker then.</summary>
+    public Task<object>? TryEnqueue(string operation, float[] pixels)
     {
         var tcs = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!queue.Writer.TryWrite(new Pending(operation, pixels, tcs, Stopwatch.GetTimestamp())))
-            tcs.SetException(new ObjectDisposedException($"The model '{model.Info.Id}' was unloaded."));
-        return tcs.Task;
+        return queue.Writer.TryWrite(new Pending(operation, pixels, tcs, Stopwatch.GetTimestamp())) ? tcs.Task : null;
     }
 
     private void Run()

@@ -46,7 +46,15 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, InF
             {
                 var pixels = input.Prepare(image.Image, out var plan);
                 plans.Add(plan);
-                tasks.Add(worker.Enqueue(operation, pixels, ct));
+                var task = worker.TryEnqueue(operation, pixels);
+                if (task is null)
+                {
+                    // Unloaded between lookup and enqueue (LRU eviction or delete): load again once.
+                    worker = await host.GetAsync(registry.Get(info.Id));
+                    task = worker.TryEnqueue(operation, pixels)
+                           ?? throw ApiProblemException.NotReady($"Model '{info.Id}' is being unloaded; retry.");
+                }
+                tasks.Add(task);
             }
             var results = await Task.WhenAll(tasks);
             InferenceMetrics.Requests.WithLabels(operation, "ok").Inc();
