@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using BeitV2.Ml.Models;
+using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
 using static TorchSharp.torch;
@@ -20,13 +21,17 @@ namespace BeitV2.Ml.Checkpoints;
 /// <item>MIM: vocabulary (<c>lm_head</c>), aggregation depth (<c>cls_pt_layers</c>), shared lm head
 /// (absence of <c>cls_pt_lm_head</c>); VQ-KD: encoder/decoder, codebook (<c>quantize.embedding.weight</c>),
 /// target width (<c>decode_task_layer.2</c>); CLIP tower (<c>visual.*</c>, as CLIP's build_model); DINO.</item>
+/// <item>mmseg segmenter (<see cref="SegmentationConfig"/>): the backbone as a ViT under <c>backbone.</c>, classes and
+/// head width (<c>decode_head.conv_seg</c>), the number of pooling branches, whether there is an auxiliary head and
+/// its width (<c>auxiliary_head.conv_seg</c>); head variants the model cannot build are rejected.</item>
 /// </list>
 /// What they cannot determine is defaulted and listed in <see cref="InferredModel.Notes"/> and
 /// <see cref="InferredModel.DefaultedFields"/>: the head count when there is no relative table
 /// (VQ-KD, DINO, CLIP, abs-pos-only ViTs: width/64), MIM early_layers, LayerNorm eps, qk_scale,
 /// dropout/drop-path rates, init scales, the exact layer-scale init, VQ-KD process type and decay,
-/// and the segmentation out_indices / pool scales / auxiliary in_index. An override JSON object
-/// (keyword names of the official constructors) replaces any inferred or defaulted value.
+/// and the segmentation out_indices / pool scales / auxiliary in_index / dropout / align_corners / loss settings.
+/// An override JSON object (keyword names of the official constructors; for segmenters the snake_case
+/// <see cref="SegmentationConfig"/> fields) replaces any inferred or defaulted value.
 /// </summary>
 public static class ArchitectureInference
 {
@@ -54,16 +59,16 @@ public static class ArchitectureInference
             ModelKind.Vqkd => Finish(kind, InferVqkd(sd, over, notes), over, notes, c => c.Validate()),
             ModelKind.ClipTeacher => Finish(kind, InferClip(sd, over, notes), over, notes, ValidateClip),
             ModelKind.DinoTeacher => Finish(kind, InferDino(sd, over, notes), over, notes, ValidateDino),
-            ModelKind.Segmenter => InferSegmenter(sd, over, notes),
+            ModelKind.Segmenter => Finish(kind, InferSegmenter(sd, over, notes), over, notes, c => c.Validate()),
             _ => throw new InvalidOperationException(kind),
         };
     }
 
     /// <summary>
     /// Builds the model <paramref name="model"/> describes and loads <paramref name="stateDict"/> into it
-    /// with the library's loaders (strict: every key must fit). The caller owns the returned module.
+    /// with the library's loaders (strict: every key must fit; a segmenter's relative tables and position
+    /// embedding are resized to an overridden img_size, as <see cref="SegmenterCheckpoint"/> does). The caller owns the returned module.
     /// </summary>
-    /// <exception cref="NotSupportedException">for <see cref="ModelKind.Segmenter"/> (no segmentation model yet).</exception>
     /// <exception cref="CheckpointException">the weights do not fit the config (e.g. an override changed a shape).</exception>
     public static nn.Module BuildAndLoad(InferredModel model, IReadOnlyDictionary<string, Tensor> stateDict)
     {
@@ -96,11 +101,10 @@ public static class ArchitectureInference
                 return LoadOrDispose(m, () => LoadTeacher(m, sd, "", "DINO ViT"));
             }
             case ModelKind.Segmenter:
-                // The UperNet segmentation model is being written by another agent (its config record
-                // too); until it exists, a recognised segmenter can be described but not built.
-                throw new NotSupportedException(
-                    "This is an mmseg segmentation checkpoint (UperNet on a BEiT backbone); its architecture was inferred, " +
-                    "but building segmentation models is not supported yet.");
+            {
+                var m = new BeitSegmenter(ConfigOf<SegmentationConfig>(model));
+                return LoadOrDispose(m, () => SegmenterCheckpoint.Load(m, sd));
+            }
             default:
                 throw new CheckpointException($"Unknown model kind '{model.Kind}'.");
         }
@@ -391,107 +395,141 @@ public static class ArchitectureInference
     }
 
     /// <summary>
-    /// mmseg UperNet + FCN auxiliary head on the BEiT segmentation backbone (spec 5.5). The segmentation
-    /// config record is written elsewhere, so the config is a JSON object mirroring mmseg's model dict:
-    /// <c>backbone</c> (the ViT keyword names + <c>out_indices</c>), <c>decode_head</c>, <c>auxiliary_head</c> (or null).
+    /// An mmseg UperNet on the BEiT segmentation backbone, as <see cref="BeitSegmenter"/> builds it
+    /// (spec 5.5): the transformer (as a ViT, under <c>backbone.</c>), the necks of its patch size,
+    /// a four-level UPerHead and optionally the FCN auxiliary head. Head variants the model cannot
+    /// represent are rejected here rather than at load time, with the reason.
     /// </summary>
-    private static InferredModel InferSegmenter(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    private static SegmentationConfig InferSegmenter(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
     {
         const string what = "segmentation model";
-        var backboneOver = ConfigOverrides.Child(over, "backbone");
-        var b = ReadBackbone(sd, "backbone.", "backbone.", ConfigOverrides.Int(backboneOver, "num_heads"), notes, "segmentation backbone");
+        var defaults = new SegmentationConfig();
+        var b = ReadBackbone(sd, "backbone.", "backbone.", ConfigOverrides.Int(ConfigOverrides.Child(over, "backbone"), "num_heads"),
+            notes, "segmentation backbone");
         NoteBeitFlags(b, "backbone.", "backbone.", notes);
         NoteUnrecorded("backbone.", notes);
-        var backbone = new VitConfig
-        {
-            ImgSize = b.ImgSize, PatchSize = b.PatchSize, InChans = b.InChans, NumClasses = 0, EmbedDim = b.EmbedDim,
-            Depth = b.Depth, NumHeads = b.NumHeads, MlpRatio = b.MlpRatio, QkvBias = b.QBias, InitValues = b.LayerScale ? 0.1 : 0,
-            AttnHeadDim = b.AttnHeadDim, UseAbsPosEmb = b.AbsPos, UseRelPosBias = b.PerLayerTable, UseSharedRelPosBias = b.SharedTable,
-        };
-        var backboneJson = JsonSerializer.SerializeToNode(backbone, ModelJson.Options)!.AsObject();
-        // Not arguments of the segmentation backbone (it has no final norm and no classifier).
-        foreach (var k in new[] { "num_classes", "use_mean_pooling", "init_scale", "use_checkpoint" }) backboneJson.Remove(k);
-        if (sd.ContainsKey("backbone.fpn1.0.weight"))
-            notes.Info("The backbone has the patch-16 feature pyramid (fpn1: 2× deconvolution + BN + GELU + deconvolution, fpn2: deconvolution, fpn3: identity, fpn4: max-pool).");
+        notes.Info("backbone.num_classes, use_mean_pooling and init_scale are not used: the segmentation backbone has no final norm and no classifier.");
+        long embed = b.EmbedDim;
+        CheckNecks(sd, b.PatchSize);
+        notes.Info(b.PatchSize == 16
+            ? "backbone necks for 16 px patches: fpn1 (deconvolution + BatchNorm + GELU + deconvolution), fpn2 (deconvolution), fpn3 (identity), fpn4 (max-pool)."
+            : "backbone necks for 8 px patches: fpn1 (deconvolution), fpn2 (identity), fpn3 and fpn4 (max-pool).");
 
-        // decode_head: UPerHead
+        // decode_head: UPerHead on the four neck outputs.
         var convSeg = Need(sd, "decode_head.conv_seg.weight", what);
         int numClasses = (int)convSeg.shape[0], channels = (int)convSeg.shape[1];
-        notes.Inferred("decode_head.num_classes", numClasses, "rows of decode_head.conv_seg.weight");
-        notes.Inferred("decode_head.channels", channels, "columns of decode_head.conv_seg.weight");
+        notes.Inferred("num_classes", numClasses, "rows of decode_head.conv_seg.weight");
+        notes.Inferred("channels", channels, "columns of decode_head.conv_seg.weight");
+        int lateral = CountIndexed(sd.Keys, "decode_head.lateral_convs."), fpn = CountIndexed(sd.Keys, "decode_head.fpn_convs.");
+        if (lateral != 3 || fpn != 3)
+            throw new CheckpointException(
+                $"The UPerHead has {lateral} lateral and {fpn} FPN convs (decode_head.lateral_convs.N, decode_head.fpn_convs.N); " +
+                "the BEiT segmenter feeds it 4 levels (one per neck), which needs 3 of each.");
         var pools = CountIndexed(sd.Keys, "decode_head.psp_modules.");
-        var lateral = CountIndexed(sd.Keys, "decode_head.lateral_convs.");
-        var inChannels = new List<int>();
-        for (var i = 0; i < lateral; i++)
-            inChannels.Add((int)Need(sd, $"decode_head.lateral_convs.{i}.conv.weight", what).shape[1]);
-        var bottleneck = Need(sd, "decode_head.bottleneck.conv.weight", what);
-        inChannels.Add((int)bottleneck.shape[1] - pools * channels);
-        notes.Inferred("decode_head.in_channels", inChannels,
-            "input channels of decode_head.lateral_convs.N, and of decode_head.bottleneck minus the pooled branches");
-        int[] defaultScales = { 1, 2, 3, 6 };
-        var poolScales = pools <= defaultScales.Length ? defaultScales.Take(pools).ToArray() : Enumerable.Range(1, pools).ToArray();
-        notes.Defaulted("decode_head.pool_scales", poolScales,
-            $"{pools} pyramid-pooling branches (decode_head.psp_modules.N); their scales are not recorded, UperNet's are (1, 2, 3, 6)");
-        notes.Defaulted("decode_head.dropout_ratio", 0.1, "training-time dropout before conv_seg");
-        notes.Defaulted("decode_head.align_corners", false, "as every BEiT segmentation config");
-        var decodeHead = new JsonObject
-        {
-            ["in_channels"] = new JsonArray(inChannels.Select(c => (JsonNode?)JsonValue.Create(c)).ToArray()),
-            ["in_index"] = new JsonArray(Enumerable.Range(0, inChannels.Count).Select(i => (JsonNode?)JsonValue.Create(i)).ToArray()),
-            ["pool_scales"] = new JsonArray(poolScales.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
-            ["channels"] = channels,
-            ["dropout_ratio"] = 0.1,
-            ["num_classes"] = numClasses,
-            ["align_corners"] = false,
-        };
-        notes.Inferred("decode_head.in_index", Enumerable.Range(0, inChannels.Count).ToArray(), "one input per backbone output");
+        if (pools == 0)
+            throw new CheckpointException("The UPerHead has no pyramid pooling branches (decode_head.psp_modules.N.1.conv.weight).");
+        var inChannels = new List<long>();
+        for (var i = 0; i < lateral; i++) inChannels.Add(Need(sd, $"decode_head.lateral_convs.{i}.conv.weight", what).shape[1]);
+        inChannels.Add(Need(sd, "decode_head.bottleneck.conv.weight", what).shape[1] - pools * (long)channels);
+        if (inChannels.Any(c => c != embed))
+            throw new CheckpointException(
+                $"The UPerHead's input widths are [{string.Join(", ", inChannels)}] (input channels of decode_head.lateral_convs.N, and of " +
+                $"decode_head.bottleneck minus {pools} pooled branches of {channels}); the BEiT segmenter feeds it the necks' " +
+                $"{embed}-channel maps (in_channels = embed_dim at every level).");
+        notes.Info($"decode_head: UPerHead on 4 levels of {embed} channels (decode_head.lateral_convs.N and decode_head.bottleneck), {pools} pooling branches.");
+        int[] upernetScales = { 1, 2, 3, 6 };
+        var poolScales = pools <= upernetScales.Length ? upernetScales.Take(pools).ToArray() : Enumerable.Range(1, pools).ToArray();
+        notes.Defaulted("pool_scales", poolScales,
+            $"{pools} pyramid-pooling branches (decode_head.psp_modules.N); their output sizes are not recorded, UperNet's are (1, 2, 3, 6)");
+        notes.Defaulted("dropout_ratio", defaults.DropoutRatio, "training-time dropout before each conv_seg (no effect at inference)");
+        notes.Defaulted("align_corners", defaults.AlignCorners, "bilinear resizes of the heads, as in every BEiT segmentation config");
 
+        if (b.Depth < 4)
+            throw new CheckpointException($"The segmentation backbone has {b.Depth} blocks; the four necks need 4 distinct blocks (out_indices).");
         var outIndices = b.Depth switch
         {
-            12 when inChannels.Count == 4 => new[] { 3, 5, 7, 11 },
-            24 when inChannels.Count == 4 => new[] { 7, 11, 15, 23 },
-            _ => Enumerable.Range(1, inChannels.Count).Select(k => Math.Max(0, (int)Math.Ceiling(k * b.Depth / (double)inChannels.Count) - 1)).ToArray(),
+            12 => new[] { 3, 5, 7, 11 },
+            24 => new[] { 7, 11, 15, 23 },
+            _ => Enumerable.Range(1, 4).Select(k => (int)Math.Ceiling(k * b.Depth / 4.0) - 1).ToArray(),
         };
-        notes.Defaulted("backbone.out_indices", outIndices,
-            "the blocks feeding the decoder are not recorded in the weights; the published configs use [3, 5, 7, 11] for 12 blocks and [7, 11, 15, 23] for 24");
-        backboneJson["out_indices"] = new JsonArray(outIndices.Select(i => (JsonNode?)JsonValue.Create(i)).ToArray());
+        notes.Defaulted("out_indices", outIndices,
+            "the blocks feeding the necks are not recorded in the weights; the published configs use [3, 5, 7, 11] for 12 blocks " +
+            "and [7, 11, 15, 23] for 24 (otherwise the last block of each quarter). Set out_indices in the config override if the model differs");
 
-        // auxiliary_head: FCNHead
-        JsonObject? aux = null;
-        if (sd.TryGetValue("auxiliary_head.conv_seg.weight", out var auxSeg))
+        // auxiliary_head: FCNHead (num_convs 1, concat_input False) on one neck output.
+        var useAux = sd.TryGetValue("auxiliary_head.conv_seg.weight", out var auxSeg);
+        var auxChannels = defaults.AuxChannels;
+        if (useAux)
         {
             var convs = CountIndexed(sd.Keys, "auxiliary_head.convs.");
-            var auxIn = convs > 0 ? (int)Need(sd, "auxiliary_head.convs.0.conv.weight", what).shape[1] : (int)auxSeg.shape[1];
-            var concat = sd.ContainsKey("auxiliary_head.conv_cat.conv.weight");
-            notes.Inferred("auxiliary_head.num_classes", (int)auxSeg.shape[0], "rows of auxiliary_head.conv_seg.weight");
-            notes.Inferred("auxiliary_head.channels", (int)auxSeg.shape[1], "columns of auxiliary_head.conv_seg.weight");
-            notes.Inferred("auxiliary_head.in_channels", auxIn, "input channels of auxiliary_head.convs.0");
-            notes.Inferred("auxiliary_head.num_convs", convs, "number of auxiliary_head.convs.N");
-            notes.Inferred("auxiliary_head.concat_input", concat, concat ? "auxiliary_head.conv_cat is present" : "no auxiliary_head.conv_cat");
-            var auxIndex = Math.Min(2, inChannels.Count - 1);
-            notes.Defaulted("auxiliary_head.in_index", auxIndex, "which backbone output feeds the auxiliary head is not recorded; the published configs use 2");
-            notes.Defaulted("auxiliary_head.dropout_ratio", 0.1, "training-time dropout before conv_seg");
-            aux = new JsonObject
-            {
-                ["in_channels"] = auxIn, ["in_index"] = auxIndex, ["channels"] = (int)auxSeg.shape[1], ["num_convs"] = convs,
-                ["concat_input"] = concat, ["dropout_ratio"] = 0.1, ["num_classes"] = (int)auxSeg.shape[0], ["align_corners"] = false,
-            };
+            if (convs != 1)
+                throw new CheckpointException(
+                    $"The auxiliary FCN head has {convs} convs (auxiliary_head.convs.N); the BEiT segmenter's has exactly one (num_convs=1).");
+            if (sd.Keys.Any(k => k.StartsWith("auxiliary_head.conv_cat.", StringComparison.Ordinal)))
+                throw new CheckpointException(
+                    "The auxiliary FCN head concatenates its input (auxiliary_head.conv_cat.*, concat_input=True); the BEiT segmenter's does not.");
+            if (auxSeg!.shape[0] != numClasses)
+                throw new CheckpointException(
+                    $"auxiliary_head.conv_seg.weight has {auxSeg.shape[0]} classes but decode_head.conv_seg.weight {numClasses}; " +
+                    "the BEiT segmenter's heads share num_classes.");
+            auxChannels = (int)auxSeg.shape[1];
+            var auxIn = Need(sd, "auxiliary_head.convs.0.conv.weight", what).shape[1];
+            if (auxIn != embed)
+                throw new CheckpointException(
+                    $"auxiliary_head.convs.0 takes {auxIn} channels; the BEiT segmenter feeds the auxiliary head a {embed}-channel neck output.");
+            notes.Inferred("use_aux_head", true, "auxiliary_head.conv_seg is present (one 3×3 conv, auxiliary_head.convs.0, no input concatenation)");
+            notes.Inferred("aux_channels", auxChannels, "columns of auxiliary_head.conv_seg.weight");
+            notes.Defaulted("aux_in_index", defaults.AuxInIndex,
+                "which neck output feeds the auxiliary head is not recorded; the published configs use 2 (training only)");
         }
-        else notes.Info("No auxiliary_head.*: the file has no auxiliary FCN head (used only for training).");
+        else
+        {
+            notes.Inferred("use_aux_head", false, "no auxiliary_head.* (the auxiliary FCN head is used only for training)");
+            notes.Defaulted("aux_channels", auxChannels, "no auxiliary head in the weights; the width of the BEiT configs, should one be trained");
+            notes.Defaulted("aux_in_index", defaults.AuxInIndex, "no auxiliary head in the weights; the published configs use 2");
+        }
+        notes.Defaulted("aux_loss_weight", defaults.AuxLossWeight, "weight of the auxiliary loss (training only)");
+        notes.Defaulted("ignore_index", defaults.IgnoreIndex, "label value excluded from the loss (training only)");
 
-        var config = new JsonObject { ["backbone"] = backboneJson, ["decode_head"] = decodeHead, ["auxiliary_head"] = aux };
-        var overridden = over is null ? new List<(string, JsonNode?)>() : ConfigOverrides.Merge(config, over);
+        return new SegmentationConfig
+        {
+            Backbone = new VitConfig
+            {
+                ImgSize = b.ImgSize, PatchSize = b.PatchSize, InChans = b.InChans, NumClasses = 0, EmbedDim = b.EmbedDim,
+                Depth = b.Depth, NumHeads = b.NumHeads, MlpRatio = b.MlpRatio, QkvBias = b.QBias, InitValues = b.LayerScale ? 0.1 : 0,
+                AttnHeadDim = b.AttnHeadDim, UseAbsPosEmb = b.AbsPos, UseRelPosBias = b.PerLayerTable, UseSharedRelPosBias = b.SharedTable,
+            },
+            OutIndices = outIndices, NumClasses = numClasses, Channels = channels, PoolScales = poolScales,
+            AuxChannels = auxChannels, AuxInIndex = defaults.AuxInIndex, DropoutRatio = defaults.DropoutRatio,
+            AlignCorners = defaults.AlignCorners, UseAuxHead = useAux, AuxLossWeight = defaults.AuxLossWeight, IgnoreIndex = defaults.IgnoreIndex,
+        };
+    }
 
-        // The backbone part must still be a valid ViT config; the heads cannot be checked until their record exists.
-        if (config["backbone"] is not JsonObject merged)
-            throw new InvalidDataException("Invalid segmenter config: backbone must be an object.");
-        var check = merged.DeepClone().AsObject();
-        check.Remove("out_indices");
-        ModelJson.Deserialize<VitConfig>(JsonSerializer.SerializeToElement(check), "segmenter backbone").Validate();
-
-        var json = JsonSerializer.SerializeToElement(config, ModelJson.Options);
-        var (noteList, defaulted) = notes.Finish(overridden);
-        return new InferredModel(ModelKind.Segmenter, json, json, noteList, defaulted);
+    /// <summary>
+    /// The necks <see cref="BeitSegmentationBackbone"/> has for the patch size: patch 16 fpn1 = deconv (0), BatchNorm (1),
+    /// GELU, deconv (3) and fpn2 = deconv (0); patch 8 fpn1 = deconv (0) only (the other levels are identity / max-pool).
+    /// </summary>
+    private static void CheckNecks(IReadOnlyDictionary<string, Tensor> sd, int patch)
+    {
+        string[] necks = patch switch
+        {
+            16 => new[] { "backbone.fpn1.0.", "backbone.fpn1.1.", "backbone.fpn1.3.", "backbone.fpn2.0." },
+            8 => new[] { "backbone.fpn1.0." },
+            _ => throw new CheckpointException(
+                $"The segmentation backbone has {patch} px patches (backbone.patch_embed.proj.weight); the BEiT segmentation " +
+                "backbone only defines feature-pyramid necks for patch sizes 16 and 8."),
+        };
+        var missing = necks.Where(n => !sd.ContainsKey(n + "weight")).ToList();
+        var extra = sd.Keys.Where(k => k.StartsWith("backbone.fpn", StringComparison.Ordinal)
+                                       && !necks.Any(n => k.StartsWith(n, StringComparison.Ordinal))).Order(StringComparer.Ordinal).ToList();
+        if (missing.Count > 0 || extra.Count > 0)
+            throw new CheckpointException(
+                $"The backbone's necks do not match its {patch} px patches: the BEiT segmentation backbone has " +
+                (patch == 16
+                    ? "fpn1 = deconvolution + BatchNorm + GELU + deconvolution and fpn2 = deconvolution (backbone.fpn1.{0,1,3}.*, backbone.fpn2.0.*)"
+                    : "only fpn1 = deconvolution (backbone.fpn1.0.*)") +
+                (missing.Count > 0 ? $"; missing: {string.Join(", ", missing.Select(n => n + "weight"))}" : "") +
+                (extra.Count > 0 ? $"; unexpected: {string.Join(", ", extra.Take(6))}{(extra.Count > 6 ? ", …" : "")}" : "") + ".");
     }
 
     // ---------------------------------------------------------------- helpers

@@ -7,8 +7,7 @@ namespace BeitV2.Ml.Checkpoints;
 /// <param name="Config">
 /// The typed config: <see cref="Models.VitConfig"/>, <see cref="Models.MimConfig"/>,
 /// <see cref="Models.Vqkd.VqkdConfig"/>, <see cref="Models.Teachers.ClipVisionConfig"/> or
-/// <see cref="Models.Teachers.DinoConfig"/>; for a segmenter the <see cref="JsonElement"/> itself
-/// (mmseg's <c>backbone</c> / <c>decode_head</c> / <c>auxiliary_head</c> keyword arguments).
+/// <see cref="Models.Teachers.DinoConfig"/> or <see cref="Models.Segmentation.SegmentationConfig"/>.
 /// </param>
 /// <param name="ConfigJson">The config in <see cref="Models.ModelJson"/> snake_case, as a manifest stores it.</param>
 /// <param name="Notes">One line per config field: which tensor it was read from, the default kept and why, or the override.</param>

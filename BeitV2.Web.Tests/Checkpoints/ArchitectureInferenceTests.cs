@@ -1,6 +1,7 @@
 using System.Text.Json;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Models;
+using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
 using BeitV2.Web.Tests.Parity;
@@ -11,7 +12,7 @@ namespace BeitV2.Web.Tests.Checkpoints;
 /// <summary>
 /// Architecture inference from state dicts: every reference fixture (its config recovered field by
 /// field, then its reference output reproduced by the built model), fresh models of the presets and
-/// their variants, an mmseg-style segmenter, and the failure modes.
+/// their variants, segmenters (mmseg keys) and their unsupported variants, and the failure modes.
 /// </summary>
 public sealed class ArchitectureInferenceTests
 {
@@ -259,64 +260,139 @@ public sealed class ArchitectureInferenceTests
         AssertSameWeights(model, built);
     }
 
-    [Fact]
-    public void SegmenterIsRecognisedAndDescribedButNotBuilt()
+    public static TheoryData<string> SegmenterVariants() => new("micro", "no aux head", "patch 8, abs pos, shared table, no layer scale");
+
+    private static SegmentationConfig SegmenterVariant(string name) => name switch
+    {
+        "micro" => SegmentationConfig.Micro(numClasses: 5),
+        "no aux head" => SegmentationConfig.Micro(numClasses: 3) with { UseAuxHead = false },
+        "patch 8, abs pos, shared table, no layer scale" => SegmentationConfig.Micro() with
+        {
+            Backbone = SegmentationConfig.Micro().Backbone with
+            {
+                ImgSize = 32, PatchSize = 8, UseAbsPosEmb = true, UseRelPosBias = false, UseSharedRelPosBias = true, InitValues = 0,
+            },
+        },
+        _ => throw new ArgumentOutOfRangeException(nameof(name)),
+    };
+
+    /// <summary>A segmenter with random weights and BatchNorm statistics (so that a mixed-up BN key would show).</summary>
+    private static BeitSegmenter RandomSegmenter(SegmentationConfig config, int seed)
+    {
+        manual_seed(seed);
+        var model = new BeitSegmenter(config);
+        using var _ = no_grad();
+        var sd = model.state_dict();
+        foreach (var key in sd.Keys.Where(k => k.EndsWith(".running_var", StringComparison.Ordinal)).ToList())
+        {
+            var bn = key[..^"running_var".Length];
+            foreach (var p in new[] { "weight", "bias", "running_mean", "running_var" })
+                sd[bn + p].copy_(rand_like(sd[bn + p]) * 0.5 + 0.75);
+        }
+        return model;
+    }
+
+    /// <summary>
+    /// Segmenters (mmseg keys, DDP 'module.' prefix): every architecture field is recovered (heads from
+    /// the tables, out_indices by depth, pool scales by count), the built model holds the same weights
+    /// and computes the same logits and class map.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SegmenterVariants))]
+    public void FreshSegmenterVariantsAreRecoveredExactlyAndReload(string variant)
     {
         using var scope = NewDisposeScope();
-        using var backbone = new BeitVisionTransformer(VitConfig.Micro(numClasses: 0) with { Depth = 4 });
-        var sd = backbone.state_dict()
-            .Where(kv => !kv.Key.StartsWith("fc_norm.", StringComparison.Ordinal))
-            .ToDictionary(kv => "backbone." + kv.Key, kv => kv.Value);
-        const int c = 32, ch = 16, classes = 5, aux = 8;
-        void Conv(string name, long outC, long inC, int k, bool bn = true)
+        var config = SegmenterVariant(variant);
+        using var model = RandomSegmenter(config, seed: 14);
+        var sd = model.state_dict().ToDictionary(kv => "module." + kv.Key, kv => kv.Value);
+
+        var inferred = ArchitectureInference.Infer(sd);
+        Assert.Equal(ModelKind.Segmenter, inferred.Kind);
+        // Without an auxiliary head its width is not in the weights: the record's default (256) is kept.
+        var expected = config.UseAuxHead ? config : config with { AuxChannels = new SegmentationConfig().AuxChannels };
+        Assert.Equal(expected, Assert.IsType<SegmentationConfig>(inferred.Config)); // value equality, lists included
+        Assert.Equal(JsonSerializer.SerializeToElement(expected, ModelJson.Options).GetRawText(), inferred.ConfigJson.GetRawText());
+
+        var defaulted = new[] { "backbone.norm_eps", "backbone.qk_scale", "backbone.drop_rate", "backbone.attn_drop_rate", "backbone.drop_path_rate",
+            "out_indices", "pool_scales", "dropout_ratio", "align_corners", "aux_in_index", "aux_loss_weight", "ignore_index" }.ToList();
+        if (config.Backbone.InitValues > 0) defaulted.Add("backbone.init_values");
+        if (!config.UseAuxHead) defaulted.Add("aux_channels");
+        Assert.Equal(defaulted.Order(), inferred.DefaultedFields.Order());
+        Assert.Contains(inferred.Notes, n => n.StartsWith("backbone.num_heads = 2: columns of backbone.", StringComparison.Ordinal));
+        Assert.Contains(inferred.Notes, n => n.StartsWith("out_indices = [0,1,2,3] (default", StringComparison.Ordinal));
+        Assert.Contains(inferred.Notes, n => n.StartsWith("pool_scales = [1,2,3,6] (default", StringComparison.Ordinal));
+        Assert.Contains(inferred.Notes, n => n.StartsWith($"use_aux_head = {(config.UseAuxHead ? "true" : "false")}: ", StringComparison.Ordinal));
+
+        using var built = (BeitSegmenter)ArchitectureInference.BuildAndLoad(inferred, sd);
+        AssertSameWeights(model, built);
+        model.eval();
+        built.eval();
+        using var _ = inference_mode();
+        var img = config.Backbone.ImgSize;
+        var x = randn(2, 3, img, img);
+        Assert.True(model.forward(x).Equals(built.forward(x)), "logits differ");
+        Assert.True(model.Predict(x).Equals(built.Predict(x)), "class maps differ");
+    }
+
+    /// <summary>Overrides use the SegmentationConfig schema and nest into the backbone; they are reported, and validated.</summary>
+    [Fact]
+    public void SegmenterOverridesMergeIntoTheSegmentationConfig()
+    {
+        using var scope = NewDisposeScope();
+        var config = SegmentationConfig.Micro();
+        using var model = RandomSegmenter(config, seed: 15);
+        var sd = model.state_dict();
+
+        var inferred = ArchitectureInference.Infer(sd, Json("""{"backbone": {"drop_path_rate": 0.1}, "aux_in_index": 3, "ignore_index": 0}"""));
+        Assert.Equal(config with { Backbone = config.Backbone with { DropPathRate = 0.1 }, AuxInIndex = 3, IgnoreIndex = 0 }, inferred.Config);
+        Assert.DoesNotContain("backbone.drop_path_rate", inferred.DefaultedFields);
+        Assert.DoesNotContain("aux_in_index", inferred.DefaultedFields);
+        Assert.Contains("out_indices", inferred.DefaultedFields);
+        Assert.Contains(inferred.Notes, n => n.StartsWith("backbone.drop_path_rate = 0.1: from the config override", StringComparison.Ordinal));
+        using var built = ArchitectureInference.BuildAndLoad(inferred, sd);
+        AssertSameWeights(model, built);
+
+        // Out of range for 4 blocks (the base recipe's indices), and unknown keys (the old mmseg-style shape).
+        Assert.Throws<ArgumentException>(() => ArchitectureInference.Infer(sd, Json("""{"out_indices": [3, 5, 7, 11]}""")));
+        Assert.Throws<InvalidDataException>(() => ArchitectureInference.Infer(sd, Json("""{"decode_head": {"channels": 32}}""")));
+    }
+
+    /// <summary>mmseg variants the segmenter cannot represent are named, not loaded half-way.</summary>
+    [Theory]
+    [InlineData("aux head with 2 convs", "2 convs")]
+    [InlineData("aux head concat_input", "concat")]
+    [InlineData("aux classes differ", "classes")]
+    [InlineData("decode in_channels differ", "input widths")]
+    [InlineData("three levels", "4 levels")]
+    [InlineData("patch-16 necks missing fpn2", "backbone.fpn2.0.weight")]
+    [InlineData("patch 14", "patch sizes 16 and 8")]
+    public void UnsupportedSegmenterVariantsAreCheckpointExceptions(string variant, string message)
+    {
+        using var scope = NewDisposeScope();
+        using var model = RandomSegmenter(SegmentationConfig.Micro(), seed: 16);
+        var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
+        void Conv(string name, long outC, long inC, int k)
         {
             sd[name + ".conv.weight"] = zeros(outC, inC, k, k);
-            if (bn)
-                foreach (var p in new[] { "weight", "bias", "running_mean", "running_var" }) sd[$"{name}.bn.{p}"] = zeros(outC);
+            foreach (var p in new[] { "weight", "bias", "running_mean", "running_var" }) sd[$"{name}.bn.{p}"] = zeros(outC);
         }
-        sd["backbone.fpn1.0.weight"] = zeros(c, c, 2, 2);
-        sd["backbone.fpn2.0.weight"] = zeros(c, c, 2, 2);
-        for (var i = 0; i < 4; i++) Conv($"decode_head.psp_modules.{i}.1", ch, c, 1);
-        Conv("decode_head.bottleneck", ch, c + 4 * ch, 3);
-        for (var i = 0; i < 3; i++)
+        void Remove(string prefix)
         {
-            Conv($"decode_head.lateral_convs.{i}", ch, c, 1);
-            Conv($"decode_head.fpn_convs.{i}", ch, ch, 3);
+            foreach (var k in sd.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList()) sd.Remove(k);
         }
-        Conv("decode_head.fpn_bottleneck", ch, 4 * ch, 3);
-        sd["decode_head.conv_seg.weight"] = zeros(classes, ch, 1, 1);
-        sd["decode_head.conv_seg.bias"] = zeros(classes);
-        Conv("auxiliary_head.convs.0", aux, c, 3);
-        sd["auxiliary_head.conv_seg.weight"] = zeros(classes, aux, 1, 1);
-        sd["auxiliary_head.conv_seg.bias"] = zeros(classes);
-
-        var inferred = ArchitectureInference.Infer(sd, Json("""{"backbone": {"drop_path_rate": 0.15}}"""));
-        Assert.Equal(ModelKind.Segmenter, inferred.Kind);
-        var json = Assert.IsType<JsonElement>(inferred.Config);
-        var b = json.GetProperty("backbone");
-        Assert.Equal(32, b.GetProperty("embed_dim").GetInt32());
-        Assert.Equal(4, b.GetProperty("depth").GetInt32());
-        Assert.Equal(2, b.GetProperty("num_heads").GetInt32());
-        Assert.Equal(32, b.GetProperty("img_size").GetInt32());
-        Assert.Equal(8, b.GetProperty("patch_size").GetInt32());
-        Assert.True(b.GetProperty("use_rel_pos_bias").GetBoolean());
-        Assert.Equal(0.15, b.GetProperty("drop_path_rate").GetDouble());
-        Assert.Equal(new[] { 0, 1, 2, 3 }, Ints(b.GetProperty("out_indices")));
-        var d = json.GetProperty("decode_head");
-        Assert.Equal(ch, d.GetProperty("channels").GetInt32());
-        Assert.Equal(classes, d.GetProperty("num_classes").GetInt32());
-        Assert.Equal(new[] { c, c, c, c }, Ints(d.GetProperty("in_channels")));
-        Assert.Equal(new[] { 1, 2, 3, 6 }, Ints(d.GetProperty("pool_scales")));
-        var a = json.GetProperty("auxiliary_head");
-        Assert.Equal(aux, a.GetProperty("channels").GetInt32());
-        Assert.Equal(c, a.GetProperty("in_channels").GetInt32());
-        Assert.Equal(1, a.GetProperty("num_convs").GetInt32());
-        Assert.Contains("backbone.out_indices", inferred.DefaultedFields);
-        Assert.Contains("auxiliary_head.in_index", inferred.DefaultedFields);
-        Assert.DoesNotContain("backbone.drop_path_rate", inferred.DefaultedFields);
-
-        var e = Assert.Throws<NotSupportedException>(() => ArchitectureInference.BuildAndLoad(inferred, sd));
-        Assert.Contains("segmentation", e.Message);
+        switch (variant)
+        {
+            case "aux head with 2 convs": Conv("auxiliary_head.convs.1", 16, 16, 3); break;
+            case "aux head concat_input": Conv("auxiliary_head.conv_cat", 16, 32 + 16, 3); break;
+            case "aux classes differ": sd["auxiliary_head.conv_seg.weight"] = zeros(7, 16, 1, 1); sd["auxiliary_head.conv_seg.bias"] = zeros(7); break;
+            case "decode in_channels differ": Conv("decode_head.lateral_convs.0", 32, 64, 1); break;
+            case "three levels": Remove("decode_head.lateral_convs.2."); Remove("decode_head.fpn_convs.2."); break;
+            case "patch-16 necks missing fpn2": Remove("backbone.fpn2."); break;
+            case "patch 14": sd["backbone.patch_embed.proj.weight"] = zeros(32, 3, 14, 14); break;
+            default: throw new ArgumentOutOfRangeException(nameof(variant));
+        }
+        var e = Assert.Throws<CheckpointException>(() => ArchitectureInference.Infer(sd));
+        Assert.Contains(message, e.Message);
     }
 
     // ------------------------------------------------------------ failures
@@ -412,8 +488,6 @@ public sealed class ArchitectureInferenceTests
         }
         return diffs;
     }
-
-    private static int[] Ints(JsonElement array) => array.EnumerateArray().Select(x => x.GetInt32()).ToArray();
 
     /// <summary>|got − ref| ≤ 1e-5·max(1, max|ref|) elementwise.</summary>
     private static void AssertClose(string name, Tensor expected, Tensor actual)
