@@ -1,6 +1,7 @@
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Teachers;
+using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Vqkd;
 using System.Text.Json;
 
@@ -41,20 +42,14 @@ public static class ModelDescription
                 var c = ModelJson.Deserialize<DinoConfig>(config, packageKind);
                 return new Shape(ApiModelKinds.Teacher, "dino-vit", c.ImgSize, c.PatchSize, c.EmbedDim, c.Depth, null, null);
             }
+            case ModelKind.Segmenter:
+            {
+                var c = ModelJson.Deserialize<SegmentationConfig>(config, packageKind);
+                return new Shape(ApiModelKinds.Segmenter, "beit-upernet", c.Backbone.ImgSize, c.Backbone.PatchSize, c.Backbone.EmbedDim,
+                    c.Backbone.Depth, null, c.NumClasses);
+            }
             default:
-                return DescribeOther(packageKind, config);
+                throw new InvalidDataException($"Unknown model kind '{packageKind}'.");
         }
-    }
-
-    /// <summary>Kinds whose config records live elsewhere (segmentation): read the common fields from the JSON.</summary>
-    private static Shape DescribeOther(string packageKind, JsonElement config)
-    {
-        if (packageKind == "segmenter" && config.TryGetProperty("backbone", out var b))
-        {
-            var backbone = ModelJson.Deserialize<VitConfig>(b, "segmenter backbone");
-            int? classes = config.TryGetProperty("num_classes", out var n) ? n.GetInt32() : null;
-            return new Shape(ApiModelKinds.Segmenter, "beit-upernet", backbone.ImgSize, backbone.PatchSize, backbone.EmbedDim, backbone.Depth, null, classes);
-        }
-        throw new InvalidDataException($"Unknown model kind '{packageKind}'.");
     }
 }
