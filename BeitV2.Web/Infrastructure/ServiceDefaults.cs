@@ -43,6 +43,7 @@ public static class ServiceDefaults
             var xml = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetExecutingAssembly().GetName().Name}.xml");
             if (File.Exists(xml)) o.IncludeXmlComments(xml);
             o.OperationFilter<ImageUploadOperationFilter>();
+            o.OperationFilter<FormUploadOperationFilter>();
         });
         return builder;
     }
