@@ -27,6 +27,8 @@ public sealed class BadInputTests(SeededApi api)
         { "png 0x10", 422, null },
         { "bmp 10x0", 422, null },
         { "too many images", 413, "MaxImagesPerRequest" },
+        { "far too many images", 413, "MaxImagesPerRequest" },
+        { "png bomb: 2500x2000 pixels in a few kB", 422, "pixels" },
         { "raw body over MaxUploadBytes", 413, "MaxUploadBytes" },
         { "multipart body over MaxUploadBytes", 413, null },
         { "streamed body over MaxUploadBytes", 413, null },
@@ -83,6 +85,8 @@ public sealed class BadInputTests(SeededApi api)
             "png 0x10" => Post("classify", Http.Images(CraftedImages.PngHeader(0, 10))),
             "bmp 10x0" => Post("tokens", Http.Raw(CraftedImages.BmpHeader(10, 0), "image/bmp")),
             "too many images" => Post("classify", Http.Images(Enumerable.Repeat(small, SeededApi.MaxImagesPerRequest + 1).ToArray())),
+            "far too many images" => Post("classify", Http.Images(Enumerable.Repeat(CraftedImages.PngHeader(1, 1), 100).ToArray())),
+            "png bomb: 2500x2000 pixels in a few kB" => Post("classify", Http.Images(PngBomb.Value)),
             "raw body over MaxUploadBytes" => Post("classify", Http.Raw(Oversized(), "image/png")),
             "multipart body over MaxUploadBytes" => Post("classify", Http.Images(small, Oversized())),
             "streamed body over MaxUploadBytes" => Post("classify", Http.Streamed(Oversized(), "image/png")),
@@ -123,6 +127,16 @@ public sealed class BadInputTests(SeededApi api)
         form.Add(new StringContent("hello"), "image");
         return form;
     }
+
+    /// <summary>A real, decodable PNG of 5 megapixels (over the 4 MP limit) that compresses to a few kilobytes.</summary>
+    private static readonly Lazy<byte[]> PngBomb = new(() =>
+    {
+        using var image = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.L8>(2500, 2000);
+        using var ms = new MemoryStream();
+        SixLabors.ImageSharp.ImageExtensions.SaveAsPng(image, ms);
+        Assert.True(ms.Length < 50_000, $"{ms.Length} bytes");
+        return ms.ToArray();
+    });
 
     /// <summary>A valid PNG header followed by padding: larger than the upload limit.</summary>
     private static byte[] Oversized()
