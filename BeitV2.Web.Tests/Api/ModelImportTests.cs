@@ -128,6 +128,7 @@ public sealed class ModelImportTests(ImportApi api) : IClassFixture<ImportApi>
         { "makeDefault=perhaps", 400 },
         { "not multipart", 415 },
         { "file over MaxImportBytes", 413 },
+        { "file over MaxImportBytes, streamed", 413 },
     };
 
     [Theory]
@@ -156,6 +157,7 @@ public sealed class ModelImportTests(ImportApi api) : IClassFixture<ImportApi>
             "makeDefault=perhaps" => ImportForm("vit_cls.pth", "classifier", makeDefault: "perhaps"),
             "not multipart" => Http.Raw(File.ReadAllBytes(CheckpointFixtures.Pth("vit_cls")), "application/octet-stream"),
             "file over MaxImportBytes" => ImportForm(("big.pth", new byte[ImportApi.MaxImportBytes + 1000]), "classifier"),
+            "file over MaxImportBytes, streamed" => StreamedImport(new byte[ImportApi.MaxImportBytes + 1000]),
             _ => throw new ArgumentException(name),
         };
         using (content)
@@ -233,6 +235,14 @@ public sealed class ModelImportTests(ImportApi api) : IClassFixture<ImportApi>
         var form = Fields(("kind", kind), ("name", name), ("config", config), ("makeDefault", makeDefault));
         form.Add(Http.Part(file.Bytes, "application/octet-stream"), "file", file.FileName);
         if (labels is not null) form.Add(Http.Part(System.Text.Encoding.UTF8.GetBytes(labels), "text/plain"), "labels", "labels.txt");
+        return form;
+    }
+
+    /// <summary>An import whose length is not announced (chunked): the limit must hold while reading.</summary>
+    private static MultipartFormDataContent StreamedImport(byte[] file)
+    {
+        var form = Fields(("kind", "classifier"));
+        form.Add(Http.Streamed(file, "application/octet-stream"), "file", "big.pth");
         return form;
     }
 
