@@ -41,7 +41,7 @@ public static class ModelImportApi
         group.MapPost("/import", Import)
             .AddEndpointFilter<ApiKeyFilter>()
             .DisableAntiforgery()
-            .Accepts<ImportForm>("multipart/form-data")
+            .WithMetadata(new FormUploadMetadata(typeof(ImportForm)))
             .WithSummary("Import an official BEiT v2 checkpoint (.pth) or a timm .safetensors file")
             .Produces<ImportResponse>(StatusCodes.Status201Created)
             .ProducesProblem(400).ProducesProblem(401).ProducesProblem(413).ProducesProblem(415).ProducesProblem(422);

@@ -13,7 +13,9 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
         var (status, title, detail) = Classify(exception);
-        if (status >= 500) logger.LogError(exception, "Unhandled error on {Path}", context.Request.Path);
+        // A deliberate 5xx (503: no model of the needed kind yet) is a state of the service, not a bug.
+        if (status >= 500 && exception is ApiProblemException) logger.LogWarning("{Status} on {Path}: {Detail}", status, context.Request.Path, detail);
+        else if (status >= 500) logger.LogError(exception, "Unhandled error on {Path}", context.Request.Path);
         else logger.LogDebug("Client error {Status} on {Path}: {Detail}", status, context.Request.Path, detail);
         if (status == StatusCodes.Status429TooManyRequests) context.Response.Headers.RetryAfter = "1";
         context.Response.StatusCode = status;

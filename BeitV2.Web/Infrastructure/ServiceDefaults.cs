@@ -20,6 +20,10 @@ public static class ServiceDefaults
 
         services.AddProblemDetails();
         services.AddExceptionHandler<ProblemExceptionHandler>();
+        // Unbindable query values (topK=abc) throw BadHttpRequestException so the handler above
+        // answers with a detail naming the parameter; otherwise, outside Development, minimal APIs
+        // answer a bare 400 whose ProblemDetails has no detail.
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
 
         // The server-wide body limit is the largest route limit (checkpoint import); image routes
         // lower it per request (UploadedImageReader).
@@ -39,6 +43,7 @@ public static class ServiceDefaults
             var xml = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetExecutingAssembly().GetName().Name}.xml");
             if (File.Exists(xml)) o.IncludeXmlComments(xml);
             o.OperationFilter<ImageUploadOperationFilter>();
+            o.OperationFilter<FormUploadOperationFilter>();
             o.OperationFilter<ResponseExamplesOperationFilter>();
         });
         return builder;

@@ -37,11 +37,21 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
         {
             if (request.HasFormContentType)
             {
-                var form = await request.ReadFormAsync(new FormOptions
+                IFormCollection form;
+                try
                 {
-                    MultipartBodyLengthLimit = l.MaxUploadBytes,
-                    ValueCountLimit = 64,
-                }, ct);
+                    form = await request.ReadFormAsync(new FormOptions
+                    {
+                        MultipartBodyLengthLimit = l.MaxUploadBytes,
+                        // Files count towards this limit too: room for every allowed image plus some fields.
+                        ValueCountLimit = (int)Math.Min(int.MaxValue, (long)l.MaxImagesPerRequest + 64),
+                    }, ct);
+                }
+                catch (InvalidDataException e) when (e.Message.Contains("count limit", StringComparison.OrdinalIgnoreCase))
+                {
+                    throw ApiProblemException.TooLarge(
+                        $"The form has too many parts; at most {l.MaxImagesPerRequest} images are accepted per request (Limits:MaxImagesPerRequest).");
+                }
                 var files = form.Files.GetFiles(PartName);
                 if (files.Count == 0)
                     throw ApiProblemException.BadRequest(form.Files.Count == 0

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using BeitV2.Ml.Models;
+using BeitV2.Web.Inference;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace BeitV2.Web.Tests.Api;
+
+/// <summary>
+/// Dynamic batching across concurrent requests (Inference:MaxBatch, MaxWaitMs) and back-pressure
+/// (Inference:MaxInFlight → 429 with Retry-After).
+/// </summary>
+[Collection(ApiCollection.Name)]
+public sealed class BatchingTests
+{
+    [Fact]
+    public async Task ConcurrentSingleImageRequests_ShareForwardPasses()
+    {
+        using var host = new ApiHost(new Dictionary<string, string?> { ["Inference:MaxBatch"] = "8", ["Inference:MaxWaitMs"] = "200" });
+        var info = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), "batched");
+        using var client = host.CreateClient();
+        var worker = await host.Services.GetRequiredService<ModelHost>().GetAsync(info);   // loaded before the burst
+        var (countBefore, sumBefore) = await BatchSizeMetric(client);
+
+        var images = Enumerable.Range(0, 8).Select(i => TestImages.Png(48, 40, seed: i)).ToArray();
+        var concurrent = await Task.WhenAll(images.Select(image => client.PostAsync("/api/v1/classify", Http.Images(image)).JsonAsync()));
+
+        var sizes = worker.RecentBatchSizes;
+        Assert.Equal(8, sizes.Sum());
+        Assert.All(sizes, s => Assert.InRange(s, 1, 8));
+        Assert.Contains(sizes, s => s > 1);
+        // The Prometheus histogram saw the same passes: fewer observations than images.
+        var (countAfter, sumAfter) = await BatchSizeMetric(client);
+        Assert.Equal(sizes.Count, countAfter - countBefore);
+        Assert.Equal(8, sumAfter - sumBefore);
+
+        // Each request got its own image's answer: the same as all eight sent in one request.
+        var together = await client.PostAsync("/api/v1/classify", Http.Images(images)).JsonAsync();
+        for (var i = 0; i < images.Length; i++)
+        {
+            var alone = Probabilities(concurrent[i].Items("images")[0]);
+            var batched = Probabilities(together.Items("images")[i]);
+            for (var k = 0; k < alone.Length; k++) Assert.True(Math.Abs(alone[k] - batched[k]) <= 1e-5, $"request {i}, class {k}: {alone[k]} vs {batched[k]}");
+        }
+        host.AssertNoServerErrors();
+    }
+
+    [Fact]
+    public async Task MaxBatchOne_RunsEveryImageAlone()
+    {
+        using var host = new ApiHost(new Dictionary<string, string?> { ["Inference:MaxBatch"] = "1", ["Inference:MaxWaitMs"] = "200" });
+        var info = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), "unbatched");
+        using var client = host.CreateClient();
+        var worker = await host.Services.GetRequiredService<ModelHost>().GetAsync(info);
+
+        var images = Enumerable.Range(0, 4).Select(i => TestImages.Png(48, 40, seed: i)).ToArray();
+        await Task.WhenAll(images.Select(image => client.PostAsync("/api/v1/classify", Http.Images(image)).JsonAsync()));
+        await client.PostAsync("/api/v1/classify", Http.Images(images)).JsonAsync();
+
+        Assert.Equal(Enumerable.Repeat(1, 8), worker.RecentBatchSizes);
+        host.AssertNoServerErrors();
+    }
+
+    [Fact]
+    public async Task BeyondMaxInFlight_429WithRetryAfter_AndTheOthersSucceed()
+    {
+        using var host = new ApiHost(new Dictionary<string, string?>
+        {
+            ["Inference:MaxInFlight"] = "2",
+            ["Inference:MaxBatch"] = "100",
+            ["Inference:MaxWaitMs"] = "3000",   // the first two wait for a fuller batch, holding their slots
+        });
+        var info = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), "limited");
+        using var client = host.CreateClient();
+        await host.Services.GetRequiredService<ModelHost>().GetAsync(info);
+        var limiter = host.Services.GetRequiredService<InFlightLimiter>();
+        var rejectedBefore = await MetricValue(client, "beitv2_inference_requests_total{operation=\"any\",outcome=\"rejected\"}");
+
+        var first = client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(40, 40, 1)));
+        var second = client.PostAsync("/api/v1/embeddings", Http.Images(TestImages.Png(40, 40, 2)));
+        var deadline = Stopwatch.StartNew();
+        while (limiter.Current < 2)
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), $"only {limiter.Current} requests in flight");
+            Assert.False(first.IsCompleted || second.IsCompleted, "a request finished before the third was sent");
+            await Task.Delay(10);
+        }
+
+        using (var third = await client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(40, 40, 3))))
+        {
+            var detail = await third.ProblemAsync(429);
+            Assert.Contains("MaxInFlight", detail);
+            Assert.NotNull(third.Headers.RetryAfter);
+            Assert.True(third.Headers.RetryAfter!.Delta > TimeSpan.Zero || third.Headers.RetryAfter.Date is not null);
+        }
+        Assert.Equal(2, limiter.Current);
+
+        await first.JsonAsync();
+        await second.JsonAsync();
+        Assert.Equal(0, limiter.Current);
+        Assert.Equal(rejectedBefore + 1, await MetricValue(client, "beitv2_inference_requests_total{operation=\"any\",outcome=\"rejected\"}"));
+        using (var live = await client.GetAsync("/health/live")) Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        host.AssertNoServerErrors();
+    }
+
+    private static float[] Probabilities(System.Text.Json.JsonElement image) =>
+        image.Items("predictions").OrderBy(p => p.Int("classIndex")).Select(p => p.GetProperty("probability").GetSingle()).ToArray();
+
+    private static async Task<(double Count, double Sum)> BatchSizeMetric(HttpClient client) =>
+        (await MetricValue(client, "beitv2_inference_batch_size_count{operation=\"classify\"}"),
+         await MetricValue(client, "beitv2_inference_batch_size_sum{operation=\"classify\"}"));
+
+    /// <summary>A sample of the Prometheus text exposition (0 when absent: a labelled series starts at its first observation).</summary>
+    internal static async Task<double> MetricValue(HttpClient client, string series)
+    {
+        var text = await client.GetStringAsync("/metrics");
+        var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));
+        return line is null ? 0 : double.Parse(line[(series.Length + 1)..].Trim(), CultureInfo.InvariantCulture);
+    }
+}

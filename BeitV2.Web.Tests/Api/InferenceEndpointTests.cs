@@ -1,0 +1,263 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace BeitV2.Web.Tests.Api;
+
+/// <summary>
+/// The four inference routes through the whole HTTP pipeline, several images per request, against
+/// the contract's response shapes (docs: design/api.md, Inference).
+/// </summary>
+[Collection(ApiCollection.Name)]
+public sealed class InferenceEndpointTests(SeededApi api)
+{
+    private static readonly byte[][] Photos = { TestImages.Coffee, TestImages.Rocket, TestImages.Chelsea };
+
+    private HttpClient Client => api.Client;
+
+    [Fact]
+    public async Task Tokens_GivesAGridOfCodebookIdsPerImage()
+    {
+        var json = await Client.PostAsync("/api/v1/tokens", Http.Images(Photos)).JsonAsync();
+
+        Assert.Equal(api.Tokenizer.Id, json.Str("model"));
+        var grid = api.Tokenizer.ImageSize / api.Tokenizer.PatchSize;
+        Assert.Equal(4, grid);
+        Assert.Equal(grid, json.Int("rows"));
+        Assert.Equal(grid, json.Int("cols"));
+        var codebook = json.Int("codebookSize");
+        Assert.Equal(64, codebook);
+        Assert.Equal(api.Tokenizer.CodebookSize, codebook);
+        var images = json.Items("images");
+        Assert.Equal(Photos.Length, images.Length);
+        for (var i = 0; i < images.Length; i++)
+        {
+            Assert.Equal(i, images[i].Int("index"));
+            var rows = images[i].Items("tokens");
+            Assert.Equal(grid, rows.Length);
+            var ids = rows.SelectMany(r =>
+            {
+                Assert.Equal(grid, r.GetArrayLength());
+                return r.EnumerateArray().Select(v => v.GetInt32());
+            }).ToList();
+            Assert.All(ids, id => Assert.InRange(id, 0, codebook - 1));
+            Assert.Equal(ids.Distinct().Count(), images[i].Int("distinctCodes"));
+        }
+        await api.AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Tokens_FormatPng_DrawsTheTokenMapOverTheModelsView()
+    {
+        var png = await Client.PostAsync("/api/v1/tokens?format=png", Http.Images(TestImages.Rocket)).PngAsync();
+
+        using var image = Image.Load<Rgb24>(png);
+        // The tokenizer's 32 px view, upscaled ×2 by the renderer.
+        Assert.Equal(2 * api.Tokenizer.ImageSize, image.Width);
+        Assert.Equal(2 * api.Tokenizer.ImageSize, image.Height);
+    }
+
+    [Theory]
+    [InlineData("cls")]
+    [InlineData("mean")]
+    public async Task Embeddings_OneVectorPerImage(string pooling)
+    {
+        var json = await Client.PostAsync($"/api/v1/embeddings?pooling={pooling}", Http.Images(Photos)).JsonAsync();
+
+        Assert.Equal(api.Backbone.Id, json.Str("model"));   // the default backbone
+        Assert.Equal(pooling, json.Str("pooling"));
+        Assert.False(json.GetProperty("normalized").GetBoolean());
+        var dim = json.Int("dim");
+        Assert.Equal(api.Backbone.EmbedDim, dim);
+        var data = json.Items("data");
+        Assert.Equal(Photos.Length, data.Length);
+        for (var i = 0; i < data.Length; i++)
+        {
+            Assert.Equal(i, data[i].Int("index"));
+            var v = data[i].GetProperty("embedding").Floats();
+            Assert.Equal(dim, v.Length);
+            Assert.All(v, x => Assert.True(float.IsFinite(x)));
+        }
+        // Different photos, different embeddings.
+        Assert.NotEqual(data[0].GetProperty("embedding").Floats(), data[1].GetProperty("embedding").Floats());
+
+        var normalized = await Client.PostAsync($"/api/v1/embeddings?pooling={pooling}&normalize=true", Http.Images(Photos)).JsonAsync();
+        Assert.True(normalized.GetProperty("normalized").GetBoolean());
+        for (var i = 0; i < data.Length; i++)
+        {
+            var raw = data[i].GetProperty("embedding").Floats();
+            var unit = normalized.Items("data")[i].GetProperty("embedding").Floats();
+            Assert.Equal(1.0, Math.Sqrt(unit.Sum(x => (double)x * x)), 4);
+            var norm = Math.Sqrt(raw.Sum(x => (double)x * x));
+            for (var j = 0; j < dim; j++) Assert.Equal(raw[j] / norm, unit[j], 4);
+        }
+        await api.AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Embeddings_FromAClassifierAndAPretrainingModel()
+    {
+        foreach (var model in new[] { api.Classifier, api.Pretrain })
+        {
+            var json = await Client.PostAsync($"/api/v1/embeddings?model={model.Id}&pooling=mean", Http.Images(TestImages.Coffee, TestImages.Chelsea)).JsonAsync();
+            Assert.Equal(model.Id, json.Str("model"));
+            Assert.Equal(model.EmbedDim, json.Int("dim"));
+            Assert.All(json.Items("data"), d => Assert.Equal(model.EmbedDim, d.GetProperty("embedding").GetArrayLength()));
+        }
+    }
+
+    [Fact]
+    public async Task Classify_TopKLabelledPredictionsSortedByProbability()
+    {
+        var json = await Client.PostAsync("/api/v1/classify?topK=2", Http.Images(Photos)).JsonAsync();
+
+        Assert.Equal(api.Classifier.Id, json.Str("model"));
+        var images = json.Items("images");
+        Assert.Equal(Photos.Length, images.Length);
+        for (var i = 0; i < images.Length; i++)
+        {
+            Assert.Equal(i, images[i].Int("index"));
+            var predictions = images[i].Items("predictions");
+            Assert.Equal(2, predictions.Length);
+            var p = predictions.Select(x => x.GetProperty("probability").GetSingle()).ToArray();
+            Assert.All(p, x => Assert.InRange(x, 0f, 1f));
+            Assert.True(p[0] >= p[1], "predictions are not sorted");
+            Assert.True(p.Sum() <= 1 + 1e-5, $"probabilities sum to {p.Sum()}");
+            foreach (var x in predictions)
+            {
+                var c = x.Int("classIndex");
+                Assert.InRange(c, 0, 2);
+                Assert.Equal(SeededApi.ClassifierLabels[c], x.Str("label"));
+            }
+            Assert.Equal(2, predictions.Select(x => x.Int("classIndex")).Distinct().Count());
+        }
+
+        // Default topK is 5; the model has 3 classes, so all of them, summing to 1.
+        var all = await Client.PostAsync("/api/v1/classify", Http.Images(TestImages.Coffee)).JsonAsync();
+        var every = all.Items("images")[0].Items("predictions");
+        Assert.Equal(3, every.Length);
+        Assert.Equal(1.0, every.Sum(x => x.GetProperty("probability").GetDouble()), 4);
+        Assert.Equal(SeededApi.ClassifierLabels.Order(), every.Select(x => x.Str("label")).Order());
+        await api.AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Segment_MaskAtEachImagesOwnSize()
+    {
+        byte[][] photos = { TestImages.Coffee, TestImages.Rocket };
+        var json = await Client.PostAsync("/api/v1/segment", Http.Images(photos)).JsonAsync();
+
+        Assert.Equal(api.Segmenter.Id, json.Str("model"));
+        var images = json.Items("images");
+        Assert.Equal(photos.Length, images.Length);
+        for (var i = 0; i < images.Length; i++)
+        {
+            var (w, h) = TestImages.DecodedSize(photos[i]);
+            Assert.Equal(i, images[i].Int("index"));
+            Assert.Equal(w, images[i].Int("width"));
+            Assert.Equal(h, images[i].Int("height"));
+            var mask = DecodeMask(Convert.FromBase64String(images[i].Str("maskPng")), w, h);
+
+            var classes = images[i].Items("classes");
+            Assert.NotEmpty(classes);
+            Assert.Equal(1.0, classes.Sum(c => c.GetProperty("pixelFraction").GetDouble()), 9);
+            foreach (var c in classes)
+            {
+                var k = c.Int("classIndex");
+                Assert.Equal(SeededApi.SegmenterLabels[k], c.Str("label"));
+                // The fractions describe the mask that was sent.
+                Assert.Equal(mask.Count(v => v == k) / (double)mask.Length, c.GetProperty("pixelFraction").GetDouble(), 9);
+            }
+            Assert.Equal(mask.Distinct().Order(), classes.Select(c => (byte)c.Int("classIndex")).Order());
+        }
+        await api.AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Segment_FormatPngAndOverlay_OneImage()
+    {
+        var (w, h) = TestImages.DecodedSize(TestImages.Chelsea);
+        var json = await Client.PostAsync("/api/v1/segment", Http.Images(TestImages.Chelsea)).JsonAsync();
+        var expected = DecodeMask(Convert.FromBase64String(json.Items("images")[0].Str("maskPng")), w, h);
+
+        var png = await Client.PostAsync("/api/v1/segment?format=png", Http.Images(TestImages.Chelsea)).PngAsync();
+        Assert.Equal(expected, DecodeMask(png, w, h));
+
+        var overlay = await Client.PostAsync("/api/v1/segment?format=overlay", Http.Images(TestImages.Chelsea)).PngAsync();
+        using var picture = Image.Load<Rgb24>(overlay);
+        Assert.Equal((w, h), (picture.Width, picture.Height));
+        Assert.Equal(PngColorType.Rgb, picture.Metadata.GetPngMetadata().ColorType);
+    }
+
+    [Fact]
+    public async Task RawImageBody_IsOneImage()
+    {
+        var multipart = await Client.PostAsync("/api/v1/classify", Http.Images(TestImages.Rocket)).JsonAsync();
+        foreach (var type in new[] { "image/jpeg", "application/octet-stream" })
+        {
+            var raw = await Client.PostAsync("/api/v1/classify", Http.Raw(TestImages.Rocket, type)).JsonAsync();
+            Assert.Equal(multipart.GetProperty("images").GetRawText(), raw.GetProperty("images").GetRawText());
+        }
+
+        var tokens = await Client.PostAsync("/api/v1/tokens", Http.Raw(TestImages.Coffee, "image/png")).JsonAsync();
+        Assert.Single(tokens.Items("images"));
+        var segment = await Client.PostAsync("/api/v1/segment", Http.Raw(TestImages.Chelsea, "image/png")).JsonAsync();
+        Assert.Equal(TestImages.DecodedSize(TestImages.Chelsea), (segment.Items("images")[0].Int("width"), segment.Items("images")[0].Int("height")));
+        var png = await Client.PostAsync("/api/v1/tokens?format=png", Http.Raw(TestImages.Coffee, "image/png")).PngAsync();
+        Assert.NotEmpty(png);
+    }
+
+    /// <summary>Dynamic batching and multi-image requests must not change any image's result.</summary>
+    [Fact]
+    public async Task ResultsDoNotDependOnTheOtherImagesOfTheRequest()
+    {
+        var together = await Run(Photos);
+        for (var i = 0; i < Photos.Length; i++)
+        {
+            var alone = await Run(new[] { Photos[i] });
+            for (var j = 0; j < 2; j++)
+            {
+                var a = alone.Embeddings[j][0];
+                var t = together.Embeddings[j][i];
+                Assert.Equal(a.Length, t.Length);
+                for (var k = 0; k < a.Length; k++) Assert.True(Math.Abs(a[k] - t[k]) <= 1e-5, $"image {i} embedding {j}[{k}]: {a[k]} alone, {t[k]} batched");
+            }
+            for (var k = 0; k < alone.Probabilities[0].Length; k++)
+                Assert.True(Math.Abs(alone.Probabilities[0][k] - together.Probabilities[i][k]) <= 1e-5, $"image {i} class {k}");
+            Assert.Equal(alone.Tokens[0], together.Tokens[i]);
+        }
+        await api.AssertStillServingAsync();
+
+        async Task<(float[][][] Embeddings, float[][] Probabilities, string[] Tokens)> Run(byte[][] images)
+        {
+            var embeddings = new float[2][][];
+            var pooling = new[] { "cls", "mean" };
+            for (var j = 0; j < 2; j++)
+            {
+                var e = await Client.PostAsync($"/api/v1/embeddings?pooling={pooling[j]}", Http.Images(images)).JsonAsync();
+                embeddings[j] = e.Items("data").Select(d => d.GetProperty("embedding").Floats()).ToArray();
+            }
+            var c = await Client.PostAsync("/api/v1/classify", Http.Images(images)).JsonAsync();
+            var probabilities = c.Items("images").Select(im =>
+                im.Items("predictions").OrderBy(p => p.Int("classIndex")).Select(p => p.GetProperty("probability").GetSingle()).ToArray()).ToArray();
+            var t = await Client.PostAsync("/api/v1/tokens", Http.Images(images)).JsonAsync();
+            var tokens = t.Items("images").Select(im => im.GetProperty("tokens").GetRawText()).ToArray();
+            return (embeddings, probabilities, tokens);
+        }
+    }
+
+    /// <summary>Decodes a mask PNG: it must be 8-bit greyscale at the image's size with valid class indices.</summary>
+    private byte[] DecodeMask(byte[] png, int width, int height)
+    {
+        var info = Image.Identify(png);
+        Assert.Equal(8, info.PixelType.BitsPerPixel);
+        using var image = Image.Load<L8>(png, out var format);
+        Assert.Equal(PngFormat.Instance, format);
+        Assert.Equal(PngColorType.Grayscale, image.Metadata.GetPngMetadata().ColorType);
+        Assert.Equal((width, height), (image.Width, image.Height));
+        var values = new byte[width * height];
+        image.CopyPixelDataTo(values);
+        Assert.All(values.Distinct(), v => Assert.InRange(v, 0, SeededApi.SegmenterLabels.Length - 1));
+        return values;
+    }
+}
