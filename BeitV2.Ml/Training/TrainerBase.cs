@@ -81,6 +81,9 @@ public abstract class TrainerBase
     /// <summary>Forward of one batch (already on the device); runs inside the step's dispose scope.</summary>
     private protected abstract StepOutput TrainStep(TrainingBatch batch, long step);
 
+    /// <summary>Called on a fresh (not resumed) run right after seeding: draw initial weights the trainer owns here, so they follow the seed.</summary>
+    private protected virtual void OnFreshStart() { }
+
     private protected virtual void OnEpochStart(int epoch) { }
 
     /// <summary>Adds stage metrics of the finished epoch (the running means are already in <paramref name="metrics"/>).</summary>
@@ -148,6 +151,7 @@ public abstract class TrainerBase
         else
         {
             SeedEverything(o.Seed);
+            OnFreshStart();
         }
         Log($"{planned} iterations planned ({epochs} epochs × {spe}), running to step {budget}; {optimizer.Groups.Count} parameter groups, " +
             $"{optimizer.Parameters.Sum(p => p.numel())} trainable parameters on {Device}");
