@@ -16,7 +16,8 @@ internal sealed record StepOutput(Tensor Loss, IReadOnlyDictionary<string, doubl
 /// atomic checkpoints, resume, and cancellation (checkpoint, then stop).
 /// </summary>
 /// <remarks>
-/// Each step runs in its own dispose scope, so a long run does not accumulate native tensors.
+/// Each step (and each hook: epoch start / end, evaluation) runs in its own dispose scope, so a long
+/// run does not accumulate native tensors.
 /// Gradients are dropped (set to none) after each step: a parameter that gets no gradient in a step
 /// is not moved by AdamW, as with PyTorch 2's <c>zero_grad()</c>.
 /// </remarks>
@@ -151,7 +152,7 @@ public abstract class TrainerBase
         else
         {
             SeedEverything(o.Seed);
-            OnFreshStart();
+            using (NewDisposeScope()) OnFreshStart();
         }
         Log($"{planned} iterations planned ({epochs} epochs × {spe}), running to step {budget}; {optimizer.Groups.Count} parameter groups, " +
             $"{optimizer.Parameters.Sum(p => p.numel())} trainable parameters on {Device}");
@@ -202,7 +203,8 @@ public abstract class TrainerBase
         void RunEvaluation()
         {
             if (validation is null) return;
-            var evalMetrics = Evaluate(validation, cancellationToken);
+            Dictionary<string, double> evalMetrics;
+            using (NewDisposeScope()) evalMetrics = Evaluate(validation, cancellationToken);
             SetTrainMode();
             lastEvalStep = step;
             foreach (var (k, v) in evalMetrics) latestMetrics[k] = v;
@@ -216,7 +218,7 @@ public abstract class TrainerBase
             if (inEpoch == 0)
             {
                 EpochState.Clear();
-                OnEpochStart(epoch);
+                using (NewDisposeScope()) OnEpochStart(epoch);
             }
             SetTrainMode();
             var take = (int)Math.Min(spe - inEpoch, planned - step);
@@ -256,7 +258,7 @@ public abstract class TrainerBase
 
             // The epoch (or the plan) is complete.
             var epochMetrics = RunningMeans();
-            OnEpochEnd(epoch, epochMetrics);
+            using (NewDisposeScope()) OnEpochEnd(epoch, epochMetrics);
             foreach (var (k, v) in epochMetrics) latestMetrics[k] = v;
             Log($"epoch {epoch + 1}/{epochs} done: " + FormatMetrics(epochMetrics));
             Report(TrainingEvent.EpochEnd);
