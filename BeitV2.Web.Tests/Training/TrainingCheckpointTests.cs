@@ -23,7 +23,7 @@ public class TrainingCheckpointTests
         using var expected = rand(4);
         TrainingCheckpoint.Save(path, model, null, state with { Step = 7 }); // replaces the folder
         Assert.Equal(7, TrainingCheckpoint.ReadState(path).Step);
-        Assert.Empty(Directory.GetDirectories(dir.Path).Where(d => Path.GetFileName(d).StartsWith('.')));
+        Assert.DoesNotContain(Directory.GetDirectories(dir.Path), d => Path.GetFileName(d).StartsWith('.')); // no staging or old folder left
         foreach (var f in new[] { TrainingCheckpoint.WeightsFile, TrainingCheckpoint.RngFile, TrainingCheckpoint.StateFile, ModelPackage.ManifestFile })
             Assert.True(File.Exists(Path.Combine(path, f)), f);
 
