@@ -206,6 +206,11 @@ public abstract class TrainerBase
             Dictionary<string, double> evalMetrics;
             using (NewDisposeScope()) evalMetrics = Evaluate(validation, cancellationToken);
             SetTrainMode();
+            if (cancellationToken.IsCancellationRequested)
+            {
+                Log($"evaluation at step {step} interrupted by cancellation; its partial results are discarded");
+                return;
+            }
             lastEvalStep = step;
             foreach (var (k, v) in evalMetrics) latestMetrics[k] = v;
             Log("evaluation at step " + step + ": " + FormatMetrics(evalMetrics));
