@@ -56,7 +56,9 @@ public enum TrainingStatus
 }
 
 /// <summary>The outcome of <c>Run</c>.</summary>
-/// <param name="Model">the trained model to serve or save (for the linear probe: the classifier built from the backbone and the probe).</param>
+/// <param name="Model">the trained model to serve or save: the model given to the trainer, except for the linear probe, which
+/// delivers a new classifier built from the backbone and the probe (owned by the caller; a <see cref="LinearProbeClassifier"/>
+/// wraps, and does not copy, the backbone).</param>
 /// <param name="CheckpointPath">the last checkpoint written, if any.</param>
 /// <param name="Metrics">the latest train / evaluation metrics.</param>
 public sealed record TrainingResult(
