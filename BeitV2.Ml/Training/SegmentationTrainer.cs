@@ -1,0 +1,216 @@
+using BeitV2.Ml.Checkpoints;
+using BeitV2.Ml.Models.Segmentation;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Training;
+
+/// <summary>
+/// Options of <see cref="SegmentationTrainer"/> (spec 5.5): AdamW (0.9, 0.999), weight decay 0.05,
+/// layer decay, poly schedule (power 1, min lr 0) with linear warmup from ratio 1e-6, iteration based.
+/// Warmup is <see cref="TrainerOptions.WarmupSteps"/> iterations (or <see cref="TrainerOptions.WarmupEpochs"/> × batches).
+/// </summary>
+public sealed record SegmentationTrainerOptions : TrainerOptions
+{
+    public SegmentationTrainerOptions()
+    {
+        LearningRate = 5e-5;
+        MinLearningRate = 0;
+        WeightDecay = 0.05;
+        Beta1 = 0.9;
+        Beta2 = 0.999;
+    }
+
+    /// <summary>Layer decay rate: scale rate^(L+1−id).</summary>
+    public double LayerDecay { get; init; } = 0.75;
+    /// <summary>Total iterations of the plan (mmseg max_iters); null = epochs × batches per epoch.</summary>
+    public int? Iterations { get; init; }
+    public double Power { get; init; } = 1.0;
+    public double WarmupRatio { get; init; } = 1e-6;
+    /// <summary>Drop path of the recipe's backbone; applied by <see cref="SegmentationTrainer.CreateModel"/>.</summary>
+    public double? DropPathRate { get; init; }
+
+    /// <summary>upernet_beit_base_12_512_slide_160k_ade20k (pt1k): lr 5e-5, layer decay 0.75, 160k iterations, warmup 1500, drop path 0.15.</summary>
+    public static SegmentationTrainerOptions BasePt1k() => new()
+    {
+        LearningRate = 5e-5, LayerDecay = 0.75, Iterations = 160_000, WarmupSteps = 1500, WarmupRatio = 1e-6, Power = 1.0,
+        MinLearningRate = 0, WeightDecay = 0.05, DropPathRate = 0.15,
+    };
+
+    /// <summary>Base from pt1k_ft21k: layer decay 0.85.</summary>
+    public static SegmentationTrainerOptions BasePt1kFt21k() => BasePt1k() with { LayerDecay = 0.85 };
+
+    /// <summary>Large from pt1k: lr 4e-5, layer decay 0.9, drop path 0.2.</summary>
+    public static SegmentationTrainerOptions LargePt1k() => BasePt1k() with { LearningRate = 4e-5, LayerDecay = 0.9, DropPathRate = 0.2 };
+
+    /// <summary>Large from pt1k_ft21k: lr 3e-5, layer decay 0.9, drop path 0.2.</summary>
+    public static SegmentationTrainerOptions LargePt1kFt21k() => LargePt1k() with { LearningRate = 3e-5 };
+
+    internal override void Validate()
+    {
+        base.Validate();
+        Require(LayerDecay is > 0 and <= 1, "layer decay must be in (0, 1]");
+        Require(Iterations is null or >= 1, "iterations must be positive");
+        Require(WarmupRatio is > 0 and <= 1, "warmup ratio must be in (0, 1]");
+    }
+}
+
+/// <summary>
+/// Trains a <see cref="BeitSegmenter"/> (mmseg 0.11 + LayerDecayOptimizerConstructor):
+/// loss = decode CE + 0.4 · auxiliary CE with ignore index 255 (<see cref="BeitSegmenter.Loss"/>),
+/// poly lr with warmup, per-group layer decay. Evaluation on the held-out split: <c>mIoU</c>,
+/// <c>mAcc</c>, <c>aAcc</c> (<see cref="SegmentationMetrics"/>, whole-split areas). Step metrics:
+/// <c>decodeLoss</c>, <c>auxLoss</c>.
+/// </summary>
+/// <remarks>Batches: <see cref="TrainingBatch.Images"/> (normalised, the model's size) and <see cref="TrainingBatch.Masks"/>
+/// (B, H, W). Batch size must be ≥ 2 (BatchNorm in the necks/heads).</remarks>
+public sealed class SegmentationTrainer : TrainerBase
+{
+    private readonly BeitSegmenter model;
+
+    public SegmentationTrainer(BeitSegmenter model, SegmentationTrainerOptions options) : base("segmentation", options)
+    {
+        this.model = model;
+        Options = options;
+    }
+
+    public SegmentationTrainerOptions Options { get; }
+    public BeitSegmenter Model => model;
+
+    /// <summary>A segmenter from <paramref name="config"/> (with the options' drop path), optionally initialised from a ViT / MIM / segmenter checkpoint.</summary>
+    public static BeitSegmenter CreateModel(SegmentationConfig config, SegmentationTrainerOptions? options = null, string? initCheckpoint = null)
+    {
+        if (options?.DropPathRate is { } dp) config = config with { Backbone = config.Backbone with { DropPathRate = dp } };
+        var model = new BeitSegmenter(config);
+        if (initCheckpoint is null) return model;
+        try
+        {
+            SegmenterCheckpoint.Load(model, initCheckpoint);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    public TrainingResult Run(ITrainingData train, ITrainingData? validation = null, IProgress<TrainingProgress>? progress = null,
+        CancellationToken cancellationToken = default) => RunCore(train, validation, progress, cancellationToken);
+
+    private protected override nn.Module CheckpointModule => model;
+
+    private protected override IReadOnlyList<ParameterGroup> CreateParameterGroups() =>
+        ParameterGroups.ForSegmentation(model, Options.WeightDecay, Options.LayerDecay);
+
+    private protected override long PlannedSteps(int stepsPerEpoch) => Options.Iterations ?? (long)Options.Epochs * stepsPerEpoch;
+
+    private protected override ILrSchedule CreateSchedule(int stepsPerEpoch, long plannedSteps)
+    {
+        var warmup = Options.WarmupSteps > 0 ? Options.WarmupSteps : Options.WarmupEpochs * stepsPerEpoch;
+        return new PolySchedule(Options.LearningRate, checked((int)plannedSteps), Options.Power, Options.MinLearningRate, warmup, Options.WarmupRatio);
+    }
+
+    private protected override void MoveToDevice() => model.to(Device);
+
+    private protected override void SetTrainMode() => model.train();
+
+    private protected override StepOutput TrainStep(TrainingBatch batch, long step)
+    {
+        var masks = batch.Masks ?? throw new InvalidOperationException("Segmentation training needs batches with Masks (B, H, W).");
+        if (batch.Count < 2) throw new InvalidOperationException("Segmentation training needs at least 2 images per batch (BatchNorm).");
+        var loss = model.Loss(batch.Images, masks);
+        var metrics = new Dictionary<string, double>();
+        using (no_grad())
+        {
+            metrics["decodeLoss"] = loss.Decode.to(float64).item<double>();
+            if (loss.Auxiliary is not null) metrics["auxLoss"] = loss.Auxiliary.to(float64).item<double>();
+        }
+        return new StepOutput(loss.Total, metrics);
+    }
+
+    private protected override Dictionary<string, double> Evaluate(ITrainingData validation, CancellationToken cancellationToken)
+    {
+        model.eval();
+        var metrics = new SegmentationMetrics(model.Config.NumClasses, model.Config.IgnoreIndex);
+        foreach (var b in validation.GetBatches(0))
+        {
+            using var batch = b;
+            if (cancellationToken.IsCancellationRequested) break;
+            using var scope = NewDisposeScope();
+            var masks = batch.Masks ?? throw new InvalidOperationException("Evaluation batches need Masks.");
+            if (masks.dim() == 4) masks = masks.squeeze(1);
+            var prediction = model.Predict(batch.Images.to(Device), ((int)masks.shape[1], (int)masks.shape[2]));
+            metrics.Update(prediction, masks.to(Device));
+        }
+        return new Dictionary<string, double> { ["mIoU"] = metrics.MeanIoU, ["mAcc"] = metrics.MeanAccuracy, ["aAcc"] = metrics.PixelAccuracy };
+    }
+}
+
+/// <summary>
+/// mmseg 0.11 <c>mean_iou</c> over a whole split: per-class intersection, union, prediction and label
+/// areas summed over all images (pixels labelled ignore_index excluded); IoU_k = I_k / U_k, NaN for a
+/// class absent from both prediction and ground truth; mIoU = mean over the other classes (nanmean).
+/// mAcc = mean over classes present in the labels of I_k / label_k; aAcc = ΣI / Σlabel.
+/// </summary>
+public sealed class SegmentationMetrics
+{
+    private readonly double[] intersect, union, predArea, labelArea;
+
+    public SegmentationMetrics(int numClasses, int ignoreIndex = 255)
+    {
+        if (numClasses <= 0) throw new ArgumentException("numClasses must be positive.", nameof(numClasses));
+        NumClasses = numClasses;
+        IgnoreIndex = ignoreIndex;
+        intersect = new double[numClasses];
+        union = new double[numClasses];
+        predArea = new double[numClasses];
+        labelArea = new double[numClasses];
+    }
+
+    public int NumClasses { get; }
+    public int IgnoreIndex { get; }
+
+    /// <summary>Adds (…, H, W) predicted and ground-truth class maps of the same shape.</summary>
+    public void Update(Tensor prediction, Tensor label)
+    {
+        using var scope = NewDisposeScope();
+        var p = prediction.to(ScalarType.Int64).flatten();
+        var l = label.to(ScalarType.Int64).flatten();
+        if (p.shape[0] != l.shape[0]) throw new ArgumentException("Prediction and label sizes differ.");
+        var valid = l.ne(IgnoreIndex);
+        p = p.masked_select(valid);
+        l = l.masked_select(valid);
+        var hit = p.masked_select(p.eq(l));
+        var ai = Histogram(hit);
+        var ap = Histogram(p);
+        var al = Histogram(l);
+        for (var k = 0; k < NumClasses; k++)
+        {
+            intersect[k] += ai[k];
+            predArea[k] += ap[k];
+            labelArea[k] += al[k];
+            union[k] += ap[k] + al[k] - ai[k];
+        }
+    }
+
+    private double[] Histogram(Tensor values)
+    {
+        // torch.histc(bins=K, min=0, max=K−1) as mmseg: values outside 0..K−1 are not counted.
+        var inRange = values.masked_select(values.ge(0) & values.lt(NumClasses));
+        return bincount(inRange, minlength: NumClasses).to(float64).cpu().data<double>().Take(NumClasses).ToArray();
+    }
+
+    /// <summary>Per-class IoU, NaN for classes absent from both predictions and labels.</summary>
+    public double[] ClassIoU => Enumerable.Range(0, NumClasses).Select(k => union[k] > 0 ? intersect[k] / union[k] : double.NaN).ToArray();
+
+    public double MeanIoU => NanMean(ClassIoU);
+    public double MeanAccuracy => NanMean(Enumerable.Range(0, NumClasses).Select(k => labelArea[k] > 0 ? intersect[k] / labelArea[k] : double.NaN));
+    public double PixelAccuracy => labelArea.Sum() > 0 ? intersect.Sum() / labelArea.Sum() : double.NaN;
+
+    private static double NanMean(IEnumerable<double> values)
+    {
+        var present = values.Where(v => !double.IsNaN(v)).ToList();
+        return present.Count == 0 ? double.NaN : present.Average();
+    }
+}

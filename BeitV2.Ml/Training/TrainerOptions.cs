@@ -1,0 +1,72 @@
+namespace BeitV2.Ml.Training;
+
+/// <summary>
+/// Settings every trainer shares. Defaults are small and test-friendly; each trainer's options type
+/// sets its own defaults and offers the reference recipes as named presets.
+/// </summary>
+public abstract record TrainerOptions
+{
+    /// <summary>Epochs of the plan (the lr schedule spans all of them).</summary>
+    public int Epochs { get; init; } = 1;
+    /// <summary>Stop after this many optimiser steps in total (counted across resumes); the schedule still spans the whole plan.</summary>
+    public long? MaxSteps { get; init; }
+    /// <summary>Seed of torch's global generator at the start of a fresh run (a resumed run restores the saved generator state instead).</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Peak learning rate (after warmup).</summary>
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>Final value of the cosine schedule (<c>--min_lr</c>).</summary>
+    public double MinLearningRate { get; init; } = 1e-6;
+    /// <summary>Linear warmup from 0, in epochs (<c>--warmup_epochs</c>).</summary>
+    public int WarmupEpochs { get; init; }
+    /// <summary>Warmup in iterations; overrides <see cref="WarmupEpochs"/> when &gt; 0 (<c>--warmup_steps</c>).</summary>
+    public int WarmupSteps { get; init; } = -1;
+
+    public double WeightDecay { get; init; } = 0.05;
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.999;
+    public double Eps { get; init; } = 1e-8;
+    /// <summary>Clip the global L2 norm of the gradients to this value (null: no clipping).</summary>
+    public double? ClipGrad { get; init; }
+
+    /// <summary>"cpu", "cuda", "cuda:N" or "auto" (see <see cref="TorchRuntime.ResolveDevice"/>).</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>Send a step report at least every this many steps …</summary>
+    public int ReportEverySteps { get; init; } = 10;
+    /// <summary>… and at least this often.</summary>
+    public TimeSpan ReportInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Evaluate on the held-out split every this many epochs (and after the last); 0 = only after the last.</summary>
+    public int EvaluateEveryEpochs { get; init; } = 1;
+
+    /// <summary>Folder for training checkpoints (<c>checkpoint-latest</c> is replaced atomically); null = none.</summary>
+    public string? CheckpointDirectory { get; init; }
+    /// <summary>Also checkpoint every this many steps (0 = off).</summary>
+    public int CheckpointEverySteps { get; init; }
+    /// <summary>Checkpoint at the end of every this many epochs (0 = off); cancellation and the end of the run always checkpoint.</summary>
+    public int CheckpointEveryEpochs { get; init; } = 1;
+    /// <summary>A checkpoint folder to continue from: weights, optimiser, counters, generator state and epoch accumulators are restored.</summary>
+    public string? ResumeFrom { get; init; }
+
+    /// <summary>When set, the final model is saved there as a model package (manifest + safetensors) on completion.</summary>
+    public string? OutputDirectory { get; init; }
+
+    internal virtual void Validate()
+    {
+        Require(Epochs >= 1, $"epochs must be at least 1, got {Epochs}");
+        Require(MaxSteps is null or >= 0, $"max steps must be non-negative, got {MaxSteps}");
+        Require(LearningRate >= 0 && MinLearningRate >= 0, "learning rates must be non-negative");
+        Require(WarmupEpochs >= 0, "warmup epochs must be non-negative");
+        Require(WeightDecay >= 0, "weight decay must be non-negative");
+        Require(Beta1 is >= 0 and < 1 && Beta2 is >= 0 and < 1, "betas must be in [0, 1)");
+        Require(ClipGrad is null or > 0, "clip_grad must be positive");
+        Require(ReportEverySteps >= 1, "report interval in steps must be at least 1");
+        Require(EvaluateEveryEpochs >= 0 && CheckpointEverySteps >= 0 && CheckpointEveryEpochs >= 0, "intervals must be non-negative");
+    }
+
+    internal static void Require(bool ok, string message)
+    {
+        if (!ok) throw new ArgumentException("Invalid training options: " + message);
+    }
+}

@@ -1,0 +1,228 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using BeitV2.Ml.Checkpoints;
+using BeitV2.Ml.Models;
+using TorchSharp.Modules;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace BeitV2.Ml.Training;
+
+/// <summary>Counters and bookkeeping of a training checkpoint (<c>state.json</c>).</summary>
+public sealed record TrainingCheckpointState
+{
+    public const int CurrentVersion = 1;
+
+    public int FormatVersion { get; init; } = CurrentVersion;
+    /// <summary>The trainer that wrote it ("tokenizer", "pretrain", "probe", "finetune", "segmentation").</summary>
+    public required string Stage { get; init; }
+    /// <summary>Optimiser steps completed; a resumed run does step number <c>Step</c> (0-based) next.</summary>
+    public long Step { get; init; }
+    /// <summary>Epoch of the next step (0-based).</summary>
+    public int Epoch { get; init; }
+    public int StepsPerEpoch { get; init; }
+    /// <summary>Length of the lr schedule of the plan (the schedule position is <see cref="Step"/>).</summary>
+    public long PlannedSteps { get; init; }
+    /// <summary>The seed the run started from.</summary>
+    public long Seed { get; init; }
+    /// <summary>Schedule value of the last step done.</summary>
+    public double LearningRate { get; init; }
+    /// <summary>Per-epoch accumulators of the epoch in progress (running loss sums, code histograms, …).</summary>
+    public Dictionary<string, double[]> EpochState { get; init; } = new();
+    /// <summary>Latest metrics at save time (informational).</summary>
+    public Dictionary<string, double> Metrics { get; init; } = new();
+    public DateTimeOffset SavedUtc { get; init; } = DateTimeOffset.UtcNow;
+}
+
+/// <summary>
+/// A training checkpoint folder: <c>weights.safetensors</c> (the trained module's full state dict,
+/// buffers included), <c>manifest.json</c> when the module is a library model (so the folder is also
+/// a model package that <see cref="ModelPackage.Load"/> reads), <c>optimizer.bin</c> (TorchSharp's
+/// optimiser state: per-parameter step counts and Adam moments, group hyper-parameters),
+/// <c>rng.bin</c> (torch's CPU generator state) and <c>state.json</c>.
+/// </summary>
+/// <remarks>
+/// Saving is atomic: everything is written and fsynced in a sibling staging folder, which then
+/// replaces the target with renames, so a crash leaves either the old or the new checkpoint.
+/// The CUDA generator state is not saved: on a GPU, dropout / drop path after a resume draw other
+/// numbers than an uninterrupted run would.
+/// </remarks>
+public static class TrainingCheckpoint
+{
+    public const string WeightsFile = "weights.safetensors";
+    public const string OptimizerFile = "optimizer.bin";
+    public const string RngFile = "rng.bin";
+    public const string StateFile = "state.json";
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static void Save(string directory, nn.Module module, OptimizerHelper? optimizer, TrainingCheckpointState state, bool includeRng = true)
+    {
+        var full = Path.GetFullPath(directory);
+        var parent = Path.GetDirectoryName(full) ?? throw new ArgumentException("Invalid directory", nameof(directory));
+        Directory.CreateDirectory(parent);
+        var staging = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(staging);
+        try
+        {
+            var weights = Path.Combine(staging, WeightsFile);
+            using (NewDisposeScope())
+            {
+                var sd = module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
+                Safetensors.SaveStateDict(weights, sd);
+            }
+            Fsync(weights);
+            TryWriteManifest(module, staging, weights);
+            if (optimizer is not null)
+            {
+                var path = Path.Combine(staging, OptimizerFile);
+                using (var stream = File.Create(path))
+                using (var writer = new BinaryWriter(stream))
+                {
+                    optimizer.save_state_dict(writer);
+                    writer.Flush();
+                    stream.Flush(flushToDisk: true);
+                }
+            }
+            if (includeRng)
+            {
+                using var rng = get_rng_state();
+                WriteAllBytesDurably(Path.Combine(staging, RngFile), rng.data<byte>().ToArray());
+            }
+            WriteAllBytesDurably(Path.Combine(staging, StateFile), JsonSerializer.SerializeToUtf8Bytes(state, Json));
+            ReplaceDirectory(staging, full);
+        }
+        catch
+        {
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            throw;
+        }
+    }
+
+    public static TrainingCheckpointState ReadState(string directory)
+    {
+        var path = Path.Combine(directory, StateFile);
+        if (!File.Exists(path)) throw new CheckpointException($"No {StateFile} in '{directory}': not a training checkpoint.");
+        TrainingCheckpointState? state;
+        try
+        {
+            state = JsonSerializer.Deserialize<TrainingCheckpointState>(File.ReadAllBytes(path), Json);
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointException($"{path} is not a valid training checkpoint state: {e.Message}", e);
+        }
+        if (state is null) throw new CheckpointException($"{path} is empty.");
+        if (state.FormatVersion > TrainingCheckpointState.CurrentVersion)
+            throw new CheckpointException($"{path} has format version {state.FormatVersion}; this build reads up to {TrainingCheckpointState.CurrentVersion}.");
+        return state;
+    }
+
+    /// <summary>
+    /// Restores the module's state dict (strictly: same keys and shapes), the optimiser state (the
+    /// optimiser must have been built with the same parameter groups) and, when asked, torch's CPU
+    /// generator state.
+    /// </summary>
+    public static TrainingCheckpointState Load(string directory, nn.Module module, OptimizerHelper? optimizer, bool restoreRng = true,
+        string? expectedStage = null)
+    {
+        var state = ReadState(directory);
+        if (expectedStage is not null && state.Stage != expectedStage)
+            throw new CheckpointException($"'{directory}' is a '{state.Stage}' training checkpoint, not a '{expectedStage}' one.");
+        var weights = Path.Combine(directory, WeightsFile);
+        if (!File.Exists(weights)) throw new CheckpointException($"The training checkpoint '{directory}' has no {WeightsFile}.");
+        var sd = Safetensors.LoadStateDict(weights);
+        try
+        {
+            StateDictLoader.Load(module, sd, $"{state.Stage} training checkpoint");
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
+        if (optimizer is not null)
+        {
+            var path = Path.Combine(directory, OptimizerFile);
+            if (!File.Exists(path)) throw new CheckpointException($"The training checkpoint '{directory}' has no {OptimizerFile}.");
+            try
+            {
+                using var stream = File.OpenRead(path);
+                using var reader = new BinaryReader(stream);
+                optimizer.load_state_dict(reader);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidDataException or EndOfStreamException)
+            {
+                throw new CheckpointException(
+                    $"The optimiser state in '{path}' does not fit this optimiser (other parameter groups or model?): {e.Message}", e);
+            }
+        }
+        if (restoreRng)
+        {
+            var path = Path.Combine(directory, RngFile);
+            if (File.Exists(path))
+            {
+                using var rng = tensor(File.ReadAllBytes(path), dtype: ScalarType.Byte);
+                set_rng_state(rng);
+            }
+        }
+        return state;
+    }
+
+    private static void TryWriteManifest(nn.Module module, string staging, string weights)
+    {
+        (string Kind, object Config) described;
+        try
+        {
+            described = ModelKind.Describe(module);
+        }
+        catch (ArgumentException)
+        {
+            return; // not a library model (e.g. a probe head): weights only
+        }
+        var manifest = new ModelManifest
+        {
+            Kind = described.Kind,
+            Config = JsonSerializer.SerializeToElement(described.Config, described.Config.GetType(), ModelJson.Options),
+            WeightsSha256 = Sha256(weights),
+        };
+        WriteAllBytesDurably(Path.Combine(staging, ModelPackage.ManifestFile), JsonSerializer.SerializeToUtf8Bytes(manifest, ModelJson.Options));
+    }
+
+    private static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    private static void WriteAllBytesDurably(string path, byte[] bytes)
+    {
+        using var f = new FileStream(path, FileMode.Create, FileAccess.Write);
+        f.Write(bytes);
+        f.Flush(flushToDisk: true);
+    }
+
+    private static void Fsync(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        f.Flush(flushToDisk: true);
+    }
+
+    private static void ReplaceDirectory(string staging, string target)
+    {
+        if (!Directory.Exists(target))
+        {
+            Directory.Move(staging, target);
+            return;
+        }
+        var old = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.old-{Guid.NewGuid():N}");
+        Directory.Move(target, old);
+        Directory.Move(staging, target);
+        Directory.Delete(old, recursive: true);
+    }
+}
