@@ -30,6 +30,10 @@ public sealed record BenchArgs
     public int ForwardRuns1 { get; init; } = 10;
     public int ForwardRuns8 { get; init; } = 3;
     public bool KeepData { get; init; }
+    /// <summary>Before each measured phase, wait up to this long for other processes to leave the cores alone (0 = don't wait).</summary>
+    public double WaitQuietSeconds { get; init; }
+    /// <summary>Cores other processes may use for the machine to count as quiet.</summary>
+    public double QuietThreshold { get; init; } = 0.2;
 
     public int TotalConcurrent => ConcurrentRequests > 0 ? ConcurrentRequests : 16 * Clients;
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
@@ -42,15 +46,17 @@ public sealed record BenchArgs
           --requests N               sequential single-image requests timed per mode (30)
           --concurrent-requests N    requests sent by all clients together per mode (16 × clients)
           --warmup K                 untimed sequential requests per mode before timing (3)
-          --modes LIST               MaxBatch:MaxWaitMs pairs (1:0,8:10,8:25)
+          --modes LIST               MaxBatch:MaxWaitMs pairs, or none for the torch-only timing (1:0,8:10,8:25)
           --max-seconds S            bound on each measured phase (180)
           --threads N                torch intra-op threads, server and torch-only timing (0 = cores)
           --device cpu|auto|cuda     Ml:Device of the server (cpu)
           --image PATH               image to send (a generated 640×480 JPEG)
           --forward-runs N1,N8       torch-only forward repetitions at batch 1 and 8 (10,3)
+          --wait-quiet S             before each phase wait up to S s until other processes use < 0.2 cores (0)
           --keep-data                keep the temporary data directory
 
         Starts BeitV2.Web as a child process on 127.0.0.1 once per mode and prints markdown tables.
+        On Linux each phase also reports the CPU that other processes used meanwhile (from /proc).
         """;
 
     public static BenchArgs Parse(IReadOnlyList<string> args)
@@ -74,6 +80,7 @@ public sealed record BenchArgs
                 "--image" => a with { Image = Next() },
                 "--forward-runs" => ParseRuns(a, Next()),
                 "--keep-data" => a with { KeepData = true },
+                "--wait-quiet" => a with { WaitQuietSeconds = Int() },
                 _ => throw new ArgumentException($"Unknown option '{args[i]}'."),
             };
         }
@@ -88,7 +95,7 @@ public sealed record BenchArgs
         return a with { ForwardRuns1 = r1, ForwardRuns8 = r8 };
     }
 
-    private static IReadOnlyList<BenchMode> ParseModes(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+    private static IReadOnlyList<BenchMode> ParseModes(string s) => s == "none" ? Array.Empty<BenchMode>() : s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
         .Select(p =>
         {
             var kv = p.Split(':');

@@ -15,6 +15,7 @@ public sealed class ServerProcess : IAsyncDisposable
     private readonly LogSink log;
 
     public Uri BaseAddress { get; }
+    public int Pid => process.Id;
     public string LogPath { get; }
 
     private ServerProcess(Process process, Uri baseAddress, LogSink log, string logPath)
