@@ -34,6 +34,8 @@ public sealed record BenchArgs
     public double WaitQuietSeconds { get; init; }
     /// <summary>Cores other processes may use for the machine to count as quiet.</summary>
     public double QuietThreshold { get; init; } = 0.2;
+    /// <summary>How often a phase disturbed by other processes (above the threshold) is run again.</summary>
+    public int Retries { get; init; }
 
     public int TotalConcurrent => ConcurrentRequests > 0 ? ConcurrentRequests : 16 * Clients;
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
@@ -53,6 +55,7 @@ public sealed record BenchArgs
           --image PATH               image to send (a generated 640×480 JPEG)
           --forward-runs N1,N8       torch-only forward repetitions at batch 1 and 8 (10,3)
           --wait-quiet S             before each phase wait up to S s until other processes use < 0.2 cores (0)
+          --retries R                run a phase again (up to R times) while other processes used > 0.2 cores during it (0)
           --keep-data                keep the temporary data directory
 
         Starts BeitV2.Web as a child process on 127.0.0.1 once per mode and prints markdown tables.
@@ -81,6 +84,7 @@ public sealed record BenchArgs
                 "--forward-runs" => ParseRuns(a, Next()),
                 "--keep-data" => a with { KeepData = true },
                 "--wait-quiet" => a with { WaitQuietSeconds = Int() },
+                "--retries" => a with { Retries = Int() },
                 _ => throw new ArgumentException($"Unknown option '{args[i]}'."),
             };
         }

@@ -16,9 +16,17 @@ namespace BeitV2.Bench;
 /// <summary>The <c>serve</c> command: set-up, the phases of each mode, and the markdown report.</summary>
 public static class ServeBench
 {
+    /// <summary>A measured phase: its result, the CPU other processes used meanwhile (cores), and how many attempts it took.</summary>
+    private sealed record Phase<T>(T Value, double Foreign, int Attempts)
+    {
+        public string ForeignText => (double.IsNaN(Foreign) ? "–" : Foreign.ToString("0.00", CultureInfo.InvariantCulture)) + (Attempts > 1 ? $" (attempt {Attempts})" : "");
+    }
+
+    private sealed record Sequential(LatencyStats Latency, ServerSide Server);
+    private sealed record Concurrent(ThroughputResult Load, ServerSide Server);
+
     private sealed record ModeResult(BenchMode Mode, string Device, int ServerThreads, double FirstRequestMs,
-        LatencyStats Sequential, ServerSide SequentialServer, double SequentialForeign,
-        ThroughputResult Concurrent, ServerSide ConcurrentServer, double ConcurrentForeign);
+        Phase<Sequential> Sequential, Phase<Concurrent> Concurrent);
 
     public static async Task<string> RunAsync(BenchArgs a, string commandLine, CancellationToken ct)
     {
@@ -35,19 +43,18 @@ public static class ServeBench
 
             // 1. The model: random weights (timing does not depend on them), registered as the default classifier.
             long parameters;
-            TorchForward.Timing forward1, forward8;
+            Phase<TorchForward.Timing> forward1, forward8;
             string modelId;
             using (var model = new BeitVisionTransformer(config))
             {
                 model.eval();
                 parameters = model.parameters().Sum(p => p.numel());
-                await Quiet(a, () => new[] { Environment.ProcessId }, ct);
+                int[] Self() => new[] { Environment.ProcessId };
                 Progress($"model {a.Model}: {parameters / 1e6:0.0} M parameters; torch-only forward, batch 1 × {a.ForwardRuns1}");
-                forward1 = TorchForward.Measure(model, 1, a.ForwardRuns1, limit);
-                Progress($"  {forward1.PerBatchMs.Mean:0.0} ms; batch 8 × {a.ForwardRuns8}");
-                await Quiet(a, () => new[] { Environment.ProcessId }, ct);
-                forward8 = TorchForward.Measure(model, 8, a.ForwardRuns8, limit);
-                Progress($"  {forward8.PerBatchMs.Mean:0.0} ms; saving the model");
+                forward1 = await MeasureAsync(a, Self, () => Task.FromResult(TorchForward.Measure(model, 1, a.ForwardRuns1, limit)), ct);
+                Progress($"  {forward1.Value.PerBatchMs.Mean:0.0} ms; batch 8 × {a.ForwardRuns8}");
+                forward8 = await MeasureAsync(a, Self, () => Task.FromResult(TorchForward.Measure(model, 8, a.ForwardRuns8, limit)), ct);
+                Progress($"  {forward8.Value.PerBatchMs.Mean:0.0} ms; saving the model");
                 var registry = new ModelRegistry(
                     new DataDirectory(Options.Create(new StorageOptions { DataDirectory = data }), new HostingEnvironment { ContentRootPath = data }),
                     NullLogger<ModelRegistry>.Instance);
@@ -63,29 +70,29 @@ public static class ServeBench
                 await using var server = await ServerProcess.StartAsync(data, mode, a.EffectiveThreads, a.Device, TimeSpan.FromSeconds(120), ct);
                 using var client = new LoadClient(server.BaseAddress, image.Bytes, image.ContentType);
                 var info = await client.InfoAsync(ct);
+                int[] Pids() => new[] { Environment.ProcessId, server.Pid };
 
                 var firstMs = await client.ClassifyAsync(ct);   // loads the model
                 Progress($"  first request (loads the model) {firstMs:0} ms; {a.Warmup} warm-up, {a.Requests} sequential");
                 await client.SequentialAsync(a.Warmup, limit, ct);
-                int[] Pids() => new[] { Environment.ProcessId, server.Pid };
-                await Quiet(a, Pids, ct);
-                var before = await client.MetricsAsync(ct);
-                var cpu0 = CpuMonitor.Take(Pids());
-                var sequential = LatencyStats.Of(await client.SequentialAsync(a.Requests, limit, ct));
-                var seqForeign = CpuMonitor.ForeignCores(cpu0, CpuMonitor.Take(Pids()));
-                var seqServer = ServerSide.Between(before, await client.MetricsAsync(ct));
-                Progress($"  sequential mean {sequential.Mean:0.0} ms; {a.Clients} clients × 1 warm-up, then {a.TotalConcurrent} requests");
+                var sequential = await MeasureAsync(a, Pids, async () =>
+                {
+                    var before = await client.MetricsAsync(ct);
+                    var latency = LatencyStats.Of(await client.SequentialAsync(a.Requests, limit, ct));
+                    return new Sequential(latency, ServerSide.Between(before, await client.MetricsAsync(ct)));
+                }, ct);
+                Progress($"  sequential mean {sequential.Value.Latency.Mean:0.0} ms; {a.Clients} clients × 1 warm-up, then {a.TotalConcurrent} requests");
 
                 await client.ConcurrentAsync(a.Clients, a.Clients, limit, ct);
-                await Quiet(a, Pids, ct);
-                before = await client.MetricsAsync(ct);
-                cpu0 = CpuMonitor.Take(Pids());
-                var concurrent = await client.ConcurrentAsync(a.Clients, a.TotalConcurrent, limit, ct);
-                var conForeign = CpuMonitor.ForeignCores(cpu0, CpuMonitor.Take(Pids()));
-                var conServer = ServerSide.Between(before, await client.MetricsAsync(ct));
-                Progress($"  {concurrent.RequestsPerSecond:0.00} req/s, mean batch {conServer.MeanBatch:0.00}");
+                var concurrent = await MeasureAsync(a, Pids, async () =>
+                {
+                    var before = await client.MetricsAsync(ct);
+                    var load = await client.ConcurrentAsync(a.Clients, a.TotalConcurrent, limit, ct);
+                    return new Concurrent(load, ServerSide.Between(before, await client.MetricsAsync(ct)));
+                }, ct);
+                Progress($"  {concurrent.Value.Load.RequestsPerSecond:0.00} req/s, mean batch {concurrent.Value.Server.MeanBatch:0.00}");
                 results.Add(new ModeResult(mode, info.GetProperty("device").GetString() ?? "?", info.GetProperty("threads").GetInt32(),
-                    firstMs, sequential, seqServer, seqForeign, concurrent, conServer, conForeign));
+                    firstMs, sequential, concurrent));
             }
 
             return Report(a, commandLine, image, config, parameters, modelId, forward1, forward8, results, total.Elapsed);
@@ -101,13 +108,33 @@ public static class ServeBench
         }
     }
 
+    /// <summary>
+    /// Runs a phase after waiting for a quiet machine; while other processes used more than the
+    /// threshold during it, runs it again (up to <c>--retries</c> times) and keeps the least disturbed attempt.
+    /// </summary>
+    private static async Task<Phase<T>> MeasureAsync<T>(BenchArgs a, Func<IReadOnlyCollection<int>> pids, Func<Task<T>> run, CancellationToken ct)
+    {
+        Phase<T>? best = null;
+        for (var attempt = 1; attempt <= 1 + a.Retries; attempt++)
+        {
+            await Quiet(a, pids, ct);
+            var cpu0 = CpuMonitor.Take(pids());
+            var value = await run();
+            var foreign = CpuMonitor.ForeignCores(cpu0, CpuMonitor.Take(pids()));
+            if (best is null || foreign < best.Foreign) best = new Phase<T>(value, foreign, attempt);
+            if (!(foreign > a.QuietThreshold)) break;
+            if (attempt <= a.Retries) Progress($"  other processes used {foreign:0.00} cores during the phase; repeating it");
+        }
+        return best!;
+    }
+
     private static Task<bool> Quiet(BenchArgs a, Func<IReadOnlyCollection<int>> pids, CancellationToken ct) =>
         CpuMonitor.WaitQuietAsync(pids, a.QuietThreshold, TimeSpan.FromSeconds(a.WaitQuietSeconds), Progress, ct);
 
     private static void Progress(string message) => Console.Error.WriteLine($"[bench {DateTime.Now:HH:mm:ss}] {message}");
 
     private static string Report(BenchArgs a, string commandLine, BenchImage image, VitConfig config, long parameters, string modelId,
-        TorchForward.Timing f1, TorchForward.Timing f8, IReadOnlyList<ModeResult> results, TimeSpan elapsed)
+        Phase<TorchForward.Timing> p1, Phase<TorchForward.Timing> p8, IReadOnlyList<ModeResult> results, TimeSpan elapsed)
     {
         var inv = CultureInfo.InvariantCulture;
         string F(double v, string format = "0") => double.IsNaN(v) ? "–" : v.ToString(format, inv);
@@ -128,8 +155,9 @@ public static class ServeBench
         L();
         L("| batch | runs | ms per batch (mean) | p50 | min | max | ms per image | images/s | other processes (cores) |");
         L("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var f in new[] { f1, f8 })
-            L($"| {f.Batch} | {f.Runs} | {F(f.PerBatchMs.Mean, "0.0")} | {F(f.PerBatchMs.P50, "0.0")} | {F(f.PerBatchMs.Min, "0.0")} | {F(f.PerBatchMs.Max, "0.0")} | {F(f.MsPerImage, "0.0")} | {F(f.ImagesPerSecond, "0.00")} | {F(f.ForeignCores, "0.00")} |");
+        var (f1, f8) = (p1.Value, p8.Value);
+        foreach (var (f, p) in new[] { (f1, p1), (f8, p8) })
+            L($"| {f.Batch} | {f.Runs} | {F(f.PerBatchMs.Mean, "0.0")} | {F(f.PerBatchMs.P50, "0.0")} | {F(f.PerBatchMs.Min, "0.0")} | {F(f.PerBatchMs.Max, "0.0")} | {F(f.MsPerImage, "0.0")} | {F(f.ImagesPerSecond, "0.00")} | {p.ForeignText} |");
         L();
         if (results.Count == 0)
         {
@@ -142,22 +170,23 @@ public static class ServeBench
         L("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in results)
         {
-            var s = r.Sequential;
-            L($"| {r.Mode.Name} | {r.Mode.MaxBatch} | {r.Mode.MaxWaitMs} | {F(r.FirstRequestMs)} | {F(s.Mean, "0.0")} | {F(s.P50, "0.0")} | {F(s.P95, "0.0")} | {F(s.P99, "0.0")} | {F(r.SequentialServer.MeanForwardMs, "0.0")} | {F(s.Mean - r.SequentialServer.MeanForwardMs, "0.0")} | {F(r.SequentialForeign, "0.00")} |");
+            var s = r.Sequential.Value.Latency;
+            var seqServer = r.Sequential.Value.Server;
+            L($"| {r.Mode.Name} | {r.Mode.MaxBatch} | {r.Mode.MaxWaitMs} | {F(r.FirstRequestMs)} | {F(s.Mean, "0.0")} | {F(s.P50, "0.0")} | {F(s.P95, "0.0")} | {F(s.P99, "0.0")} | {F(seqServer.MeanForwardMs, "0.0")} | {F(s.Mean - seqServer.MeanForwardMs, "0.0")} | {r.Sequential.ForeignText} |");
         }
         L();
         L($"### {a.Clients} concurrent clients ({a.TotalConcurrent} single-image requests in total, each client sends its next request when the previous one answers)");
         L();
-        var baseline = results.FirstOrDefault(r => r.Mode.MaxBatch == 1)?.Concurrent.RequestsPerSecond;
+        var baseline = results.FirstOrDefault(r => r.Mode.MaxBatch == 1)?.Concurrent.Value.Load.RequestsPerSecond;
         L("| mode | completed | wall s | requests/s (= images/s) | vs unbatched | latency mean ms | p95 ms | mean batch | batches by size | forward per batch ms | forward per image ms | queue wait mean ms | other processes (cores) |");
         L("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
         foreach (var r in results)
         {
-            var c = r.Concurrent;
-            var srv = r.ConcurrentServer;
+            var c = r.Concurrent.Value.Load;
+            var srv = r.Concurrent.Value.Server;
             var done = c.Completed + (c.Failed > 0 ? $" ({c.Failed} failed)" : "") + (c.HitTimeLimit ? " (time limit)" : "");
             var ratio = baseline is > 0 ? $"{c.RequestsPerSecond / baseline.Value:0.00}×" : "–";
-            L($"| {r.Mode.Name} | {done} | {F(c.WallSeconds, "0.0")} | {F(c.RequestsPerSecond, "0.00")} | {ratio} | {F(c.Latency.Mean)} | {F(c.Latency.P95)} | {F(srv.MeanBatch, "0.00")} | {srv.Histogram} | {F(srv.MeanForwardMs)} | {F(srv.MeanForwardMs / srv.MeanBatch, "0.0")} | {F(srv.MeanQueueMs)} | {F(r.ConcurrentForeign, "0.00")} |");
+            L($"| {r.Mode.Name} | {done} | {F(c.WallSeconds, "0.0")} | {F(c.RequestsPerSecond, "0.00")} | {ratio} | {F(c.Latency.Mean)} | {F(c.Latency.P95)} | {F(srv.MeanBatch, "0.00")} | {srv.Histogram} | {F(srv.MeanForwardMs)} | {F(srv.MeanForwardMs / srv.MeanBatch, "0.0")} | {F(srv.MeanQueueMs)} | {r.Concurrent.ForeignText} |");
         }
         L();
         L($"Torch-only reference: batch 1 {F(f1.PerBatchMs.Mean, "0.0")} ms ({F(f1.ImagesPerSecond, "0.00")} images/s), batch 8 {F(f8.PerBatchMs.Mean, "0.0")} ms = {F(f8.MsPerImage, "0.0")} ms per image ({F(f8.ImagesPerSecond, "0.00")} images/s).");
@@ -166,7 +195,7 @@ public static class ServeBench
         return sb.ToString();
     }
 
-    private const string OtherProcessesNote = "\"Other processes\" is the CPU (in cores, averaged over the phase) used by processes other than the bench and its server, from /proc/stat; figures measured while it is well above 0 are slowed by that load.";
+    private const string OtherProcessesNote = "\"Other processes\" is the CPU (in cores, averaged over the phase) used by processes other than the bench and its server, from /proc/stat; figures measured while it is well above 0 are slowed by that load. With --retries, a phase during which it exceeded 0.2 cores was run again and the least disturbed attempt is shown.";
 
     private static string CpuName()
     {

@@ -9,7 +9,7 @@ public static class TorchForward
 {
     private const int Warmup = 2;
 
-    public sealed record Timing(int Batch, int Runs, LatencyStats PerBatchMs, double ForeignCores)
+    public sealed record Timing(int Batch, int Runs, LatencyStats PerBatchMs)
     {
         public double MsPerImage => PerBatchMs.Mean / Batch;
         public double ImagesPerSecond => 1000.0 * Batch / PerBatchMs.Mean;
@@ -21,14 +21,11 @@ public static class TorchForward
         var size = model.Config.ImgSize;
         var times = new List<double>();
         var sw = Stopwatch.StartNew();
-        var own = new[] { Environment.ProcessId };
-        CpuMonitor.Sample? cpu0 = null;
         using (inference_mode())
         using (var input = randn(batch, 3, size, size))
         {
             for (var i = 0; i < runs + Warmup && sw.Elapsed < limit; i++)
             {
-                if (i == Warmup) cpu0 = CpuMonitor.Take(own);
                 var start = Stopwatch.GetTimestamp();
                 using (NewDisposeScope())
                 {
@@ -40,6 +37,6 @@ public static class TorchForward
                 if (i >= Warmup) times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
             }
         }
-        return new Timing(batch, times.Count, LatencyStats.Of(times), CpuMonitor.ForeignCores(cpu0, CpuMonitor.Take(own)));
+        return new Timing(batch, times.Count, LatencyStats.Of(times));
     }
 }
