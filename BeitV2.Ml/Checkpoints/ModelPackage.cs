@@ -57,19 +57,19 @@ public static class ModelPackage
                 var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
                 Safetensors.SaveStateDict(weightsPath, sd);
             }
-            FlushToDisk(weightsPath);
+            DurableFiles.Fsync(weightsPath);
             var manifest = new ModelManifest
             {
                 Kind = kind,
                 Config = JsonSerializer.SerializeToElement(config, config.GetType(), ModelJson.Options),
                 Labels = labels,
-                WeightsSha256 = Sha256(weightsPath),
+                WeightsSha256 = DurableFiles.Sha256(weightsPath),
                 Metadata = metadata,
             };
             var manifestPath = Path.Combine(staging, ManifestFile);
             File.WriteAllText(manifestPath, JsonSerializer.Serialize(manifest, ModelJson.Options));
-            FlushToDisk(manifestPath);
-            ReplaceDirectory(staging, full);
+            DurableFiles.Fsync(manifestPath);
+            DurableFiles.ReplaceDirectory(staging, full);
         }
         catch
         {
@@ -104,7 +104,7 @@ public static class ModelPackage
         var manifest = ReadManifest(directory);
         var weights = Path.Combine(directory, manifest.Weights);
         if (!File.Exists(weights)) throw new CheckpointException($"The weights file '{manifest.Weights}' is missing from '{directory}'.");
-        if (manifest.WeightsSha256 is { } expected && !string.Equals(expected, Sha256(weights), StringComparison.OrdinalIgnoreCase))
+        if (manifest.WeightsSha256 is { } expected && !string.Equals(expected, DurableFiles.Sha256(weights), StringComparison.OrdinalIgnoreCase))
             throw new CheckpointException($"'{weights}' does not match the SHA-256 in its manifest: the file is corrupt or was replaced.");
         var sd = Safetensors.LoadStateDict(weights);
         try
@@ -170,31 +170,5 @@ public static class ModelPackage
             module.Dispose();
             throw;
         }
-    }
-
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
-
-    private static void FlushToDisk(string path)
-    {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
-        f.Flush(flushToDisk: true);
-    }
-
-    /// <summary>Moves <paramref name="staging"/> to <paramref name="target"/>, replacing an existing folder with two renames.</summary>
-    private static void ReplaceDirectory(string staging, string target)
-    {
-        if (!Directory.Exists(target))
-        {
-            Directory.Move(staging, target);
-            return;
-        }
-        var old = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.old-{Guid.NewGuid():N}");
-        Directory.Move(target, old);
-        Directory.Move(staging, target);
-        Directory.Delete(old, recursive: true);
     }
 }

@@ -77,7 +77,7 @@ public static class TrainingCheckpoint
                 var sd = module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
                 Safetensors.SaveStateDict(weights, sd);
             }
-            Fsync(weights);
+            DurableFiles.Fsync(weights);
             TryWriteManifest(module, staging, weights);
             if (optimizer is not null)
             {
@@ -93,10 +93,10 @@ public static class TrainingCheckpoint
             if (includeRng)
             {
                 using var rng = get_rng_state();
-                WriteAllBytesDurably(Path.Combine(staging, RngFile), rng.data<byte>().ToArray());
+                DurableFiles.WriteAllBytes(Path.Combine(staging, RngFile), rng.data<byte>().ToArray());
             }
-            WriteAllBytesDurably(Path.Combine(staging, StateFile), JsonSerializer.SerializeToUtf8Bytes(state, Json));
-            ReplaceDirectory(staging, full);
+            DurableFiles.WriteAllBytes(Path.Combine(staging, StateFile), JsonSerializer.SerializeToUtf8Bytes(state, Json));
+            DurableFiles.ReplaceDirectory(staging, full);
         }
         catch
         {
@@ -189,40 +189,9 @@ public static class TrainingCheckpoint
         {
             Kind = described.Kind,
             Config = JsonSerializer.SerializeToElement(described.Config, described.Config.GetType(), ModelJson.Options),
-            WeightsSha256 = Sha256(weights),
+            WeightsSha256 = DurableFiles.Sha256(weights),
         };
-        WriteAllBytesDurably(Path.Combine(staging, ModelPackage.ManifestFile), JsonSerializer.SerializeToUtf8Bytes(manifest, ModelJson.Options));
+        DurableFiles.WriteAllBytes(Path.Combine(staging, ModelPackage.ManifestFile), JsonSerializer.SerializeToUtf8Bytes(manifest, ModelJson.Options));
     }
 
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
-
-    private static void WriteAllBytesDurably(string path, byte[] bytes)
-    {
-        using var f = new FileStream(path, FileMode.Create, FileAccess.Write);
-        f.Write(bytes);
-        f.Flush(flushToDisk: true);
-    }
-
-    private static void Fsync(string path)
-    {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
-        f.Flush(flushToDisk: true);
-    }
-
-    private static void ReplaceDirectory(string staging, string target)
-    {
-        if (!Directory.Exists(target))
-        {
-            Directory.Move(staging, target);
-            return;
-        }
-        var old = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.old-{Guid.NewGuid():N}");
-        Directory.Move(target, old);
-        Directory.Move(staging, target);
-        Directory.Delete(old, recursive: true);
-    }
 }
