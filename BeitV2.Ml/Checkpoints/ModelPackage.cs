@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
