@@ -1,20 +1,24 @@
 // BeitV2.Bench: speed figures of the inference service, printed as markdown. Never part of the tests.
 //
 //   dotnet run -c Release --project BeitV2.Bench -- serve [--model base|tiny] [--clients 8] [--requests N] [--warmup K] ...
+//   dotnet run -c Release --project BeitV2.Bench -- train [--stage all|tokenizer|...] [--model tiny|base|both] [--batch N] [--steps N] [--warmup K] ...
 //
 // Registers a random-initialised classifier in a temporary data directory, times the torch forward
 // alone, then starts the real BeitV2.Web once per Inference configuration (unbatched, batched) on a
 // loopback port and measures single-image latency and the throughput of concurrent clients.
+// train: images/s of the five real trainers on synthetic batches, random weights, tiny and Base presets.
 using BeitV2.Bench;
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
 {
     Console.WriteLine(BenchArgs.Usage);
+    Console.WriteLine(TrainArgs.Usage);
     return args.Length == 0 ? 2 : 0;
 }
+if (args[0] == "train") return RunTrain(args);
 if (args[0] != "serve")
 {
-    Console.Error.WriteLine($"Unknown command '{args[0]}'.\n\n{BenchArgs.Usage}");
+    Console.Error.WriteLine($"Unknown command '{args[0]}'.\n\n{BenchArgs.Usage}\n{TrainArgs.Usage}");
     return 2;
 }
 
@@ -41,4 +45,30 @@ catch (OperationCanceledException) when (cts.IsCancellationRequested)
 {
     Console.Error.WriteLine("Cancelled.");
     return 130;
+}
+
+static int RunTrain(string[] args)
+{
+    TrainArgs options;
+    try
+    {
+        options = TrainArgs.Parse(args.Skip(1).ToList());
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"{e.Message}\n\n{TrainArgs.Usage}");
+        return 2;
+    }
+    using var cts = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+    try
+    {
+        Console.WriteLine(TrainBench.Run(options, string.Join(' ', args), cts.Token));
+        return 0;
+    }
+    catch (OperationCanceledException) when (cts.IsCancellationRequested)
+    {
+        Console.Error.WriteLine("Cancelled.");
+        return 130;
+    }
 }
