@@ -377,7 +377,7 @@ public static class TrainBench
             var stepsText = $"{r.Warmup} + {times.Count}" + (r.Best?.HitTimeLimit == true ? " (time limit)" : "");
             var foreign = (r.Best is null || double.IsNaN(r.Best.Foreign) ? "–" : F(r.Best.Foreign, "0.00")) + (r.Attempts > 1 ? $" (best of {r.Attempts})" : "");
             var range = times.Count == 0 ? "–" : $"{F(times.Min(), "0.00")} – {F(times.Max(), "0.00")}";
-            L($"| {r.Stage} | {r.Model} | {r.Input} | {r.Batch} | {stepsText} | {F(r.MeanStep, "0.00")} | {range} | **{F(r.ImagesPerSecond, "0.00")}** | {gib} | {foreign} |");
+            L($"| {r.Stage} | {r.Model} | {r.Input} | {r.Batch} | {stepsText} | {F(r.MeanStep, "0.00")} | {range} | **{F(r.ImagesPerSecond, r.ImagesPerSecond < 0.1 ? "0.000" : "0.00")}** | {gib} | {foreign} |");
         }
         L();
         L("Models:");
