@@ -46,11 +46,12 @@ public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider servic
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        // The host may call this twice (application stopping, then disposal): stop the server once.
+        var stopping = Interlocked.Exchange(ref server, null);
         scheduler.BeginShutdown();
-        if (server is null) return;
-        server.SendStop();
-        await Task.Run(() => server.Dispose(), CancellationToken.None);
-        server = null;
+        if (stopping is null) return;
+        stopping.SendStop();
+        await Task.Run(stopping.Dispose, CancellationToken.None);
     }
 
     private sealed class ServiceProviderActivator(IServiceProvider services) : JobActivator
