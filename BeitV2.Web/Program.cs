@@ -3,6 +3,7 @@
 using BeitV2.Web.Api;
 using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Jobs;
 using BeitV2.Web.Registry;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
@@ -14,6 +15,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 builder.AddServiceDefaults();          // options, ProblemDetails, limits, Swagger, metrics
 builder.Services.AddModelRegistry();   // models on disk, labels
 builder.Services.AddInference();       // loaded models, dynamic batching, back-pressure
+builder.Services.AddTrainingJobs(builder.Configuration); // datasets, job store, Hangfire queue, SignalR
 
 var app = builder.Build();
 app.UseServiceDefaults();
@@ -21,6 +23,9 @@ app.UseServiceDefaults();
 app.MapServiceApi();                   // /health/*, /api/v1/info
 app.MapModelsApi();                    // /api/v1/models
 app.MapInferenceApi();                 // /api/v1/tokens, embeddings, classify, segment
+app.MapDatasetsApi();                  // /api/v1/datasets
+app.MapJobsApi();                      // /api/v1/jobs
+app.MapHub<TrainingHub>("/hubs/training"); // live progress, status and log of jobs
 
 app.Run();
 

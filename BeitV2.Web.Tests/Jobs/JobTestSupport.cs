@@ -1,0 +1,64 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using BeitV2.Web.Tests.Api;
+
+namespace BeitV2.Web.Tests.Jobs;
+
+/// <summary>
+/// Job tests train (torch's global generator) and run Hangfire servers: they run on their own, never
+/// next to another host or the trainer tests.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class JobsCollection
+{
+    public const string Name = "jobs";
+}
+
+internal static class Jobs
+{
+    public static async Task<string> StartAsync(HttpClient client, object request)
+    {
+        var json = await client.PostAsJsonAsync("/api/v1/jobs", request).JsonAsync(HttpStatusCode.Accepted);
+        Assert.Equal("queued", json.Str("status"));
+        return json.Str("id");
+    }
+
+    public static async Task<JsonElement> GetAsync(HttpClient client, string id) => await client.GetAsync($"/api/v1/jobs/{id}").JsonAsync();
+
+    /// <summary>Polls until the job reaches one of <paramref name="statuses"/> (or fails the test with the job's state).</summary>
+    public static async Task<JsonElement> WaitAsync(HttpClient client, string id, TimeSpan timeout, params string[] statuses)
+    {
+        var until = DateTime.UtcNow + timeout;
+        JsonElement job;
+        do
+        {
+            job = await GetAsync(client, id);
+            var status = job.Str("status");
+            if (statuses.Contains(status)) return job;
+            if (status == "failed" && !statuses.Contains("failed"))
+                Assert.Fail($"job {id} failed: {job.GetProperty("error")}");
+            await Task.Delay(100);
+        } while (DateTime.UtcNow < until);
+        Assert.Fail($"job {id} did not reach {string.Join("/", statuses)} within {timeout}: {job}");
+        return job;
+    }
+
+    /// <summary>Polls until the job's step counter reaches <paramref name="step"/>.</summary>
+    public static async Task<JsonElement> WaitForStepAsync(HttpClient client, string id, long step, TimeSpan timeout)
+    {
+        var until = DateTime.UtcNow + timeout;
+        JsonElement job;
+        do
+        {
+            job = await GetAsync(client, id);
+            if (job.GetProperty("progress").GetProperty("step").GetInt64() >= step) return job;
+            if (job.Str("status") is "failed" or "succeeded" or "cancelled") Assert.Fail($"job {id} ended before step {step}: {job}");
+            await Task.Delay(50);
+        } while (DateTime.UtcNow < until);
+        Assert.Fail($"job {id} did not reach step {step} within {timeout}: {job}");
+        return job;
+    }
+
+    public static long Step(this JsonElement job) => job.GetProperty("progress").GetProperty("step").GetInt64();
+}

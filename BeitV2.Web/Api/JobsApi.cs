@@ -1,0 +1,72 @@
+using System.Text.Json;
+using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Jobs;
+
+namespace BeitV2.Web.Api;
+
+/// <summary><c>/api/v1/jobs</c>: training jobs (queued on Hangfire, progress over <c>/hubs/training</c>).</summary>
+public static class JobsApi
+{
+    public sealed record JobAccepted(string Id, string Status);
+
+    private static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
+
+    public static RouteGroupBuilder MapJobsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/v1/jobs").WithTags("Jobs");
+
+        group.MapPost("/", Create)
+            .AddEndpointFilter<ApiKeyFilter>()
+            .Accepts<JobRequest>("application/json")
+            .WithSummary("Start a training job: type tokenizer|pretrain|linear-probe|finetune|segmentation")
+            .Produces<JobAccepted>(StatusCodes.Status202Accepted)
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404).ProducesProblem(415);
+
+        group.MapGet("/", (JobStore store) => TypedResults.Ok(store.List())).WithSummary("All jobs");
+
+        group.MapGet("/{id}", (string id, JobStore store) => TypedResults.Ok(store.Get(id)))
+            .WithSummary("One job: status, progress, metrics, checkpoints, output model").ProducesProblem(404);
+
+        group.MapGet("/{id}/metrics", (string id, JobStore store) =>
+            {
+                store.Get(id);
+                return TypedResults.Ok(store.ReadMetrics(id));
+            })
+            .WithSummary("The job's metric time series").ProducesProblem(404);
+
+        group.MapPost("/{id}/cancel", (string id, JobScheduler scheduler) =>
+                TypedResults.Accepted($"/api/v1/jobs/{id}", Accepted(scheduler.Cancel(id))))
+            .AddEndpointFilter<ApiKeyFilter>()
+            .WithSummary("Cancel: the job saves a checkpoint and stops (409 when it has finished)")
+            .Produces<JobAccepted>(StatusCodes.Status202Accepted).ProducesProblem(401).ProducesProblem(404).ProducesProblem(409);
+
+        group.MapPost("/{id}/resume", (string id, JobScheduler scheduler) =>
+                TypedResults.Accepted($"/api/v1/jobs/{id}", Accepted(scheduler.Resume(id))))
+            .AddEndpointFilter<ApiKeyFilter>()
+            .WithSummary("Resume a cancelled or failed job from its newest checkpoint")
+            .Produces<JobAccepted>(StatusCodes.Status202Accepted).ProducesProblem(401).ProducesProblem(404).ProducesProblem(409);
+        return group;
+    }
+
+    private static JobAccepted Accepted(JobRecord job) => new(job.Id, job.Status);
+
+    private static async Task<IResult> Create(HttpRequest http, JobPlanner planner, JobStore store, JobScheduler scheduler, CancellationToken ct)
+    {
+        if (!http.HasJsonContentType())
+            throw ApiProblemException.UnsupportedMediaType("Send the job as application/json: {\"type\": \"finetune\", \"dataset\": \"fashion-mnist\"}.");
+        JobRequest? request;
+        try
+        {
+            request = await JsonSerializer.DeserializeAsync<JobRequest>(http.Body, RequestJson, ct);
+        }
+        catch (JsonException e)
+        {
+            throw ApiProblemException.BadRequest($"The body is not a valid job request: {e.Message}");
+        }
+        if (request is null) throw ApiProblemException.BadRequest("The body is empty; send a JSON job request.");
+        var id = "job-" + Guid.NewGuid().ToString("N")[..12];
+        var job = store.Create(planner.Validate(request, id));
+        job = scheduler.Enqueue(job.Id);
+        return TypedResults.Accepted($"/api/v1/jobs/{job.Id}", Accepted(job));
+    }
+}

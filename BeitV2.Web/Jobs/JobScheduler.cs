@@ -1,0 +1,91 @@
+using System.Collections.Concurrent;
+using Hangfire;
+using Hangfire.States;
+using BeitV2.Web.Infrastructure;
+
+namespace BeitV2.Web.Jobs;
+
+/// <summary>
+/// Queues jobs on Hangfire's "training" queue and cancels running ones. Every enqueue gets a new
+/// attempt token stored in the job record: only the delivery carrying the current token runs, so a
+/// re-delivered old Hangfire job (after a restart) cannot run a second copy.
+/// </summary>
+public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, TrainingBroadcaster broadcast, ILogger<JobScheduler> logger)
+{
+    public const string Queue = "training";
+    private readonly ConcurrentDictionary<string, CancellationTokenSource> running = new(StringComparer.Ordinal);
+
+    /// <summary>Set while the host stops: running jobs are interrupted (checkpoint, back to queued), not cancelled.</summary>
+    public bool ShuttingDown { get; private set; }
+
+    public JobRecord Enqueue(string jobId)
+    {
+        var attempt = Guid.NewGuid().ToString("N");
+        var job = store.Update(jobId, j => j with { Status = JobStatus.Queued, Attempt = attempt, FinishedAt = null, Error = null });
+        hangfire.Create<JobRunner>(r => r.Run(jobId, attempt, CancellationToken.None), new EnqueuedState(Queue));
+        logger.LogInformation("Job {Id} queued (attempt {Attempt})", jobId, attempt);
+        broadcast.Status(job);
+        return job;
+    }
+
+    /// <summary>Cancels a queued or running job; 409 when it has finished.</summary>
+    public JobRecord Cancel(string jobId)
+    {
+        var job = store.Get(jobId);
+        if (JobStatus.IsFinished(job.Status))
+            throw ApiProblemException.Conflict($"Job '{jobId}' has already finished ({job.Status}).");
+        if (running.TryGetValue(jobId, out var cts))
+        {
+            cts.Cancel();
+            return store.Get(jobId);
+        }
+        var cancelled = store.Update(jobId, j => j.Status == JobStatus.Queued
+            ? j with { Status = JobStatus.Cancelled, FinishedAt = DateTimeOffset.UtcNow, Attempt = "" }
+            : null);
+        if (cancelled.Status == JobStatus.Cancelled) broadcast.Status(cancelled);
+        else if (running.TryGetValue(jobId, out cts)) cts.Cancel(); // it started meanwhile
+        return cancelled;
+    }
+
+    /// <summary>Re-queues a cancelled or failed job; it continues from its newest checkpoint.</summary>
+    public JobRecord Resume(string jobId)
+    {
+        var job = store.Get(jobId);
+        if (job.Status is not (JobStatus.Cancelled or JobStatus.Failed))
+            throw ApiProblemException.Conflict($"Job '{jobId}' is {job.Status}; only cancelled or failed jobs can be resumed.");
+        return Enqueue(jobId);
+    }
+
+    /// <summary>On start-up: jobs a previous process left queued or running are queued again (new attempt), once.</summary>
+    public void Recover()
+    {
+        foreach (var job in store.List().Where(j => j.Status is JobStatus.Queued or JobStatus.Running))
+        {
+            logger.LogInformation("Recovering job {Id} (was {Status})", job.Id, job.Status);
+            Enqueue(job.Id);
+        }
+    }
+
+    internal CancellationTokenSource Register(string jobId, CancellationToken hangfireToken)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(hangfireToken);
+        running[jobId] = cts;
+        return cts;
+    }
+
+    internal void Unregister(string jobId, CancellationTokenSource cts)
+    {
+        running.TryRemove(new KeyValuePair<string, CancellationTokenSource>(jobId, cts));
+        cts.Dispose();
+    }
+
+    /// <summary>Interrupts every running job (they checkpoint and go back to queued).</summary>
+    public void BeginShutdown()
+    {
+        ShuttingDown = true;
+        foreach (var cts in running.Values)
+            try { cts.Cancel(); } catch (ObjectDisposedException) { }
+    }
+
+    public bool IsRunning(string jobId) => running.ContainsKey(jobId);
+}

@@ -1,0 +1,99 @@
+using System.Text.Json;
+using BeitV2.Web.Infrastructure;
+
+namespace BeitV2.Web.Jobs;
+
+/// <summary>
+/// A job's <c>config</c> object, checked strictly (unknown keys and out-of-range values are 400s).
+/// The defaults are tiny: one epoch of a micro model, so a job on a laptop CPU takes seconds to minutes.
+/// </summary>
+public sealed record JobSettings
+{
+    public int Epochs { get; init; } = 1;
+    public long? MaxSteps { get; init; }
+    public int BatchSize { get; init; } = 16;
+    public double? Lr { get; init; }
+    public double? MinLr { get; init; }
+    public int WarmupSteps { get; init; }
+    public int? ImageSize { get; init; }
+    /// <summary>micro, tiny or base.</summary>
+    public string Model { get; init; } = "micro";
+    public int Seed { get; init; }
+    public int? MaxTrainImages { get; init; }
+    public int? MaxValImages { get; init; } = 1000;
+    public int CheckpointEverySteps { get; init; }
+    public int ReportEverySteps { get; init; } = 10;
+    public int CodebookSize { get; init; } = 64;
+    public double? LayerDecay { get; init; }
+    public double? WeightDecay { get; init; }
+    public double? ClipGrad { get; init; }
+    public double MinCropScale { get; init; } = 0.35;
+    public int Workers { get; init; } = 2;
+
+    public static readonly IReadOnlyList<string> Keys = new[]
+    {
+        "epochs", "maxSteps", "batchSize", "lr", "minLr", "warmupSteps", "imageSize", "model", "seed", "maxTrainImages", "maxValImages",
+        "checkpointEverySteps", "reportEverySteps", "codebookSize", "layerDecay", "weightDecay", "clipGrad", "minCropScale", "workers",
+    };
+
+    public static JobSettings Parse(JsonElement? config)
+    {
+        var s = new JobSettings();
+        if (config is not { } c || c.ValueKind == JsonValueKind.Null) return s;
+        if (c.ValueKind != JsonValueKind.Object) throw Bad("'config' must be a JSON object, e.g. {\"epochs\": 2, \"batchSize\": 16}.");
+        foreach (var p in c.EnumerateObject())
+        {
+            var v = p.Value;
+            s = p.Name switch
+            {
+                "epochs" => s with { Epochs = Int(p, 1, 100_000) },
+                "maxSteps" => s with { MaxSteps = v.ValueKind == JsonValueKind.Null ? null : Int(p, 1, int.MaxValue) },
+                "batchSize" => s with { BatchSize = Int(p, 1, 4096) },
+                "lr" => s with { Lr = Num(p, 0, 10, exclusiveMin: true) },
+                "minLr" => s with { MinLr = Num(p, 0, 10) },
+                "warmupSteps" => s with { WarmupSteps = Int(p, 0, int.MaxValue) },
+                "imageSize" => s with { ImageSize = Int(p, 8, 1024) },
+                "model" => s with { Model = Preset(p) },
+                "seed" => s with { Seed = Int(p, 0, int.MaxValue) },
+                "maxTrainImages" => s with { MaxTrainImages = Int(p, 1, int.MaxValue) },
+                "maxValImages" => s with { MaxValImages = Int(p, 0, int.MaxValue) },
+                "checkpointEverySteps" => s with { CheckpointEverySteps = Int(p, 0, int.MaxValue) },
+                "reportEverySteps" => s with { ReportEverySteps = Int(p, 1, int.MaxValue) },
+                "codebookSize" => s with { CodebookSize = Int(p, 2, 65536) },
+                "layerDecay" => s with { LayerDecay = Num(p, 0, 1, exclusiveMin: true) },
+                "weightDecay" => s with { WeightDecay = Num(p, 0, 10) },
+                "clipGrad" => s with { ClipGrad = Num(p, 0, 1e6, exclusiveMin: true) },
+                "minCropScale" => s with { MinCropScale = Num(p, 0, 1, exclusiveMin: true) },
+                "workers" => s with { Workers = Int(p, 1, 64) },
+                _ => throw Bad($"Unknown config key '{p.Name}'. Known keys: {string.Join(", ", Keys)}."),
+            };
+        }
+        return s;
+    }
+
+    private static ApiProblemException Bad(string detail) => ApiProblemException.BadRequest(detail);
+
+    private static int Int(JsonProperty p, int min, int max)
+    {
+        if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt64(out var v))
+            throw Bad($"config.{p.Name} must be an integer, got {p.Value.GetRawText()}.");
+        if (v < min || v > max) throw Bad($"config.{p.Name} must be between {min} and {max}, got {v}.");
+        return (int)v;
+    }
+
+    private static double Num(JsonProperty p, double min, double max, bool exclusiveMin = false)
+    {
+        if (p.Value.ValueKind != JsonValueKind.Number) throw Bad($"config.{p.Name} must be a number, got {p.Value.GetRawText()}.");
+        var v = p.Value.GetDouble();
+        if (!double.IsFinite(v) || v < min || (exclusiveMin && v == min) || v > max)
+            throw Bad($"config.{p.Name} must be {(exclusiveMin ? "greater than" : "at least")} {min} and at most {max}, got {v}.");
+        return v;
+    }
+
+    private static string Preset(JsonProperty p)
+    {
+        var v = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : null;
+        if (v is not ("micro" or "tiny" or "base")) throw Bad($"config.model must be \"micro\", \"tiny\" or \"base\", got {p.Value.GetRawText()}.");
+        return v;
+    }
+}

@@ -1,0 +1,42 @@
+using BeitV2.Web.Datasets;
+using BeitV2.Web.Infrastructure;
+using Hangfire;
+using Hangfire.Storage.SQLite;
+
+namespace BeitV2.Web.Jobs;
+
+public static class JobsRegistration
+{
+    /// <summary>Datasets, the job store, Hangfire (storage per <c>Jobs:Storage</c>), the runner and the SignalR hub's services.</summary>
+    public static IServiceCollection AddTrainingJobs(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.Configure<DatasetOptions>(o =>
+        {
+            if (configuration["Storage:FashionMnistDirectory"] is { Length: > 0 } dir) o.FashionMnistDirectory = dir;
+        });
+        services.Configure<JobsOptions>(configuration.GetSection(JobsOptions.Section));
+        var jobs = configuration.GetSection(JobsOptions.Section).Get<JobsOptions>() ?? new JobsOptions();
+        var storageKind = jobs.Storage.Trim().ToLowerInvariant();
+        if (storageKind == "postgres")
+            throw new InvalidOperationException(
+                "Jobs:Storage = postgres is not supported by this build yet; use Jobs:Storage = sqlite (the default, stored in {data}/jobs/hangfire.db).");
+        if (storageKind != "sqlite")
+            throw new InvalidOperationException($"Jobs:Storage must be 'sqlite' or 'postgres', not '{jobs.Storage}'.");
+
+        services.AddSingleton<JobStorage>(sp =>
+        {
+            var path = Path.Combine(sp.GetRequiredService<DataDirectory>().Sub("jobs"), "hangfire.db");
+            return new SQLiteStorage(path, new SQLiteStorageOptions { QueuePollInterval = TimeSpan.FromMilliseconds(Math.Max(10, jobs.QueuePollIntervalMs)) });
+        });
+        services.AddSingleton<IBackgroundJobClient>(sp => new BackgroundJobClient(sp.GetRequiredService<JobStorage>()));
+        services.AddSingleton<DatasetCatalog>();
+        services.AddSingleton<JobStore>();
+        services.AddSingleton<JobPlanner>();
+        services.AddSingleton<JobScheduler>();
+        services.AddSingleton<TrainingBroadcaster>();
+        services.AddTransient<JobRunner>();
+        services.AddHostedService<TrainingJobsHost>();
+        services.AddSignalR();
+        return services;
+    }
+}

@@ -1,0 +1,61 @@
+using Hangfire;
+
+namespace BeitV2.Web.Jobs;
+
+/// <summary><c>Jobs:*</c>: where the Hangfire queue lives.</summary>
+public sealed class JobsOptions
+{
+    public const string Section = "Jobs";
+    /// <summary><c>sqlite</c> (embedded, in <c>{data}/jobs/hangfire.db</c>) or <c>postgres</c>.</summary>
+    public string Storage { get; set; } = "sqlite";
+    /// <summary>PostgreSQL connection string when <see cref="Storage"/> is <c>postgres</c>.</summary>
+    public string? ConnectionString { get; set; }
+    /// <summary>How often idle workers look for a queued job.</summary>
+    public int QueuePollIntervalMs { get; set; } = 200;
+    /// <summary>Concurrent training jobs; 0 = one per device (1 on CPU).</summary>
+    public int Workers { get; set; }
+}
+
+/// <summary>
+/// Starts the Hangfire server (queue "training") after re-queuing the jobs a previous process left
+/// unfinished, and on shutdown interrupts running jobs (they checkpoint and return to queued) before
+/// stopping it. The server gets its storage and activator explicitly, not through Hangfire's global
+/// configuration, so separate hosts in one process (tests) do not share state.
+/// </summary>
+public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider services, JobScheduler scheduler, Microsoft.Extensions.Options.IOptions<JobsOptions> options,
+    ILogger<TrainingJobsHost> logger) : IHostedService
+{
+    private BackgroundJobServer? server;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        scheduler.Recover();
+        var workers = options.Value.Workers > 0 ? options.Value.Workers
+            : TorchSharp.torch.cuda.is_available() ? Math.Max(1, TorchSharp.torch.cuda.device_count()) : 1;
+        server = new BackgroundJobServer(new BackgroundJobServerOptions
+        {
+            Queues = [JobScheduler.Queue],
+            WorkerCount = workers,
+            Activator = new ServiceProviderActivator(services),
+            ShutdownTimeout = TimeSpan.FromSeconds(60),
+            ServerName = $"beitv2-{Environment.MachineName}-{Guid.NewGuid().ToString("N")[..6]}",
+        }, storage);
+        logger.LogInformation("Training queue started with {Workers} worker(s)", workers);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // The host may call this twice (application stopping, then disposal): stop the server once.
+        var stopping = Interlocked.Exchange(ref server, null);
+        scheduler.BeginShutdown();
+        if (stopping is null) return;
+        stopping.SendStop();
+        await Task.Run(stopping.Dispose, CancellationToken.None);
+    }
+
+    private sealed class ServiceProviderActivator(IServiceProvider services) : JobActivator
+    {
+        public override object ActivateJob(Type jobType) => services.GetRequiredService(jobType);
+    }
+}
