@@ -28,6 +28,40 @@ public static class DurableFiles
         f.Flush(flushToDisk: true);
     }
 
+    /// <summary>
+    /// Writes a folder atomically: <paramref name="write"/> fills a hidden staging folder next to
+    /// <paramref name="directory"/>, which then replaces it; on failure the staging folder is removed.
+    /// </summary>
+    public static void WriteDirectory(string directory, Action<string> write)
+    {
+        var full = Path.GetFullPath(directory);
+        var parent = Path.GetDirectoryName(full) ?? throw new ArgumentException("Invalid directory", nameof(directory));
+        Directory.CreateDirectory(parent);
+        var staging = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(staging);
+        try
+        {
+            write(staging);
+            ReplaceDirectory(staging, full);
+        }
+        catch
+        {
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            throw;
+        }
+    }
+
+    /// <summary>Saves a module's state dict as safetensors (CPU, contiguous, official key names) and fsyncs it.</summary>
+    public static void SaveWeights(TorchSharp.torch.nn.Module module, string path)
+    {
+        using (TorchSharp.torch.NewDisposeScope())
+        {
+            var sd = module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
+            TorchSharp.PyBridge.Safetensors.SaveStateDict(path, sd);
+        }
+        Fsync(path);
+    }
+
     /// <summary>Moves <paramref name="staging"/> to <paramref name="target"/>, replacing an existing folder with two renames.</summary>
     public static void ReplaceDirectory(string staging, string target)
     {

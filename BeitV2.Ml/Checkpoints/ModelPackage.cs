@@ -43,20 +43,10 @@ public static class ModelPackage
         IReadOnlyDictionary<string, string>? metadata = null)
     {
         var (kind, config) = ModelKind.Describe(model);
-        var full = Path.GetFullPath(directory);
-        var parent = Path.GetDirectoryName(full) ?? throw new ArgumentException("Invalid directory", nameof(directory));
-        Directory.CreateDirectory(parent);
-        var staging = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(staging);
-        try
+        DurableFiles.WriteDirectory(directory, staging =>
         {
             var weightsPath = Path.Combine(staging, "weights.safetensors");
-            using (var scope = NewDisposeScope())
-            {
-                var sd = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
-                Safetensors.SaveStateDict(weightsPath, sd);
-            }
-            DurableFiles.Fsync(weightsPath);
+            DurableFiles.SaveWeights(model, weightsPath);
             var manifest = new ModelManifest
             {
                 Kind = kind,
@@ -68,13 +58,7 @@ public static class ModelPackage
             var manifestPath = Path.Combine(staging, ManifestFile);
             File.WriteAllText(manifestPath, JsonSerializer.Serialize(manifest, ModelJson.Options));
             DurableFiles.Fsync(manifestPath);
-            DurableFiles.ReplaceDirectory(staging, full);
-        }
-        catch
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-            throw;
-        }
+        });
     }
 
     public static ModelManifest ReadManifest(string directory)

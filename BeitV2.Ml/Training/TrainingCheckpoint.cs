@@ -63,20 +63,10 @@ public static class TrainingCheckpoint
 
     public static void Save(string directory, nn.Module module, OptimizerHelper? optimizer, TrainingCheckpointState state, bool includeRng = true)
     {
-        var full = Path.GetFullPath(directory);
-        var parent = Path.GetDirectoryName(full) ?? throw new ArgumentException("Invalid directory", nameof(directory));
-        Directory.CreateDirectory(parent);
-        var staging = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(staging);
-        try
+        DurableFiles.WriteDirectory(directory, staging =>
         {
             var weights = Path.Combine(staging, WeightsFile);
-            using (NewDisposeScope())
-            {
-                var sd = module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
-                Safetensors.SaveStateDict(weights, sd);
-            }
-            DurableFiles.Fsync(weights);
+            DurableFiles.SaveWeights(module, weights);
             TryWriteManifest(module, staging, weights);
             if (optimizer is not null)
             {
@@ -95,13 +85,7 @@ public static class TrainingCheckpoint
                 DurableFiles.WriteAllBytes(Path.Combine(staging, RngFile), rng.data<byte>().ToArray());
             }
             DurableFiles.WriteAllBytes(Path.Combine(staging, StateFile), JsonSerializer.SerializeToUtf8Bytes(state, Json));
-            DurableFiles.ReplaceDirectory(staging, full);
-        }
-        catch
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-            throw;
-        }
+        });
     }
 
     public static TrainingCheckpointState ReadState(string directory)
