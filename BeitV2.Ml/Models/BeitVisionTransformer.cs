@@ -56,11 +56,7 @@ public sealed class BeitVisionTransformer : ExplicitModule<Tensor, Tensor>
             register_module("rel_pos_bias", relPosBias);
         }
 
-        var dpr = ModuleExtensions.LinearRates(c.DropPathRate, c.Depth);
-        blocks = new ModuleList<Block>();
-        for (var i = 0; i < c.Depth; i++)
-            blocks.Add(new Block(c.EmbedDim, c.NumHeads, c.MlpRatio, c.QkvBias, c.QkScale, c.DropRate, c.AttnDropRate,
-                dpr[i], c.InitValues, c.NormEps, c.UseRelPosBias ? grid : null, c.AttnHeadDim));
+        blocks = Block.StackFor(c, grid);
         register_module("blocks", blocks);
 
         if (c.UseMeanPooling)

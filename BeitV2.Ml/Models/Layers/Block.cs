@@ -1,3 +1,4 @@
+using BeitV2.Ml.Models;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -36,6 +37,20 @@ public sealed class Block : ExplicitModule<Tensor, Tensor?, Tensor>
             register_parameter("gamma_1", ModuleExtensions.Param(full(dim, initValues, dtype: float32)));
             register_parameter("gamma_2", ModuleExtensions.Param(full(dim, initValues, dtype: float32)));
         }
+    }
+
+    /// <summary>
+    /// The block stack of a <see cref="VitConfig"/> model (<c>blocks.0..depth-1</c>): drop path rising
+    /// linearly over the blocks, per-layer relative tables over <paramref name="grid"/> when configured.
+    /// </summary>
+    public static TorchSharp.Modules.ModuleList<Block> StackFor(VitConfig c, (int H, int W) grid)
+    {
+        var dpr = ModuleExtensions.LinearRates(c.DropPathRate, c.Depth);
+        var blocks = new TorchSharp.Modules.ModuleList<Block>();
+        for (var i = 0; i < c.Depth; i++)
+            blocks.Add(new Block(c.EmbedDim, c.NumHeads, c.MlpRatio, c.QkvBias, c.QkScale, c.DropRate, c.AttnDropRate,
+                dpr[i], c.InitValues, c.NormEps, c.UseRelPosBias ? grid : null, c.AttnHeadDim));
+        return blocks;
     }
 
     public Attention Attn => attn;
