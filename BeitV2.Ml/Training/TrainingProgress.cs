@@ -42,7 +42,11 @@ public sealed record TrainingProgress(
     double ImagesPerSecond,
     double? EtaSeconds,
     IReadOnlyDictionary<string, double> Metrics,
-    IReadOnlyList<string> Log);
+    IReadOnlyList<string> Log)
+{
+    /// <summary>The folder just written, on <see cref="TrainingEvent.Checkpoint"/> reports.</summary>
+    public string? CheckpointPath { get; init; }
+}
 
 /// <summary>How a run ended.</summary>
 public enum TrainingStatus

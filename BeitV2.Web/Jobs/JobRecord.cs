@@ -28,7 +28,7 @@ public static class JobStatus
 /// <summary>The contract's progress block.</summary>
 public sealed record JobProgress(int Epoch, int Epochs, long Step, long Steps, double Fraction, double? EtaSeconds);
 
-/// <summary>A training checkpoint the job wrote (the folder is replaced in place, so the newest one is the resumable state).</summary>
+/// <summary>A training checkpoint the job wrote and still keeps (config <c>keepCheckpoints</c>, default 3); the newest one is where a resume continues.</summary>
 public sealed record JobCheckpoint(long Step, int Epoch, string Path, DateTimeOffset SavedAt);
 
 /// <summary>The job's persistent record (<c>{data}/jobs/{id}/job.json</c>); also the API's answer.</summary>

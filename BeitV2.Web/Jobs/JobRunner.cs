@@ -57,8 +57,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
     private void Execute(JobRecord job, CancellationToken ct)
     {
         var checkpoints = store.CheckpointDirectory(job.Id);
-        var latest = Path.Combine(checkpoints, "checkpoint-latest");
-        var resumeFrom = File.Exists(Path.Combine(latest, TrainingCheckpoint.StateFile)) ? latest : null;
+        var resumeFrom = TrainingCheckpoint.FindLatest(checkpoints);
         var sink = new Sink(this, job.Id);
         using var heartbeat = new Timer(_ => sink.Heartbeat(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         try
@@ -121,10 +120,11 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             var job = store.Update(jobId, j =>
             {
                 var checkpoints = j.Checkpoints;
-                if (p.Event == TrainingEvent.Checkpoint)
+                if (p is { Event: TrainingEvent.Checkpoint, CheckpointPath: { } path })
                 {
-                    var path = Path.Combine(store.CheckpointDirectory(jobId), "checkpoint-latest");
-                    checkpoints = [.. checkpoints.Where(c => c.Path != path), new JobCheckpoint(p.Step, p.Epoch, path, DateTimeOffset.UtcNow)];
+                    // The trainer keeps the newest few and deletes older ones: list what is still on disk.
+                    checkpoints = [.. checkpoints.Where(c => c.Path != path && Directory.Exists(c.Path)),
+                        new JobCheckpoint(p.Step, p.Epoch, path, DateTimeOffset.UtcNow)];
                 }
                 return j with
                 {
