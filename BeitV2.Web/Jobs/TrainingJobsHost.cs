@@ -14,6 +14,16 @@ public sealed class JobsOptions
     public int QueuePollIntervalMs { get; set; } = 200;
     /// <summary>Concurrent training jobs; 0 = one per device (1 on CPU).</summary>
     public int Workers { get; set; }
+    /// <summary>PostgreSQL: the schema Hangfire's tables live in (created when missing).</summary>
+    public string Schema { get; set; } = "hangfire";
+    /// <summary>PostgreSQL: seconds to wait for the database at start-up before failing with a clear message.</summary>
+    public int ConnectTimeoutSeconds { get; set; } = 5;
+    /// <summary>
+    /// PostgreSQL: how long a fetched job stays invisible to other servers without a heartbeat. The
+    /// timeout slides (renewed while the job runs), so hours-long training never runs twice; a dead
+    /// server's job becomes visible again after this long.
+    /// </summary>
+    public int InvisibilityTimeoutSeconds { get; set; } = 300;
 }
 
 /// <summary>
