@@ -39,7 +39,7 @@ public sealed class JobCheckpointsAndFailuresTests
         using var client = host.CreateClient();
         // A corrupt base model (one NaN weight) makes the very first loss NaN.
         var vit = new BeitVisionTransformer(VitConfig.Micro(numClasses: 0));
-        using (no_grad()) vit.get_parameter("patch_embed.proj.weight").index_put_(float.NaN, 0, 0, 0, 0);
+        using (no_grad()) vit.get_parameter("patch_embed.proj.weight")!.index_put_(float.NaN, 0, 0, 0, 0);
         var broken = host.Seed(vit, "corrupt backbone");
 
         var id = await Jobs.StartAsync(client, new

@@ -56,6 +56,15 @@ public sealed record JobRecord
     public string Attempt { get; init; } = "";
     /// <summary>Runs started (1 + resumes and restarts).</summary>
     public int Runs { get; init; }
+
+    /// <summary>The server running (or that last ran) the job.</summary>
+    public string? Server { get; init; }
+    /// <summary>The run holding the job: a server that finds another run id in the record has lost the job and stops without writing.</summary>
+    public string? RunId { get; init; }
+    /// <summary>Renewed every few seconds by the running server; a running job whose heartbeat is old belongs to a dead server and may be taken over.</summary>
+    public DateTimeOffset? HeartbeatAt { get; init; }
+    /// <summary>Set by a cancel request on any server; the server running the job sees it within about a second, checkpoints and stops.</summary>
+    public bool CancelRequested { get; init; }
 }
 
 /// <summary>Writes NaN/±inf metric values (a diverged loss) as null so the JSON stays valid for every client.</summary>

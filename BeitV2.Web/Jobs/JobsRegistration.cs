@@ -29,13 +29,14 @@ public static class JobsRegistration
         });
         services.AddSingleton<IBackgroundJobClient>(sp => new BackgroundJobClient(sp.GetRequiredService<JobStorage>()));
         services.AddSingleton<DatasetCatalog>();
+        services.AddSingleton<ServerIdentity>();
         services.AddSingleton<JobStore>();
         services.AddSingleton<JobPlanner>();
         services.AddSingleton<JobScheduler>();
         services.AddSingleton<TrainingBroadcaster>();
         services.AddTransient<JobRunner>();
         services.AddHostedService<TrainingJobsHost>();
-        services.AddSignalR();
+        services.AddSignalR().AddTrainingHubBackplane(configuration);
         return services;
     }
 }
