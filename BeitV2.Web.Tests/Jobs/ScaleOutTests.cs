@@ -32,27 +32,37 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(180);
 
-    /// <summary>3 epochs × 32 steps, a checkpoint every 4 steps.</summary>
-    private static object LongFineTune => new
+    private const int InvisibilitySeconds = 10;
+
+    /// <summary>3 epochs × <paramref name="stepsPerEpoch"/> steps, a checkpoint every 4 steps.</summary>
+    private static object LongFineTune(int stepsPerEpoch) => new
     {
         type = "finetune", dataset = "fashion-mnist",
-        config = new { epochs = 3, batchSize = 16, maxTrainImages = 512, maxValImages = 32, lr = 2e-3, reportEverySteps = 1, checkpointEverySteps = 4 },
+        config = new
+        {
+            epochs = 3, batchSize = 16, maxTrainImages = 16 * stepsPerEpoch, maxValImages = 32, lr = 2e-3, reportEverySteps = 1, checkpointEverySteps = 4,
+        },
     };
+
+    private string connectionString = "";
 
     private (AppProcess A, AppProcess B, TempDirectory Data) StartTwoServers()
     {
         var data = new TempDirectory();
+        connectionString = services.Postgres.CreateDatabase();
         var settings = new Dictionary<string, string>
         {
             ["Storage:DataDirectory"] = data.Path,
             ["Jobs:Storage"] = "postgres",
-            ["Jobs:ConnectionString"] = services.Postgres.CreateDatabase(),
-            ["Jobs:InvisibilityTimeoutSeconds"] = "15",
+            ["Jobs:ConnectionString"] = connectionString,
+            ["Jobs:InvisibilityTimeoutSeconds"] = InvisibilitySeconds.ToString(),
             ["Jobs:HeartbeatTimeoutSeconds"] = "10",
             ["SignalR:Redis"] = services.Redis.ConnectionString,
             ["SignalR:ChannelPrefix"] = "t" + Guid.NewGuid().ToString("N")[..8],
             ["Ml:Device"] = "cpu",
             ["Ml:Threads"] = "1",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:BeitV2"] = "Information",
         };
         return (new AppProcess("server A", settings), new AppProcess("server B", settings), data);
     }
@@ -81,8 +91,9 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             try
             {
                 await Task.WhenAll(a.WaitUntilLiveAsync(Timeout), b.WaitUntilLiveAsync(Timeout));
-                var id = await Jobs.StartAsync(a.Client, LongFineTune);
+                var id = await Jobs.StartAsync(a.Client, LongFineTune(48));
                 var running = await Jobs.WaitForStepAsync(b.Client, id, 1, Timeout); // B reads A's job: one shared store
+                var startedAt = DateTime.UtcNow;
                 var runner = Runner(running, a, b);
                 var watcher = runner == a ? b : a;
 
@@ -94,8 +105,16 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
                 while (!received.Any(r => r.Method == "progress" && r.Message.Str("jobId") == id) && DateTime.UtcNow < until) await Task.Delay(100);
                 Assert.Contains(received, r => r.Method == "progress" && r.Message.Str("jobId") == id);
 
-                // Kill the runner after its second checkpoint.
+                // The lease slides: running for well over the invisibility timeout, the job was handed out once.
                 var beforeKill = await WaitForCheckpointAsync(watcher.Client, id, 8);
+                var wait = startedAt.AddSeconds(2.5 * InvisibilitySeconds) - DateTime.UtcNow;
+                if (wait > TimeSpan.Zero) await Task.Delay(wait);
+                var stillRunning = await Jobs.GetAsync(watcher.Client, id);
+                Assert.Equal("running", stillRunning.Str("status"));
+                Assert.Equal(1, stillRunning.Int("runs"));
+                Assert.Equal(1, await ProcessingCountAsync(id));
+
+                // Kill the runner (no shutdown hook runs).
                 runner.Kill();
                 var killedAt = (await Jobs.GetAsync(watcher.Client, id)).Step();
                 // From disk: the runner may have died between writing a checkpoint and recording it.
@@ -103,9 +122,10 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
                 output.WriteLine($"{runner.Name} (pid {runner.ProcessId}) killed at step {killedAt}, newest checkpoint {checkpointAtKill}");
 
                 var done = await Jobs.WaitAsync(watcher.Client, id, Timeout, "succeeded");
-                Assert.Equal(96, done.Step());
+                Assert.Equal(144, done.Step());
                 Assert.Equal(2, done.Int("runs"));
                 Assert.Same(watcher, Runner(done, a, b));
+                Assert.Equal(2, await ProcessingCountAsync(id)); // the dead server's lease lapsed once, and only once
 
                 // Each step range ran once: the survivor started after the newest checkpoint and ran every later step exactly once.
                 var steps = (await watcher.Client.GetAsync($"/api/v1/jobs/{id}/metrics").JsonAsync()).EnumerateArray()
@@ -116,8 +136,8 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
                 Assert.Equal(dead.Count, dead.Distinct().Count());
                 Assert.Equal(survivor.Count, survivor.Distinct().Count());
                 Assert.Equal(checkpointAtKill + 1, survivor.Min());
-                Assert.Equal(96, survivor.Max());
-                Assert.Equal(Enumerable.Range(1, 96).Select(i => (long)i), dead.Where(s => s <= checkpointAtKill).Concat(survivor).Order());
+                Assert.Equal(144, survivor.Max());
+                Assert.Equal(Enumerable.Range(1, 144).Select(i => (long)i), dead.Where(s => s <= checkpointAtKill).Concat(survivor).Order());
                 Assert.True(beforeKill.Step() >= 8);
 
                 // The browser on the survivor heard the end.
@@ -148,7 +168,7 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             try
             {
                 await Task.WhenAll(a.WaitUntilLiveAsync(Timeout), b.WaitUntilLiveAsync(Timeout));
-                var id = await Jobs.StartAsync(b.Client, LongFineTune);
+                var id = await Jobs.StartAsync(b.Client, LongFineTune(32));
                 var running = await Jobs.WaitForStepAsync(a.Client, id, 3, Timeout);
                 var runner = Runner(running, a, b);
                 var other = runner == a ? b : a;
@@ -181,6 +201,17 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
                 throw;
             }
         }
+    }
+
+    /// <summary>How often Hangfire handed the job's queue entries to a worker (its "Processing" states in PostgreSQL).</summary>
+    private async Task<long> ProcessingCountAsync(string jobId)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var query = new Npgsql.NpgsqlCommand(
+            "SELECT count(*) FROM hangfire.state s JOIN hangfire.job j ON j.id = s.jobid WHERE s.name = 'Processing' AND j.arguments::text LIKE @id", connection);
+        query.Parameters.AddWithValue("id", $"%{jobId}%");
+        return (long)(await query.ExecuteScalarAsync())!;
     }
 
     private static async Task<JsonElement> WaitForCheckpointAsync(HttpClient client, string id, long step)
