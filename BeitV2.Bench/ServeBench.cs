@@ -57,7 +57,7 @@ public static class ServeBench
                 Progress($"  {forward8.Value.PerBatchMs.Mean:0.0} ms; saving the model");
                 var registry = new ModelRegistry(
                     new DataDirectory(Options.Create(new StorageOptions { DataDirectory = data }), new HostingEnvironment { ContentRootPath = data }),
-                    NullLogger<ModelRegistry>.Instance);
+                    Options.Create(new ModelsOptions { SeedDefaults = false }), NullLogger<ModelRegistry>.Instance);
                 modelId = registry.Add(model, $"bench-vit-{a.Model}", "random initialisation (BeitV2.Bench)", makeDefault: true).Id;
             }
 

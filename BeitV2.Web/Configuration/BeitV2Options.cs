@@ -8,6 +8,16 @@ public sealed class StorageOptions
     public string DataDirectory { get; set; } = "data";
 }
 
+/// <summary><c>Models:*</c>: the bundled default models.</summary>
+public sealed class ModelsOptions
+{
+    public const string Section = "Models";
+    /// <summary>Copy the bundled default models into an empty registry at start-up.</summary>
+    public bool SeedDefaults { get; set; } = true;
+    /// <summary>Where the bundled models are (model packages + <c>defaults.json</c>); default: <c>DefaultModels</c> next to the app.</summary>
+    public string? BundledDirectory { get; set; }
+}
+
 /// <summary><c>Ml:*</c>: the device switch and CPU threads for torch.</summary>
 public sealed class MlOptions
 {

@@ -14,6 +14,7 @@ public static class ServiceDefaults
         var services = builder.Services;
         services.Configure<StorageOptions>(builder.Configuration.GetSection(StorageOptions.Section));
         services.Configure<MlOptions>(builder.Configuration.GetSection(MlOptions.Section));
+        services.Configure<ModelsOptions>(builder.Configuration.GetSection(ModelsOptions.Section));
         services.Configure<InferenceOptions>(builder.Configuration.GetSection(InferenceOptions.Section));
         services.Configure<LimitsOptions>(builder.Configuration.GetSection(LimitsOptions.Section));
         services.Configure<SecurityOptions>(builder.Configuration.GetSection(SecurityOptions.Section));

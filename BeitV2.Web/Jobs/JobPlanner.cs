@@ -60,6 +60,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         var type = request.Type?.Trim().ToLowerInvariant();
         if (type is null || !JobTypes.All.Contains(type))
             throw ApiProblemException.BadRequest($"'type' must be one of {string.Join(", ", JobTypes.All)}.");
+        if (type == JobTypes.Pipeline) return ValidatePipeline(request, id);
         if (string.IsNullOrWhiteSpace(request.Dataset))
             throw ApiProblemException.BadRequest("'dataset' is required: a dataset id from GET /api/v1/datasets, e.g. \"fashion-mnist\".");
         var settings = JobSettings.Parse(request.Config);
@@ -101,6 +102,23 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             BaseModel = baseModel, Teacher = teacher, Config = request.Config is { ValueKind: JsonValueKind.Object } c ? c.Clone() : null,
             Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow,
             Progress = new JobProgress(0, settings.Epochs, 0, 0, 0, null),
+        };
+    }
+
+    private JobRecord ValidatePipeline(JobRequest request, string id)
+    {
+        Pipeline.PipelineSettings.Parse(request.Config);
+        if (request.Dataset is { Length: > 0 } d && d != DatasetCatalog.FashionMnist)
+            throw ApiProblemException.BadRequest($"The pipeline runs on '{DatasetCatalog.FashionMnist}' (and its segmentation scenes), not '{d}'.");
+        if (!string.IsNullOrWhiteSpace(request.BaseModel) || !string.IsNullOrWhiteSpace(request.Teacher))
+            throw ApiProblemException.BadRequest("A pipeline job trains its own teacher, tokenizer and backbone: it takes no 'baseModel' or 'teacher'.");
+        var fm = datasets.Get(DatasetCatalog.FashionMnist);
+        datasets.Get(DatasetCatalog.FashionMnistSeg);
+        return new JobRecord
+        {
+            Id = id, Type = JobTypes.Pipeline, Name = string.IsNullOrWhiteSpace(request.Name) ? null : request.Name.Trim(), Dataset = fm.Id,
+            Config = request.Config is { ValueKind: JsonValueKind.Object } c ? c.Clone() : null,
+            Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow,
         };
     }
 
@@ -204,9 +222,12 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         else
         {
             var size = s.ImageSize ?? teacherSize;
-            var config = s.Model == "micro"
-                ? VqkdConfig.Micro(decoderOutDim: teacher.OutputDim, nEmbed: s.CodebookSize)
-                : VqkdConfig.Base1xClip() with { DecoderOutDim = teacher.OutputDim, NEmbed = s.CodebookSize, TeacherModelType = "none" };
+            var config = s.Model switch
+            {
+                "micro" => VqkdConfig.Micro(decoderOutDim: teacher.OutputDim, nEmbed: s.CodebookSize),
+                "small" => VqkdConfig.Small(teacher.OutputDim, s.CodebookSize),
+                _ => VqkdConfig.Base1xClip() with { DecoderOutDim = teacher.OutputDim, NEmbed = s.CodebookSize, TeacherModelType = "none" },
+            };
             var patch = teacherPatch;
             config = config with
             {
@@ -234,6 +255,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var preset = s.Model switch
             {
                 "micro" => MimConfig.Micro(tokenizer.VocabSize),
+                "small" => MimConfig.Small(tokenizer.VocabSize),
                 "tiny" => MimConfig.Tiny(tokenizer.VocabSize),
                 _ => MimConfig.Base() with { VocabSize = tokenizer.VocabSize },
             };
@@ -262,11 +284,12 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         return new Built((common, progress, ct) =>
         {
             var options = Adjust(common, new LinearProbeOptions { NumClasses = classes.Count });
+            ProbeFeature? asked = s.ProbeFeature switch { "cls" => ProbeFeature.Cls, "mean" => ProbeFeature.Mean, _ => null };
             var trainer = backbone switch
             {
                 BeitVisionTransformer vit => new LinearProbeTrainer(vit,
-                    options with { Feature = vit.Config.UseMeanPooling ? ProbeFeature.Mean : ProbeFeature.Cls }),
-                _ => new LinearProbeTrainer((BeitMim)backbone, options with { Feature = ProbeFeature.Cls }),
+                    options with { Feature = asked ?? (vit.Config.UseMeanPooling ? ProbeFeature.Mean : ProbeFeature.Cls) }),
+                _ => new LinearProbeTrainer((BeitMim)backbone, options with { Feature = asked ?? ProbeFeature.Cls }),
             };
             var result = trainer.Run(train, validation, progress, ct);
             if (!ReferenceEquals(result.Model, backbone)) owned.Add(result.Model);
@@ -297,6 +320,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var preset = s.Model switch
             {
                 "micro" => VitConfig.Micro(classes),
+                "small" => VitConfig.Small(classes),
                 "tiny" => VitConfig.Tiny(classes),
                 _ => VitConfig.Base(classes),
             };
@@ -324,8 +348,8 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var config = source switch
             {
                 BeitSegmenter seg => seg.Config with { NumClasses = classes },
-                BeitVisionTransformer vit => FromBackbone(vit.Config with { NumClasses = 0 }, classes),
-                BeitMim mim => FromBackbone(mim.Config.ToBackbone(0), classes),
+                BeitVisionTransformer vit => FromBackbone(vit.Config with { NumClasses = 0, ImgSize = s.ImageSize ?? vit.Config.ImgSize }, classes),
+                BeitMim mim => FromBackbone(mim.Config.ToBackbone(0) with { ImgSize = s.ImageSize ?? mim.Config.ImgSize }, classes),
                 _ => throw new ArgumentException("Segmentation starts from a ViT, MIM or segmenter model."),
             };
             model = new BeitSegmenter(config);
@@ -342,6 +366,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var config = s.Model switch
             {
                 "micro" => SegmentationConfig.Micro(classes),
+                "small" => FromBackbone(VitConfig.Small(0), classes),
                 "tiny" => FromBackbone(VitConfig.Tiny(0), classes),
                 _ => SegmentationConfig.Base(classes),
             };
