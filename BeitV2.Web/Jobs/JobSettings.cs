@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BeitV2.Ml.Precision;
 using BeitV2.Web.Infrastructure;
 
 namespace BeitV2.Web.Jobs;
@@ -29,11 +30,14 @@ public sealed record JobSettings
     public double? ClipGrad { get; init; }
     public double MinCropScale { get; init; } = 0.35;
     public int Workers { get; init; } = 2;
+    /// <summary>"fp32" (also "none" or false), "bf16" or "fp16" (also true): autocast + loss scaling for fp16. fp16 needs a CUDA training device.</summary>
+    public ComputePrecision MixedPrecision { get; init; } = ComputePrecision.Fp32;
 
     public static readonly IReadOnlyList<string> Keys = new[]
     {
         "epochs", "maxSteps", "batchSize", "lr", "minLr", "warmupSteps", "imageSize", "model", "seed", "maxTrainImages", "maxValImages",
         "checkpointEverySteps", "reportEverySteps", "codebookSize", "layerDecay", "weightDecay", "clipGrad", "minCropScale", "workers",
+        "mixedPrecision",
     };
 
     public static JobSettings Parse(JsonElement? config)
@@ -65,6 +69,7 @@ public sealed record JobSettings
                 "clipGrad" => s with { ClipGrad = Num(p, 0, 1e6, exclusiveMin: true) },
                 "minCropScale" => s with { MinCropScale = Num(p, 0, 1, exclusiveMin: true) },
                 "workers" => s with { Workers = Int(p, 1, 64) },
+                "mixedPrecision" => s with { MixedPrecision = Precision(p) },
                 _ => throw Bad($"Unknown config key '{p.Name}'. Known keys: {string.Join(", ", Keys)}."),
             };
         }
@@ -88,6 +93,16 @@ public sealed record JobSettings
         if (!double.IsFinite(v) || v < min || (exclusiveMin && v == min) || v > max)
             throw Bad($"config.{p.Name} must be {(exclusiveMin ? "greater than" : "at least")} {min} and at most {max}, got {v}.");
         return v;
+    }
+
+    private static ComputePrecision Precision(JsonProperty p)
+    {
+        var v = p.Value;
+        if (v.ValueKind == JsonValueKind.False || v.ValueKind == JsonValueKind.Null) return ComputePrecision.Fp32;
+        if (v.ValueKind == JsonValueKind.True) return ComputePrecision.Fp16;
+        if (v.ValueKind == JsonValueKind.String && v.GetString() is "fp32" or "none" or "bf16" or "fp16")
+            return ComputePrecisions.Parse(v.GetString());
+        throw Bad($"config.mixedPrecision must be \"fp32\" (or \"none\", false), \"bf16\" or \"fp16\" (or true), got {v.GetRawText()}.");
     }
 
     private static string Preset(JsonProperty p)

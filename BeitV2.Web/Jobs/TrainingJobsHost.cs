@@ -12,7 +12,7 @@ public sealed class JobsOptions
     public string? ConnectionString { get; set; }
     /// <summary>How often idle workers look for a queued job.</summary>
     public int QueuePollIntervalMs { get; set; } = 200;
-    /// <summary>Concurrent training jobs; 0 = one per device (1 on CPU).</summary>
+    /// <summary>Concurrent training jobs; 0 = one per training device (<c>Ml:TrainingDevices</c>; 1 on the CPU).</summary>
     public int Workers { get; set; }
 }
 
@@ -23,15 +23,16 @@ public sealed class JobsOptions
 /// configuration, so separate hosts in one process (tests) do not share state.
 /// </summary>
 public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider services, JobScheduler scheduler, Microsoft.Extensions.Options.IOptions<JobsOptions> options,
-    ILogger<TrainingJobsHost> logger) : IHostedService
+    BeitV2.Web.Infrastructure.ComputeDevices devices, ILogger<TrainingJobsHost> logger) : IHostedService
 {
     private BackgroundJobServer? server;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         scheduler.Recover();
-        var workers = options.Value.Workers > 0 ? options.Value.Workers
-            : TorchSharp.torch.cuda.is_available() ? Math.Max(1, TorchSharp.torch.cuda.device_count()) : 1;
+        // One worker per training device: each running job leases its own device (JobPlanner), so two
+        // jobs never train on one GPU at once unless Jobs:Workers asks for more workers than devices.
+        var workers = options.Value.Workers > 0 ? options.Value.Workers : devices.TrainingDevices.Count;
         server = new BackgroundJobServer(new BackgroundJobServerOptions
         {
             Queues = [JobScheduler.Queue],
@@ -40,7 +41,7 @@ public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider servic
             ShutdownTimeout = TimeSpan.FromSeconds(60),
             ServerName = $"beitv2-{Environment.MachineName}-{Guid.NewGuid().ToString("N")[..6]}",
         }, storage);
-        logger.LogInformation("Training queue started with {Workers} worker(s)", workers);
+        logger.LogInformation("Training queue started with {Workers} worker(s) for {Devices}", workers, string.Join(", ", devices.TrainingDevices));
         return Task.CompletedTask;
     }
 
