@@ -65,7 +65,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         if (settings.MixedPrecision == ComputePrecision.Fp16 && !devices.TrainingOnCuda)
             throw ApiProblemException.BadRequest(
                 $"config.mixedPrecision \"fp16\" requires a CUDA device; this server trains on {string.Join(", ", devices.TrainingDevices)}. " +
-                "Use \"bf16\" (works on the CPU, slowly without native bfloat16) or \"fp32\".");
+                "Use \"fp32\" here (\"bf16\" also runs on the CPU, but much slower than fp32 on CPUs without native bfloat16).");
         var dataset = datasets.Get(request.Dataset);
         switch (type)
         {
