@@ -361,7 +361,7 @@ public abstract class TrainerBase
                 Log(string.Create(CultureInfo.InvariantCulture,
                     $"step {step}: non-finite fp16 gradients at loss scale {usedScale:G}; step skipped, scale now {scaler.Scale:G}"));
                 if (scaler.ConsecutiveSkips >= o.MaxConsecutiveSkippedSteps)
-                    throw new TrainingDivergedException(Stage, step, double.NaN,
+                    throw new TrainingDivergedException(Stage, step, loss,
                         $"The gradients were not finite in {scaler.ConsecutiveSkips} fp16 steps in a row (loss scale down to {scaler.Scale:G}): try bf16 or fp32.");
             }
         }

@@ -139,16 +139,20 @@ public sealed class BatchingWorker : IDisposable
             var per = 3 * size * size;
             var data = new float[batch.Count * per];
             for (var i = 0; i < batch.Count; i++) Array.Copy(batch[i].Pixels, 0, data, i * per, per);
+            long computeStart;
             using (gate?.Enter())
             using (inference_mode())
             using (var scope = NewDisposeScope())
             using (Autocast.Enable(precision))
             {
+                computeStart = Stopwatch.GetTimestamp();
+                if (gate is { Enabled: true })
+                    InferenceMetrics.DeviceWaitSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(start, computeStart).TotalSeconds);
                 var device = model.Module.parameters().First().device;
                 var input = tensor(data, new long[] { batch.Count, 3, size, size }).to(device);
                 results = model.Execute(op, input);
             }
-            InferenceMetrics.ComputeSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(start).TotalSeconds);
+            InferenceMetrics.ComputeSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(computeStart).TotalSeconds);
             for (var i = 0; i < batch.Count; i++) batch[i].Completion.TrySetResult(results[i]);
         }
         catch (Exception e)
