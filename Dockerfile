@@ -22,6 +22,7 @@ ARG DOTNET_RUNTIME_IMAGE=mcr.microsoft.com/dotnet/aspnet:10.0-noble
 
 # ---------------------------------------------------------------- build
 FROM ${DOTNET_SDK_IMAGE} AS build
+ARG DEBIAN_FRONTEND=noninteractive
 # Node.js and npm: the web project's build runs `npm ci` for the browser UI.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm \
@@ -45,7 +46,9 @@ RUN dotnet publish BeitV2.Web/BeitV2.Web.csproj -c Release -p:BeitV2Cuda=true -o
 FROM ${DOTNET_RUNTIME_IMAGE} AS dotnet
 
 FROM ${CUDA_RUNTIME_IMAGE} AS runtime
-# What the ASP.NET Core runtime needs on Ubuntu 24.04 (the aspnet image's own list).
+ARG DEBIAN_FRONTEND=noninteractive
+# What the ASP.NET Core runtime needs on Ubuntu 24.04 (the aspnet image's own list; tzdata would
+# otherwise ask for a time zone, hence the non-interactive frontend).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libicu74 libssl3t64 tzdata zlib1g \
  && rm -rf /var/lib/apt/lists/*
