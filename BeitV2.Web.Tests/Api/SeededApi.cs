@@ -76,9 +76,13 @@ public sealed class SeededApi : IDisposable
         var json = await Client.PostAsync("/api/v1/classify", Http.Images(SmallImage)).JsonAsync();
         Assert.Equal(Classifier.Id, json.Str("model"));
         Assert.Single(json.Items("images"));
-        Assert.Equal(Files, Host.DataFiles());
+        Assert.Equal(WithoutQueue(Files), WithoutQueue(Host.DataFiles()));
         Host.AssertNoServerErrors();
     }
+
+    /// <summary>Hangfire's SQLite files change on their own (server heartbeats every 30 s), whatever the requests do.</summary>
+    private static IEnumerable<string> WithoutQueue(IEnumerable<string> files) =>
+        files.Where(f => !f.StartsWith("jobs/hangfire.db", StringComparison.Ordinal));
 
     public void Dispose()
     {
