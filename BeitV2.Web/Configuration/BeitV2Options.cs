@@ -26,6 +26,19 @@ public sealed class MlOptions
     public string Device { get; set; } = "auto";
     /// <summary>Intra-op threads for libtorch; 0 = number of cores.</summary>
     public int Threads { get; set; }
+    /// <summary>
+    /// Inference compute precision: <c>fp32</c> (default), <c>bf16</c> or <c>fp16</c> (linear layers,
+    /// attention matmuls and convolutions in that dtype; weights, normalisation and softmax in float32).
+    /// fp16 needs a CUDA device; bf16 also runs on the CPU.
+    /// </summary>
+    public string InferencePrecision { get; set; } = "fp32";
+    /// <summary>TF32 tensor-core math for float32 matmuls/convolutions on Ampere+ GPUs (off: float32 results stay exact to 1e-5).</summary>
+    public bool AllowTf32 { get; set; }
+    /// <summary>
+    /// Devices of the training workers, comma-separated (<c>cuda:0,cuda:1</c>, <c>cpu</c>); empty: every GPU
+    /// for <c>auto</c>/<c>cuda</c> (the CPU without CUDA), the <c>Device</c> itself for <c>cuda:N</c> or <c>cpu</c>.
+    /// </summary>
+    public string? TrainingDevices { get; set; }
 }
 
 /// <summary><c>Inference:*</c>: dynamic batching and back-pressure.</summary>

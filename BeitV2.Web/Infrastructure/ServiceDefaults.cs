@@ -18,6 +18,7 @@ public static class ServiceDefaults
         services.Configure<InferenceOptions>(builder.Configuration.GetSection(InferenceOptions.Section));
         services.Configure<LimitsOptions>(builder.Configuration.GetSection(LimitsOptions.Section));
         services.Configure<SecurityOptions>(builder.Configuration.GetSection(SecurityOptions.Section));
+        services.AddSingleton<ComputeDevices>();   // Ml:Device, precision, training devices, per-device gates
 
         services.AddProblemDetails();
         services.AddExceptionHandler<ProblemExceptionHandler>();

@@ -6,12 +6,11 @@ using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
+using BeitV2.Ml.Precision;
 using BeitV2.Ml.Training;
-using BeitV2.Web.Configuration;
 using BeitV2.Web.Datasets;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
-using Microsoft.Extensions.Options;
 using static TorchSharp.torch;
 
 namespace BeitV2.Web.Jobs;
@@ -37,7 +36,7 @@ public sealed class TrainingPlan : IDisposable
 /// Checks job requests against the datasets and the model registry, and turns a job into a trainer:
 /// models (from a preset or a registered base model), data loaders and options from the job's config.
 /// </summary>
-public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, IOptions<MlOptions> ml)
+public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, ComputeDevices devices)
 {
     private static readonly Dictionary<string, string[]> BaseKinds = new()
     {
@@ -64,6 +63,10 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         if (string.IsNullOrWhiteSpace(request.Dataset))
             throw ApiProblemException.BadRequest("'dataset' is required: a dataset id from GET /api/v1/datasets, e.g. \"fashion-mnist\".");
         var settings = JobSettings.Parse(request.Config);
+        if (settings.MixedPrecision == ComputePrecision.Fp16 && !devices.TrainingOnCuda)
+            throw ApiProblemException.BadRequest(
+                $"config.mixedPrecision \"fp16\" requires a CUDA device; this server trains on {string.Join(", ", devices.TrainingDevices)}. " +
+                "Use \"fp32\" here (\"bf16\" also runs on the CPU, but much slower than fp32 on CPUs without native bfloat16).");
         var dataset = datasets.Get(request.Dataset);
         switch (type)
         {
@@ -137,6 +140,11 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         var plan = new List<IDisposable>();
         try
         {
+            // One device per running job (one Hangfire worker per training device); released with the plan.
+            var lease = devices.LeaseTrainingDevice();
+            plan.Add(lease);
+            if (s.MixedPrecision == ComputePrecision.Fp16 && !lease.Device.StartsWith("cuda", StringComparison.Ordinal))
+                throw new ArgumentException($"mixedPrecision fp16 requires a CUDA device; this job would train on {lease.Device}.");
             TrainerBase.SeedEverything(s.Seed);
             var built = job.Type switch
             {
@@ -150,7 +158,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var result = new TrainingPlan
             {
                 Labels = built.Labels,
-                Run = (progress, ct) => built.Run(Options(s, checkpointDirectory, resumeFrom), progress, ct),
+                Run = (progress, ct) => built.Run(Options(s, checkpointDirectory, resumeFrom, lease), progress, ct),
             };
             result.Owned.AddRange(plan);
             return result;
@@ -166,13 +174,14 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         IReadOnlyList<string>? Labels);
 
     /// <summary>The common options of every trainer from the job's config.</summary>
-    private Func<TrainerOptions, TrainerOptions> Options(JobSettings s, string checkpointDirectory, string? resumeFrom) => o => o with
+    private static Func<TrainerOptions, TrainerOptions> Options(JobSettings s, string checkpointDirectory, string? resumeFrom,
+        ComputeDevices.DeviceLease lease) => o => o with
     {
         Epochs = s.Epochs, MaxSteps = s.MaxSteps, Seed = s.Seed,
         LearningRate = s.Lr ?? o.LearningRate, MinLearningRate = Math.Min(s.MinLr ?? o.MinLearningRate, s.Lr ?? o.LearningRate),
         WarmupEpochs = 0, WarmupSteps = s.WarmupSteps > 0 ? s.WarmupSteps : -1,
         WeightDecay = s.WeightDecay ?? o.WeightDecay, ClipGrad = s.ClipGrad ?? o.ClipGrad,
-        Device = ml.Value.Device, ReportEverySteps = s.ReportEverySteps, ReportInterval = TimeSpan.FromSeconds(1),
+        Device = lease.Device, Gate = lease.Gate, MixedPrecision = s.MixedPrecision, ReportEverySteps = s.ReportEverySteps, ReportInterval = TimeSpan.FromSeconds(1),
         CheckpointDirectory = checkpointDirectory, CheckpointEverySteps = s.CheckpointEverySteps, CheckpointEveryEpochs = 1,
         KeepCheckpoints = s.KeepCheckpoints, ResumeFrom = resumeFrom,
     };
