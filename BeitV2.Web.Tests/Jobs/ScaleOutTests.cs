@@ -32,15 +32,16 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(180);
 
-    private const int InvisibilitySeconds = 10;
+    private const int InvisibilitySeconds = 5;
 
     /// <summary>3 epochs × <paramref name="stepsPerEpoch"/> steps, a checkpoint every 4 steps.</summary>
-    private static object LongFineTune(int stepsPerEpoch) => new
+    private static object LongFineTune(int stepsPerEpoch, int batchSize = 16) => new
     {
         type = "finetune", dataset = "fashion-mnist",
         config = new
         {
-            epochs = 3, batchSize = 16, maxTrainImages = 16 * stepsPerEpoch, maxValImages = 32, lr = 2e-3, reportEverySteps = 1, checkpointEverySteps = 4,
+            epochs = 3, batchSize = batchSize, maxTrainImages = batchSize * stepsPerEpoch, maxValImages = 32, lr = 2e-3, reportEverySteps = 1,
+            checkpointEverySteps = 4,
         },
     };
 
@@ -91,7 +92,8 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             try
             {
                 await Task.WhenAll(a.WaitUntilLiveAsync(Timeout), b.WaitUntilLiveAsync(Timeout));
-                var id = await Jobs.StartAsync(a.Client, LongFineTune(48));
+                // Long enough on a fast machine to outlive 2.5 invisibility timeouts before the kill.
+                var id = await Jobs.StartAsync(a.Client, LongFineTune(160, batchSize: 64));
                 var running = await Jobs.WaitForStepAsync(b.Client, id, 1, Timeout); // B reads A's job: one shared store
                 var startedAt = DateTime.UtcNow;
                 var runner = Runner(running, a, b);
@@ -122,7 +124,7 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
                 output.WriteLine($"{runner.Name} (pid {runner.ProcessId}) killed at step {killedAt}, newest checkpoint {checkpointAtKill}");
 
                 var done = await Jobs.WaitAsync(watcher.Client, id, Timeout, "succeeded");
-                Assert.Equal(144, done.Step());
+                Assert.Equal(480, done.Step());
                 Assert.Equal(2, done.Int("runs"));
                 Assert.Same(watcher, Runner(done, a, b));
                 Assert.Equal(2, await ProcessingCountAsync(id)); // the dead server's lease lapsed once, and only once
@@ -136,8 +138,8 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
                 Assert.Equal(dead.Count, dead.Distinct().Count());
                 Assert.Equal(survivor.Count, survivor.Distinct().Count());
                 Assert.Equal(checkpointAtKill + 1, survivor.Min());
-                Assert.Equal(144, survivor.Max());
-                Assert.Equal(Enumerable.Range(1, 144).Select(i => (long)i), dead.Where(s => s <= checkpointAtKill).Concat(survivor).Order());
+                Assert.Equal(480, survivor.Max());
+                Assert.Equal(Enumerable.Range(1, 480).Select(i => (long)i), dead.Where(s => s <= checkpointAtKill).Concat(survivor).Order());
                 Assert.True(beforeKill.Step() >= 8);
 
                 // The browser on the survivor heard the end.

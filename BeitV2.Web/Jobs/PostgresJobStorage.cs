@@ -49,7 +49,7 @@ public static class PostgresJobStorage
             PrepareSchemaIfNecessary = true,
             QueuePollInterval = TimeSpan.FromMilliseconds(Math.Max(10, jobs.QueuePollIntervalMs)),
             UseSlidingInvisibilityTimeout = true,
-            InvisibilityTimeout = TimeSpan.FromSeconds(Math.Max(10, jobs.InvisibilityTimeoutSeconds)),
+            InvisibilityTimeout = TimeSpan.FromSeconds(Math.Max(5, jobs.InvisibilityTimeoutSeconds)),
         };
         return new PostgreSqlStorage(new NpgsqlConnectionFactory(builder.ConnectionString, options), options);
     }
