@@ -42,7 +42,14 @@ public sealed record TrainingProgress(
     double ImagesPerSecond,
     double? EtaSeconds,
     IReadOnlyDictionary<string, double> Metrics,
-    IReadOnlyList<string> Log);
+    IReadOnlyList<string> Log)
+{
+    /// <summary>
+    /// Tokenizer runs only (null otherwise): how often each codebook entry was assigned so far in the
+    /// current epoch (index = code id; the whole epoch's counts at <see cref="TrainingEvent.EpochEnd"/>).
+    /// </summary>
+    public IReadOnlyList<double>? CodeCounts { get; init; }
+}
 
 /// <summary>How a run ended.</summary>
 public enum TrainingStatus

@@ -64,7 +64,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         try
         {
             using var plan = planner.Build(job, checkpoints, resumeFrom);
-            if (resumeFrom is not null) broadcast.Log(job.Id, $"resuming from {resumeFrom}");
+            if (resumeFrom is not null) Log(job.Id, $"resuming from {resumeFrom}");
             var result = plan.Run(sink, ct);
             heartbeat.Change(Timeout.Infinite, Timeout.Infinite);
             if (result.Status == TrainingStatus.Cancelled)
@@ -102,9 +102,16 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             };
             logger.LogWarning(e, "Job {Id} failed", job.Id);
             var failed = store.Update(job.Id, j => j with { Status = JobStatus.Failed, FinishedAt = DateTimeOffset.UtcNow, Error = message });
-            broadcast.Log(job.Id, "error: " + message);
+            Log(job.Id, "error: " + message);
             broadcast.Status(failed);
         }
+    }
+
+    /// <summary>Broadcasts a log line and keeps it in the job's <c>log.txt</c> (read back by <c>GET /api/v1/jobs/{id}/log</c>).</summary>
+    private void Log(string jobId, string line)
+    {
+        JobArtifacts.AppendLog(store.JobDirectory(jobId), line);
+        broadcast.Log(jobId, line);
     }
 
     /// <summary>The trainer's synchronous progress sink.</summary>
@@ -150,8 +157,9 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 last = p;
                 lastSent = DateTime.UtcNow;
             }
+            if (p.CodeCounts is { } counts) JobArtifacts.WriteCodebook(jobId, store.JobDirectory(jobId), p.Step, p.Epoch, counts);
             owner.Broadcast.Progress(job, p);
-            foreach (var line in p.Log) owner.Broadcast.Log(jobId, line);
+            foreach (var line in p.Log) owner.Log(jobId, line);
         }
 
         /// <summary>Re-sends the last progress when the trainer has been quiet (a long step or an evaluation), so clients hear at least every ~1.5 s.</summary>
