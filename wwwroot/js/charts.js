@@ -23,7 +23,7 @@ export class LineChart {
     const opts = {
       width: 320, height: 180,
       cursor: { drag: { x: true, y: false } },
-      legend: { show: series.length > 1 },
+      legend: { show: series.length > 1, live: false },
       scales: { x: { time: false }, y: options.logY ? { distr: 3 } : {} },
       axes: [
         { label: options.xLabel || 'step', size: 40, labelSize: 18, font: '11px system-ui', labelFont: '11px system-ui' },

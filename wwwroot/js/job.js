@@ -179,12 +179,12 @@ function renderJob() {
   const cfg = job.config ? Object.entries(job.config).map(([k, v]) => `${k}=${v}`).join(', ') : 'defaults';
   clear(els.meta);
   const row = (k, v) => [h('dt', {}, k), h('dd', {}, v ?? '–')];
-  els.meta.append(
+  els.meta.append(...[
     row('Id', job.id), row('Type', job.type), row('Dataset', job.dataset),
     row('Base model', job.baseModel), row('Teacher', job.teacher), row('Settings', cfg),
     row('Created', fmtTime(job.createdAt)), row('Started', fmtTime(job.startedAt)), row('Finished', fmtTime(job.finishedAt)),
     row('Runs', String(job.runs ?? 0)),
-    row('Output model', job.outputModel ? h('a', { href: '#/explore?model=' + encodeURIComponent(job.outputModel) }, job.outputModel) : null));
+    row('Output model', job.outputModel ? h('a', { href: '#/explore?model=' + encodeURIComponent(job.outputModel) }, job.outputModel) : null)].flat());
   document.title = `${els.title.textContent} · BeitV2`;
 }
 
