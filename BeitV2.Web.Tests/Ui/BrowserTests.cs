@@ -83,7 +83,7 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         await Expect(mask).ToHaveCSSAsync("opacity", "0.2");
 
         // A sample image too: two images → a similarity matrix.
-        await page.Locator("button.sample").First.ClickAsync();
+        await page.Locator("button.sample[title='Coffee cup']").ClickAsync();
         await Expect(page.Locator("article.card")).ToHaveCountAsync(2);
         await Expect(page.Locator("article.card").First).ToHaveAttributeAsync("data-embedder", "done", new() { Timeout = Slow });
         await Expect(page.Locator("#similarity table tbody tr")).ToHaveCountAsync(2);
@@ -102,7 +102,8 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         await Expect(words.Locator("#word-summary")).ToContainTextAsync("patch");
 
         await ui.ScreenshotAsync("explore");
-        await page.EvaluateAsync("() => window.scrollTo(0, 0)");
+        await page.SetViewportSizeAsync(1280, 1100);
+        await page.EvaluateAsync("() => document.getElementById('word-browser').scrollIntoView()");
         await ui.ReadmeScreenshotAsync("explore");
         ui.AssertNoConsoleErrors();
         app.Host.AssertNoServerErrors();
@@ -176,6 +177,7 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         await Expect(page.Locator("#job-cancel")).ToBeDisabledAsync();
 
         await ui.ScreenshotAsync("train-job");
+        await page.SetViewportSizeAsync(1280, 1100);
         await page.EvaluateAsync("() => window.scrollTo(0, 0)");
         await ui.ReadmeScreenshotAsync("train-job");
 

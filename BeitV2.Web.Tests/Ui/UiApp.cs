@@ -166,14 +166,14 @@ public sealed class UiPage : IAsyncDisposable
 
     /// <summary>
     /// The README's pictures: when <c>BEITV2_README_SCREENSHOTS</c> names a folder (e.g. docs/screenshots), the
-    /// visible part of the page is saved there too (small PNGs; see README "Browser UI").
+    /// visible part of the page is saved there too (JPEG, ~100 KB; see README "Browser UI").
     /// </summary>
     public async Task ReadmeScreenshotAsync(string name)
     {
         if (Environment.GetEnvironmentVariable("BEITV2_README_SCREENSHOTS") is not { Length: > 0 } dir) return;
         Directory.CreateDirectory(dir);
-        var path = Path.GetFullPath(Path.Combine(dir, name + ".png"));
-        await Page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = false });
+        var path = Path.GetFullPath(Path.Combine(dir, name + ".jpg"));
+        await Page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = false, Type = ScreenshotType.Jpeg, Quality = 80 });
         output.WriteLine($"README screenshot: {path}");
     }
 

@@ -80,9 +80,9 @@ export function init(section) {
       h('div', { class: 'samples-box' }, h('h2', { class: 'small-heading' }, 'Or try a sample'), els.samples)),
     h('div', { class: 'toolbar' }, els.clearAll),
     els.words,
-    els.similarity,
     els.empty,
     els.cards,
+    els.similarity,
   );
   loadSamples();
 }
