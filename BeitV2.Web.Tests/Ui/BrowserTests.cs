@@ -193,6 +193,36 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task TokenizerJob_FromTheForm_ShowsTheLiveCodebookUsage()
+    {
+        await using var ui = await app.OpenAsync(output, "#/train");
+        var page = ui.Page;
+        await page.Locator("#job-type").SelectOptionAsync("tokenizer");
+        // The teacher picker offers the registered backbone (the default teacher of a tokenizer job).
+        await Expect(page.Locator("#job-teacher")).ToHaveValueAsync(app.Backbone.Id);
+        await page.Locator("#job-epochs").FillAsync("2");
+        await page.Locator("#job-batchSize").FillAsync("16");
+        await page.Locator("#job-maxTrainImages").FillAsync("128");
+        await page.Locator("#job-maxValImages").FillAsync("32");
+        await page.Locator("#job-codebookSize").FillAsync("32");
+        await page.Locator("#start-job").ClickAsync();
+        await page.WaitForURLAsync("**/#/jobs/job-*");
+        await Expect(page.Locator("#page-job")).ToHaveAttributeAsync("data-status", "succeeded", new() { Timeout = Slow });
+
+        var codebook = page.Locator("#job-codebook");
+        await Expect(codebook).ToBeVisibleAsync();
+        await Expect(page.Locator("#codebook-summary")).ToContainTextAsync("of 32 codes used");
+        var used = int.Parse((await codebook.GetAttributeAsync("data-used-codes"))!);
+        Assert.InRange(used, 1, 32);
+        await Expect(codebook.Locator("canvas.codebook-grid")).ToBeVisibleAsync();
+        await Expect(page.Locator("figure[data-chart='Codebook usage']")).ToBeVisibleAsync();
+        await Expect(page.Locator("figure[data-chart='Reconstruction cosine']")).ToBeVisibleAsync();
+        await ui.ScreenshotAsync("tokenizer-job");
+        ui.AssertNoConsoleErrors();
+        app.Host.AssertNoServerErrors();
+    }
+
+    [Fact]
     public async Task JobPage_SurvivesAReload_CancelAndResumeButtonsWork()
     {
         using var client = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };

@@ -190,7 +190,10 @@ function applyType() {
   clear(els.teacher);
   if (t.teacher) {
     const teachers = models.filter((m) => t.teacher.kinds.includes(m.kind));
-    for (const m of teachers) els.teacher.append(h('option', { value: m.id, selected: m.isDefault && m.kind === t.teacher.kinds[0] }, `${modelLabel(m)} [${m.kind}]`));
+    // The service's choice when none is given: the default of the first kind (in order) that has one.
+    const kind = t.teacher.kinds.find((k) => teachers.some((m) => m.kind === k && m.isDefault));
+    const preferred = teachers.find((m) => m.kind === kind && m.isDefault);
+    for (const m of teachers) els.teacher.append(h('option', { value: m.id, selected: m === preferred }, `${modelLabel(m)} [${m.kind}]`));
     els.teacherLabel.textContent = t.teacher.label;
     els.teacherHint.textContent = teachers.length ? ''
       : type === 'pretrain' ? 'No tokenizer is registered: train one first (job type tokenizer) or import one.'
