@@ -223,7 +223,7 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task JobPage_SurvivesAReload_CancelAndResumeButtonsWork()
+    public async Task JobPage_SurvivesAReloadAndAReconnect_CancelAndResumeButtonsWork()
     {
         using var client = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
         var id = await JobClient.StartAsync(client, new
@@ -243,6 +243,15 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         await Expect(jobPage).ToHaveAttributeAsync("data-status", "running", new() { Timeout = Slow });
         await page.WaitForFunctionAsync(hasPoints, null, new() { Timeout = Slow });
         await Expect(page.Locator("#job-log li").First).ToBeVisibleAsync();
+
+        // A dropped connection: SignalR reconnects, the page subscribes again, and the chart keeps growing.
+        await Expect(page.Locator("#live-state")).ToHaveAttributeAsync("data-state", "connected");
+        var before = int.Parse((await page.Locator("figure[data-chart='Loss']").GetAttributeAsync("data-points"))!);
+        await page.EvaluateAsync("() => window.beitv2Hub.connection.connection.transport.stop()");
+        await page.WaitForFunctionAsync("() => window.beitv2Hub.reconnects >= 1", null, new() { Timeout = Slow });
+        await Expect(page.Locator("#live-state")).ToHaveAttributeAsync("data-state", "connected");
+        await page.WaitForFunctionAsync($"() => Number(document.querySelector(\"figure[data-chart='Loss']\").dataset.points) > {before + 3}", null, new() { Timeout = Slow });
+        await Expect(jobPage).ToHaveAttributeAsync("data-status", "running");
 
         await page.Locator("#job-cancel").ClickAsync();
         await Expect(jobPage).ToHaveAttributeAsync("data-status", "cancelled", new() { Timeout = Slow });

@@ -9,6 +9,10 @@ let connection = null;
 let starting = null;
 let state = 'connecting';
 
+/** A handle for the browser console (and the browser tests): the connection and how often it reconnected. */
+const debug = { get connection() { return connection; }, reconnects: 0 };
+window.beitv2Hub = debug;
+
 function setState(s) {
   state = s;
   for (const f of listeners.state) f(s);
@@ -52,6 +56,7 @@ function build() {
   c.on('log', (m) => dispatch('log', m));
   c.onreconnecting(() => setState('reconnecting'));
   c.onreconnected(async () => {
+    debug.reconnects++;
     setState('connected');
     try { await resubscribe(); } catch { /* the next reconnect tries again */ }
     dispatch('reconnected');
