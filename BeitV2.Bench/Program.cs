@@ -2,6 +2,7 @@
 //
 //   dotnet run -c Release --project BeitV2.Bench -- serve [--model base|tiny] [--clients 8] [--requests N] [--warmup K] ...
 //   dotnet run -c Release --project BeitV2.Bench -- train [--stage all|tokenizer|...] [--model tiny|base|both] [--batch N] [--steps N] [--warmup K] ...
+//   dotnet run -c Release --project BeitV2.Bench -- hub --servers URL,URL [--jobs 4] [--clients 50]
 //
 // Registers a random-initialised classifier in a temporary data directory, times the torch forward
 // alone, then starts the real BeitV2.Web once per Inference configuration (unbatched, batched) on a
@@ -13,9 +14,22 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
 {
     Console.WriteLine(BenchArgs.Usage);
     Console.WriteLine(TrainArgs.Usage);
+    Console.WriteLine(HubBench.Usage);
     return args.Length == 0 ? 2 : 0;
 }
 if (args[0] == "train") return RunTrain(args);
+if (args[0] == "hub")
+{
+    try
+    {
+        return await HubBench.RunAsync(args.Skip(1).ToList());
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"{e.Message}\n\n{HubBench.Usage}");
+        return 2;
+    }
+}
 if (args[0] != "serve")
 {
     Console.Error.WriteLine($"Unknown command '{args[0]}'.\n\n{BenchArgs.Usage}\n{TrainArgs.Usage}");

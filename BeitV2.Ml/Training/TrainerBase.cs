@@ -168,7 +168,7 @@ public abstract class TrainerBase
         long lastCheckpointStep = -1, lastEvalStep = -1;
         var status = TrainingStatus.Completed;
 
-        void Report(TrainingEvent ev)
+        void Report(TrainingEvent ev, string? checkpointPath = null)
         {
             if (progress is null)
             {
@@ -180,7 +180,7 @@ public abstract class TrainerBase
             // The epoch of the last step done.
             var epochIndex = (int)Math.Min(epochs - 1, Math.Max(0, (step - 1) / spe));
             progress.Report(new TrainingProgress(Stage, ev, epochIndex, epochs, step, budget, lastLoss, lastLr,
-                session.ImagesPerSecond, session.Eta(step, budget), metrics, pendingLog.ToList()) { CodeCounts = ProgressCodeCounts() });
+                session.ImagesPerSecond, session.Eta(step, budget), metrics, pendingLog.ToList()) { CheckpointPath = checkpointPath, CodeCounts = ProgressCodeCounts() });
             pendingLog.Clear();
             session.MarkReported();
         }
@@ -188,7 +188,7 @@ public abstract class TrainerBase
         string? SaveCheckpoint()
         {
             if (o.CheckpointDirectory is null) return null;
-            var path = Path.Combine(o.CheckpointDirectory, "checkpoint-latest");
+            var path = Path.Combine(o.CheckpointDirectory, TrainingCheckpoint.FolderName(step));
             var metrics = new Dictionary<string, double>(latestMetrics, StringComparer.Ordinal);
             foreach (var (k, v) in RunningMeans()) metrics[k] = v;
             TrainingCheckpoint.Save(path, CheckpointModule, optimizer.Optimizer, new TrainingCheckpointState
@@ -199,7 +199,9 @@ public abstract class TrainerBase
             lastCheckpoint = path;
             lastCheckpointStep = step;
             Log($"checkpoint saved at step {step}: {path}");
-            Report(TrainingEvent.Checkpoint);
+            // Older checkpoints go only after the new one is complete, so a crash always leaves one.
+            TrainingCheckpoint.Prune(o.CheckpointDirectory, o.KeepCheckpoints);
+            Report(TrainingEvent.Checkpoint, path);
             return path;
         }
 

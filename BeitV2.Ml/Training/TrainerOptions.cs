@@ -40,12 +40,14 @@ public abstract record TrainerOptions
     /// <summary>Evaluate on the held-out split every this many epochs (and after the last); 0 = only after the last.</summary>
     public int EvaluateEveryEpochs { get; init; } = 1;
 
-    /// <summary>Folder for training checkpoints (<c>checkpoint-latest</c> is replaced atomically); null = none.</summary>
+    /// <summary>Folder for training checkpoints (<c>checkpoint-{step:D8}</c>, each written atomically); null = none.</summary>
     public string? CheckpointDirectory { get; init; }
     /// <summary>Also checkpoint every this many steps (0 = off).</summary>
     public int CheckpointEverySteps { get; init; }
     /// <summary>Checkpoint at the end of every this many epochs (0 = off); cancellation and the end of the run always checkpoint.</summary>
     public int CheckpointEveryEpochs { get; init; } = 1;
+    /// <summary>How many checkpoints to keep (the newest ones; at least 1).</summary>
+    public int KeepCheckpoints { get; init; } = 3;
     /// <summary>A checkpoint folder to continue from: weights, optimiser, counters, generator state and epoch accumulators are restored.</summary>
     public string? ResumeFrom { get; init; }
 
@@ -63,6 +65,7 @@ public abstract record TrainerOptions
         Require(ClipGrad is null or > 0, "clip_grad must be positive");
         Require(ReportEverySteps >= 1, "report interval in steps must be at least 1");
         Require(EvaluateEveryEpochs >= 0 && CheckpointEverySteps >= 0 && CheckpointEveryEpochs >= 0, "intervals must be non-negative");
+        Require(KeepCheckpoints >= 1, $"at least one checkpoint must be kept, got {KeepCheckpoints}");
     }
 
     internal static void Require(bool ok, string message)

@@ -88,6 +88,51 @@ public static class TrainingCheckpoint
         });
     }
 
+    /// <summary>The folder name of the checkpoint taken after <paramref name="step"/> steps (<c>checkpoint-00000123</c>): names sort by step.</summary>
+    public static string FolderName(long step) => $"checkpoint-{step:D8}";
+
+    /// <summary>
+    /// The complete checkpoints in <paramref name="checkpointDirectory"/>, oldest first. A folder counts once its
+    /// <c>state.json</c> exists (the staging folders of an interrupted save never match). A <c>checkpoint-latest</c>
+    /// folder of an older build is included with the step its state records.
+    /// </summary>
+    public static IReadOnlyList<SavedCheckpoint> List(string checkpointDirectory)
+    {
+        if (!Directory.Exists(checkpointDirectory)) return [];
+        var found = new List<SavedCheckpoint>();
+        foreach (var dir in Directory.EnumerateDirectories(checkpointDirectory, "checkpoint-*"))
+        {
+            var stateFile = Path.Combine(dir, StateFile);
+            if (!File.Exists(stateFile)) continue;
+            var name = Path.GetFileName(dir);
+            long step;
+            if (name == "checkpoint-latest")
+            {
+                try { step = ReadState(dir).Step; }
+                catch (CheckpointException) { continue; }
+            }
+            else if (!long.TryParse(name.AsSpan("checkpoint-".Length), System.Globalization.NumberStyles.None,
+                         System.Globalization.CultureInfo.InvariantCulture, out step)) continue;
+            found.Add(new SavedCheckpoint(step, dir, File.GetLastWriteTimeUtc(stateFile)));
+        }
+        return found.OrderBy(c => c.Step).ThenBy(c => c.SavedAtUtc).ToList();
+    }
+
+    /// <summary>The newest complete checkpoint (highest step), or null.</summary>
+    public static string? FindLatest(string checkpointDirectory) => List(checkpointDirectory).LastOrDefault()?.Path;
+
+    /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints (never the newest one).</summary>
+    public static void Prune(string checkpointDirectory, int keep)
+    {
+        var all = List(checkpointDirectory);
+        foreach (var old in all.Take(Math.Max(0, all.Count - Math.Max(1, keep))))
+        {
+            try { Directory.Delete(old.Path, recursive: true); }
+            catch (IOException) { } // still in use (e.g. being read for an output model): the next prune retries
+            catch (UnauthorizedAccessException) { }
+        }
+    }
+
     public static TrainingCheckpointState ReadState(string directory)
     {
         var path = Path.Combine(directory, StateFile);
@@ -178,3 +223,6 @@ public static class TrainingCheckpoint
     }
 
 }
+
+/// <summary>A complete training checkpoint on disk.</summary>
+public sealed record SavedCheckpoint(long Step, string Path, DateTime SavedAtUtc);

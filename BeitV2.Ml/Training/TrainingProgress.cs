@@ -49,6 +49,8 @@ public sealed record TrainingProgress(
     /// current epoch (index = code id; the whole epoch's counts at <see cref="TrainingEvent.EpochEnd"/>).
     /// </summary>
     public IReadOnlyList<double>? CodeCounts { get; init; }
+    /// <summary>The folder just written, on <see cref="TrainingEvent.Checkpoint"/> reports.</summary>
+    public string? CheckpointPath { get; init; }
 }
 
 /// <summary>How a run ended.</summary>

@@ -156,7 +156,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         WeightDecay = s.WeightDecay ?? o.WeightDecay, ClipGrad = s.ClipGrad ?? o.ClipGrad,
         Device = ml.Value.Device, ReportEverySteps = s.ReportEverySteps, ReportInterval = TimeSpan.FromSeconds(1),
         CheckpointDirectory = checkpointDirectory, CheckpointEverySteps = s.CheckpointEverySteps, CheckpointEveryEpochs = 1,
-        ResumeFrom = resumeFrom,
+        KeepCheckpoints = s.KeepCheckpoints, ResumeFrom = resumeFrom,
     };
 
     private LoadedModel LoadModel(string id, List<IDisposable> owned)

@@ -28,7 +28,7 @@ public static class JobStatus
 /// <summary>The contract's progress block.</summary>
 public sealed record JobProgress(int Epoch, int Epochs, long Step, long Steps, double Fraction, double? EtaSeconds);
 
-/// <summary>A training checkpoint the job wrote (the folder is replaced in place, so the newest one is the resumable state).</summary>
+/// <summary>A training checkpoint the job wrote and still keeps (config <c>keepCheckpoints</c>, default 3); the newest one is where a resume continues.</summary>
 public sealed record JobCheckpoint(long Step, int Epoch, string Path, DateTimeOffset SavedAt);
 
 /// <summary>The job's persistent record (<c>{data}/jobs/{id}/job.json</c>); also the API's answer.</summary>
@@ -56,6 +56,15 @@ public sealed record JobRecord
     public string Attempt { get; init; } = "";
     /// <summary>Runs started (1 + resumes and restarts).</summary>
     public int Runs { get; init; }
+
+    /// <summary>The server running (or that last ran) the job.</summary>
+    public string? Server { get; init; }
+    /// <summary>The run holding the job: a server that finds another run id in the record has lost the job and stops without writing.</summary>
+    public string? RunId { get; init; }
+    /// <summary>Renewed every few seconds by the running server; a running job whose heartbeat is old belongs to a dead server and may be taken over.</summary>
+    public DateTimeOffset? HeartbeatAt { get; init; }
+    /// <summary>Set by a cancel request on any server; the server running the job sees it within about a second, checkpoints and stops.</summary>
+    public bool CancelRequested { get; init; }
 }
 
 /// <summary>Writes NaN/±inf metric values (a diverged loss) as null so the JSON stays valid for every client.</summary>

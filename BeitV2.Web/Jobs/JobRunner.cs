@@ -1,22 +1,32 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using BeitV2.Ml.Training;
-using BeitV2.Web.Inference;
 using BeitV2.Web.Registry;
 using Hangfire;
+using Microsoft.Extensions.Options;
 
 namespace BeitV2.Web.Jobs;
 
 /// <summary>
-/// Runs one job in a Hangfire worker: builds the trainer, runs it with a progress sink that updates
-/// <c>job.json</c>, appends to <c>metrics.jsonl</c> and broadcasts over SignalR, and on success
-/// registers the output model.
+/// Runs one job in a Hangfire worker: claims it in the job record, builds the trainer, runs it with a
+/// progress sink that updates <c>job.json</c>, appends to <c>metrics.jsonl</c> and broadcasts over
+/// SignalR, and on success registers the output model.
 /// </summary>
+/// <remarks>
+/// Exactly-once across servers: a delivery runs only when it carries the record's current attempt
+/// token and the job is queued, or running with a heartbeat older than <c>Jobs:HeartbeatTimeoutSeconds</c>
+/// (its server died: take over from the newest checkpoint). While the job runs, a lease timer renews
+/// the heartbeat, picks up cancel requests made on any server, and stops this run without writing
+/// anything if another run id has claimed the record (fencing).
+/// </remarks>
 public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner planner, ModelRegistry registry,
-    TrainingBroadcaster broadcast, ILogger<JobRunner> logger)
+    TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, ILogger<JobRunner> logger)
 {
     private JobStore Store => store;
     private TrainingBroadcaster Broadcast => broadcast;
+    private string ServerName => server.Name;
+    private ILogger Logger => logger;
+    private TimeSpan HeartbeatTimeout => TimeSpan.FromSeconds(Math.Max(3, options.Value.HeartbeatTimeoutSeconds));
 
     [AutomaticRetry(Attempts = 0)]
     [Queue(JobScheduler.Queue)]
@@ -27,26 +37,14 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             logger.LogWarning("Hangfire delivered unknown job {Id}; ignored", jobId);
             return;
         }
+        var runId = Guid.NewGuid().ToString("N");
+        var job = Claim(jobId, attempt, runId, cancellationToken);
+        if (job is null) return;
         var cts = scheduler.Register(jobId, cancellationToken);
         try
         {
-            var started = false;
-            var job = store.Update(jobId, j =>
-            {
-                if (j.Attempt != attempt || j.Status != JobStatus.Queued) return null;
-                started = true;
-                return j with
-                {
-                    Status = JobStatus.Running, StartedAt = j.StartedAt ?? DateTimeOffset.UtcNow, FinishedAt = null, Error = null, Runs = j.Runs + 1,
-                };
-            });
-            if (!started)
-            {
-                logger.LogInformation("Skipping a stale delivery of job {Id} (attempt {Attempt}; the job is {Status})", jobId, attempt, job.Status);
-                return;
-            }
             broadcast.Status(job);
-            Execute(job, cts.Token);
+            Execute(job, runId, cts);
         }
         finally
         {
@@ -54,46 +52,107 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         }
     }
 
-    private void Execute(JobRecord job, CancellationToken ct)
+    private enum ClaimResult { Stale, Start, TakeOver, Wait }
+
+    /// <summary>Marks the job running under <paramref name="runId"/>; null when this delivery must not run it.</summary>
+    private JobRecord? Claim(string jobId, string attempt, string runId, CancellationToken ct)
+    {
+        while (true)
+        {
+            var result = ClaimResult.Stale;
+            string? previousServer = null;
+            var job = store.Update(jobId, j =>
+            {
+                var now = DateTimeOffset.UtcNow;
+                if (j.Attempt != attempt || JobStatus.IsFinished(j.Status)) return null;
+                if (j.Status == JobStatus.Running && now - (j.HeartbeatAt ?? DateTimeOffset.MinValue) < HeartbeatTimeout)
+                {
+                    result = ClaimResult.Wait;
+                    return null;
+                }
+                result = j.Status == JobStatus.Running ? ClaimResult.TakeOver : ClaimResult.Start;
+                previousServer = j.Server;
+                return j with
+                {
+                    Status = JobStatus.Running, StartedAt = j.StartedAt ?? now, FinishedAt = null, Error = null, Runs = j.Runs + 1,
+                    Server = server.Name, RunId = runId, HeartbeatAt = now,
+                };
+            });
+            switch (result)
+            {
+                case ClaimResult.Start:
+                    return job;
+                case ClaimResult.TakeOver:
+                    logger.LogWarning("Job {Id}: server {Previous} stopped renewing its heartbeat; {Server} takes over from the newest checkpoint",
+                        jobId, previousServer, server.Name);
+                    Log(jobId, $"server {previousServer} stopped; {server.Name} continues the job from its newest checkpoint");
+                    return job;
+                case ClaimResult.Wait:
+                    // Re-delivered while its server still renews the heartbeat (e.g. the queue lost the lease
+                    // for a moment): never run a second copy; take over only if that server goes quiet.
+                    if (ct.WaitHandle.WaitOne(TimeSpan.FromSeconds(1))) return null;
+                    continue;
+                default:
+                    logger.LogInformation("Skipping a stale delivery of job {Id} (attempt {Attempt}; the job is {Status})", jobId, attempt, job.Status);
+                    return null;
+            }
+        }
+    }
+
+    private void Execute(JobRecord job, string runId, CancellationTokenSource cts)
     {
         var checkpoints = store.CheckpointDirectory(job.Id);
-        var latest = Path.Combine(checkpoints, "checkpoint-latest");
-        var resumeFrom = File.Exists(Path.Combine(latest, TrainingCheckpoint.StateFile)) ? latest : null;
-        var sink = new Sink(this, job.Id);
-        using var heartbeat = new Timer(_ => sink.Heartbeat(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        var resumeFrom = TrainingCheckpoint.FindLatest(checkpoints);
+        var sink = new Sink(this, job.Id, runId);
+        using var lease = new Timer(_ => sink.Tick(cts), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         try
         {
             using var plan = planner.Build(job, checkpoints, resumeFrom);
             if (resumeFrom is not null) Log(job.Id, $"resuming from {resumeFrom}");
-            var result = plan.Run(sink, ct);
-            heartbeat.Change(Timeout.Infinite, Timeout.Infinite);
+            var result = plan.Run(sink, cts.Token);
+            lease.Change(Timeout.Infinite, Timeout.Infinite);
+            if (sink.Lost)
+            {
+                logger.LogWarning("Job {Id}: another server claimed the job; this run stopped at step {Step} without writing", job.Id, result.Step);
+                return;
+            }
             if (result.Status == TrainingStatus.Cancelled)
             {
-                var interrupted = scheduler.ShuttingDown;
-                var done = store.Update(job.Id, j => j with
+                var cancelRequested = store.Find(job.Id)?.CancelRequested == true;
+                var interrupted = scheduler.ShuttingDown && !cancelRequested;
+                var done = Finish(job.Id, runId, j => j with
                 {
                     Status = interrupted ? JobStatus.Queued : JobStatus.Cancelled,
-                    FinishedAt = interrupted ? null : DateTimeOffset.UtcNow,
+                    FinishedAt = interrupted ? null : DateTimeOffset.UtcNow, CancelRequested = false, RunId = null,
                 });
                 logger.LogInformation("Job {Id} {What} at step {Step}", job.Id, interrupted ? "interrupted by shutdown" : "cancelled", result.Step);
+                if (done is null) return;
                 broadcast.Status(done);
+                // Hand the job back to the shared queue at once: another server (or this one after its restart) continues it.
+                if (interrupted) scheduler.Enqueue(job.Id);
                 return;
             }
             var name = job.Name ?? $"{job.Type} {job.Id}";
             var lineage = new ModelLineage(job.Id, result.CheckpointPath, job.BaseModel ?? job.Teacher,
                 [$"trained by job {job.Id} ({job.Type}) on dataset {job.Dataset}, {result.Step} steps"]);
             var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage);
-            var finished = store.Update(job.Id, j => j with
+            var finished = Finish(job.Id, runId, j => j with
             {
-                Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, OutputModel = info.Id,
+                Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, OutputModel = info.Id, CancelRequested = false, RunId = null,
                 LastMetrics = result.Metrics.Count > 0 ? new Dictionary<string, double>(result.Metrics) : j.LastMetrics,
             });
+            if (finished is null) return;
             logger.LogInformation("Job {Id} succeeded; model {Model}", job.Id, info.Id);
             broadcast.Status(finished);
         }
         catch (Exception e)
         {
-            heartbeat.Change(Timeout.Infinite, Timeout.Infinite);
+            lease.Change(Timeout.Infinite, Timeout.Infinite);
+            if (sink.Lost || e is LostJobException)
+            {
+                logger.LogWarning("Job {Id}: another server claimed the job; this run stopped without writing", job.Id);
+                return;
+            }
             var message = e switch
             {
                 TrainingDivergedException d => d.Message,
@@ -101,11 +160,30 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 _ => $"{e.GetType().Name}: {e.Message}",
             };
             logger.LogWarning(e, "Job {Id} failed", job.Id);
-            var failed = store.Update(job.Id, j => j with { Status = JobStatus.Failed, FinishedAt = DateTimeOffset.UtcNow, Error = message });
+            var failed = Finish(job.Id, runId, j => j with
+            {
+                Status = JobStatus.Failed, FinishedAt = DateTimeOffset.UtcNow, Error = message, CancelRequested = false, RunId = null,
+            });
+            if (failed is null) return;
             Log(job.Id, "error: " + message);
             broadcast.Status(failed);
         }
     }
+
+    /// <summary>Writes the final state only while this run still holds the job; null when another run has claimed it.</summary>
+    private JobRecord? Finish(string jobId, string runId, Func<JobRecord, JobRecord> change)
+    {
+        var held = false;
+        var job = store.Update(jobId, j =>
+        {
+            if (j.RunId != runId) return null;
+            held = true;
+            return change(j);
+        });
+        return held ? job : null;
+    }
+
+    private sealed class LostJobException() : Exception("another server claimed the job");
 
     /// <summary>Broadcasts a log line and keeps it in the job's <c>log.txt</c> (read back by <c>GET /api/v1/jobs/{id}/log</c>).</summary>
     private void Log(string jobId, string line)
@@ -114,31 +192,44 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         broadcast.Log(jobId, line);
     }
 
-    /// <summary>The trainer's synchronous progress sink.</summary>
-    private sealed class Sink(JobRunner owner, string jobId) : IProgress<TrainingProgress>
+    /// <summary>The trainer's synchronous progress sink, and the lease of the run.</summary>
+    private sealed class Sink(JobRunner owner, string jobId, string runId) : IProgress<TrainingProgress>
     {
         private readonly Lock gate = new();
         private TrainingProgress? last;
-        private DateTime lastSent = DateTime.UtcNow;
+        private DateTime lastSent = DateTime.UtcNow, lastBeat = DateTime.UtcNow;
+
+        /// <summary>Another run id is in the record: this run must stop and write nothing.</summary>
+        public bool Lost { get; private set; }
 
         public void Report(TrainingProgress p)
         {
             var store = owner.Store;
+            if (Lost) throw new LostJobException();
             var fraction = p.Steps > 0 ? Math.Clamp((double)p.Step / p.Steps, 0, 1) : 0;
+            var held = false;
             var job = store.Update(jobId, j =>
             {
+                if (j.RunId != runId) return null;
+                held = true;
                 var checkpoints = j.Checkpoints;
-                if (p.Event == TrainingEvent.Checkpoint)
+                if (p is { Event: TrainingEvent.Checkpoint, CheckpointPath: { } path })
                 {
-                    var path = Path.Combine(store.CheckpointDirectory(jobId), "checkpoint-latest");
-                    checkpoints = [.. checkpoints.Where(c => c.Path != path), new JobCheckpoint(p.Step, p.Epoch, path, DateTimeOffset.UtcNow)];
+                    // The trainer keeps the newest few and deletes older ones: list what is still on disk.
+                    checkpoints = [.. checkpoints.Where(c => c.Path != path && Directory.Exists(c.Path)),
+                        new JobCheckpoint(p.Step, p.Epoch, path, DateTimeOffset.UtcNow)];
                 }
                 return j with
                 {
                     Progress = new JobProgress(p.Epoch, p.Epochs, p.Step, p.Steps, fraction, p.EtaSeconds),
-                    LastMetrics = new Dictionary<string, double>(p.Metrics), Checkpoints = checkpoints,
+                    LastMetrics = new Dictionary<string, double>(p.Metrics), Checkpoints = checkpoints, HeartbeatAt = DateTimeOffset.UtcNow,
                 };
             });
+            if (!held)
+            {
+                Lost = true;
+                throw new LostJobException();
+            }
             if (p.Event is TrainingEvent.Step or TrainingEvent.EpochEnd or TrainingEvent.Evaluation)
             {
                 var entry = new JsonObject
@@ -146,6 +237,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                     ["step"] = p.Step, ["time"] = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture),
                     ["event"] = p.Event.ToString().ToLowerInvariant(), ["epoch"] = p.Epoch,
                     ["loss"] = Finite(p.Loss), ["lr"] = Finite(p.LearningRate), ["imagesPerSecond"] = p.ImagesPerSecond,
+                    ["server"] = owner.ServerName,
                 };
                 var metrics = new JsonObject();
                 foreach (var (k, v) in p.Metrics) metrics[k] = Finite(v);
@@ -155,24 +247,55 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             lock (gate)
             {
                 last = p;
-                lastSent = DateTime.UtcNow;
+                lastSent = lastBeat = DateTime.UtcNow;
             }
             if (p.CodeCounts is { } counts) JobArtifacts.WriteCodebook(jobId, store.JobDirectory(jobId), p.Step, p.Epoch, counts);
             owner.Broadcast.Progress(job, p);
             foreach (var line in p.Log) owner.Log(jobId, line);
         }
 
-        /// <summary>Re-sends the last progress when the trainer has been quiet (a long step or an evaluation), so clients hear at least every ~1.5 s.</summary>
-        public void Heartbeat()
+        /// <summary>
+        /// Every second: renews the heartbeat when the trainer has been quiet, stops the run on a cancel
+        /// request (from any server) or when another run claimed the job, and re-sends the last progress so
+        /// clients hear at least every ~1.5 s during long steps and evaluations.
+        /// </summary>
+        public void Tick(CancellationTokenSource cts)
         {
-            TrainingProgress? p;
-            lock (gate)
+            try
             {
-                if (last is null || DateTime.UtcNow - lastSent < TimeSpan.FromSeconds(1.5)) return;
-                p = last;
-                lastSent = DateTime.UtcNow;
+                var store = owner.Store;
+                var record = store.Find(jobId);
+                if (record is null || record.RunId != runId)
+                {
+                    Lost = true;
+                    cts.Cancel();
+                    return;
+                }
+                if (record.CancelRequested && !cts.IsCancellationRequested) cts.Cancel();
+                TrainingProgress? p = null;
+                var beat = false;
+                lock (gate)
+                {
+                    var now = DateTime.UtcNow;
+                    if (now - lastBeat >= TimeSpan.FromSeconds(2))
+                    {
+                        beat = true;
+                        lastBeat = now;
+                    }
+                    if (last is not null && now - lastSent >= TimeSpan.FromSeconds(1.5))
+                    {
+                        p = last;
+                        lastSent = now;
+                    }
+                }
+                if (beat)
+                    record = store.Update(jobId, j => j.RunId == runId ? j with { HeartbeatAt = DateTimeOffset.UtcNow } : null);
+                if (p is not null && record.Status == JobStatus.Running) owner.Broadcast.Progress(record, p);
             }
-            if (owner.Store.Find(jobId) is { Status: JobStatus.Running } job) owner.Broadcast.Progress(job, p);
+            catch (Exception e) when (e is IOException or ObjectDisposedException or KeyNotFoundException)
+            {
+                owner.Logger.LogWarning("Job {Id}: lease tick failed: {Message}", jobId, e.Message);
+            }
         }
 
         private static JsonNode? Finite(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;

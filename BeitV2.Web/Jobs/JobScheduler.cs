@@ -21,30 +21,35 @@ public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, 
     public JobRecord Enqueue(string jobId)
     {
         var attempt = Guid.NewGuid().ToString("N");
-        var job = store.Update(jobId, j => j with { Status = JobStatus.Queued, Attempt = attempt, FinishedAt = null, Error = null });
+        var job = store.Update(jobId, j => j with
+        {
+            Status = JobStatus.Queued, Attempt = attempt, FinishedAt = null, Error = null, RunId = null, CancelRequested = false,
+        });
         hangfire.Create<JobRunner>(r => r.Run(jobId, attempt, CancellationToken.None), new EnqueuedState(Queue));
         logger.LogInformation("Job {Id} queued (attempt {Attempt})", jobId, attempt);
         broadcast.Status(job);
         return job;
     }
 
-    /// <summary>Cancels a queued or running job; 409 when it has finished.</summary>
+    /// <summary>
+    /// Cancels a queued or running job; 409 when it has finished. A running job gets a cancel request in
+    /// its record, which the server running it (this one or another) sees within about a second: it
+    /// saves a checkpoint and the job becomes cancelled.
+    /// </summary>
     public JobRecord Cancel(string jobId)
     {
         var job = store.Get(jobId);
         if (JobStatus.IsFinished(job.Status))
             throw ApiProblemException.Conflict($"Job '{jobId}' has already finished ({job.Status}).");
-        if (running.TryGetValue(jobId, out var cts))
+        var updated = store.Update(jobId, j => j.Status switch
         {
-            cts.Cancel();
-            return store.Get(jobId);
-        }
-        var cancelled = store.Update(jobId, j => j.Status == JobStatus.Queued
-            ? j with { Status = JobStatus.Cancelled, FinishedAt = DateTimeOffset.UtcNow, Attempt = "" }
-            : null);
-        if (cancelled.Status == JobStatus.Cancelled) broadcast.Status(cancelled);
-        else if (running.TryGetValue(jobId, out cts)) cts.Cancel(); // it started meanwhile
-        return cancelled;
+            JobStatus.Queued => j with { Status = JobStatus.Cancelled, FinishedAt = DateTimeOffset.UtcNow, Attempt = "" },
+            JobStatus.Running when !j.CancelRequested => j with { CancelRequested = true },
+            _ => null,
+        });
+        if (updated.Status == JobStatus.Cancelled) broadcast.Status(updated);
+        else if (running.TryGetValue(jobId, out var cts)) cts.Cancel(); // here: no need to wait for the lease tick
+        return updated;
     }
 
     /// <summary>Re-queues a cancelled or failed job; it continues from its newest checkpoint.</summary>
@@ -56,7 +61,12 @@ public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, 
         return Enqueue(jobId);
     }
 
-    /// <summary>On start-up: jobs a previous process left queued or running are queued again (new attempt), once.</summary>
+    /// <summary>
+    /// Embedded storage only, on start-up: jobs the previous process left queued or running are queued
+    /// again (new attempt), once. With shared storage the queue itself re-delivers a dead server's job
+    /// (the invisibility timeout) and a stopping server re-queues its jobs, so nothing is recovered at
+    /// start-up: a second server starting must not take over jobs another one is running.
+    /// </summary>
     public void Recover()
     {
         foreach (var job in store.List().Where(j => j.Status is JobStatus.Queued or JobStatus.Running))

@@ -22,6 +22,8 @@ public sealed record JobSettings
     public int? MaxTrainImages { get; init; }
     public int? MaxValImages { get; init; } = 1000;
     public int CheckpointEverySteps { get; init; }
+    /// <summary>How many of the newest checkpoints the job keeps.</summary>
+    public int KeepCheckpoints { get; init; } = 3;
     public int ReportEverySteps { get; init; } = 10;
     public int CodebookSize { get; init; } = 64;
     public double? LayerDecay { get; init; }
@@ -33,7 +35,7 @@ public sealed record JobSettings
     public static readonly IReadOnlyList<string> Keys = new[]
     {
         "epochs", "maxSteps", "batchSize", "lr", "minLr", "warmupSteps", "imageSize", "model", "seed", "maxTrainImages", "maxValImages",
-        "checkpointEverySteps", "reportEverySteps", "codebookSize", "layerDecay", "weightDecay", "clipGrad", "minCropScale", "workers",
+        "checkpointEverySteps", "keepCheckpoints", "reportEverySteps", "codebookSize", "layerDecay", "weightDecay", "clipGrad", "minCropScale", "workers",
     };
 
     public static JobSettings Parse(JsonElement? config)
@@ -58,6 +60,7 @@ public sealed record JobSettings
                 "maxTrainImages" => s with { MaxTrainImages = Int(p, 1, int.MaxValue) },
                 "maxValImages" => s with { MaxValImages = Int(p, 0, int.MaxValue) },
                 "checkpointEverySteps" => s with { CheckpointEverySteps = Int(p, 0, int.MaxValue) },
+                "keepCheckpoints" => s with { KeepCheckpoints = Int(p, 1, 1000) },
                 "reportEverySteps" => s with { ReportEverySteps = Int(p, 1, int.MaxValue) },
                 "codebookSize" => s with { CodebookSize = Int(p, 2, 65536) },
                 "layerDecay" => s with { LayerDecay = Num(p, 0, 1, exclusiveMin: true) },

@@ -8,8 +8,13 @@ namespace BeitV2.Web.Jobs;
 /// <summary>
 /// One folder per job under <c>{data}/jobs/{id}/</c>: <c>job.json</c> (replaced atomically on every
 /// change), <c>metrics.jsonl</c> (the time series, one JSON object per line) and <c>checkpoints/</c>.
-/// The records are cached in memory; this process is the only writer.
 /// </summary>
+/// <remarks>
+/// Several servers may share the data directory (scale-out), so the files are the truth: every
+/// read parses <c>job.json</c> (a few KB), and every
+/// change is a read-modify-write under an exclusive lock on <c>job.lock</c>. .NET takes that lock
+/// with <c>flock</c> on Linux, which holds between processes and containers on one host and on NFSv4.
+/// </remarks>
 public sealed class JobStore
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
@@ -18,27 +23,12 @@ public sealed class JobStore
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    private readonly Lock gate = new();
-    private readonly Dictionary<string, JobRecord> jobs = new(StringComparer.Ordinal);
     private readonly ILogger<JobStore> logger;
 
     public JobStore(DataDirectory data, ILogger<JobStore> logger)
     {
         this.logger = logger;
         JobsDirectory = data.Sub("jobs");
-        foreach (var dir in Directory.EnumerateDirectories(JobsDirectory))
-        {
-            var file = Path.Combine(dir, "job.json");
-            if (!File.Exists(file)) continue;
-            try
-            {
-                if (JsonSerializer.Deserialize<JobRecord>(File.ReadAllText(file), Json) is { } job) jobs[job.Id] = job;
-            }
-            catch (Exception e) when (e is JsonException or IOException)
-            {
-                logger.LogWarning("Skipping job {File}: {Message}", file, e.Message);
-            }
-        }
     }
 
     public string JobsDirectory { get; }
@@ -46,56 +36,46 @@ public sealed class JobStore
     public string JobDirectory(string id) => Path.Combine(JobsDirectory, id);
     public string CheckpointDirectory(string id) => Path.Combine(JobDirectory(id), "checkpoints");
     private string MetricsFile(string id) => Path.Combine(JobDirectory(id), "metrics.jsonl");
+    private string RecordFile(string id) => Path.Combine(JobDirectory(id), "job.json");
 
-    public IReadOnlyList<JobRecord> List()
-    {
-        lock (gate) return jobs.Values.OrderBy(j => j.CreatedAt).ToList();
-    }
+    public IReadOnlyList<JobRecord> List() =>
+        Directory.EnumerateDirectories(JobsDirectory).Select(d => Read(Path.GetFileName(d))).OfType<JobRecord>()
+            .OrderBy(j => j.CreatedAt).ToList();
 
-    public JobRecord? Find(string id)
-    {
-        lock (gate) return jobs.GetValueOrDefault(id);
-    }
+    public JobRecord? Find(string id) => IsSafeId(id) ? Read(id) : null;
 
     public JobRecord Get(string id) => Find(id)
         ?? throw ApiProblemException.NotFound($"No job with id '{id}'. GET /api/v1/jobs lists the jobs.");
 
     public JobRecord Create(JobRecord job)
     {
-        lock (gate)
-        {
-            Directory.CreateDirectory(JobDirectory(job.Id));
-            Write(job);
-            jobs[job.Id] = job;
-            return job;
-        }
+        Directory.CreateDirectory(JobDirectory(job.Id));
+        using (Lock(job.Id)) Write(job);
+        return job;
     }
 
-    /// <summary>Applies <paramref name="change"/> atomically (null from it = no change); returns the record after it.</summary>
+    /// <summary>Applies <paramref name="change"/> atomically, also against other processes (null from it = no change); returns the record after it.</summary>
     public JobRecord Update(string id, Func<JobRecord, JobRecord?> change)
     {
-        lock (gate)
-        {
-            var current = jobs.GetValueOrDefault(id) ?? throw new KeyNotFoundException($"job {id}");
-            var next = change(current);
-            if (next is null || ReferenceEquals(next, current)) return current;
-            Write(next);
-            jobs[id] = next;
-            return next;
-        }
+        using var held = Lock(id);
+        var current = Read(id) ?? throw new KeyNotFoundException($"job {id}");
+        var next = change(current);
+        if (next is null || ReferenceEquals(next, current)) return current;
+        Write(next);
+        return next;
     }
 
     public void AppendMetrics(string id, JsonObject entry)
     {
         var line = entry.ToJsonString(new JsonSerializerOptions(JsonSerializerDefaults.Web)) + "\n";
-        lock (gate) File.AppendAllText(MetricsFile(id), line, Encoding.UTF8);
+        using (Lock(id)) File.AppendAllText(MetricsFile(id), line, Encoding.UTF8);
     }
 
     public JsonArray ReadMetrics(string id)
     {
         var result = new JsonArray();
         string[] lines;
-        lock (gate) lines = File.Exists(MetricsFile(id)) ? File.ReadAllLines(MetricsFile(id)) : [];
+        using (Lock(id)) lines = File.Exists(MetricsFile(id)) ? File.ReadAllLines(MetricsFile(id)) : [];
         foreach (var line in lines)
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
@@ -105,6 +85,58 @@ public sealed class JobStore
         return result;
     }
 
+    private static bool IsSafeId(string id) =>
+        id.Length is > 0 and <= 100 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
+    private JobRecord? Read(string id)
+    {
+        var file = RecordFile(id);
+        for (var attempt = 0; ; attempt++)
+        {
+            if (!File.Exists(file)) return null;
+            try
+            {
+                // Not cached: another server may have replaced the file within the timestamps' granularity.
+                return JsonSerializer.Deserialize<JobRecord>(File.ReadAllText(file), Json);
+            }
+            catch (FileNotFoundException) when (attempt < 3)
+            {
+                // Replaced by a writer between the check and the open: read the new one.
+            }
+            catch (Exception e) when (e is JsonException or IOException)
+            {
+                logger.LogWarning("Skipping job {File}: {Message}", file, e.Message);
+                return null;
+            }
+        }
+    }
+
     private void Write(JobRecord job) =>
-        AtomicFile.WriteAllText(Path.Combine(JobDirectory(job.Id), "job.json"), JsonSerializer.Serialize(job, Json));
+        AtomicFile.WriteAllText(RecordFile(job.Id), JsonSerializer.Serialize(job, Json));
+
+    /// <summary>The job's exclusive lock: a flock, so it excludes other threads of this process (each open is its own lock holder) and other processes.</summary>
+    private IDisposable Lock(string id) => new JobLock(Path.Combine(JobDirectory(id), "job.lock"));
+
+    private sealed class JobLock : IDisposable
+    {
+        private readonly FileStream file;
+
+        public JobLock(string path)
+        {
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                    return;
+                }
+                catch (IOException) when (attempt < 2000 && Directory.Exists(Path.GetDirectoryName(path)))
+                {
+                    Thread.Sleep(attempt < 20 ? 1 : 10); // another thread or process holds it: updates take milliseconds
+                }
+            }
+        }
+
+        public void Dispose() => file.Dispose();
+    }
 }

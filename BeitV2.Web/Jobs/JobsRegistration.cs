@@ -17,26 +17,26 @@ public static class JobsRegistration
         services.Configure<JobsOptions>(configuration.GetSection(JobsOptions.Section));
         var jobs = configuration.GetSection(JobsOptions.Section).Get<JobsOptions>() ?? new JobsOptions();
         var storageKind = jobs.Storage.Trim().ToLowerInvariant();
-        if (storageKind == "postgres")
-            throw new InvalidOperationException(
-                "Jobs:Storage = postgres is not supported by this build yet; use Jobs:Storage = sqlite (the default, stored in {data}/jobs/hangfire.db).");
-        if (storageKind != "sqlite")
-            throw new InvalidOperationException($"Jobs:Storage must be 'sqlite' or 'postgres', not '{jobs.Storage}'.");
-
-        services.AddSingleton<JobStorage>(sp =>
+        services.AddSingleton<JobStorage>(storageKind switch
         {
-            var path = Path.Combine(sp.GetRequiredService<DataDirectory>().Sub("jobs"), "hangfire.db");
-            return new SQLiteStorage(path, new SQLiteStorageOptions { QueuePollInterval = TimeSpan.FromMilliseconds(Math.Max(10, jobs.QueuePollIntervalMs)) });
+            "sqlite" => sp =>
+            {
+                var path = Path.Combine(sp.GetRequiredService<DataDirectory>().Sub("jobs"), "hangfire.db");
+                return new SQLiteStorage(path, new SQLiteStorageOptions { QueuePollInterval = TimeSpan.FromMilliseconds(Math.Max(10, jobs.QueuePollIntervalMs)) });
+            },
+            "postgres" => _ => PostgresJobStorage.Create(jobs),
+            _ => throw new InvalidOperationException($"Jobs:Storage must be 'sqlite' or 'postgres', not '{jobs.Storage}'."),
         });
         services.AddSingleton<IBackgroundJobClient>(sp => new BackgroundJobClient(sp.GetRequiredService<JobStorage>()));
         services.AddSingleton<DatasetCatalog>();
+        services.AddSingleton<ServerIdentity>();
         services.AddSingleton<JobStore>();
         services.AddSingleton<JobPlanner>();
         services.AddSingleton<JobScheduler>();
         services.AddSingleton<TrainingBroadcaster>();
         services.AddTransient<JobRunner>();
         services.AddHostedService<TrainingJobsHost>();
-        services.AddSignalR();
+        services.AddSignalR().AddTrainingHubBackplane(configuration);
         return services;
     }
 }

@@ -5,16 +5,61 @@ namespace BeitV2.Web.Jobs;
 
 /// <summary>
 /// <c>/hubs/training</c>: clients call <c>Subscribe(jobId)</c> / <c>Unsubscribe(jobId)</c> or
-/// <c>SubscribeAll()</c>; the server sends <c>progress</c>, <c>status</c> and <c>log</c>.
+/// <c>SubscribeAll()</c> / <c>UnsubscribeAll()</c>; the server sends <c>progress</c>, <c>status</c> and <c>log</c>.
+/// Messages go to the job's group and to the all-jobs group, so a connection is never in both at once
+/// (it would receive every message twice): while subscribed to all, its per-job subscriptions are only
+/// remembered (in the connection's items) and restored by <c>UnsubscribeAll</c>.
 /// </summary>
 public sealed class TrainingHub : Hub
 {
     public const string AllGroup = "jobs:all";
     public static string JobGroup(string jobId) => "job:" + jobId;
 
-    public Task Subscribe(string jobId) => Groups.AddToGroupAsync(Context.ConnectionId, JobGroup(jobId));
-    public Task Unsubscribe(string jobId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, JobGroup(jobId));
-    public Task SubscribeAll() => Groups.AddToGroupAsync(Context.ConnectionId, AllGroup);
+    private const string AllKey = "beitv2.all";
+    private const string JobsKey = "beitv2.jobs";
+
+    private bool SubscribedToAll => Context.Items.ContainsKey(AllKey);
+
+    private HashSet<string> JobSubscriptions
+    {
+        get
+        {
+            if (Context.Items.TryGetValue(JobsKey, out var set) && set is HashSet<string> jobs) return jobs;
+            jobs = new HashSet<string>(StringComparer.Ordinal);
+            Context.Items[JobsKey] = jobs;
+            return jobs;
+        }
+    }
+
+    public async Task Subscribe(string jobId)
+    {
+        // Unknown ids are accepted (another server may have just created the job); they simply get no messages.
+        if (string.IsNullOrWhiteSpace(jobId) || jobId.Length > 100) return;
+        if (!JobSubscriptions.Add(jobId) || SubscribedToAll) return;
+        await Groups.AddToGroupAsync(Context.ConnectionId, JobGroup(jobId));
+    }
+
+    public async Task Unsubscribe(string jobId)
+    {
+        if (string.IsNullOrEmpty(jobId) || !JobSubscriptions.Remove(jobId)) return;
+        await Groups.RemoveFromGroupAsync(Context.ConnectionId, JobGroup(jobId));
+    }
+
+    public async Task SubscribeAll()
+    {
+        if (SubscribedToAll) return;
+        Context.Items[AllKey] = true;
+        // Join "all" before leaving the job groups: a message in between may arrive twice, never not at all.
+        await Groups.AddToGroupAsync(Context.ConnectionId, AllGroup);
+        foreach (var jobId in JobSubscriptions) await Groups.RemoveFromGroupAsync(Context.ConnectionId, JobGroup(jobId));
+    }
+
+    public async Task UnsubscribeAll()
+    {
+        if (!Context.Items.Remove(AllKey)) return;
+        foreach (var jobId in JobSubscriptions) await Groups.AddToGroupAsync(Context.ConnectionId, JobGroup(jobId));
+        await Groups.RemoveFromGroupAsync(Context.ConnectionId, AllGroup);
+    }
 }
 
 public sealed record ProgressMessage(string JobId, string Type, string Status, int Epoch, int Epochs, long Step, long Steps, double? Loss,

@@ -14,6 +14,18 @@ public sealed class JobsOptions
     public int QueuePollIntervalMs { get; set; } = 200;
     /// <summary>Concurrent training jobs; 0 = one per device (1 on CPU).</summary>
     public int Workers { get; set; }
+    /// <summary>PostgreSQL: the schema Hangfire's tables live in (created when missing).</summary>
+    public string Schema { get; set; } = "hangfire";
+    /// <summary>PostgreSQL: seconds to wait for the database at start-up before failing with a clear message.</summary>
+    public int ConnectTimeoutSeconds { get; set; } = 5;
+    /// <summary>
+    /// PostgreSQL: how long a fetched job stays invisible to other servers without a heartbeat. The
+    /// timeout slides (renewed while the job runs), so hours-long training never runs twice; a dead
+    /// server's job becomes visible again after this long.
+    /// </summary>
+    public int InvisibilityTimeoutSeconds { get; set; } = 300;
+    /// <summary>A running job whose heartbeat (renewed every 2 s) is older than this belongs to a dead server; a re-delivery may take it over.</summary>
+    public int HeartbeatTimeoutSeconds { get; set; } = 30;
 }
 
 /// <summary>
@@ -23,13 +35,13 @@ public sealed class JobsOptions
 /// configuration, so separate hosts in one process (tests) do not share state.
 /// </summary>
 public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider services, JobScheduler scheduler, Microsoft.Extensions.Options.IOptions<JobsOptions> options,
-    ILogger<TrainingJobsHost> logger) : IHostedService
+    ServerIdentity identity, ILogger<TrainingJobsHost> logger) : IHostedService
 {
     private BackgroundJobServer? server;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        scheduler.Recover();
+        if (options.Value.Storage.Trim().Equals("sqlite", StringComparison.OrdinalIgnoreCase)) scheduler.Recover();
         var workers = options.Value.Workers > 0 ? options.Value.Workers
             : TorchSharp.torch.cuda.is_available() ? Math.Max(1, TorchSharp.torch.cuda.device_count()) : 1;
         server = new BackgroundJobServer(new BackgroundJobServerOptions
@@ -38,9 +50,9 @@ public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider servic
             WorkerCount = workers,
             Activator = new ServiceProviderActivator(services),
             ShutdownTimeout = TimeSpan.FromSeconds(60),
-            ServerName = $"beitv2-{Environment.MachineName}-{Guid.NewGuid().ToString("N")[..6]}",
+            ServerName = identity.Name,
         }, storage);
-        logger.LogInformation("Training queue started with {Workers} worker(s)", workers);
+        logger.LogInformation("Training queue started on server {Server} with {Workers} worker(s), storage {Storage}", identity.Name, workers, options.Value.Storage);
         return Task.CompletedTask;
     }
 

@@ -20,6 +20,7 @@ public sealed partial class ModelRegistry
     private readonly Lock gate = new();
     private readonly ILogger<ModelRegistry> logger;
     private Dictionary<string, ModelInfo>? cache;
+    private string? cacheStamp;
 
     public ModelRegistry(DataDirectory data, ILogger<ModelRegistry> logger)
     {
@@ -145,7 +146,12 @@ public sealed partial class ModelRegistry
 
     private Dictionary<string, ModelInfo> Load()
     {
-        if (cache is not null) return cache;
+        // Other servers may share the models folder (scale-out): the cache is valid while the folder's
+        // entries (names and their timestamps) and defaults.json are unchanged. That is one readdir and a
+        // stat per model, far cheaper than reading the manifests.
+        var stamp = Stamp();
+        if (cache is not null && stamp == cacheStamp) return cache;
+        cacheStamp = stamp;
         var defaults = ReadDefaults();
         var result = new Dictionary<string, ModelInfo>(StringComparer.Ordinal);
         Directory.CreateDirectory(ModelsDirectory);
@@ -171,6 +177,14 @@ public sealed partial class ModelRegistry
             }
         }
         return cache = result;
+    }
+
+    private string Stamp()
+    {
+        Directory.CreateDirectory(ModelsDirectory);
+        var parts = Directory.EnumerateFileSystemEntries(ModelsDirectory).Order(StringComparer.Ordinal)
+            .Select(e => $"{Path.GetFileName(e)}@{File.GetLastWriteTimeUtc(e).Ticks}");
+        return string.Join('|', parts);
     }
 
     private Dictionary<string, string> ReadDefaults()

@@ -1,0 +1,231 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using BeitV2.Ml.Training;
+using BeitV2.Web.Tests.Api;
+using BeitV2.Web.Tests.Services;
+using Microsoft.AspNetCore.SignalR.Client;
+using Xunit.Abstractions;
+
+namespace BeitV2.Web.Tests.Jobs;
+
+/// <summary>PostgreSQL and Redis for the scale-out tests (one of each per test class).</summary>
+public sealed class ScaleOutServices : IDisposable
+{
+    public PostgresServer Postgres { get; } = new();
+    public RedisServer Redis { get; } = new();
+
+    public void Dispose()
+    {
+        Redis.Dispose();
+        Postgres.Dispose();
+    }
+}
+
+/// <summary>
+/// Two app processes sharing PostgreSQL (Hangfire), Redis (SignalR backplane) and a data directory,
+/// as in the documented deployment, on loopback.
+/// </summary>
+[Collection(JobsCollection.Name)]
+public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper output) : IClassFixture<ScaleOutServices>
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(180);
+
+    private const int InvisibilitySeconds = 10;
+
+    /// <summary>3 epochs × <paramref name="stepsPerEpoch"/> steps, a checkpoint every 4 steps.</summary>
+    private static object LongFineTune(int stepsPerEpoch) => new
+    {
+        type = "finetune", dataset = "fashion-mnist",
+        config = new
+        {
+            epochs = 3, batchSize = 16, maxTrainImages = 16 * stepsPerEpoch, maxValImages = 32, lr = 2e-3, reportEverySteps = 1, checkpointEverySteps = 4,
+        },
+    };
+
+    private string connectionString = "";
+
+    private (AppProcess A, AppProcess B, TempDirectory Data) StartTwoServers()
+    {
+        var data = new TempDirectory();
+        connectionString = services.Postgres.CreateDatabase();
+        var settings = new Dictionary<string, string>
+        {
+            ["Storage:DataDirectory"] = data.Path,
+            ["Jobs:Storage"] = "postgres",
+            ["Jobs:ConnectionString"] = connectionString,
+            ["Jobs:InvisibilityTimeoutSeconds"] = InvisibilitySeconds.ToString(),
+            ["Jobs:HeartbeatTimeoutSeconds"] = "10",
+            ["SignalR:Redis"] = services.Redis.ConnectionString,
+            ["SignalR:ChannelPrefix"] = "t" + Guid.NewGuid().ToString("N")[..8],
+            ["Ml:Device"] = "cpu",
+            ["Ml:Threads"] = "1",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:BeitV2"] = "Information",
+        };
+        return (new AppProcess("server A", settings), new AppProcess("server B", settings), data);
+    }
+
+    private static async Task<HubConnection> ConnectAsync(AppProcess server, ConcurrentQueue<(string Method, JsonElement Message)> received)
+    {
+        var hub = new HubConnectionBuilder().WithUrl(new Uri(server.BaseAddress, "/hubs/training")).Build();
+        foreach (var method in new[] { "progress", "status", "log" })
+            hub.On<JsonElement>(method, m => received.Enqueue((method, m)));
+        await hub.StartAsync();
+        return hub;
+    }
+
+    /// <summary>The server whose process id is in the record's <c>server</c> name.</summary>
+    private static AppProcess Runner(JsonElement job, params AppProcess[] servers) =>
+        servers.Single(s => job.Str("server").Split(':')[1] == s.ProcessId.ToString());
+
+    [Fact]
+    public async Task JobSubmittedToA_IsWatchedFromTheOtherServer_AndSurvivesTheDeathOfItsServer()
+    {
+        var (a, b, data) = StartTwoServers();
+        using var _ = data;
+        using (a)
+        using (b)
+        {
+            try
+            {
+                await Task.WhenAll(a.WaitUntilLiveAsync(Timeout), b.WaitUntilLiveAsync(Timeout));
+                var id = await Jobs.StartAsync(a.Client, LongFineTune(48));
+                var running = await Jobs.WaitForStepAsync(b.Client, id, 1, Timeout); // B reads A's job: one shared store
+                var startedAt = DateTime.UtcNow;
+                var runner = Runner(running, a, b);
+                var watcher = runner == a ? b : a;
+
+                // A browser on the other server sees the progress through the Redis backplane.
+                var received = new ConcurrentQueue<(string Method, JsonElement Message)>();
+                await using var hub = await ConnectAsync(watcher, received);
+                await hub.InvokeAsync("Subscribe", id);
+                var until = DateTime.UtcNow + Timeout;
+                while (!received.Any(r => r.Method == "progress" && r.Message.Str("jobId") == id) && DateTime.UtcNow < until) await Task.Delay(100);
+                Assert.Contains(received, r => r.Method == "progress" && r.Message.Str("jobId") == id);
+
+                // The lease slides: running for well over the invisibility timeout, the job was handed out once.
+                var beforeKill = await WaitForCheckpointAsync(watcher.Client, id, 8);
+                var wait = startedAt.AddSeconds(2.5 * InvisibilitySeconds) - DateTime.UtcNow;
+                if (wait > TimeSpan.Zero) await Task.Delay(wait);
+                var stillRunning = await Jobs.GetAsync(watcher.Client, id);
+                Assert.Equal("running", stillRunning.Str("status"));
+                Assert.Equal(1, stillRunning.Int("runs"));
+                Assert.Equal(1, await ProcessingCountAsync(id));
+
+                // Kill the runner (no shutdown hook runs).
+                runner.Kill();
+                var killedAt = (await Jobs.GetAsync(watcher.Client, id)).Step();
+                // From disk: the runner may have died between writing a checkpoint and recording it.
+                var checkpointAtKill = TrainingCheckpoint.List(Path.Combine(data.Path, "jobs", id, "checkpoints")).Max(c => c.Step);
+                output.WriteLine($"{runner.Name} (pid {runner.ProcessId}) killed at step {killedAt}, newest checkpoint {checkpointAtKill}");
+
+                var done = await Jobs.WaitAsync(watcher.Client, id, Timeout, "succeeded");
+                Assert.Equal(144, done.Step());
+                Assert.Equal(2, done.Int("runs"));
+                Assert.Same(watcher, Runner(done, a, b));
+                Assert.Equal(2, await ProcessingCountAsync(id)); // the dead server's lease lapsed once, and only once
+
+                // Each step range ran once: the survivor started after the newest checkpoint and ran every later step exactly once.
+                var steps = (await watcher.Client.GetAsync($"/api/v1/jobs/{id}/metrics").JsonAsync()).EnumerateArray()
+                    .Where(m => m.Str("event") == "step").Select(m => (Step: m.GetProperty("step").GetInt64(), Server: m.Str("server"))).ToList();
+                var dead = steps.Where(s => s.Server.Split(':')[1] == runner.ProcessId.ToString()).Select(s => s.Step).ToList();
+                var survivor = steps.Where(s => s.Server.Split(':')[1] == watcher.ProcessId.ToString()).Select(s => s.Step).ToList();
+                Assert.Equal(steps.Count, dead.Count + survivor.Count);
+                Assert.Equal(dead.Count, dead.Distinct().Count());
+                Assert.Equal(survivor.Count, survivor.Distinct().Count());
+                Assert.Equal(checkpointAtKill + 1, survivor.Min());
+                Assert.Equal(144, survivor.Max());
+                Assert.Equal(Enumerable.Range(1, 144).Select(i => (long)i), dead.Where(s => s <= checkpointAtKill).Concat(survivor).Order());
+                Assert.True(beforeKill.Step() >= 8);
+
+                // The browser on the survivor heard the end.
+                until = DateTime.UtcNow.AddSeconds(10);
+                while (!received.Any(r => r.Method == "status" && r.Message.Str("status") == "succeeded") && DateTime.UtcNow < until) await Task.Delay(100);
+                Assert.Single(received, r => r.Method == "status" && r.Message.Str("jobId") == id && r.Message.Str("status") == "succeeded");
+
+                // The output model is in the shared registry; the survivor serves it.
+                var model = done.Str("outputModel");
+                Assert.Equal(model, (await watcher.Client.PostAsync($"/api/v1/classify?model={model}", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
+            }
+            catch
+            {
+                output.WriteLine($"--- {a.Name}:\n{a.Output}\n--- {b.Name}:\n{b.Output}");
+                throw;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task CancelOnTheOtherServer_StopsTheJob_AndModelsAreSharedAcrossServers()
+    {
+        var (a, b, data) = StartTwoServers();
+        using var _ = data;
+        using (a)
+        using (b)
+        {
+            try
+            {
+                await Task.WhenAll(a.WaitUntilLiveAsync(Timeout), b.WaitUntilLiveAsync(Timeout));
+                var id = await Jobs.StartAsync(b.Client, LongFineTune(32));
+                var running = await Jobs.WaitForStepAsync(a.Client, id, 3, Timeout);
+                var runner = Runner(running, a, b);
+                var other = runner == a ? b : a;
+
+                var accepted = await other.Client.PostAsync($"/api/v1/jobs/{id}/cancel", null).JsonAsync(HttpStatusCode.Accepted);
+                Assert.Equal(id, accepted.Str("id"));
+                var cancelled = await Jobs.WaitAsync(other.Client, id, Timeout, "cancelled");
+                Assert.InRange(cancelled.Step(), 3, 95);
+                Assert.Contains(cancelled.Items("checkpoints"), c => c.GetProperty("step").GetInt64() == cancelled.Step());
+                Assert.False(runner.HasExited);
+
+                // Resume through the other server; whoever picks it up continues from the checkpoint.
+                await other.Client.PostAsync($"/api/v1/jobs/{id}/resume", null).JsonAsync(HttpStatusCode.Accepted);
+                var done = await Jobs.WaitAsync(runner.Client, id, Timeout, "succeeded");
+                Assert.Equal(96, done.Step());
+                Assert.Equal(2, done.Int("runs"));
+
+                // The registry is one: the model the job registered is listed and made default on one server, seen on the other.
+                var model = done.Str("outputModel");
+                var onA = await a.Client.GetAsync("/api/v1/models").JsonAsync();
+                Assert.Contains(onA.EnumerateArray(), m => m.Str("id") == model);
+                (await b.Client.PostAsync($"/api/v1/models/{model}/default", null)).EnsureSuccessStatusCode();
+                Assert.True((await a.Client.GetAsync($"/api/v1/models/{model}").JsonAsync()).GetProperty("isDefault").GetBoolean());
+                Assert.Equal(model, (await a.Client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
+                Assert.Equal(HttpStatusCode.Conflict, (await a.Client.DeleteAsync($"/api/v1/models/{model}")).StatusCode); // A knows it is B's default
+            }
+            catch
+            {
+                output.WriteLine($"--- {a.Name}:\n{a.Output}\n--- {b.Name}:\n{b.Output}");
+                throw;
+            }
+        }
+    }
+
+    /// <summary>How often Hangfire handed the job's queue entries to a worker (its "Processing" states in PostgreSQL).</summary>
+    private async Task<long> ProcessingCountAsync(string jobId)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var query = new Npgsql.NpgsqlCommand(
+            "SELECT count(*) FROM hangfire.state s JOIN hangfire.job j ON j.id = s.jobid WHERE s.name = 'Processing' AND j.arguments::text LIKE @id", connection);
+        query.Parameters.AddWithValue("id", $"%{jobId}%");
+        return (long)(await query.ExecuteScalarAsync())!;
+    }
+
+    private static async Task<JsonElement> WaitForCheckpointAsync(HttpClient client, string id, long step)
+    {
+        var until = DateTime.UtcNow + Timeout;
+        JsonElement job;
+        do
+        {
+            job = await Jobs.GetAsync(client, id);
+            if (job.Items("checkpoints").Any(c => c.GetProperty("step").GetInt64() >= step)) return job;
+            if (job.Str("status") is "failed" or "succeeded" or "cancelled") Assert.Fail($"job {id} ended before checkpoint {step}: {job}");
+            await Task.Delay(50);
+        } while (DateTime.UtcNow < until);
+        Assert.Fail($"job {id} wrote no checkpoint at step {step} within {Timeout}: {job}");
+        return job;
+    }
+}

@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace BeitV2.Web.Tests.Services;
+
+/// <summary>
+/// The real app (<c>BeitV2.Web.dll</c> next to the tests) as its own process on a free loopback port,
+/// for tests that need several servers or must kill one. Its console output is kept for diagnostics.
+/// </summary>
+public sealed class AppProcess : IDisposable
+{
+    private readonly Process process;
+    private readonly StringBuilder output = new();
+    private readonly string workingDirectory;
+
+    public AppProcess(string name, IReadOnlyDictionary<string, string> settings)
+    {
+        Name = name;
+        Port = LocalServerProcess.FreePort();
+        BaseAddress = new Uri($"http://127.0.0.1:{Port}");
+        workingDirectory = Directory.CreateTempSubdirectory("beitv2-app-").FullName;
+        var app = Path.Combine(AppContext.BaseDirectory, "BeitV2.Web.dll");
+        if (!File.Exists(app)) throw new InvalidOperationException($"{app} is missing: build the solution first.");
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workingDirectory,
+        };
+        psi.ArgumentList.Add(app);
+        psi.ArgumentList.Add($"--urls=http://127.0.0.1:{Port}");
+        foreach (var (k, v) in settings) psi.ArgumentList.Add($"--{k}={v}");
+        psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the app");
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        Client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public string Name { get; }
+    public int Port { get; }
+    public Uri BaseAddress { get; }
+    public int ProcessId => process.Id;
+    public HttpClient Client { get; }
+    public bool HasExited => process.HasExited;
+
+    public string Output
+    {
+        get { lock (output) return output.ToString(); }
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null) return;
+        lock (output) output.AppendLine(line);
+    }
+
+    /// <summary>Waits until <c>/health/live</c> answers (or fails with the app's output).</summary>
+    public async Task WaitUntilLiveAsync(TimeSpan timeout)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < until)
+        {
+            if (process.HasExited) Assert.Fail($"{Name} exited with {process.ExitCode}:\n{Output}");
+            try
+            {
+                if ((await Client.GetAsync("/health/live")).IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) { }
+            await Task.Delay(200);
+        }
+        Assert.Fail($"{Name} did not start within {timeout}:\n{Output}");
+    }
+
+    /// <summary>SIGKILL: no shutdown hook runs, as when a server dies.</summary>
+    public void Kill()
+    {
+        if (!process.HasExited) process.Kill(entireProcessTree: true);
+        process.WaitForExit(10_000);
+    }
+
+    public void Dispose()
+    {
+        Client.Dispose();
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit(10_000);
+            }
+        }
+        catch (InvalidOperationException) { }
+        process.Dispose();
+        try { Directory.Delete(workingDirectory, recursive: true); }
+        catch (IOException) { }
+    }
+}
