@@ -46,6 +46,7 @@ const MAIN_FIELDS = [
 const MORE_FIELDS = [
   { key: 'reportEverySteps', label: 'Report every N steps', type: 'int', min: 1 },
   { key: 'checkpointEverySteps', label: 'Checkpoint every N steps (0 = per epoch)', type: 'int', min: 0 },
+  { key: 'keepCheckpoints', label: 'Checkpoints to keep', type: 'int', min: 1 },
   { key: 'maxSteps', label: 'Stop after N steps', type: 'int', min: 1 },
   { key: 'warmupSteps', label: 'Warm-up steps', type: 'int', min: 0 },
   { key: 'minLr', label: 'Final learning rate', type: 'float', min: 0, step: 'any' },
