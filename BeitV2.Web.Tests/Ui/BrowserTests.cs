@@ -313,6 +313,20 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         var error = page.Locator("#import-form .inline-error");
         await Expect(error).ToBeVisibleAsync(new() { Timeout = Slow });
         await Expect(error).ToContainTextAsync("HTTP 4");
+        // A dataset zip of class folders: uploaded from the form, listed at once.
+        var zip = new MemoryStream();
+        using (var archive = new System.IO.Compression.ZipArchive(zip, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+            foreach (var cls in new[] { "cats", "dogs" })
+                for (var i = 0; i < 4; i++)
+                {
+                    using var entry = archive.CreateEntry($"{cls}/{i}.png").Open();
+                    entry.Write(TestImages.Png(20, 20, seed: i + (cls == "cats" ? 0 : 100)));
+                }
+        await page.Locator("#dataset-file").SetInputFilesAsync(new FilePayload { Name = "pets.zip", MimeType = "application/zip", Buffer = zip.ToArray() });
+        await page.Locator("#dataset-name").FillAsync("ui pets");
+        await page.Locator("#dataset-form button[type=submit]").ClickAsync();
+        await Expect(page.Locator("#dataset-form .ok")).ToContainTextAsync("classification, 8 images, 2 classes");
+        await Expect(page.Locator("#datasets-list tr").Filter(new() { HasText = "ui pets" })).ToHaveCountAsync(1);
         // A zip that is not a zip, on the dataset form.
         await page.Locator("#dataset-file").SetInputFilesAsync(new FilePayload { Name = "x.zip", MimeType = "application/zip", Buffer = "hello"u8.ToArray() });
         await page.Locator("#dataset-form button[type=submit]").ClickAsync();
