@@ -1,6 +1,6 @@
 // Line charts (uPlot, from npm via wwwroot/lib) for the job page. Each chart's figure carries
 // data-points = the number of x values drawn, which the browser tests watch grow live.
-import uPlot from '/lib/uplot/uPlot.esm.js';
+// uPlot is the minified build loaded by index.html (global `uPlot`).
 import { h, fmtNumber } from './ui.js';
 
 const COLORS = ['#345bd6', '#d6452f', '#1f9d55', '#b7791f', '#805ad5', '#2b8a9a'];
@@ -35,7 +35,8 @@ export class LineChart {
         value: (u, v) => fmtNumber(v, 4),
       }))],
     };
-    this.plot = new uPlot(opts, [[], ...series.map(() => [])], this.holder);
+    if (!window.uPlot) throw new Error('The chart library (/lib/uplot/uPlot.iife.min.js) did not load; rebuild the app (see README).');
+    this.plot = new window.uPlot(opts, [[], ...series.map(() => [])], this.holder);
     this.holder.setAttribute('role', 'img');
     this.holder.setAttribute('aria-label', title + ' chart');
     this.resizer = new ResizeObserver(() => this.resize());
