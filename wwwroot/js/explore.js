@@ -498,7 +498,8 @@ function renderWords() {
 }
 
 function shortName(name) {
-  return name.length > 16 ? name.slice(0, 14) + '…' : name;
+  const tail = name.includes(': ') ? name.slice(name.lastIndexOf(': ') + 2) : name; // "Fashion-MNIST: Bag" → "Bag"
+  return tail.length > 16 ? tail.slice(0, 14) + '…' : tail;
 }
 
 // ------------------------------------------------------------------ predictions
