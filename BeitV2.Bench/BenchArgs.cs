@@ -1,4 +1,5 @@
 using System.Globalization;
+using BeitV2.Ml.Precision;
 
 namespace BeitV2.Bench;
 
@@ -24,6 +25,8 @@ public sealed record BenchArgs
     /// <summary>Torch threads for the server and the torch-only timing; 0 = number of cores.</summary>
     public int Threads { get; init; }
     public string Device { get; init; } = "cpu";
+    /// <summary>Ml:InferencePrecision of the server and the precision of the torch-only forward.</summary>
+    public string Precision { get; init; } = "fp32";
     /// <summary>An image file to send; null = a generated 640×480 JPEG.</summary>
     public string? Image { get; init; }
     /// <summary>Torch-only forward repetitions at batch 1 and at batch 8.</summary>
@@ -51,7 +54,8 @@ public sealed record BenchArgs
           --modes LIST               MaxBatch:MaxWaitMs pairs, or none for the torch-only timing (1:0,8:10,8:25)
           --max-seconds S            bound on each measured phase (180)
           --threads N                torch intra-op threads, server and torch-only timing (0 = cores)
-          --device cpu|auto|cuda     Ml:Device of the server (cpu)
+          --device cpu|auto|cuda:N   Ml:Device of the server and device of the torch-only forward (cpu)
+          --precision fp32|bf16|fp16 Ml:InferencePrecision of the server and of the torch-only forward (fp32; fp16 needs CUDA)
           --image PATH               image to send (a generated 640×480 JPEG)
           --forward-runs N1,N8       torch-only forward repetitions at batch 1 and 8 (10,3)
           --wait-quiet S             before each phase wait up to S s until other processes use < 0.2 cores (0)
@@ -80,6 +84,7 @@ public sealed record BenchArgs
                 "--max-seconds" => a with { MaxSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--threads" => a with { Threads = Int() },
                 "--device" => a with { Device = Next() },
+                "--precision" => a with { Precision = BeitV2.Ml.Precision.ComputePrecisions.TryParse(Next(), out var p) ? p.Name() : throw new ArgumentException("--precision must be fp32, bf16 or fp16.") },
                 "--image" => a with { Image = Next() },
                 "--forward-runs" => ParseRuns(a, Next()),
                 "--keep-data" => a with { KeepData = true },

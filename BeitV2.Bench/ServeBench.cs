@@ -9,6 +9,7 @@ using BeitV2.Web.Registry;
 using Microsoft.Extensions.Hosting.Internal;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace BeitV2.Bench;
@@ -45,19 +46,22 @@ public static class ServeBench
             long parameters;
             Phase<TorchForward.Timing> forward1, forward8;
             string modelId;
+            var device = BeitV2.Ml.TorchRuntime.ResolveDevice(a.Device);
+            var precision = BeitV2.Ml.Precision.ComputePrecisions.Parse(a.Precision);
             using (var model = new BeitVisionTransformer(config))
             {
                 model.eval();
+                model.to(device);
                 parameters = model.parameters().Sum(p => p.numel());
                 int[] Self() => new[] { Environment.ProcessId };
                 Progress($"model {a.Model}: {parameters / 1e6:0.0} M parameters; torch-only forward, batch 1 × {a.ForwardRuns1}");
-                forward1 = await MeasureAsync(a, Self, () => Task.FromResult(TorchForward.Measure(model, 1, a.ForwardRuns1, limit)), ct);
+                forward1 = await MeasureAsync(a, Self, () => Task.FromResult(TorchForward.Measure(model, 1, a.ForwardRuns1, limit, precision)), ct);
                 Progress($"  {forward1.Value.PerBatchMs.Mean:0.0} ms; batch 8 × {a.ForwardRuns8}");
-                forward8 = await MeasureAsync(a, Self, () => Task.FromResult(TorchForward.Measure(model, 8, a.ForwardRuns8, limit)), ct);
+                forward8 = await MeasureAsync(a, Self, () => Task.FromResult(TorchForward.Measure(model, 8, a.ForwardRuns8, limit, precision)), ct);
                 Progress($"  {forward8.Value.PerBatchMs.Mean:0.0} ms; saving the model");
                 var registry = new ModelRegistry(
                     new DataDirectory(Options.Create(new StorageOptions { DataDirectory = data }), new HostingEnvironment { ContentRootPath = data }),
-                    NullLogger<ModelRegistry>.Instance);
+                    Options.Create(new ModelsOptions { SeedDefaults = false }), NullLogger<ModelRegistry>.Instance);
                 modelId = registry.Add(model, $"bench-vit-{a.Model}", "random initialisation (BeitV2.Bench)", makeDefault: true).Id;
             }
 
@@ -67,7 +71,7 @@ public static class ServeBench
             {
                 ct.ThrowIfCancellationRequested();
                 Progress($"mode {mode.Name}: starting BeitV2.Web");
-                await using var server = await ServerProcess.StartAsync(data, mode, a.EffectiveThreads, a.Device, TimeSpan.FromSeconds(120), ct);
+                await using var server = await ServerProcess.StartAsync(data, mode, a.EffectiveThreads, a.Device, TimeSpan.FromSeconds(120), ct, a.Precision);
                 using var client = new LoadClient(server.BaseAddress, image.Bytes, image.ContentType);
                 var info = await client.InfoAsync(ct);
                 int[] Pids() => new[] { Environment.ProcessId, server.Pid };
@@ -151,7 +155,7 @@ public static class ServeBench
         L($"- model: BEiT v2 {arch} classifier (`{modelId}`), {config.ImgSize} px, {config.NumClasses} classes, {parameters / 1e6:0.0} M parameters, random weights");
         L($"- request: `POST /api/v1/classify?topK=5`, one image per request as a raw `{image.ContentType}` body: {image.Description}; the server decodes, resizes (shorter side 256, Pillow bicubic), centre-crops 224 and normalises");
         L();
-        L($"### Torch forward only (same process threads: {a.EffectiveThreads}; no HTTP, decoding or resizing)");
+        L($"### Torch forward only (device {a.Device}, precision {a.Precision}, process threads: {a.EffectiveThreads}; no HTTP, decoding or resizing)");
         L();
         L("| batch | runs | ms per batch (mean) | p50 | min | max | ms per image | images/s | other processes (cores) |");
         L("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");

@@ -26,7 +26,8 @@ public sealed class ServerProcess : IAsyncDisposable
         LogPath = logPath;
     }
 
-    public static async Task<ServerProcess> StartAsync(string dataDirectory, BenchMode mode, int threads, string device, TimeSpan startTimeout, CancellationToken ct)
+    public static async Task<ServerProcess> StartAsync(string dataDirectory, BenchMode mode, int threads, string device, TimeSpan startTimeout, CancellationToken ct,
+        string precision = "fp32")
     {
         var port = FreeLoopbackPort();
         var baseAddress = new Uri($"http://127.0.0.1:{port}/");
@@ -50,6 +51,7 @@ public sealed class ServerProcess : IAsyncDisposable
             "--urls", baseAddress.ToString().TrimEnd('/'),
             $"--Storage:DataDirectory={dataDirectory}",
             $"--Ml:Device={device}",
+            $"--Ml:InferencePrecision={precision}",
             $"--Ml:Threads={threads}",
             $"--Inference:MaxBatch={mode.MaxBatch}",
             $"--Inference:MaxWaitMs={mode.MaxWaitMs}",

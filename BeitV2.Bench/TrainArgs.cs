@@ -1,4 +1,5 @@
 using System.Globalization;
+using BeitV2.Ml.Precision;
 
 namespace BeitV2.Bench;
 
@@ -25,6 +26,10 @@ public sealed record TrainArgs
     public double QuietThreshold { get; init; } = 0.2;
     /// <summary>How often a timed window disturbed by other processes is repeated (with the same model, continuing training).</summary>
     public int Retries { get; init; }
+    /// <summary>Trainer device: cpu, auto, cuda or cuda:N.</summary>
+    public string Device { get; init; } = "cpu";
+    /// <summary>Mixed precision of the trainers: fp32, bf16 or fp16.</summary>
+    public ComputePrecision Precision { get; init; } = ComputePrecision.Fp32;
 
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
 
@@ -60,6 +65,8 @@ public sealed record TrainArgs
           --threads N                torch intra-op threads (0 = cores)
           --wait-quiet S             before each timed window wait up to S s until other processes use < 0.2 cores (0)
           --retries R                repeat a timed window (up to R times) while other processes used > 0.2 cores during it (0)
+          --device cpu|auto|cuda:N   the trainers' device (cpu); on CUDA each timed step ends with a device synchronisation
+          --precision fp32|bf16|fp16 the trainers' mixed precision (fp32; fp16 adds dynamic loss scaling)
 
         Builds each model with random weights, feeds synthetic in-memory batches at the real input sizes to the
         real trainer classes (MaxSteps = warm-up + timed steps) and prints a markdown table of images/s.
@@ -92,6 +99,8 @@ public sealed record TrainArgs
                 "--threads" => a with { Threads = Int() },
                 "--wait-quiet" => a with { WaitQuietSeconds = Int() },
                 "--retries" => a with { Retries = Int() },
+                "--device" => a with { Device = Next() },
+                "--precision" => a with { Precision = ComputePrecisions.TryParse(Next(), out var p) ? p : throw new ArgumentException("--precision must be fp32, bf16 or fp16.") },
                 _ => throw new ArgumentException($"Unknown option '{args[i]}'."),
             };
         }

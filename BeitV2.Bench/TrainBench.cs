@@ -2,8 +2,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
+using BeitV2.Ml;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
+using BeitV2.Ml.Precision;
 using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
 using BeitV2.Ml.Training;
@@ -76,7 +78,7 @@ public static class TrainBench
         Setup? setup = null;
         try
         {
-            setup = Build(stage, model, batch, maxSteps);
+            setup = Build(a, stage, model, batch, maxSteps);
             var setupSeconds = setupClock.Elapsed.TotalSeconds;
             Progress($"  {setup.Description}; built in {setupSeconds:0.0} s");
             using var clock = new StepClock(a, $"{stage}/{model}", setup.Template, warmup, steps, maxSteps, ct);
@@ -121,9 +123,11 @@ public static class TrainBench
     private static long Count(nn.Module m) => m.parameters().Sum(p => p.numel());
     private static string M(long n) => (n / 1e6).ToString("0.0", CultureInfo.InvariantCulture) + " M";
 
-    private static Setup Build(string stage, string model, int batch, long maxSteps)
+    private static Setup Build(TrainArgs a, string stage, string model, int batch, long maxSteps)
     {
         var tiny = model == "tiny";
+        // Every stage: the bench's device and precision on top of the stage's reference options.
+        T On<T>(T options) where T : TrainerOptions => (T)(options with { Device = a.Device, MixedPrecision = a.Precision });
         switch (stage)
         {
             case "tokenizer":
@@ -131,7 +135,7 @@ public static class TrainBench
                 var config = tiny ? TinyTokenizer() : VqkdConfig.Base3xClip();
                 var teacher = new ClipTeacher(tiny ? TinyClip() : ClipVisionConfig.ViTB16());
                 var tokenizer = new VqkdTokenizer(config);
-                var trainer = new TokenizerTrainer(tokenizer, teacher, TokenizerTrainerOptions.Reference() with { MaxSteps = maxSteps, ReportEverySteps = 1 });
+                var trainer = new TokenizerTrainer(tokenizer, teacher, On(TokenizerTrainerOptions.Reference() with { MaxSteps = maxSteps, ReportEverySteps = 1 }));
                 var setup = new Setup
                 {
                     Run = (d, p, c) => trainer.Run(d, null, p, c),
@@ -149,7 +153,7 @@ public static class TrainBench
                 // A random unit-norm codebook marked as initialised stands in for a trained tokenizer.
                 var tokenizer = new VqkdTokenizer((tiny ? TinyTokenizer() : VqkdConfig.Base3xClip()) with { QuantizeKmeansInit = false });
                 var mim = new BeitMim(tiny ? MimConfig.Tiny() : MimConfig.Base());
-                var trainer = new PretrainTrainer(mim, tokenizer, PretrainTrainerOptions.Base1600() with { MaxSteps = maxSteps, ReportEverySteps = 1 });
+                var trainer = new PretrainTrainer(mim, tokenizer, On(PretrainTrainerOptions.Base1600() with { MaxSteps = maxSteps, ReportEverySteps = 1 }));
                 var setup = new Setup
                 {
                     Run = (d, p, c) => trainer.Run(d, null, p, c),
@@ -164,7 +168,7 @@ public static class TrainBench
             case "probe":
             {
                 var mim = new BeitMim(tiny ? MimConfig.Tiny() : MimConfig.Base());
-                var trainer = new LinearProbeTrainer(mim, LinearProbeOptions.Reference(1000) with { MaxSteps = maxSteps, ReportEverySteps = 1 });
+                var trainer = new LinearProbeTrainer(mim, On(LinearProbeOptions.Reference(1000) with { MaxSteps = maxSteps, ReportEverySteps = 1 }));
                 var setup = new Setup
                 {
                     Run = (d, p, c) => trainer.Run(d, null, p, c),
@@ -177,7 +181,7 @@ public static class TrainBench
             }
             case "finetune":
             {
-                var options = FineTuneOptions.BaseFromPt1k300() with { MaxSteps = maxSteps, ReportEverySteps = 1 };
+                var options = On(FineTuneOptions.BaseFromPt1k300() with { MaxSteps = maxSteps, ReportEverySteps = 1 });
                 var vit = FineTuneTrainer.CreateModel(tiny ? VitConfig.Tiny(1000) : VitConfig.Base(1000), options);
                 var trainer = new FineTuneTrainer(vit, options);
                 var setup = new Setup
@@ -192,7 +196,7 @@ public static class TrainBench
             }
             case "segmentation":
             {
-                var options = SegmentationTrainerOptions.BasePt1k() with { MaxSteps = maxSteps, ReportEverySteps = 1 };
+                var options = On(SegmentationTrainerOptions.BasePt1k() with { MaxSteps = maxSteps, ReportEverySteps = 1 });
                 var config = tiny ? TinySegmentation() : SegmentationConfig.Base(150);
                 var segmenter = SegmentationTrainer.CreateModel(config, options);
                 var trainer = new SegmentationTrainer(segmenter, options);
@@ -232,6 +236,7 @@ public static class TrainBench
         private List<double> current = new();
         private CpuMonitor.Sample? cpu0;
         private readonly Stopwatch window = new();
+        private readonly Device device;
 
         public StepClock(TrainArgs a, string label, TrainingBatch template, int warmup, int steps, int maxSteps, CancellationToken outer)
         {
@@ -240,6 +245,7 @@ public static class TrainBench
             this.template = template;
             this.warmup = warmup;
             this.steps = steps;
+            device = TorchRuntime.ResolveDevice(a.Device);
             BatchesPerEpoch = maxSteps + 1;   // the epoch never ends: no epoch-end hook in the timing
             stop = CancellationTokenSource.CreateLinkedTokenSource(outer);
             needStart = warmup == 0;
@@ -269,6 +275,7 @@ public static class TrainBench
         public void Report(TrainingProgress p)
         {
             if (p.Event != TrainingEvent.Step) return;
+            TorchRuntime.Synchronize(device);   // the optimiser's kernels may still be queued on a GPU
             var seconds = Stopwatch.GetElapsedTime(handOver).TotalSeconds;
             if (!inWindow)
             {
@@ -360,7 +367,7 @@ public static class TrainBench
         L();
         L($"- command: `dotnet run -c Release --project BeitV2.Bench -- {commandLine}`");
         L($"- date: {DateTimeOffset.Now:yyyy-MM-dd HH:mm zzz}; total bench time {elapsed.TotalSeconds:0} s");
-        L($"- machine: {Environment.ProcessorCount} cores ({CpuName()}), {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1024.0 * 1024 * 1024):0} GiB RAM, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}, TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}, CUDA available: {cuda.is_available()}, device cpu, torch threads {get_num_threads()}, float32");
+        L($"- machine: {Environment.ProcessorCount} cores ({CpuName()}), {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1024.0 * 1024 * 1024):0} GiB RAM, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}, TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}, CUDA available: {cuda.is_available()}, device {TorchRuntime.Name(TorchRuntime.ResolveDevice(a.Device))}, torch threads {get_num_threads()}, precision {a.Precision.Name()}");
         L("- data: one synthetic batch per stage held in memory, cloned for every step (no decoding or augmentation); random weights everywhere (teachers and tokenizers too)");
         L();
         L("| stage | preset | input | batch | warm-up + timed steps | s/step (mean) | min – max s/step | images/s | peak working set | other processes (cores) |");

@@ -6,6 +6,8 @@ using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;
 using BeitV2.Web.Registry;
 
+if (args is ["pipeline", ..]) return BeitV2.Web.Pipeline.PipelineCommand.Run(args[1..]); // the training pipeline as a command
+
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,
@@ -28,5 +30,6 @@ app.MapJobsApi();                      // /api/v1/jobs
 app.MapHub<TrainingHub>("/hubs/training"); // live progress, status and log of jobs
 
 app.Run();
+return 0;
 
 public partial class Program;

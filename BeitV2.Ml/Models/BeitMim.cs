@@ -1,3 +1,4 @@
+using BeitV2.Ml.Precision;
 using BeitV2.Ml.Models.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -155,8 +156,8 @@ public sealed class BeitMim : ExplicitModule<Tensor, Tensor?, Tensor[]>
         var mask = boolMaskedPos ?? zeros(images.shape[0], NumPatches, dtype: @bool, device: images.device);
         using var f = ForwardFeatures(images, mask);
         var idx = TensorIndex.Tensor(mask);
-        var l1 = lmHead.forward(f.Final[.., 1..][idx]);
-        var l2 = (clsPtLmHead ?? lmHead).forward(f.Aggregated[.., 1..][idx]);
+        var l1 = LmHead(lmHead, f.Final[.., 1..][idx]);
+        var l2 = LmHead(clsPtLmHead ?? lmHead, f.Aggregated[.., 1..][idx]);
         return new[] { l1.MoveToOuterDisposeScope(), l2.MoveToOuterDisposeScope() };
     }
 
@@ -165,10 +166,13 @@ public sealed class BeitMim : ExplicitModule<Tensor, Tensor?, Tensor[]>
     {
         using var scope = NewDisposeScope();
         using var f = ForwardFeatures(images, boolMaskedPos);
-        var l1 = lmHead.forward(f.Final[.., 1..]);
-        var l2 = (clsPtLmHead ?? lmHead).forward(f.Aggregated[.., 1..]);
+        var l1 = LmHead(lmHead, f.Final[.., 1..]);
+        var l2 = LmHead(clsPtLmHead ?? lmHead, f.Aggregated[.., 1..]);
         return new[] { l1.MoveToOuterDisposeScope(), l2.MoveToOuterDisposeScope() };
     }
+
+    /// <summary>A vocabulary head: low precision under <see cref="Autocast"/>, logits in float32 (the losses need them so).</summary>
+    private static Tensor LmHead(Linear head, Tensor x) => Autocast.IsEnabled ? Autocast.Float32(Autocast.Linear(head, x)) : head.forward(x);
 
     /// <summary>Normed patch states of both branches (reference <c>return_patch_tokens</c>), each (B, N, C).</summary>
     public Tensor[] ForwardPatchTokens(Tensor images, Tensor? boolMaskedPos)

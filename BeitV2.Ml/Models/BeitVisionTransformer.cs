@@ -1,3 +1,4 @@
+using BeitV2.Ml.Precision;
 using BeitV2.Ml.Models.Layers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -86,11 +87,19 @@ public sealed class BeitVisionTransformer : ExplicitModule<Tensor, Tensor>
     public override Tensor forward(Tensor images)
     {
         using var output = ForwardFeatures(images);
-        return head is null ? output.Features.alias() : head.forward(output.Features);
+        return head is null ? output.Features.alias() : Head32(output.Features);
     }
 
     /// <summary>The head applied to features (identity when there is no head).</summary>
-    public Tensor ForwardHead(Tensor features) => head is null ? features.alias() : head.forward(features);
+    public Tensor ForwardHead(Tensor features) => head is null ? features.alias() : Head32(features);
+
+    /// <summary>The head (low precision under <see cref="Autocast"/>), its logits in float32.</summary>
+    private Tensor Head32(Tensor features)
+    {
+        if (!Autocast.IsEnabled) return head!.forward(features);
+        using var scope = NewDisposeScope();
+        return Autocast.Float32(Autocast.Linear(head!, features)).MoveToOuterDisposeScope();
+    }
 
     /// <summary>Runs the backbone; optionally keeps every block's raw output.</summary>
     public VitOutput ForwardFeatures(Tensor images, bool keepHidden = false)

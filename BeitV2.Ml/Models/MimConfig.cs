@@ -55,6 +55,13 @@ public sealed record MimConfig
     /// <summary>ViT-Ti-sized MIM model for demos.</summary>
     public static MimConfig Tiny(int vocabSize = 8192) => Base() with { EmbedDim = 192, Depth = 12, NumHeads = 3, VocabSize = vocabSize };
 
+    /// <summary>The MIM model of <see cref="VitConfig.Small"/>: aggregation from block 4 of 6 into a 2-block head (Base: 9 of 12).</summary>
+    public static MimConfig Small(int vocabSize = 512) => Base() with
+    {
+        ImgSize = 28, PatchSize = 4, EmbedDim = 96, Depth = 6, NumHeads = 3, VocabSize = vocabSize, EarlyLayers = 4, HeadLayers = 2,
+        DropPathRate = 0.05,
+    };
+
     /// <summary>Test-sized MIM model: 32 px, 8 px patches, 4 blocks, aggregation after block 2.</summary>
     public static MimConfig Micro(int vocabSize = 32) => Base() with
     {

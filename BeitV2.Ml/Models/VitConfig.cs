@@ -61,6 +61,15 @@ public sealed record VitConfig
         EmbedDim = 192, Depth = 12, NumHeads = 3,
     };
 
+    /// <summary>
+    /// The bundled default models' size (Fashion-MNIST pipeline, sized for a 2-core CPU): 28 px images,
+    /// 4 px patches (7×7 grid), 96 wide, 6 blocks, 3 heads; 0.7 M parameters.
+    /// </summary>
+    public static VitConfig Small(int numClasses = 10) => Base(numClasses) with
+    {
+        ImgSize = 28, PatchSize = 4, EmbedDim = 96, Depth = 6, NumHeads = 3, DropPathRate = 0.05,
+    };
+
     /// <summary>A few-kilobyte model for tests: 32 px images, 8 px patches (4×4 grid), 2 blocks.</summary>
     public static VitConfig Micro(int numClasses = 10) => Base(numClasses) with
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using BeitV2.Ml.Checkpoints;
+using BeitV2.Ml.Precision;
 using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Training;
@@ -20,12 +21,17 @@ internal sealed record StepOutput(Tensor Loss, IReadOnlyDictionary<string, doubl
 /// run does not accumulate native tensors.
 /// Gradients are dropped (set to none) after each step: a parameter that gets no gradient in a step
 /// is not moved by AdamW, as with PyTorch 2's <c>zero_grad()</c>.
+/// With <see cref="TrainerOptions.MixedPrecision"/> the forward passes run under <see cref="Autocast"/>;
+/// fp16 scales the loss (<see cref="DynamicLossScaler"/>), unscales the gradients before clipping and
+/// skips the optimiser step when they are not finite (metrics <c>lossScale</c>, <c>skippedStepRate</c>).
+/// With <see cref="TrainerOptions.Gate"/> every step and evaluation batch holds the device's fair lock.
 /// </remarks>
 public abstract class TrainerBase
 {
     private readonly List<string> pendingLog = new();
     private readonly List<string> allLog = new();
     private readonly Dictionary<string, double> latestMetrics = new(StringComparer.Ordinal);
+    private DynamicLossScaler? scaler;
 
     private protected TrainerBase(string stage, TrainerOptions options)
     {
@@ -133,6 +139,9 @@ public abstract class TrainerBase
         var epochs = (int)((planned + spe - 1) / spe);
 
         MoveToDevice();
+        scaler = o.MixedPrecision == ComputePrecision.Fp16
+            ? new DynamicLossScaler(o.InitialLossScale, growthInterval: o.LossScaleGrowthInterval)
+            : null;
         using var optimizer = new GroupedOptimizer(CreateParameterGroups(), o.Beta1, o.Beta2, o.Eps);
         var schedule = CreateSchedule(spe, planned);
         var budget = Math.Min(planned, o.MaxSteps ?? planned);
@@ -148,6 +157,11 @@ public abstract class TrainerBase
             if (state.PlannedSteps != planned)
                 Log($"note: the plan changed from {state.PlannedSteps} to {planned} iterations; the schedule is rebuilt for the new plan");
             step = state.Step;
+            if (scaler is not null && state.LossScale is { } savedScale)
+                scaler.Restore(new LossScalerState(savedScale, state.LossScaleGrowthTracker ?? 0));
+            var savedPrecision = state.Precision ?? ComputePrecision.Fp32.Name();
+            if (savedPrecision != o.MixedPrecision.Name())
+                Log($"note: the checkpoint was trained with {savedPrecision} precision, this run uses {o.MixedPrecision.Name()}");
             EpochState = new Dictionary<string, double[]>(state.EpochState, StringComparer.Ordinal);
             foreach (var (k, v) in state.Metrics) latestMetrics[k] = v;
             Log($"resumed from '{resume}' at step {step} (epoch {step / spe + 1}/{epochs})");
@@ -158,7 +172,9 @@ public abstract class TrainerBase
             using (NewDisposeScope()) OnFreshStart();
         }
         Log($"{planned} iterations planned ({epochs} epochs × {spe}), running to step {budget}; {optimizer.Groups.Count} parameter groups, " +
-            $"{optimizer.Parameters.Sum(p => p.numel())} trainable parameters on {Device}");
+            $"{optimizer.Parameters.Sum(p => p.numel())} trainable parameters on {Device}" +
+            (o.MixedPrecision == ComputePrecision.Fp32 ? "" : $", mixed precision {o.MixedPrecision.Name()}" +
+                (scaler is null ? "" : string.Create(CultureInfo.InvariantCulture, $" (loss scale {scaler.Scale:G})"))));
 
         bool StepCheckpointDue(long s) => o.CheckpointEverySteps > 0 && s % o.CheckpointEverySteps == 0;
 
@@ -195,6 +211,7 @@ public abstract class TrainerBase
             {
                 Stage = Stage, Step = step, Epoch = (int)(step / spe), StepsPerEpoch = spe, PlannedSteps = planned, Seed = o.Seed,
                 LearningRate = lastLr, EpochState = EpochState.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray()), Metrics = metrics,
+                Precision = o.MixedPrecision.Name(), LossScale = scaler?.Scale, LossScaleGrowthTracker = scaler?.GrowthTracker,
             });
             lastCheckpoint = path;
             lastCheckpointStep = step;
@@ -209,7 +226,9 @@ public abstract class TrainerBase
         {
             if (validation is null) return;
             Dictionary<string, double> evalMetrics;
-            using (NewDisposeScope()) evalMetrics = Evaluate(validation, cancellationToken);
+            using (NewDisposeScope())
+            using (Autocast.Enable(o.MixedPrecision))
+                evalMetrics = Evaluate(o.Gate is null ? validation : new GatedTrainingData(validation, o.Gate), cancellationToken);
             SetTrainMode();
             if (cancellationToken.IsCancellationRequested)
             {
@@ -311,20 +330,46 @@ public abstract class TrainerBase
 
     private double DoStep(GroupedOptimizer optimizer, TrainingBatch batch, long step, double lr)
     {
+        var o = CommonOptions;
         using var scope = NewDisposeScope();
+        using var turn = o.Gate?.Enter();
         optimizer.SetLearningRate(lr);
         var onDevice = ToDevice(batch);
-        var output = TrainStep(onDevice, step);
+        StepOutput output;
+        using (Autocast.Enable(o.MixedPrecision)) output = TrainStep(onDevice, step);
         double loss;
         using (var l = output.Loss.detach().to(float64).cpu()) loss = l.item<double>();
-        if (!double.IsFinite(loss)) throw new TrainingDivergedException(Stage, step, loss);
+        if (!double.IsFinite(loss))
+            throw new TrainingDivergedException(Stage, step, loss, o.MixedPrecision == ComputePrecision.Fp16
+                ? "Under fp16 mixed precision an activation may have overflowed float16's range (65504): try bf16 or fp32."
+                : null);
 
         optimizer.ZeroGrad();
-        output.Loss.backward();
-        var o = CommonOptions;
-        var gradNorm = o.ClipGrad is { } clip ? optimizer.ClipGradNorm(clip) : double.NaN;
-        optimizer.Step();
+        if (scaler is null) output.Loss.backward();
+        else scaler.ScaleLoss(output.Loss).backward();
+        var finite = scaler?.UnscaleAndCheck(optimizer.Parameters) ?? true;
+        var gradNorm = double.NaN;
+        if (finite)
+        {
+            if (o.ClipGrad is { } clip) gradNorm = optimizer.ClipGradNorm(clip);
+            optimizer.Step();
+        }
         optimizer.ZeroGrad();
+        if (scaler is not null)
+        {
+            var usedScale = scaler.Scale;
+            scaler.Update(finite);
+            AddMean("lossScale", usedScale);
+            AddMean("skippedStepRate", finite ? 0 : 1);
+            if (!finite)
+            {
+                Log(string.Create(CultureInfo.InvariantCulture,
+                    $"step {step}: non-finite fp16 gradients at loss scale {usedScale:G}; step skipped, scale now {scaler.Scale:G}"));
+                if (scaler.ConsecutiveSkips >= o.MaxConsecutiveSkippedSteps)
+                    throw new TrainingDivergedException(Stage, step, loss,
+                        $"The gradients were not finite in {scaler.ConsecutiveSkips} fp16 steps in a row (loss scale down to {scaler.Scale:G}): try bf16 or fp32.");
+            }
+        }
 
         AddMean("loss", loss);
         if (!double.IsNaN(gradNorm)) AddMean("gradNorm", gradNorm);

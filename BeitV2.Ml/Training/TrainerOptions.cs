@@ -1,3 +1,6 @@
+using BeitV2.Ml.Devices;
+using BeitV2.Ml.Precision;
+
 namespace BeitV2.Ml.Training;
 
 /// <summary>
@@ -32,6 +35,26 @@ public abstract record TrainerOptions
     /// <summary>"cpu", "cuda", "cuda:N" or "auto" (see <see cref="TorchRuntime.ResolveDevice"/>).</summary>
     public string Device { get; init; } = "cpu";
 
+    /// <summary>
+    /// Mixed precision of the forward passes (training steps and evaluation): <see cref="ComputePrecision.Bf16"/>
+    /// or <see cref="ComputePrecision.Fp16"/> run the models' matmul-heavy ops in that dtype through
+    /// <see cref="Autocast"/> while weights, optimiser state, normalisation, softmax and losses stay
+    /// float32; fp16 adds dynamic loss scaling (<see cref="DynamicLossScaler"/>). Meant for CUDA; both work on the CPU too (slowly).
+    /// </summary>
+    public ComputePrecision MixedPrecision { get; init; } = ComputePrecision.Fp32;
+    /// <summary>fp16 only: the loss scale of the first step (PyTorch's GradScaler default 2^16).</summary>
+    public double InitialLossScale { get; init; } = 65536.0;
+    /// <summary>fp16 only: finite steps in a row after which the loss scale doubles.</summary>
+    public int LossScaleGrowthInterval { get; init; } = 2000;
+    /// <summary>fp16 only: this many skipped steps in a row (non-finite gradients at every scale) stop the run as diverged.</summary>
+    public int MaxConsecutiveSkippedSteps { get; init; } = 50;
+
+    /// <summary>
+    /// Taken around every training step and every evaluation batch when set: the fair lock that lets
+    /// inference share the device between steps (see <see cref="DeviceGate"/>). Null: no sharing protocol.
+    /// </summary>
+    public DeviceGate? Gate { get; init; }
+
     /// <summary>Send a step report at least every this many steps …</summary>
     public int ReportEverySteps { get; init; } = 10;
     /// <summary>… and at least this often.</summary>
@@ -64,6 +87,8 @@ public abstract record TrainerOptions
         Require(Beta1 is >= 0 and < 1 && Beta2 is >= 0 and < 1, "betas must be in [0, 1)");
         Require(ClipGrad is null or > 0, "clip_grad must be positive");
         Require(ReportEverySteps >= 1, "report interval in steps must be at least 1");
+        Require(InitialLossScale > 0 && !double.IsInfinity(InitialLossScale), "the initial loss scale must be positive and finite");
+        Require(LossScaleGrowthInterval >= 1 && MaxConsecutiveSkippedSteps >= 1, "loss-scale intervals must be at least 1");
         Require(EvaluateEveryEpochs >= 0 && CheckpointEverySteps >= 0 && CheckpointEveryEpochs >= 0, "intervals must be non-negative");
         Require(KeepCheckpoints >= 1, $"at least one checkpoint must be kept, got {KeepCheckpoints}");
     }

@@ -29,6 +29,11 @@ public sealed record TrainingCheckpointState
     public double LearningRate { get; init; }
     /// <summary>Per-epoch accumulators of the epoch in progress (running loss sums, code histograms, …).</summary>
     public Dictionary<string, double[]> EpochState { get; init; } = new();
+    /// <summary>Mixed precision of the run that wrote it ("fp32", "bf16", "fp16"); null in checkpoints written before mixed precision existed.</summary>
+    public string? Precision { get; init; }
+    /// <summary>fp16 runs: the dynamic loss scale and its growth tracker, so a resumed run continues with them.</summary>
+    public double? LossScale { get; init; }
+    public int? LossScaleGrowthTracker { get; init; }
     /// <summary>Latest metrics at save time (informational).</summary>
     public Dictionary<string, double> Metrics { get; init; } = new();
     public DateTimeOffset SavedUtc { get; init; } = DateTimeOffset.UtcNow;

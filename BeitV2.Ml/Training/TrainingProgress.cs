@@ -83,10 +83,10 @@ public sealed record TrainingResult(
 /// <summary>A non-finite loss: the run is stopped (the reference exits the same way).</summary>
 public sealed class TrainingDivergedException : Exception
 {
-    public TrainingDivergedException(string stage, long step, double loss)
+    public TrainingDivergedException(string stage, long step, double loss, string? hint = null)
         : base($"Training diverged: the {stage} loss is {loss} at step {step} (epoch-independent step counter). " +
                "Lower the learning rate, enable gradient clipping, or check the input data for NaN/inf values; " +
-               "resume from the last checkpoint once fixed.")
+               "resume from the last checkpoint once fixed." + (hint is null ? "" : " " + hint))
     {
         Stage = stage;
         Step = step;

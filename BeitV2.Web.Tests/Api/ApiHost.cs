@@ -30,6 +30,7 @@ public sealed class ApiHost : WebApplicationFactory<Program>
             ["Ml:Threads"] = "1",
             ["Inference:MaxWaitMs"] = "5",
             ["Inference:MaxLoadedModels"] = "8",
+            ["Models:SeedDefaults"] = "false", // tests seed what they need; DefaultModelsTests turns this on
         };
         foreach (var (k, v) in settings ?? new Dictionary<string, string?>()) this.settings[k] = v;
     }

@@ -198,8 +198,8 @@ public class DeviceAndDtypeTests
     /// <summary>
     /// The relative position index is a non-persistent int64 buffer and must stay int64 (index_select
     /// rejects float indices). TorchSharp 0.107's <c>named_buffers</c> never yields non-persistent
-    /// buffers, so <c>Module.to(dtype)</c> and <c>Module.to(device)</c> skip it (Lookup moves it to the
-    /// table's device itself). Should a TorchSharp upgrade start converting it, this test names the cause.
+    /// buffers, so <c>Module.to(dtype)</c> and <c>Module.to(device)</c> skip it (Lookup keeps its own
+    /// copy on the table's device). Should a TorchSharp upgrade start converting it, this test names the cause.
     /// </summary>
     [Fact]
     public void ToFloat64_KeepsTheRelativePositionIndexInt64()

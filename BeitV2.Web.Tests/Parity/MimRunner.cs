@@ -12,15 +12,15 @@ public sealed class MimRunner : IParityRunner
         var config = ModelJson.Deserialize<MimConfig>(f.Config, f.Stem);
         using var model = new BeitMim(config);
         MimCheckpoint.Load(model, source == WeightSource.OfficialPth ? f.WeightsPth : f.WeightsSafetensors);
-        model.eval();
+        model.OnDevice().eval();
         using var _ = inference_mode();
-        var images = io["images"];
-        var mask = io["bool_masked_pos"];
+        var images = io["images"].On();
+        var mask = io["bool_masked_pos"].On();
         var result = new Dictionary<string, Tensor>();
         var logits = model.forward(images, mask);
         result["logits_final"] = logits[0];
         result["logits_agg"] = logits[1];
-        var loss = model.Loss(images, mask, io["input_ids"]);
+        var loss = model.Loss(images, mask, io["input_ids"].On());
         result["loss_final"] = loss.Final;
         result["loss_agg"] = loss.Aggregated;
         result["loss_total"] = loss.Total;
@@ -34,7 +34,7 @@ public sealed class MimRunner : IParityRunner
         for (var i = 0; i < features.Hidden.Count; i++) result[$"hidden_{i}"] = features.Hidden[i].clone();
         for (var i = 0; i < features.AggregationHidden.Count; i++) result[$"agg_hidden_{i}"] = features.AggregationHidden[i].clone();
         // The stored labels are input_ids[bool_masked_pos]; recomputing them checks our masked-selection order.
-        result["labels"] = io["input_ids"][TensorIndex.Tensor(mask)];
+        result["labels"] = io["input_ids"].On()[TensorIndex.Tensor(mask)];
         return result;
     }
 }

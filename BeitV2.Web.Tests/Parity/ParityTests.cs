@@ -5,7 +5,8 @@ namespace BeitV2.Web.Tests.Parity;
 /// <summary>
 /// Data-driven parity with the official BEiT v2 code: every fixture descriptor in the fixture
 /// folder, loaded once through the official .pth loader and once from safetensors; every output
-/// listed in its io compared at the strict tolerance (integers exactly).
+/// listed in its io compared at the strict tolerance (integers exactly). They run on
+/// <see cref="ParityDevice"/> (<c>BEITV2_TEST_DEVICE</c>, default cpu), always in float32.
 /// </summary>
 [Trait("Category", "Parity")]
 public sealed class ParityTests

@@ -12,10 +12,10 @@ public sealed class ClipTeacherRunner : IParityRunner
     {
         var config = ModelJson.Deserialize<ClipVisionConfig>(f.Config, f.Stem);
         using var teacher = ClipTeacher.Load(source == WeightSource.OfficialPth ? f.WeightsPth : f.WeightsSafetensors, config);
-        teacher.eval();
+        teacher.OnDevice().eval();
         using var _ = inference_mode();
-        var pre = VqkdPreProcess.Default(io["images_raw"]);
-        var scaled = io["images_scaled"];
+        var pre = VqkdPreProcess.Default(io["images_raw"].On());
+        var scaled = io["images_scaled"].On();
         using var tokens = teacher.Visual.ForwardTokens(scaled, keepHidden: true);
         var result = new Dictionary<string, Tensor>
         {
@@ -37,10 +37,10 @@ public sealed class DinoTeacherRunner : IParityRunner
     {
         var config = ModelJson.Deserialize<DinoConfig>(f.Config, f.Stem);
         using var teacher = DinoVisionTransformer.Load(source == WeightSource.OfficialPth ? f.WeightsPth : f.WeightsSafetensors, config);
-        teacher.eval();
+        teacher.OnDevice().eval();
         using var _ = inference_mode();
-        var pre = VqkdPreProcess.Default(io["images_raw"]);
-        var scaled = io["images_scaled"];
+        var pre = VqkdPreProcess.Default(io["images_raw"].On());
+        var scaled = io["images_scaled"].On();
         var (tokens, hidden) = teacher.ForwardTokens(scaled, keepHidden: true);
         var result = new Dictionary<string, Tensor>
         {

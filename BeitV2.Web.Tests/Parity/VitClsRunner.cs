@@ -12,9 +12,9 @@ public sealed class VitClsRunner : IParityRunner
         var config = ModelJson.Deserialize<VitConfig>(f.Config, f.Stem);
         using var model = new BeitVisionTransformer(config);
         VitCheckpoint.Load(model, source == WeightSource.OfficialPth ? f.WeightsPth : f.WeightsSafetensors);
-        model.eval();
+        model.OnDevice().eval();
         using var _ = inference_mode();
-        using var output = model.ForwardFeatures(io["images"], keepHidden: true);
+        using var output = model.ForwardFeatures(io["images"].On(), keepHidden: true);
         var result = new Dictionary<string, Tensor>
         {
             ["logits"] = model.ForwardHead(output.Features),

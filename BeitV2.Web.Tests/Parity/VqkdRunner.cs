@@ -20,7 +20,7 @@ public sealed class VqkdRunner : IParityRunner
         {
             var m = new VqkdTokenizer(config);
             VqkdCheckpoint.Load(m, path);
-            return m;
+            return m.OnDevice();
         }
         var r = new Dictionary<string, Tensor>();
 
@@ -28,7 +28,7 @@ public sealed class VqkdRunner : IParityRunner
         using (inference_mode())
         {
             m.eval();
-            r["token_ids"] = m.GetCodebookIndices(io["images_raw"]);
+            r["token_ids"] = m.GetCodebookIndices(io["images_raw"].On());
             r["cluster_size_after_tokenize"] = m.Quantizer.ClusterSize.clone();
         }
 
@@ -36,9 +36,9 @@ public sealed class VqkdRunner : IParityRunner
         using (inference_mode())
         {
             m.eval();
-            using var o = m.Forward(io["images_raw"], io["teacher_targets"], keepHidden: true);
+            using var o = m.Forward(io["images_raw"].On(), io["teacher_targets"].On(), keepHidden: true);
             r["images_pre"] = o.ImagesPre.clone();
-            using (var scaling = ScalingLayer.ForClip()) r["images_scaled"] = scaling.forward(o.ImagesPre);
+            using (var scaling = ScalingLayer.ForClip().OnDevice()) r["images_scaled"] = scaling.forward(o.ImagesPre);
             for (var i = 0; i < o.Encoding.EncoderHidden.Count; i++) r[$"encoder_hidden_{i}"] = o.Encoding.EncoderHidden[i].clone();
             r["encoder_out"] = o.Encoding.EncoderOut.clone();
             r["encode_task_out"] = o.Encoding.EncodeTaskOut.clone();
@@ -65,7 +65,7 @@ public sealed class VqkdRunner : IParityRunner
                 [$"train_embed_avg_{suffix}"] = q.Embedding.get_parameter("embed_avg")!.detach().clone(),
             };
             foreach (var kv in State("before")) r[kv.Key] = kv.Value;
-            using var o = m.Forward(io["train_images_raw"], io["train_teacher_targets"]);
+            using var o = m.Forward(io["train_images_raw"].On(), io["train_teacher_targets"].On());
             r["train_token_ids"] = o.Encoding.Indices.clone();
             r["train_encode_task_out"] = o.Encoding.EncodeTaskOut.detach().clone();
             r["train_quantized"] = o.Encoding.Quantized.detach().clone();

@@ -1,5 +1,6 @@
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Inference;
+using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 using Microsoft.Extensions.Options;
 
@@ -19,8 +20,10 @@ public static class ServiceApi
 
     public sealed record MissingModel(string Kind, string Route, string HowToFix);
 
+    /// <param name="Device">the inference device: "cpu" or "cuda:N" (details in <paramref name="Compute"/>).</param>
+    /// <param name="Compute">devices and precision: inference device and precision, CUDA, TF32, training devices, GPU sharing.</param>
     public sealed record InfoResponse(string Name, string Version, string Device, int Threads, IReadOnlyDictionary<string, string> DefaultModels,
-        IReadOnlyList<MissingModel> MissingModels, IReadOnlyList<string> LoadedModels, object Limits, object Inference);
+        IReadOnlyList<MissingModel> MissingModels, IReadOnlyList<string> LoadedModels, object Limits, object Inference, ComputeInfo Compute);
 
     public sealed record ReadinessResponse(string Status, IReadOnlyList<MissingModel> MissingModels);
 
@@ -37,7 +40,7 @@ public static class ServiceApi
             .WithTags("Service").WithSummary("200 once a default model of every kind is registered, else 503 naming the missing ones")
             .Produces<ReadinessResponse>().Produces<ReadinessResponse>(503);
 
-        app.MapGet("/api/v1/info", (ModelRegistry registry, ModelHost host, IOptions<LimitsOptions> limits, IOptions<InferenceOptions> inference) =>
+        app.MapGet("/api/v1/info", (ModelRegistry registry, ModelHost host, ComputeDevices devices, IOptions<LimitsOptions> limits, IOptions<InferenceOptions> inference) =>
                 TypedResults.Ok(new InfoResponse(
                     "BeitV2",
                     typeof(ServiceApi).Assembly.GetName().Version?.ToString() ?? "0",
@@ -47,8 +50,9 @@ public static class ServiceApi
                     Missing(registry),
                     host.LoadedIds,
                     limits.Value,
-                    inference.Value)))
-            .WithTags("Service").WithSummary("Version, device, default models, missing models, limits");
+                    inference.Value,
+                    devices.Describe())))
+            .WithTags("Service").WithSummary("Version, device (and compute: precision, CUDA, training devices), default models, missing models, limits");
         return app;
     }
 

@@ -8,6 +8,16 @@ public sealed class StorageOptions
     public string DataDirectory { get; set; } = "data";
 }
 
+/// <summary><c>Models:*</c>: the bundled default models.</summary>
+public sealed class ModelsOptions
+{
+    public const string Section = "Models";
+    /// <summary>Copy the bundled default models into an empty registry at start-up.</summary>
+    public bool SeedDefaults { get; set; } = true;
+    /// <summary>Where the bundled models are (model packages + <c>defaults.json</c>); default: <c>DefaultModels</c> next to the app.</summary>
+    public string? BundledDirectory { get; set; }
+}
+
 /// <summary><c>Ml:*</c>: the device switch and CPU threads for torch.</summary>
 public sealed class MlOptions
 {
@@ -16,6 +26,19 @@ public sealed class MlOptions
     public string Device { get; set; } = "auto";
     /// <summary>Intra-op threads for libtorch; 0 = number of cores.</summary>
     public int Threads { get; set; }
+    /// <summary>
+    /// Inference compute precision: <c>fp32</c> (default), <c>bf16</c> or <c>fp16</c> (linear layers,
+    /// attention matmuls and convolutions in that dtype; weights, normalisation and softmax in float32).
+    /// fp16 needs a CUDA device; bf16 also runs on the CPU.
+    /// </summary>
+    public string InferencePrecision { get; set; } = "fp32";
+    /// <summary>TF32 tensor-core math for float32 matmuls/convolutions on Ampere+ GPUs (off: float32 results stay exact to 1e-5).</summary>
+    public bool AllowTf32 { get; set; }
+    /// <summary>
+    /// Devices of the training workers, comma-separated (<c>cuda:0,cuda:1</c>, <c>cpu</c>); empty: every GPU
+    /// for <c>auto</c>/<c>cuda</c> (the CPU without CUDA), the <c>Device</c> itself for <c>cuda:N</c> or <c>cpu</c>.
+    /// </summary>
+    public string? TrainingDevices { get; set; }
 }
 
 /// <summary><c>Inference:*</c>: dynamic batching and back-pressure.</summary>

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using BeitV2.Ml.Devices;
+using BeitV2.Ml.Precision;
 using BeitV2.Web.Configuration;
 using static TorchSharp.torch;
 
@@ -11,6 +13,11 @@ namespace BeitV2.Web.Inference;
 /// <c>MaxWaitMs</c> after the first one. Torch work runs on this worker's own thread, so request
 /// threads never block on the model and tensors never cross threads.
 /// </summary>
+/// <remarks>
+/// Each batch holds the device's <see cref="DeviceGate"/> (on a GPU shared with a training job the
+/// batch runs between two training steps; on the CPU the gate is open) and runs in the configured
+/// <c>Ml:InferencePrecision</c>. Results are copied to the CPU inside the batch.
+/// </remarks>
 public sealed class BatchingWorker : IDisposable
 {
     private sealed record Pending(string Operation, float[] Pixels, TaskCompletionSource<object> Completion, long EnqueuedTicks);
@@ -21,16 +28,21 @@ public sealed class BatchingWorker : IDisposable
     private readonly Channel<Pending> queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Thread thread;
     private readonly List<Pending> carry = new();
+    private readonly DeviceGate? gate;
+    private readonly ComputePrecision precision;
 
     /// <summary>Sizes of the batches run so far (most recent last, bounded); for tests and diagnostics.</summary>
     public IReadOnlyList<int> RecentBatchSizes { get { lock (recent) return recent.ToList(); } }
     private readonly Queue<int> recent = new();
 
-    public BatchingWorker(ServedModel model, InferenceOptions options, ILogger logger)
+    public BatchingWorker(ServedModel model, InferenceOptions options, ILogger logger, DeviceGate? gate = null,
+        ComputePrecision precision = ComputePrecision.Fp32)
     {
         this.model = model;
         this.options = options;
         this.logger = logger;
+        this.gate = gate;
+        this.precision = precision;
         thread = new Thread(Run) { IsBackground = true, Name = $"inference:{model.Info.Id}" };
         thread.Start();
     }
@@ -123,18 +135,24 @@ public sealed class BatchingWorker : IDisposable
         try
         {
             object[] results;
+            var size = model.Input.Size;
+            var per = 3 * size * size;
+            var data = new float[batch.Count * per];
+            for (var i = 0; i < batch.Count; i++) Array.Copy(batch[i].Pixels, 0, data, i * per, per);
+            long computeStart;
+            using (gate?.Enter())
             using (inference_mode())
             using (var scope = NewDisposeScope())
+            using (Autocast.Enable(precision))
             {
-                var size = model.Input.Size;
-                var per = 3 * size * size;
-                var data = new float[batch.Count * per];
-                for (var i = 0; i < batch.Count; i++) Array.Copy(batch[i].Pixels, 0, data, i * per, per);
+                computeStart = Stopwatch.GetTimestamp();
+                if (gate is { Enabled: true })
+                    InferenceMetrics.DeviceWaitSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(start, computeStart).TotalSeconds);
                 var device = model.Module.parameters().First().device;
                 var input = tensor(data, new long[] { batch.Count, 3, size, size }).to(device);
                 results = model.Execute(op, input);
             }
-            InferenceMetrics.ComputeSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(start).TotalSeconds);
+            InferenceMetrics.ComputeSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(computeStart).TotalSeconds);
             for (var i = 0; i < batch.Count; i++) batch[i].Completion.TrySetResult(results[i]);
         }
         catch (Exception e)

@@ -25,6 +25,13 @@ public static class InferenceMetrics
             Buckets = Histogram.ExponentialBuckets(0.001, 2, 16),
         });
 
+    public static readonly Histogram DeviceWaitSeconds = Metrics.CreateHistogram("beitv2_inference_device_wait_seconds",
+        "Time a batch waited for its GPU while a training step held it (only when inference and training share a GPU).", new HistogramConfiguration
+        {
+            LabelNames = new[] { "operation" },
+            Buckets = Histogram.ExponentialBuckets(0.001, 2, 16),
+        });
+
     public static readonly Histogram BatchSize = Metrics.CreateHistogram("beitv2_inference_batch_size",
         "Images per forward pass.", new HistogramConfiguration
         {

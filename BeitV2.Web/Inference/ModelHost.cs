@@ -1,7 +1,7 @@
-using BeitV2.Ml;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Vqkd;
+using BeitV2.Ml.Precision;
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
@@ -20,22 +20,24 @@ public sealed class ModelHost : IDisposable
     private readonly ModelRegistry registry;
     private readonly InferenceOptions options;
     private readonly ILogger<ModelHost> logger;
+    private readonly ComputeDevices devices;
     private readonly torch.Device device;
     private readonly Lock gate = new();
     private readonly Dictionary<string, (Lazy<Task<BatchingWorker>> Worker, long LastUsed)> loaded = new();
     private long clock;
 
-    public ModelHost(ModelRegistry registry, IOptions<InferenceOptions> options, IOptions<MlOptions> ml, ILogger<ModelHost> logger)
+    public ModelHost(ModelRegistry registry, IOptions<InferenceOptions> options, ComputeDevices devices, ILogger<ModelHost> logger)
     {
         this.registry = registry;
         this.options = options.Value;
         this.logger = logger;
-        TorchRuntime.ConfigureThreads(ml.Value.Threads > 0 ? ml.Value.Threads : Environment.ProcessorCount);
-        device = TorchRuntime.ResolveDevice(ml.Value.Device);
+        this.devices = devices;
+        device = devices.InferenceDevice;
         registry.ModelChanged += Unload;
     }
 
-    public string DeviceName => device.ToString();
+    /// <summary>"cpu" or "cuda:N".</summary>
+    public string DeviceName => devices.InferenceDeviceName;
 
     /// <summary>Ids of the models currently in memory.</summary>
     public IReadOnlyList<string> LoadedIds { get { lock (gate) return loaded.Keys.ToList(); } }
@@ -72,8 +74,8 @@ public sealed class ModelHost : IDisposable
                 BeitV2.Ml.Models.Segmentation.BeitSegmenter s => new ServedSegmenter(info, s),
                 _ => throw ApiProblemException.BadRequest($"Model '{info.Id}' ({info.Kind}) cannot be served for inference."),
             };
-            logger.LogInformation("Loaded model {Id} on {Device}", info.Id, device);
-            return new BatchingWorker(served, options, logger);
+            logger.LogInformation("Loaded model {Id} on {Device} ({Precision})", info.Id, DeviceName, devices.InferencePrecision.Name());
+            return new BatchingWorker(served, options, logger, devices.Gate(DeviceName), devices.InferencePrecision);
         }
         catch
         {

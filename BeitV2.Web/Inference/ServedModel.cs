@@ -34,7 +34,8 @@ public abstract class ServedModel(ModelInfo info, nn.Module module) : IDisposabl
     public abstract object[] Execute(string operation, Tensor batch);
     public void Dispose() => Module.Dispose();
 
-    protected static float[] Row(Tensor t, long i) => t[i].contiguous().data<float>().ToArray();
+    /// <summary>Row <paramref name="i"/> of a (B, …) result as float32 on the CPU (call on a tensor already on the CPU: one copy per batch).</summary>
+    protected static float[] Row(Tensor t, long i) => t[i].to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
 }
 
 /// <summary>VQ-KD: visual token ids per patch, on [0, 1] input.</summary>
@@ -45,7 +46,7 @@ public sealed class ServedTokenizer(ModelInfo info, VqkdTokenizer model) : Serve
 
     public override object[] Execute(string operation, Tensor batch)
     {
-        var ids = model.GetCodebookIndices(batch);
+        var ids = model.GetCodebookIndices(batch).cpu();
         var result = new object[batch.shape[0]];
         for (var i = 0; i < result.Length; i++) result[i] = ids[i].data<long>().ToArray();
         return result;
@@ -67,14 +68,14 @@ public sealed class ServedVit(ModelInfo info, BeitVisionTransformer model) : Ser
         var result = new object[batch.shape[0]];
         if (operation == Inference.Operations.Classify)
         {
-            var probs = model.ForwardHead(output.Features).softmax(-1);
+            var probs = model.ForwardHead(output.Features).softmax(-1).cpu();
             for (var i = 0; i < result.Length; i++) result[i] = Row(probs, i);
             return result;
         }
         // [CLS]: the last block's [CLS] after the final norm (identity for mean-pooling models).
-        var cls = output.Tokens[.., 0];
+        var cls = output.Tokens[.., 0].cpu();
         // Mean: the head input for mean-pooling models (fc_norm of the patch mean), else the mean of the normed patch tokens.
-        var mean = model.Config.UseMeanPooling ? output.Features : output.Tokens[.., 1..].mean(new long[] { 1 });
+        var mean = (model.Config.UseMeanPooling ? output.Features : output.Tokens[.., 1..].mean(new long[] { 1 })).cpu();
         for (var i = 0; i < result.Length; i++) result[i] = new FeatureResult(Row(cls, i), Row(mean, i));
         return result;
     }
@@ -89,8 +90,8 @@ public sealed class ServedMim(ModelInfo info, BeitMim model) : ServedModel(info,
     public override object[] Execute(string operation, Tensor batch)
     {
         using var f = model.ForwardFeatures(batch, null);
-        var cls = f.Final[.., 0];
-        var mean = f.Final[.., 1..].mean(new long[] { 1 });
+        var cls = f.Final[.., 0].cpu();
+        var mean = f.Final[.., 1..].mean(new long[] { 1 }).cpu();
         var result = new object[batch.shape[0]];
         for (var i = 0; i < result.Length; i++) result[i] = new FeatureResult(Row(cls, i), Row(mean, i));
         return result;
@@ -110,7 +111,7 @@ public sealed class ServedSegmenter(ModelInfo info, BeitV2.Ml.Models.Segmentatio
     public override object[] Execute(string operation, Tensor batch)
     {
         var size = Input.Size;
-        var classes = model.Predict(batch, (size, size));
+        var classes = model.Predict(batch, (size, size)).cpu();
         var result = new object[batch.shape[0]];
         for (var i = 0; i < result.Length; i++)
             result[i] = classes[i].to_type(ScalarType.Int32).contiguous().data<int>().ToArray();

@@ -14,9 +14,11 @@ public static class ServiceDefaults
         var services = builder.Services;
         services.Configure<StorageOptions>(builder.Configuration.GetSection(StorageOptions.Section));
         services.Configure<MlOptions>(builder.Configuration.GetSection(MlOptions.Section));
+        services.Configure<ModelsOptions>(builder.Configuration.GetSection(ModelsOptions.Section));
         services.Configure<InferenceOptions>(builder.Configuration.GetSection(InferenceOptions.Section));
         services.Configure<LimitsOptions>(builder.Configuration.GetSection(LimitsOptions.Section));
         services.Configure<SecurityOptions>(builder.Configuration.GetSection(SecurityOptions.Section));
+        services.AddSingleton<ComputeDevices>();   // Ml:Device, precision, training devices, per-device gates
 
         services.AddProblemDetails();
         services.AddExceptionHandler<ProblemExceptionHandler>();

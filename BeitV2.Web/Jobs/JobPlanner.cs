@@ -6,12 +6,11 @@ using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
+using BeitV2.Ml.Precision;
 using BeitV2.Ml.Training;
-using BeitV2.Web.Configuration;
 using BeitV2.Web.Datasets;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
-using Microsoft.Extensions.Options;
 using static TorchSharp.torch;
 
 namespace BeitV2.Web.Jobs;
@@ -37,7 +36,7 @@ public sealed class TrainingPlan : IDisposable
 /// Checks job requests against the datasets and the model registry, and turns a job into a trainer:
 /// models (from a preset or a registered base model), data loaders and options from the job's config.
 /// </summary>
-public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, IOptions<MlOptions> ml)
+public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, ComputeDevices devices)
 {
     private static readonly Dictionary<string, string[]> BaseKinds = new()
     {
@@ -60,9 +59,14 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         var type = request.Type?.Trim().ToLowerInvariant();
         if (type is null || !JobTypes.All.Contains(type))
             throw ApiProblemException.BadRequest($"'type' must be one of {string.Join(", ", JobTypes.All)}.");
+        if (type == JobTypes.Pipeline) return ValidatePipeline(request, id);
         if (string.IsNullOrWhiteSpace(request.Dataset))
             throw ApiProblemException.BadRequest("'dataset' is required: a dataset id from GET /api/v1/datasets, e.g. \"fashion-mnist\".");
         var settings = JobSettings.Parse(request.Config);
+        if (settings.MixedPrecision == ComputePrecision.Fp16 && !devices.TrainingOnCuda)
+            throw ApiProblemException.BadRequest(
+                $"config.mixedPrecision \"fp16\" requires a CUDA device; this server trains on {string.Join(", ", devices.TrainingDevices)}. " +
+                "Use \"fp32\" here (\"bf16\" also runs on the CPU, but much slower than fp32 on CPUs without native bfloat16).");
         var dataset = datasets.Get(request.Dataset);
         switch (type)
         {
@@ -104,6 +108,23 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         };
     }
 
+    private JobRecord ValidatePipeline(JobRequest request, string id)
+    {
+        Pipeline.PipelineSettings.Parse(request.Config);
+        if (request.Dataset is { Length: > 0 } d && d != DatasetCatalog.FashionMnist)
+            throw ApiProblemException.BadRequest($"The pipeline runs on '{DatasetCatalog.FashionMnist}' (and its segmentation scenes), not '{d}'.");
+        if (!string.IsNullOrWhiteSpace(request.BaseModel) || !string.IsNullOrWhiteSpace(request.Teacher))
+            throw ApiProblemException.BadRequest("A pipeline job trains its own teacher, tokenizer and backbone: it takes no 'baseModel' or 'teacher'.");
+        var fm = datasets.Get(DatasetCatalog.FashionMnist);
+        datasets.Get(DatasetCatalog.FashionMnistSeg);
+        return new JobRecord
+        {
+            Id = id, Type = JobTypes.Pipeline, Name = string.IsNullOrWhiteSpace(request.Name) ? null : request.Name.Trim(), Dataset = fm.Id,
+            Config = request.Config is { ValueKind: JsonValueKind.Object } c ? c.Clone() : null,
+            Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow,
+        };
+    }
+
     private ModelInfo CheckKind(string id, string field, string type, string[] kinds)
     {
         var info = registry.Find(id.Trim()) ?? throw ApiProblemException.NotFound($"'{field}': no model with id '{id}'.");
@@ -119,6 +140,11 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         var plan = new List<IDisposable>();
         try
         {
+            // One device per running job (one Hangfire worker per training device); released with the plan.
+            var lease = devices.LeaseTrainingDevice();
+            plan.Add(lease);
+            if (s.MixedPrecision == ComputePrecision.Fp16 && !lease.Device.StartsWith("cuda", StringComparison.Ordinal))
+                throw new ArgumentException($"mixedPrecision fp16 requires a CUDA device; this job would train on {lease.Device}.");
             TrainerBase.SeedEverything(s.Seed);
             var built = job.Type switch
             {
@@ -132,7 +158,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var result = new TrainingPlan
             {
                 Labels = built.Labels,
-                Run = (progress, ct) => built.Run(Options(s, checkpointDirectory, resumeFrom), progress, ct),
+                Run = (progress, ct) => built.Run(Options(s, checkpointDirectory, resumeFrom, lease), progress, ct),
             };
             result.Owned.AddRange(plan);
             return result;
@@ -148,13 +174,14 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         IReadOnlyList<string>? Labels);
 
     /// <summary>The common options of every trainer from the job's config.</summary>
-    private Func<TrainerOptions, TrainerOptions> Options(JobSettings s, string checkpointDirectory, string? resumeFrom) => o => o with
+    private static Func<TrainerOptions, TrainerOptions> Options(JobSettings s, string checkpointDirectory, string? resumeFrom,
+        ComputeDevices.DeviceLease lease) => o => o with
     {
         Epochs = s.Epochs, MaxSteps = s.MaxSteps, Seed = s.Seed,
         LearningRate = s.Lr ?? o.LearningRate, MinLearningRate = Math.Min(s.MinLr ?? o.MinLearningRate, s.Lr ?? o.LearningRate),
         WarmupEpochs = 0, WarmupSteps = s.WarmupSteps > 0 ? s.WarmupSteps : -1,
         WeightDecay = s.WeightDecay ?? o.WeightDecay, ClipGrad = s.ClipGrad ?? o.ClipGrad,
-        Device = ml.Value.Device, ReportEverySteps = s.ReportEverySteps, ReportInterval = TimeSpan.FromSeconds(1),
+        Device = lease.Device, Gate = lease.Gate, MixedPrecision = s.MixedPrecision, ReportEverySteps = s.ReportEverySteps, ReportInterval = TimeSpan.FromSeconds(1),
         CheckpointDirectory = checkpointDirectory, CheckpointEverySteps = s.CheckpointEverySteps, CheckpointEveryEpochs = 1,
         KeepCheckpoints = s.KeepCheckpoints, ResumeFrom = resumeFrom,
     };
@@ -204,9 +231,12 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         else
         {
             var size = s.ImageSize ?? teacherSize;
-            var config = s.Model == "micro"
-                ? VqkdConfig.Micro(decoderOutDim: teacher.OutputDim, nEmbed: s.CodebookSize)
-                : VqkdConfig.Base1xClip() with { DecoderOutDim = teacher.OutputDim, NEmbed = s.CodebookSize, TeacherModelType = "none" };
+            var config = s.Model switch
+            {
+                "micro" => VqkdConfig.Micro(decoderOutDim: teacher.OutputDim, nEmbed: s.CodebookSize),
+                "small" => VqkdConfig.Small(teacher.OutputDim, s.CodebookSize),
+                _ => VqkdConfig.Base1xClip() with { DecoderOutDim = teacher.OutputDim, NEmbed = s.CodebookSize, TeacherModelType = "none" },
+            };
             var patch = teacherPatch;
             config = config with
             {
@@ -234,6 +264,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var preset = s.Model switch
             {
                 "micro" => MimConfig.Micro(tokenizer.VocabSize),
+                "small" => MimConfig.Small(tokenizer.VocabSize),
                 "tiny" => MimConfig.Tiny(tokenizer.VocabSize),
                 _ => MimConfig.Base() with { VocabSize = tokenizer.VocabSize },
             };
@@ -262,11 +293,12 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         return new Built((common, progress, ct) =>
         {
             var options = Adjust(common, new LinearProbeOptions { NumClasses = classes.Count });
+            ProbeFeature? asked = s.ProbeFeature switch { "cls" => ProbeFeature.Cls, "mean" => ProbeFeature.Mean, _ => null };
             var trainer = backbone switch
             {
                 BeitVisionTransformer vit => new LinearProbeTrainer(vit,
-                    options with { Feature = vit.Config.UseMeanPooling ? ProbeFeature.Mean : ProbeFeature.Cls }),
-                _ => new LinearProbeTrainer((BeitMim)backbone, options with { Feature = ProbeFeature.Cls }),
+                    options with { Feature = asked ?? (vit.Config.UseMeanPooling ? ProbeFeature.Mean : ProbeFeature.Cls) }),
+                _ => new LinearProbeTrainer((BeitMim)backbone, options with { Feature = asked ?? ProbeFeature.Cls }),
             };
             var result = trainer.Run(train, validation, progress, ct);
             if (!ReferenceEquals(result.Model, backbone)) owned.Add(result.Model);
@@ -297,6 +329,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var preset = s.Model switch
             {
                 "micro" => VitConfig.Micro(classes),
+                "small" => VitConfig.Small(classes),
                 "tiny" => VitConfig.Tiny(classes),
                 _ => VitConfig.Base(classes),
             };
@@ -324,8 +357,8 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var config = source switch
             {
                 BeitSegmenter seg => seg.Config with { NumClasses = classes },
-                BeitVisionTransformer vit => FromBackbone(vit.Config with { NumClasses = 0 }, classes),
-                BeitMim mim => FromBackbone(mim.Config.ToBackbone(0), classes),
+                BeitVisionTransformer vit => FromBackbone(vit.Config with { NumClasses = 0, ImgSize = s.ImageSize ?? vit.Config.ImgSize }, classes),
+                BeitMim mim => FromBackbone(mim.Config.ToBackbone(0) with { ImgSize = s.ImageSize ?? mim.Config.ImgSize }, classes),
                 _ => throw new ArgumentException("Segmentation starts from a ViT, MIM or segmenter model."),
             };
             model = new BeitSegmenter(config);
@@ -342,6 +375,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var config = s.Model switch
             {
                 "micro" => SegmentationConfig.Micro(classes),
+                "small" => FromBackbone(VitConfig.Small(0), classes),
                 "tiny" => FromBackbone(VitConfig.Tiny(0), classes),
                 _ => SegmentationConfig.Base(classes),
             };

@@ -10,8 +10,10 @@ public static class JobTypes
     public const string LinearProbe = "linear-probe";
     public const string FineTune = "finetune";
     public const string Segmentation = "segmentation";
+    /// <summary>Every stage in one job, on Fashion-MNIST: what trained the bundled default models.</summary>
+    public const string Pipeline = "pipeline";
 
-    public static readonly IReadOnlyList<string> All = new[] { Tokenizer, Pretrain, LinearProbe, FineTune, Segmentation };
+    public static readonly IReadOnlyList<string> All = new[] { Tokenizer, Pretrain, LinearProbe, FineTune, Segmentation, Pipeline };
 }
 
 public static class JobStatus

@@ -20,7 +20,7 @@ namespace BeitV2.Web.Jobs;
 /// anything if another run id has claimed the record (fencing).
 /// </remarks>
 public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner planner, ModelRegistry registry,
-    TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, ILogger<JobRunner> logger)
+    TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, Pipeline.PipelineRunner pipeline, ILogger<JobRunner> logger)
 {
     private JobStore Store => store;
     private TrainingBroadcaster Broadcast => broadcast;
@@ -107,6 +107,11 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         using var lease = new Timer(_ => sink.Tick(cts), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         try
         {
+            if (job.Type == JobTypes.Pipeline)
+            {
+                ExecutePipeline(job, runId, sink, cts, lease);
+                return;
+            }
             using var plan = planner.Build(job, checkpoints, resumeFrom);
             if (resumeFrom is not null) Log(job.Id, $"resuming from {resumeFrom}");
             var result = plan.Run(sink, cts.Token);
@@ -118,18 +123,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             }
             if (result.Status == TrainingStatus.Cancelled)
             {
-                var cancelRequested = store.Find(job.Id)?.CancelRequested == true;
-                var interrupted = scheduler.ShuttingDown && !cancelRequested;
-                var done = Finish(job.Id, runId, j => j with
-                {
-                    Status = interrupted ? JobStatus.Queued : JobStatus.Cancelled,
-                    FinishedAt = interrupted ? null : DateTimeOffset.UtcNow, CancelRequested = false, RunId = null,
-                });
-                logger.LogInformation("Job {Id} {What} at step {Step}", job.Id, interrupted ? "interrupted by shutdown" : "cancelled", result.Step);
-                if (done is null) return;
-                broadcast.Status(done);
-                // Hand the job back to the shared queue at once: another server (or this one after its restart) continues it.
-                if (interrupted) scheduler.Enqueue(job.Id);
+                Stopped(job, runId, result.Step);
                 return;
             }
             var name = job.Name ?? $"{job.Type} {job.Id}";
@@ -168,6 +162,56 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             Log(job.Id, "error: " + message);
             broadcast.Status(failed);
         }
+    }
+
+    /// <summary>The run stopped on a cancel request (cancelled) or a shutdown (back to the queue, at once, for any server).</summary>
+    private void Stopped(JobRecord job, string runId, long step)
+    {
+        var cancelRequested = store.Find(job.Id)?.CancelRequested == true;
+        var interrupted = scheduler.ShuttingDown && !cancelRequested;
+        var done = Finish(job.Id, runId, j => j with
+        {
+            Status = interrupted ? JobStatus.Queued : JobStatus.Cancelled,
+            FinishedAt = interrupted ? null : DateTimeOffset.UtcNow, CancelRequested = false, RunId = null,
+        });
+        logger.LogInformation("Job {Id} {What} at step {Step}", job.Id, interrupted ? "interrupted by shutdown" : "cancelled", step);
+        if (done is null) return;
+        broadcast.Status(done);
+        if (interrupted) scheduler.Enqueue(job.Id);
+    }
+
+    /// <summary>A <c>pipeline</c> job: every stage in turn (finished stages are skipped after a resume); its output is the fine-tuned classifier.</summary>
+    private void ExecutePipeline(JobRecord job, string runId, Sink sink, CancellationTokenSource cts, Timer lease)
+    {
+        var settings = Pipeline.PipelineSettings.Parse(job.Config);
+        Pipeline.PipelineOutcome outcome;
+        try
+        {
+            outcome = pipeline.Run(settings.Preset, settings.Seed, store.JobDirectory(job.Id), job.Id, sink, line => broadcast.Log(job.Id, line), cts.Token);
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            outcome = new Pipeline.PipelineOutcome(true, null!, null); // stopped between stages
+        }
+        lease.Change(Timeout.Infinite, Timeout.Infinite);
+        if (sink.Lost) return;
+        if (outcome.Cancelled)
+        {
+            Stopped(job, runId, store.Find(job.Id)?.Progress.Step ?? 0);
+            return;
+        }
+        var metrics = new Dictionary<string, double>();
+        foreach (var (stage, r) in outcome.State.Stages)
+            foreach (var (k, v) in r.Metrics)
+                metrics[$"{stage}.{k}"] = v;
+        var finished = Finish(job.Id, runId, j => j with
+        {
+            Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, OutputModel = outcome.Classifier, CancelRequested = false, RunId = null,
+            LastMetrics = metrics,
+        });
+        if (finished is null) return;
+        broadcast.Log(job.Id, Pipeline.PipelineReport.Markdown(outcome.State));
+        broadcast.Status(finished);
     }
 
     /// <summary>Writes the final state only while this run still holds the job; null when another run has claimed it.</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BeitV2.Ml.Precision;
 using BeitV2.Web.Infrastructure;
 
 namespace BeitV2.Web.Jobs;
@@ -16,7 +17,7 @@ public sealed record JobSettings
     public double? MinLr { get; init; }
     public int WarmupSteps { get; init; }
     public int? ImageSize { get; init; }
-    /// <summary>micro, tiny or base.</summary>
+    /// <summary>micro, small, tiny or base.</summary>
     public string Model { get; init; } = "micro";
     public int Seed { get; init; }
     public int? MaxTrainImages { get; init; }
@@ -31,11 +32,16 @@ public sealed record JobSettings
     public double? ClipGrad { get; init; }
     public double MinCropScale { get; init; } = 0.35;
     public int Workers { get; init; } = 2;
+    /// <summary>Linear probe: "cls" or "mean" token feature; null = the model's own pooling.</summary>
+    public string? ProbeFeature { get; init; }
+    /// <summary>"fp32" (also "none" or false), "bf16" or "fp16" (also true): autocast + loss scaling for fp16. fp16 needs a CUDA training device.</summary>
+    public ComputePrecision MixedPrecision { get; init; } = ComputePrecision.Fp32;
 
     public static readonly IReadOnlyList<string> Keys = new[]
     {
         "epochs", "maxSteps", "batchSize", "lr", "minLr", "warmupSteps", "imageSize", "model", "seed", "maxTrainImages", "maxValImages",
-        "checkpointEverySteps", "keepCheckpoints", "reportEverySteps", "codebookSize", "layerDecay", "weightDecay", "clipGrad", "minCropScale", "workers",
+        "checkpointEverySteps", "keepCheckpoints", "reportEverySteps", "codebookSize", "layerDecay", "weightDecay", "clipGrad", "minCropScale", "workers", "probeFeature",
+        "mixedPrecision",
     };
 
     public static JobSettings Parse(JsonElement? config)
@@ -68,6 +74,9 @@ public sealed record JobSettings
                 "clipGrad" => s with { ClipGrad = Num(p, 0, 1e6, exclusiveMin: true) },
                 "minCropScale" => s with { MinCropScale = Num(p, 0, 1, exclusiveMin: true) },
                 "workers" => s with { Workers = Int(p, 1, 64) },
+                "probeFeature" => s with { ProbeFeature = v.ValueKind == JsonValueKind.String && v.GetString() is "cls" or "mean"
+                    ? v.GetString() : throw Bad($"config.probeFeature must be \"cls\" or \"mean\", got {v.GetRawText()}.") },
+                "mixedPrecision" => s with { MixedPrecision = Precision(p) },
                 _ => throw Bad($"Unknown config key '{p.Name}'. Known keys: {string.Join(", ", Keys)}."),
             };
         }
@@ -93,10 +102,21 @@ public sealed record JobSettings
         return v;
     }
 
+    private static ComputePrecision Precision(JsonProperty p)
+    {
+        var v = p.Value;
+        if (v.ValueKind == JsonValueKind.False || v.ValueKind == JsonValueKind.Null) return ComputePrecision.Fp32;
+        if (v.ValueKind == JsonValueKind.True) return ComputePrecision.Fp16;
+        if (v.ValueKind == JsonValueKind.String && v.GetString() is "fp32" or "none" or "bf16" or "fp16")
+            return ComputePrecisions.Parse(v.GetString());
+        throw Bad($"config.mixedPrecision must be \"fp32\" (or \"none\", false), \"bf16\" or \"fp16\" (or true), got {v.GetRawText()}.");
+    }
+
     private static string Preset(JsonProperty p)
     {
         var v = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : null;
-        if (v is not ("micro" or "tiny" or "base")) throw Bad($"config.model must be \"micro\", \"tiny\" or \"base\", got {p.Value.GetRawText()}.");
+        if (v is not ("micro" or "small" or "tiny" or "base"))
+            throw Bad($"config.model must be \"micro\", \"small\", \"tiny\" or \"base\", got {p.Value.GetRawText()}.");
         return v;
     }
 }

@@ -32,6 +32,7 @@ public static class JobsRegistration
         services.AddSingleton<ServerIdentity>();
         services.AddSingleton<JobStore>();
         services.AddSingleton<JobPlanner>();
+        services.AddSingleton<Pipeline.PipelineRunner>();
         services.AddSingleton<JobScheduler>();
         services.AddSingleton<TrainingBroadcaster>();
         services.AddTransient<JobRunner>();

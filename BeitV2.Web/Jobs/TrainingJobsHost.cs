@@ -12,7 +12,7 @@ public sealed class JobsOptions
     public string? ConnectionString { get; set; }
     /// <summary>How often idle workers look for a queued job.</summary>
     public int QueuePollIntervalMs { get; set; } = 200;
-    /// <summary>Concurrent training jobs; 0 = one per device (1 on CPU).</summary>
+    /// <summary>Concurrent training jobs; 0 = one per training device (<c>Ml:TrainingDevices</c>; 1 on the CPU).</summary>
     public int Workers { get; set; }
     /// <summary>PostgreSQL: the schema Hangfire's tables live in (created when missing).</summary>
     public string Schema { get; set; } = "hangfire";
@@ -35,15 +35,16 @@ public sealed class JobsOptions
 /// configuration, so separate hosts in one process (tests) do not share state.
 /// </summary>
 public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider services, JobScheduler scheduler, Microsoft.Extensions.Options.IOptions<JobsOptions> options,
-    ServerIdentity identity, ILogger<TrainingJobsHost> logger) : IHostedService
+    ServerIdentity identity, BeitV2.Web.Infrastructure.ComputeDevices devices, ILogger<TrainingJobsHost> logger) : IHostedService
 {
     private BackgroundJobServer? server;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (options.Value.Storage.Trim().Equals("sqlite", StringComparison.OrdinalIgnoreCase)) scheduler.Recover();
-        var workers = options.Value.Workers > 0 ? options.Value.Workers
-            : TorchSharp.torch.cuda.is_available() ? Math.Max(1, TorchSharp.torch.cuda.device_count()) : 1;
+        // One worker per training device: each running job leases its own device (JobPlanner), so two
+        // jobs never train on one GPU at once unless Jobs:Workers asks for more workers than devices.
+        var workers = options.Value.Workers > 0 ? options.Value.Workers : devices.TrainingDevices.Count;
         server = new BackgroundJobServer(new BackgroundJobServerOptions
         {
             Queues = [JobScheduler.Queue],
@@ -52,7 +53,8 @@ public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider servic
             ShutdownTimeout = TimeSpan.FromSeconds(60),
             ServerName = identity.Name,
         }, storage);
-        logger.LogInformation("Training queue started on server {Server} with {Workers} worker(s), storage {Storage}", identity.Name, workers, options.Value.Storage);
+        logger.LogInformation("Training queue started on server {Server} with {Workers} worker(s) for {Devices}, storage {Storage}",
+            identity.Name, workers, string.Join(", ", devices.TrainingDevices), options.Value.Storage);
         return Task.CompletedTask;
     }
 

@@ -22,10 +22,48 @@ public sealed partial class ModelRegistry
     private Dictionary<string, ModelInfo>? cache;
     private string? cacheStamp;
 
-    public ModelRegistry(DataDirectory data, ILogger<ModelRegistry> logger)
+    public ModelRegistry(DataDirectory data, IOptions<ModelsOptions> options, ILogger<ModelRegistry> logger)
     {
         this.logger = logger;
         ModelsDirectory = data.Sub("models");
+        if (options.Value.SeedDefaults)
+            SeedBundled(options.Value.BundledDirectory ?? Path.Combine(AppContext.BaseDirectory, "DefaultModels"));
+    }
+
+    /// <summary>
+    /// Copies the bundled default models into an empty registry (a fresh data directory), so a fresh clone
+    /// serves them at once. A registry that holds any model is left alone: deleting a default is respected.
+    /// Each package is copied into a staging folder and renamed into place, so a crash (or a second server
+    /// seeding the same shared folder) never leaves half a model.
+    /// </summary>
+    private void SeedBundled(string bundle)
+    {
+        if (!File.Exists(Path.Combine(bundle, DefaultsFile))) return;
+        Directory.CreateDirectory(ModelsDirectory);
+        if (Directory.EnumerateDirectories(ModelsDirectory).Any(d => !Path.GetFileName(d).StartsWith('.'))) return;
+        var copied = 0;
+        foreach (var source in Directory.EnumerateDirectories(bundle))
+        {
+            var id = Path.GetFileName(source);
+            if (!IsValidId(id) || !File.Exists(Path.Combine(source, "manifest.json"))) continue;
+            var target = PackageDirectory(id);
+            if (Directory.Exists(target)) continue;
+            var staging = Path.Combine(ModelsDirectory, $".seed-{id}-{Guid.NewGuid():N}");
+            Directory.CreateDirectory(staging);
+            foreach (var file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
+            try
+            {
+                Directory.Move(staging, target);
+                copied++;
+            }
+            catch (IOException)
+            {
+                Directory.Delete(staging, recursive: true); // another server seeded it meanwhile
+            }
+        }
+        if (!File.Exists(Path.Combine(ModelsDirectory, DefaultsFile)))
+            AtomicFile.WriteAllText(Path.Combine(ModelsDirectory, DefaultsFile), File.ReadAllText(Path.Combine(bundle, DefaultsFile)));
+        if (copied > 0) logger.LogInformation("Seeded {Count} bundled default model(s) from {Bundle}", copied, bundle);
     }
 
     public string ModelsDirectory { get; }

@@ -1,3 +1,4 @@
+using BeitV2.Ml.Precision;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -61,25 +62,25 @@ public sealed class Attention : ExplicitModule<Tensor, Tensor?, Tensor>
             var qBias = get_parameter("q_bias")!;
             var vBias = get_parameter("v_bias")!;
             var bias = cat(new Tensor[] { qBias, zeros_like(vBias), vBias });
-            qkvOut = nn.functional.linear(x, qkv.weight!, bias);
+            qkvOut = Autocast.Linear(x, qkv.weight!, bias);
         }
         else
         {
-            qkvOut = qkv.forward(x);
+            qkvOut = Autocast.Linear(qkv, x);
         }
         var parts = qkvOut.reshape(b, n, 3, numHeads, -1).permute(2, 0, 3, 1, 4);
         var q = parts[0] * scale;
         var k = parts[1];
         var v = parts[2];
-        var attn = q.matmul(k.transpose(-2, -1));
+        var attn = Autocast.Float32(Autocast.MatMul(q, k.transpose(-2, -1)));
         if (window is { } w)
             attn = attn + RelativePositionBias.Lookup(this, w).unsqueeze(0);
         if (sharedBias is not null)
             attn = attn + sharedBias;
         attn = attn.softmax(-1);
         attn = attnDrop.forward(attn);
-        var o = attn.matmul(v).transpose(1, 2).reshape(b, n, -1);
-        o = projDrop.forward(proj.forward(o));
+        var o = Autocast.MatMul(attn, v).transpose(1, 2).reshape(b, n, -1);
+        o = projDrop.forward(Autocast.Linear(proj, o));
         return o.MoveToOuterDisposeScope();
     }
 }

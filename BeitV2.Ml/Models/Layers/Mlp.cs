@@ -1,3 +1,4 @@
+using BeitV2.Ml.Precision;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -25,9 +26,9 @@ public sealed class Mlp : ExplicitModule<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        using var h = fc1.forward(x);
+        using var h = Autocast.Linear(fc1, x);
         using var a = nn.functional.gelu(h);
-        using var o = fc2.forward(a);
+        using var o = Autocast.Linear(fc2, a);
         return drop.forward(o);
     }
 }

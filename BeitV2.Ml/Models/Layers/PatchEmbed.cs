@@ -1,3 +1,4 @@
+using BeitV2.Ml.Precision;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -29,8 +30,9 @@ public sealed class PatchEmbed : ExplicitModule<Tensor, Tensor>
     {
         if (x.dim() != 4)
             throw new ArgumentException($"Expected images of shape (B, C, H, W), got ({string.Join(", ", x.shape)}).");
-        using var y = proj.forward(x);
-        using var flat = y.flatten(2);
-        return flat.transpose(1, 2);
+        using var scope = NewDisposeScope();
+        // Under autocast the convolution runs in low precision; the token stream starts in float32.
+        var y = Autocast.Float32(Autocast.Conv(proj, x));
+        return y.flatten(2).transpose(1, 2).MoveToOuterDisposeScope();
     }
 }

@@ -40,12 +40,42 @@ public sealed class RelativePositionBias : ExplicitModule
     {
         using var scope = NewDisposeScope();
         var table = module.get_parameter(TableName)!;
-        var index = module.get_buffer(IndexName)!;
-        if (index.device != table.device) index = index.to(table.device);
+        var index = IndexOn(module, table.device);
         int t = window.H * window.W + 1;
         var bias = table.index_select(0, index.view(-1)).view(t, t, -1).permute(2, 0, 1).contiguous();
         return bias.MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The index on the table's device. TorchSharp's <c>Module.to(device)</c> does not move
+    /// non-persistent buffers, so on a GPU the CPU index would be copied host→device in every forward
+    /// of every block (a synchronising copy); the device copy is made once per module and device and kept.
+    /// </summary>
+    private static Tensor IndexOn(nn.Module module, Device device)
+    {
+        var index = module.get_buffer(IndexName)!;
+        if (SameDevice(index.device, device)) return index;
+        var cached = DeviceIndices.GetOrCreateValue(module);
+        lock (cached)
+        {
+            if (cached.Index is { IsInvalid: false } t && SameDevice(t.device, device)) return t;
+            var moved = index.to(device);
+            moved.DetachFromDisposeScope();
+            cached.Index?.Dispose();
+            cached.Index = moved;
+            return moved;
+        }
+    }
+
+    private static bool SameDevice(Device a, Device b) =>
+        a.type == b.type && (a.type != TorchSharp.DeviceType.CUDA || Math.Max(0, a.index) == Math.Max(0, b.index));
+
+    private sealed class DeviceIndex
+    {
+        public Tensor? Index;
+    }
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<nn.Module, DeviceIndex> DeviceIndices = new();
 
     /// <summary>The (H, T, T) bias; T = Wh·Ww + 1.</summary>
     public Tensor forward() => Lookup(this, Window);

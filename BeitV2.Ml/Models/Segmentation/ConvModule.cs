@@ -1,3 +1,4 @@
+using BeitV2.Ml.Precision;
 using BeitV2.Ml.Models.Layers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -27,6 +28,12 @@ public sealed class ConvModule : ExplicitModule<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        if (Autocast.IsEnabled)
+        {
+            // The convolution in low precision, BatchNorm (statistics) in float32.
+            using var scope = NewDisposeScope();
+            return nn.functional.relu(bn.forward(Autocast.Float32(Autocast.Conv(conv, x)))).MoveToOuterDisposeScope();
+        }
         using var c = conv.forward(x);
         using var n = bn.forward(c);
         return nn.functional.relu(n);

@@ -1,3 +1,4 @@
+using BeitV2.Ml.Precision;
 using BeitV2.Ml.Models.Layers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -38,6 +39,6 @@ public sealed class FcnHead : ExplicitModule<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var output = convs.forward(x);
         if (dropout is not null) output = dropout.forward(output);
-        return convSeg.forward(output).MoveToOuterDisposeScope();
+        return Autocast.Float32(Autocast.Conv(convSeg, output)).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using BeitV2.Ml.Precision;
 using BeitV2.Ml.Models.Layers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -99,8 +100,16 @@ public sealed class UperHead : ExplicitModule<IReadOnlyList<Tensor>, Tensor>
 
     private Tensor ClsSeg(Tensor feat)
     {
-        if (dropout is null) return convSeg.forward(feat);
+        if (dropout is null) return ConvSeg(feat);
         using var dropped = dropout.forward(feat);
-        return convSeg.forward(dropped);
+        return ConvSeg(dropped);
+    }
+
+    /// <summary>conv_seg (low precision under <see cref="Autocast"/>), logits in float32.</summary>
+    private Tensor ConvSeg(Tensor feat)
+    {
+        if (!Autocast.IsEnabled) return convSeg.forward(feat);
+        using var scope = NewDisposeScope();
+        return Autocast.Float32(Autocast.Conv(convSeg, feat)).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using BeitV2.Ml.Precision;
 using BeitV2.Ml.Models.Layers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -55,7 +56,7 @@ public sealed class ClipVisionTransformer : ExplicitModule<Tensor, Tensor>
     {
         using var o = ForwardTokens(images);
         using var cls = o.Tokens[.., 0];
-        return cls.matmul(get_parameter("proj")!);
+        return Projected(cls);
     }
 
     /// <summary>ln_post(tokens)[:, 1:] @ proj: the VQ-KD regression target, (B, N, output_dim).</summary>
@@ -63,13 +64,21 @@ public sealed class ClipVisionTransformer : ExplicitModule<Tensor, Tensor>
     {
         using var o = ForwardTokens(images);
         using var patches = o.Tokens[.., 1..];
-        return patches.matmul(get_parameter("proj")!);
+        return Projected(patches);
+    }
+
+    /// <summary>x @ proj (low precision under <see cref="Autocast"/>), in float32.</summary>
+    private Tensor Projected(Tensor x)
+    {
+        if (!Autocast.IsEnabled) return x.matmul(get_parameter("proj")!);
+        using var scope = NewDisposeScope();
+        return Autocast.Float32(Autocast.MatMul(x, get_parameter("proj")!)).MoveToOuterDisposeScope();
     }
 
     public ClipOutput ForwardTokens(Tensor images, bool keepHidden = false)
     {
         using var scope = NewDisposeScope();
-        var x = conv1.forward(images);
+        var x = Autocast.Float32(Autocast.Conv(conv1, images));
         x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1);
         var cls = get_parameter("class_embedding")! + zeros(x.shape[0], 1, x.shape[2], dtype: x.dtype, device: x.device);
         x = cat(new[] { cls, x }, 1);
@@ -160,12 +169,12 @@ public sealed class ClipAttention : ExplicitModule<Tensor, Tensor>
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1], c = x.shape[2];
         var headDim = c / heads;
-        var qkv = nn.functional.linear(x, get_parameter("in_proj_weight")!, get_parameter("in_proj_bias")!)
+        var qkv = Autocast.Linear(x, get_parameter("in_proj_weight")!, get_parameter("in_proj_bias")!)
             .reshape(b, t, 3, heads, headDim).permute(2, 0, 3, 1, 4);
         var q = qkv[0] / Math.Sqrt(headDim);
-        var attn = q.matmul(qkv[1].transpose(-2, -1)).softmax(-1);
-        var o = attn.matmul(qkv[2]).transpose(1, 2).reshape(b, t, c);
-        return outProj.forward(o).MoveToOuterDisposeScope();
+        var attn = Autocast.Float32(Autocast.MatMul(q, qkv[1].transpose(-2, -1))).softmax(-1);
+        var o = Autocast.MatMul(attn, qkv[2]).transpose(1, 2).reshape(b, t, c);
+        return Autocast.Linear(outProj, o).MoveToOuterDisposeScope();
     }
 }
 
@@ -186,8 +195,8 @@ public sealed class ClipMlp : ExplicitModule<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = cFc.forward(x);
+        var h = Autocast.Linear(cFc, x);
         h = h * (h * 1.702).sigmoid();
-        return cProj.forward(h).MoveToOuterDisposeScope();
+        return Autocast.Linear(cProj, h).MoveToOuterDisposeScope();
     }
 }

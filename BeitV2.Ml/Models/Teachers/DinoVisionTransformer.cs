@@ -1,3 +1,4 @@
+using BeitV2.Ml.Precision;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Models.Layers;
 using TorchSharp.Modules;
@@ -53,7 +54,10 @@ public sealed class DinoVisionTransformer : ExplicitModule<Tensor, Tensor>, IVqk
         var (tokens, _) = ForwardTokens(images);
         using var t = tokens;
         using var cls = t[.., 0];
-        return head is null ? cls.clone() : head.forward(cls);
+        if (head is null) return cls.clone();
+        if (!Autocast.IsEnabled) return head.forward(cls);
+        using var scope = NewDisposeScope();
+        return Autocast.Float32(Autocast.Linear(head, cls)).MoveToOuterDisposeScope();
     }
 
     /// <summary>norm(x) over all tokens, and optionally every block's output.</summary>
@@ -165,10 +169,10 @@ public sealed class DinoAttention : ExplicitModule<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], n = x.shape[1], c = x.shape[2];
-        var parts = qkv.forward(x).reshape(b, n, 3, heads, c / heads).permute(2, 0, 3, 1, 4);
-        var attn = (parts[0].matmul(parts[1].transpose(-2, -1)) * scale).softmax(-1);
+        var parts = Autocast.Linear(qkv, x).reshape(b, n, 3, heads, c / heads).permute(2, 0, 3, 1, 4);
+        var attn = (Autocast.Float32(Autocast.MatMul(parts[0], parts[1].transpose(-2, -1))) * scale).softmax(-1);
         attn = attnDrop.forward(attn);
-        var o = attn.matmul(parts[2]).transpose(1, 2).reshape(b, n, c);
-        return projDrop.forward(proj.forward(o)).MoveToOuterDisposeScope();
+        var o = Autocast.MatMul(attn, parts[2]).transpose(1, 2).reshape(b, n, c);
+        return projDrop.forward(Autocast.Linear(proj, o)).MoveToOuterDisposeScope();
     }
 }

@@ -43,6 +43,14 @@ public sealed record VqkdConfig
     /// <summary>vqkd_encoder_base_decoder_1x768x12_dino (768-d targets).</summary>
     public static VqkdConfig Base1xDino() => new() { Decoder = DefaultVit(14, 1, 32, 1), TeacherModelType = "dino", DecoderOutDim = 768 };
 
+    /// <summary>The tokenizer of the bundled models: a <see cref="VitConfig.Small"/>-shaped encoder (4 blocks), 1-block decoder, 32-d codes.</summary>
+    public static VqkdConfig Small(int decoderOutDim, int nEmbed = 512) => new()
+    {
+        Encoder = DefaultVit(28, 4, 3, 4) with { EmbedDim = 96, NumHeads = 3 },
+        Decoder = DefaultVit(7, 1, 32, 1) with { EmbedDim = 96, NumHeads = 3 },
+        NEmbed = nEmbed, EmbedDim = 32, TeacherModelType = "none", DecoderOutDim = decoderOutDim,
+    };
+
     /// <summary>A test-sized tokenizer: 32 px, 8 px patches, 64 codes of dim 8, 1-block decoder.</summary>
     public static VqkdConfig Micro(int decoderOutDim = 32, int nEmbed = 64) => new()
     {

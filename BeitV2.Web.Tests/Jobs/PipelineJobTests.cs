@@ -1,0 +1,56 @@
+using System.Net.Http.Json;
+using BeitV2.Web.Tests.Api;
+
+namespace BeitV2.Web.Tests.Jobs;
+
+[Collection(JobsCollection.Name)]
+public sealed class PipelineJobTests
+{
+    [Fact]
+    public async Task SmokePipeline_RunsEveryStage_AndItsModelsServe()
+    {
+        using var host = new ApiHost();
+        using var client = host.CreateClient();
+        var id = await Jobs.StartAsync(client, new { type = "pipeline", dataset = "fashion-mnist", config = new { preset = "smoke", seed = 3 } });
+        var job = await Jobs.WaitAsync(client, id, TimeSpan.FromSeconds(300), "succeeded");
+
+        var metrics = job.GetProperty("lastMetrics").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
+        foreach (var key in new[]
+                 {
+                     "teacher.accuracy", "tokenizer.codebookUsage", "tokenizer.perplexity", "pretrain.mimAccuracy", "pretrain.mimAccuracyAggregated",
+                     "probe-mim-cls.accuracy", "probe-mim-mean.accuracy", "probe-random-cls.accuracy", "probe-random-mean.accuracy",
+                     "probe-pixels.accuracy", "finetune-mim.accuracy", "finetune-scratch.accuracy", "segmentation-mim.mIoU", "segmentation-scratch.mIoU",
+                 })
+        {
+            Assert.True(metrics.TryGetValue(key, out var v), $"no {key} in {string.Join(", ", metrics.Keys)}");
+            Assert.InRange(v, 0, key.EndsWith("perplexity") ? 1e6 : 1);
+        }
+
+        // The classifier is the job's output; the tokenizer, MIM model and segmenter are registered with their lineage.
+        var classifier = job.Str("outputModel");
+        Assert.Equal(classifier, (await client.PostAsync($"/api/v1/classify?model={classifier}", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
+        var models = (await client.GetAsync("/api/v1/models").JsonAsync()).EnumerateArray().ToList();
+        var fromPipeline = models.Where(m => m.GetProperty("lineage").ValueKind == System.Text.Json.JsonValueKind.Object
+                                             && m.GetProperty("lineage").Str("jobId") == id).ToList();
+        Assert.Equal(["backbone", "classifier", "classifier", "pretrain", "segmenter", "tokenizer"], fromPipeline.Select(m => m.Str("kind")).Order());
+        var tokenizer = fromPipeline.Single(m => m.Str("kind") == "tokenizer").Str("id");
+        Assert.Equal(tokenizer, (await client.PostAsync($"/api/v1/tokens?model={tokenizer}", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
+        var segmenter = fromPipeline.Single(m => m.Str("kind") == "segmenter").Str("id");
+        Assert.Equal(segmenter, (await client.PostAsync($"/api/v1/segment?model={segmenter}", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
+        Assert.True(File.Exists(Path.Combine(host.DataDirectory, "jobs", id, "pipeline.json")));
+        host.AssertNoServerErrors();
+    }
+
+    [Fact]
+    public async Task BadPipelineRequests_AreProblemDetails()
+    {
+        using var host = new ApiHost();
+        using var client = host.CreateClient();
+        Task<string> Bad(object request) => client.PostAsJsonAsync("/api/v1/jobs", request).ProblemAsync(400);
+        Assert.Contains("fashion-small", await Bad(new { type = "pipeline", config = new { preset = "huge" } }));
+        Assert.Contains("no 'baseModel'", await Bad(new { type = "pipeline", baseModel = "x" }));
+        Assert.Contains("Unknown config key", await Bad(new { type = "pipeline", config = new { epochs = 3 } }));
+        Assert.Contains("fashion-mnist", await Bad(new { type = "pipeline", dataset = "other" }));
+        Assert.Empty((await client.GetAsync("/api/v1/jobs").JsonAsync()).EnumerateArray());
+    }
+}

@@ -1,0 +1,81 @@
+# syntax=docker/dockerfile:1
+#
+# BeitV2 for NVIDIA GPUs: the ASP.NET Core service built against the CUDA build of libtorch.
+#
+#   docker build -t beitv2:cuda .
+#   docker run --gpus all -p 8080:8080 -v beitv2-data:/data beitv2:cuda
+#
+# Stage 1 builds with the .NET SDK and `-p:BeitV2Cuda=true`, which swaps the CPU libtorch
+# (libtorch-cpu-linux-x64) for TorchSharp-cuda-linux 0.107 = libtorch 2.10 for CUDA 12.8.
+# A plain `dotnet build` never asks for the CUDA packages (see BeitV2.Ml/BeitV2.Ml.csproj).
+# Stage 2 is the runtime: Ubuntu 24.04 with the CUDA 12.8 base layer and the ASP.NET Core runtime.
+# See README.md, "GPU deployment", for configuration and for what has and has not been verified.
+
+# CUDA 12.8 matches libtorch-cuda-12.8 (the libtorch of TorchSharp-cuda-linux 0.107). libtorch's
+# "shared-with-deps" distribution carries its own cuBLAS, cuDNN, cuFFT, NCCL, ... libraries, so the
+# small `base` flavour is enough: it brings cudart, the NVIDIA container environment and the
+# NVIDIA_REQUIRE_CUDA check (the container refuses to start on a driver older than CUDA 12.8 needs,
+# R570+). Use 12.8.1-cudnn-runtime-ubuntu24.04 instead if a libtorch build ever expects system libraries.
+ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-base-ubuntu24.04
+ARG DOTNET_SDK_IMAGE=mcr.microsoft.com/dotnet/sdk:10.0-noble
+ARG DOTNET_RUNTIME_IMAGE=mcr.microsoft.com/dotnet/aspnet:10.0-noble
+
+# ---------------------------------------------------------------- build
+FROM ${DOTNET_SDK_IMAGE} AS build
+ARG DEBIAN_FRONTEND=noninteractive
+# Node.js and npm: the web project's build runs `npm ci` for the browser UI.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nodejs npm \
+ && rm -rf /var/lib/apt/lists/*
+ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 \
+    DOTNET_NOLOGO=1
+WORKDIR /src
+# Restore first (a cached layer while only sources change). The CUDA packages are large (~3 GB):
+# the libtorch-cuda package is split into fragments that its build targets stitch back together.
+COPY global.json Directory.Build.props Directory.Build.targets ./
+COPY build/ build/
+COPY BeitV2.Ml/BeitV2.Ml.csproj BeitV2.Ml/
+COPY BeitV2.Web/BeitV2.Web.csproj BeitV2.Web/
+RUN dotnet restore BeitV2.Web/BeitV2.Web.csproj -p:BeitV2Cuda=true
+COPY . .
+RUN dotnet publish BeitV2.Web/BeitV2.Web.csproj -c Release -p:BeitV2Cuda=true -o /app \
+ && test -f /app/BeitV2.Web.dll \
+ && test -n "$(find /app -name 'libtorch_cuda.so*' -print -quit)"
+
+# ---------------------------------------------------------------- runtime
+FROM ${DOTNET_RUNTIME_IMAGE} AS dotnet
+
+FROM ${CUDA_RUNTIME_IMAGE} AS runtime
+ARG DEBIAN_FRONTEND=noninteractive
+# What the ASP.NET Core runtime needs on Ubuntu 24.04 (the aspnet image's own list; tzdata would
+# otherwise ask for a time zone, hence the non-interactive frontend).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates libicu74 libssl3t64 tzdata zlib1g \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=dotnet /usr/share/dotnet /usr/share/dotnet
+RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet \
+ && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin beitv2 \
+ && mkdir -p /data \
+ && chown beitv2:beitv2 /data
+
+ENV DOTNET_ROOT=/usr/share/dotnet \
+    DOTNET_CLI_TELEMETRY_OPTOUT=1 \
+    ASPNETCORE_ENVIRONMENT=Production \
+    ASPNETCORE_HTTP_PORTS=8080 \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    Storage__DataDirectory=/data \
+    Ml__Device=auto \
+    Ml__InferencePrecision=fp32 \
+    Ml__AllowTf32=false
+
+WORKDIR /app
+COPY --from=build /app ./
+COPY --chmod=0755 docker/healthcheck.sh /usr/local/bin/beitv2-healthcheck
+
+USER beitv2
+EXPOSE 8080
+# Models, datasets, jobs, checkpoints and the job queue (SQLite) live here.
+VOLUME ["/data"]
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["/usr/local/bin/beitv2-healthcheck"]
+ENTRYPOINT ["dotnet", "BeitV2.Web.dll"]
