@@ -129,6 +129,9 @@ public sealed class TokenizerTrainer : TrainerBase
         return model.Forward(batch.Images, batch.Targets);
     }
 
+    private protected override IReadOnlyList<double>? ProgressCodeCounts() =>
+        EpochState.TryGetValue(HistogramKey, out var histogram) ? histogram.ToArray() : new double[model.Config.NEmbed];
+
     private protected override void OnEpochEnd(int epoch, Dictionary<string, double> metrics)
     {
         var n = model.Config.NEmbed;

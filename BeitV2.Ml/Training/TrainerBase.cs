@@ -99,6 +99,9 @@ public abstract class TrainerBase
     /// <summary>Metrics on the held-out split; must leave the training state (weights, statistics) untouched.</summary>
     private protected virtual Dictionary<string, double> Evaluate(ITrainingData validation, CancellationToken cancellationToken) => new();
 
+    /// <summary>Per-code assignment counts of the epoch so far, for progress reports (tokenizer only; null by default).</summary>
+    private protected virtual IReadOnlyList<double>? ProgressCodeCounts() => null;
+
     /// <summary>The model the run delivers (by default the trained module).</summary>
     private protected virtual nn.Module OutputModel() => CheckpointModule;
 
@@ -193,7 +196,7 @@ public abstract class TrainerBase
             // The epoch of the last step done.
             var epochIndex = (int)Math.Min(epochs - 1, Math.Max(0, (step - 1) / spe));
             progress.Report(new TrainingProgress(Stage, ev, epochIndex, epochs, step, budget, lastLoss, lastLr,
-                session.ImagesPerSecond, session.Eta(step, budget), metrics, pendingLog.ToList()) { CheckpointPath = checkpointPath });
+                session.ImagesPerSecond, session.Eta(step, budget), metrics, pendingLog.ToList()) { CheckpointPath = checkpointPath, CodeCounts = ProgressCodeCounts() });
             pendingLog.Clear();
             session.MarkReported();
         }

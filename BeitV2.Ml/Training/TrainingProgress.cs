@@ -44,6 +44,11 @@ public sealed record TrainingProgress(
     IReadOnlyDictionary<string, double> Metrics,
     IReadOnlyList<string> Log)
 {
+    /// <summary>
+    /// Tokenizer runs only (null otherwise): how often each codebook entry was assigned so far in the
+    /// current epoch (index = code id; the whole epoch's counts at <see cref="TrainingEvent.EpochEnd"/>).
+    /// </summary>
+    public IReadOnlyList<double>? CodeCounts { get; init; }
     /// <summary>The folder just written, on <see cref="TrainingEvent.Checkpoint"/> reports.</summary>
     public string? CheckpointPath { get; init; }
 }

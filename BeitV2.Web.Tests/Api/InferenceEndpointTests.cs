@@ -47,6 +47,33 @@ public sealed class InferenceEndpointTests(SeededApi api)
     }
 
     [Fact]
+    public async Task Tokens_ViewLocatesTheGridOnTheUploadedImage()
+    {
+        var photos = new[] { TestImages.Coffee, TestImages.Rocket, TestImages.Png(20, 12) };
+        var json = await Client.PostAsync("/api/v1/tokens", Http.Images(photos)).JsonAsync();
+        var images = json.Items("images");
+        var transform = new BeitV2.Ml.Imaging.EvalTransform(api.Tokenizer.ImageSize);
+        for (var i = 0; i < photos.Length; i++)
+        {
+            var (w, h) = TestImages.DecodedSize(photos[i]);
+            var view = images[i].GetProperty("view");
+            Assert.Equal(w, view.Int("imageWidth"));
+            Assert.Equal(h, view.Int("imageHeight"));
+            // The crop box of the evaluation transform, mapped back from the resized image to the upload.
+            var plan = transform.Plan(w, h);
+            double sx = (double)w / plan.ResizedWidth, sy = (double)h / plan.ResizedHeight;
+            Assert.Equal(plan.Crop.Left * sx, view.GetProperty("x").GetDouble(), 6);
+            Assert.Equal(plan.Crop.Top * sy, view.GetProperty("y").GetDouble(), 6);
+            Assert.Equal(plan.Crop.Width * sx, view.GetProperty("width").GetDouble(), 6);
+            Assert.Equal(plan.Crop.Height * sy, view.GetProperty("height").GetDouble(), 6);
+            // A centred square: the middle of the view is the middle of the image.
+            Assert.InRange(view.GetProperty("x").GetDouble() + view.GetProperty("width").GetDouble() / 2 - w / 2.0, -sx, sx);
+            Assert.InRange(view.GetProperty("y").GetDouble() + view.GetProperty("height").GetDouble() / 2 - h / 2.0, -sy, sy);
+        }
+        await api.AssertStillServingAsync();
+    }
+
+    [Fact]
     public async Task Tokens_FormatPng_DrawsTheTokenMapOverTheModelsView()
     {
         var png = await Client.PostAsync("/api/v1/tokens?format=png", Http.Images(TestImages.Rocket)).PngAsync();

@@ -29,6 +29,17 @@ public sealed class JobsApiTests
         Assert.True(tokJob.Step() > 0);
         Assert.NotEmpty(tokJob.Items("checkpoints"));
         Assert.Contains("codebookUsage", tokJob.GetProperty("lastMetrics").EnumerateObject().Select(p => p.Name));
+        // The live codebook view's data: the last epoch's per-code counts (64 codes by default), and the kept log.
+        var codebook = await client.GetAsync($"/api/v1/jobs/{tok}/codebook").JsonAsync();
+        Assert.Equal(64, codebook.Int("codebookSize"));
+        var counts = codebook.Items("counts").Select(c => c.GetInt64()).ToList();
+        Assert.Equal(64, counts.Count);
+        Assert.Equal(counts.Count(c => c > 0), codebook.Int("usedCodes"));
+        Assert.Equal(tokJob.GetProperty("lastMetrics").GetProperty("usedCodes").GetDouble(), codebook.Int("usedCodes"));
+        Assert.Equal(tokJob.Step(), codebook.GetProperty("step").GetInt64());
+        var log = await client.GetAsync($"/api/v1/jobs/{tok}/log").JsonAsync();
+        Assert.Contains(log.Items("lines"), l => l.GetString()!.Contains("finished"));
+        Assert.Equal(2, (await client.GetAsync($"/api/v1/jobs/{tok}/log?tail=2").JsonAsync()).Items("lines").Length);
         var tokens = await client.PostAsync($"/api/v1/tokens?model={tokenizer}", Http.Images(TestImages.Png(40, 30))).JsonAsync();
         Assert.Equal(tokenizer, tokens.Str("model"));
         var model = await client.GetAsync($"/api/v1/models/{tokenizer}").JsonAsync();
@@ -61,6 +72,8 @@ public sealed class JobsApiTests
         Assert.Contains("mIoU", segJob.GetProperty("lastMetrics").EnumerateObject().Select(p => p.Name));
         Assert.Equal(segmenter, (await client.PostAsync($"/api/v1/segment?model={segmenter}", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
 
+        await client.GetAsync($"/api/v1/jobs/{ft}/codebook").ProblemAsync(404);
+        await client.GetAsync($"/api/v1/jobs/{ft}/log?tail=0").ProblemAsync(400);
         var metrics = await client.GetAsync($"/api/v1/jobs/{ft}/metrics").JsonAsync();
         Assert.NotEmpty(metrics.EnumerateArray());
         Assert.All(metrics.EnumerateArray(), m => Assert.True(m.GetProperty("step").GetInt64() > 0));

@@ -59,6 +59,12 @@ public class TokenizerTrainerTests
             // The usage statistic is reset at every epoch start, so its zero entries are exactly the codes unused this epoch.
             Assert.Equal(64 - m["usedCodes"], m["unusedCodes"]);
         }
+        // Per-code counts ride along every report (the live codebook view): at an epoch's end they are that epoch's histogram.
+        Assert.All(progress.Reports, r => Assert.Equal(64, r.CodeCounts?.Count));
+        foreach (var e in epochs)
+            Assert.Equal(e.Metrics["usedCodes"], e.CodeCounts!.Count(c => c > 0));
+        var steps = progress.Reports.Where(r => r.Event == TrainingEvent.Step).ToList();
+        Assert.All(steps, r => Assert.True(r.CodeCounts!.Sum() > 0));
         var eval = progress.Reports.Last(r => r.Event == TrainingEvent.Evaluation).Metrics;
         Assert.InRange(eval["valReconstructionCosine"], -1.0, 1.0);
         Assert.Contains("valUnusedCodes", eval.Keys);

@@ -53,7 +53,8 @@ public static class InferenceApi
         }
         var images = run.Results.Select((ids, i) => new ImageTokens(i,
             Enumerable.Range(0, grid).Select(r => ids.Skip(r * grid).Take(grid).Select(v => (int)v).ToArray()).ToArray(),
-            ids.Distinct().Count())).ToList();
+            ids.Distinct().Count(),
+            TokenView.From(run.Images[i].Image.Width, run.Images[i].Image.Height, run.Plans[i]))).ToList();
         return TypedResults.Ok(new TokensResponse(info.Id, grid, grid, info.CodebookSize ?? 0, images));
     }
 

@@ -34,6 +34,26 @@ public static class JobsApi
             })
             .WithSummary("The job's metric time series").ProducesProblem(404);
 
+        group.MapGet("/{id}/log", (string id, int? tail, JobStore store) =>
+            {
+                store.Get(id);
+                var n = tail ?? 500;
+                if (n < 1) throw ApiProblemException.BadRequest($"tail must be at least 1, not {n}.");
+                return TypedResults.Ok(JobArtifacts.ReadLog(id, store.JobDirectory(id), n));
+            })
+            .WithSummary("The job's log lines (the newest 'tail', default 500), as broadcast on the hub's 'log' messages")
+            .ProducesProblem(400).ProducesProblem(404);
+
+        group.MapGet("/{id}/codebook", (string id, JobStore store) =>
+            {
+                var job = store.Get(id);
+                if (job.Type != JobTypes.Tokenizer)
+                    throw ApiProblemException.NotFound($"Job '{id}' is a {job.Type} job; only tokenizer jobs have codebook statistics.");
+                return TypedResults.Ok(JobArtifacts.ReadCodebook(id, store.JobDirectory(id), JobArtifacts.ConfiguredCodebookSize(job)));
+            })
+            .WithSummary("Tokenizer jobs: how often each code was assigned so far in the current epoch (live codebook usage)")
+            .ProducesProblem(404);
+
         group.MapPost("/{id}/cancel", (string id, JobScheduler scheduler) =>
                 TypedResults.Accepted($"/api/v1/jobs/{id}", Accepted(scheduler.Cancel(id))))
             .AddEndpointFilter<ApiKeyFilter>()

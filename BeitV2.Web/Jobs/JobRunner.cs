@@ -85,7 +85,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 case ClaimResult.TakeOver:
                     logger.LogWarning("Job {Id}: server {Previous} stopped renewing its heartbeat; {Server} takes over from the newest checkpoint",
                         jobId, previousServer, server.Name);
-                    broadcast.Log(jobId, $"server {previousServer} stopped; {server.Name} continues the job from its newest checkpoint");
+                    Log(jobId, $"server {previousServer} stopped; {server.Name} continues the job from its newest checkpoint");
                     return job;
                 case ClaimResult.Wait:
                     // Re-delivered while its server still renews the heartbeat (e.g. the queue lost the lease
@@ -113,7 +113,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 return;
             }
             using var plan = planner.Build(job, checkpoints, resumeFrom);
-            if (resumeFrom is not null) broadcast.Log(job.Id, $"resuming from {resumeFrom}");
+            if (resumeFrom is not null) Log(job.Id, $"resuming from {resumeFrom}");
             var result = plan.Run(sink, cts.Token);
             lease.Change(Timeout.Infinite, Timeout.Infinite);
             if (sink.Lost)
@@ -159,7 +159,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 Status = JobStatus.Failed, FinishedAt = DateTimeOffset.UtcNow, Error = message, CancelRequested = false, RunId = null,
             });
             if (failed is null) return;
-            broadcast.Log(job.Id, "error: " + message);
+            Log(job.Id, "error: " + message);
             broadcast.Status(failed);
         }
     }
@@ -229,6 +229,13 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
 
     private sealed class LostJobException() : Exception("another server claimed the job");
 
+    /// <summary>Broadcasts a log line and keeps it in the job's <c>log.txt</c> (read back by <c>GET /api/v1/jobs/{id}/log</c>).</summary>
+    private void Log(string jobId, string line)
+    {
+        JobArtifacts.AppendLog(store.JobDirectory(jobId), line);
+        broadcast.Log(jobId, line);
+    }
+
     /// <summary>The trainer's synchronous progress sink, and the lease of the run.</summary>
     private sealed class Sink(JobRunner owner, string jobId, string runId) : IProgress<TrainingProgress>
     {
@@ -286,8 +293,9 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 last = p;
                 lastSent = lastBeat = DateTime.UtcNow;
             }
+            if (p.CodeCounts is { } counts) JobArtifacts.WriteCodebook(jobId, store.JobDirectory(jobId), p.Step, p.Epoch, counts);
             owner.Broadcast.Progress(job, p);
-            foreach (var line in p.Log) owner.Broadcast.Log(jobId, line);
+            foreach (var line in p.Log) owner.Log(jobId, line);
         }
 
         /// <summary>

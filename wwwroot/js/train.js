@@ -1,0 +1,289 @@
+// Train: the form that starts each job type, and the live job list.
+import { get, postJson } from './api.js';
+import * as hub from './hub.js';
+import { h, clear, showError, inlineError, notify, fmtTime, fmtPercent, fmtDuration, statusBadge, modelLabel } from './ui.js';
+
+/** What each job type needs, and small defaults that finish in minutes on a CPU with the micro preset. */
+export const TYPES = {
+  tokenizer: {
+    title: 'Tokenizer (VQ-KD)', about: 'Learns the visual-token codebook by reconstructing a teacher\'s features.',
+    datasets: null, base: { kinds: ['tokenizer'], required: false, label: 'Continue from tokenizer' },
+    teacher: { kinds: ['teacher', 'backbone', 'classifier'], label: 'Teacher (whose features are reconstructed)' },
+    defaults: { epochs: 2, batchSize: 32, lr: 0.002, maxTrainImages: 1024, maxValImages: 128, reportEverySteps: 5, codebookSize: 64 },
+  },
+  pretrain: {
+    title: 'Pretraining (masked image modelling)', about: 'Pretrains a BEiT v2 backbone to predict the visual tokens of masked patches.',
+    datasets: null, base: { kinds: ['pretrain'], required: false, label: 'Continue from pretraining model' },
+    teacher: { kinds: ['tokenizer'], label: 'Tokenizer (gives the targets)' },
+    defaults: { epochs: 2, batchSize: 32, lr: 0.0015, maxTrainImages: 1024, maxValImages: 0, reportEverySteps: 5 },
+  },
+  'linear-probe': {
+    title: 'Linear probe', about: 'Trains a linear classifier on frozen features of a base model.',
+    datasets: 'classification', base: { kinds: ['backbone', 'classifier', 'pretrain'], required: true, label: 'Base model (frozen)' },
+    defaults: { epochs: 3, batchSize: 64, lr: 0.001, maxTrainImages: 2000, maxValImages: 500, reportEverySteps: 5 },
+  },
+  finetune: {
+    title: 'Fine-tuning (classification)', about: 'Trains a classifier end to end, from a base model or from scratch (model preset).',
+    datasets: 'classification', base: { kinds: ['backbone', 'classifier', 'pretrain'], required: false, label: 'Base model' },
+    defaults: { epochs: 3, batchSize: 32, lr: 0.003, maxTrainImages: 2000, maxValImages: 500, reportEverySteps: 5 },
+  },
+  segmentation: {
+    title: 'Segmentation (UperNet)', about: 'Trains a segmenter on image/mask pairs, from a base model or from scratch.',
+    datasets: 'segmentation', base: { kinds: ['backbone', 'classifier', 'pretrain', 'segmenter'], required: false, label: 'Base model' },
+    defaults: { epochs: 2, batchSize: 8, lr: 0.0005, maxTrainImages: 256, maxValImages: 64, reportEverySteps: 2 },
+  },
+};
+
+const MAIN_FIELDS = [
+  { key: 'epochs', label: 'Epochs', type: 'int', min: 1 },
+  { key: 'batchSize', label: 'Batch size', type: 'int', min: 1 },
+  { key: 'lr', label: 'Learning rate', type: 'float', min: 0, step: 'any' },
+  { key: 'maxTrainImages', label: 'Training images (at most)', type: 'int', min: 1 },
+  { key: 'maxValImages', label: 'Validation images (at most)', type: 'int', min: 0 },
+  { key: 'codebookSize', label: 'Codebook size', type: 'int', min: 2, only: ['tokenizer'] },
+];
+
+const MORE_FIELDS = [
+  { key: 'reportEverySteps', label: 'Report every N steps', type: 'int', min: 1 },
+  { key: 'checkpointEverySteps', label: 'Checkpoint every N steps (0 = per epoch)', type: 'int', min: 0 },
+  { key: 'keepCheckpoints', label: 'Checkpoints to keep', type: 'int', min: 1 },
+  { key: 'maxSteps', label: 'Stop after N steps', type: 'int', min: 1 },
+  { key: 'warmupSteps', label: 'Warm-up steps', type: 'int', min: 0 },
+  { key: 'minLr', label: 'Final learning rate', type: 'float', min: 0, step: 'any' },
+  { key: 'weightDecay', label: 'Weight decay', type: 'float', min: 0, step: 'any' },
+  { key: 'layerDecay', label: 'Layer decay', type: 'float', min: 0, step: 'any', only: ['finetune', 'segmentation'] },
+  { key: 'clipGrad', label: 'Gradient clipping (max norm)', type: 'float', min: 0, step: 'any' },
+  { key: 'imageSize', label: 'Image size (px)', type: 'int', min: 8 },
+  { key: 'seed', label: 'Seed', type: 'int', min: 0 },
+  { key: 'workers', label: 'Data loader workers', type: 'int', min: 1 },
+];
+
+let root;
+const els = {};
+let models = [];
+let datasets = [];
+let jobs = new Map();
+let visible = false;
+let listRefresh = null;
+
+export function init(section) {
+  root = section;
+  els.type = h('select', { id: 'job-type', name: 'type' }, Object.entries(TYPES).map(([k, t]) => h('option', { value: k, selected: k === 'finetune' }, `${k} — ${t.title}`)));
+  els.about = h('p', { class: 'hint', id: 'job-type-about' });
+  els.name = h('input', { id: 'job-name', name: 'name', type: 'text', placeholder: 'optional', autocomplete: 'off' });
+  els.dataset = h('select', { id: 'job-dataset', name: 'dataset', required: true });
+  els.datasetHint = h('p', { class: 'hint' });
+  els.base = h('select', { id: 'job-base', name: 'baseModel' });
+  els.baseLabel = h('label', { for: 'job-base' }, 'Base model');
+  els.baseRow = h('div', { class: 'field' }, els.baseLabel, els.base);
+  els.teacher = h('select', { id: 'job-teacher', name: 'teacher' });
+  els.teacherLabel = h('label', { for: 'job-teacher' }, 'Teacher');
+  els.teacherHint = h('p', { class: 'hint' });
+  els.teacherRow = h('div', { class: 'field' }, els.teacherLabel, els.teacher, els.teacherHint);
+  els.preset = h('select', { id: 'job-preset', name: 'model' }, ['micro', 'tiny', 'base'].map((p) => h('option', { value: p }, p)));
+  els.presetRow = h('div', { class: 'field' }, h('label', { for: 'job-preset' }, 'Model size (from scratch)'), els.preset,
+    h('p', { class: 'hint' }, 'micro trains in seconds on a CPU; base is the paper\'s ViT-B/16.'));
+  els.fields = {};
+  const fieldRow = (f) => {
+    const input = h('input', { id: 'job-' + f.key, name: f.key, type: 'number', min: f.min, step: f.step || (f.type === 'int' ? '1' : 'any'), inputmode: f.type === 'int' ? 'numeric' : 'decimal' });
+    const row = h('div', { class: 'field' }, h('label', { for: 'job-' + f.key }, f.label), input);
+    els.fields[f.key] = { input, row, spec: f };
+    return row;
+  };
+  els.error = h('div', { class: 'form-error' });
+  els.submit = h('button', { type: 'submit', id: 'start-job' }, 'Start job');
+  els.form = h('form', { class: 'job-form', id: 'job-form', novalidate: true },
+    h('div', { class: 'field' }, h('label', { for: 'job-type' }, 'Job type'), els.type, els.about),
+    h('div', { class: 'field' }, h('label', { for: 'job-name' }, 'Name'), els.name),
+    h('div', { class: 'field' }, h('label', { for: 'job-dataset' }, 'Dataset'), els.dataset, els.datasetHint),
+    els.baseRow, els.teacherRow, els.presetRow,
+    h('div', { class: 'field-grid' }, MAIN_FIELDS.map(fieldRow)),
+    h('details', { class: 'more' }, h('summary', {}, 'More settings'), h('div', { class: 'field-grid' }, MORE_FIELDS.map(fieldRow))),
+    els.error,
+    h('div', { class: 'actions' }, els.submit, h('button', { type: 'button', class: 'secondary', onclick: () => applyDefaults(true) }, 'Reset to defaults')));
+  els.type.addEventListener('change', () => { applyType(); applyDefaults(true); });
+  els.base.addEventListener('change', () => { els.presetRow.hidden = !!els.base.value; });
+  els.form.addEventListener('submit', submit);
+
+  els.jobsBody = h('tbody', { id: 'jobs-body' });
+  els.jobsEmpty = h('p', { class: 'empty' }, 'No jobs yet.');
+  root.append(
+    h('h1', { id: 'train-title' }, 'Train'),
+    h('p', { class: 'lead' }, 'Start a training job and follow it live. Jobs run one at a time per device, in the order they were started; they survive a restart of the service.'),
+    h('div', { class: 'train-layout' },
+      h('section', { class: 'panel', 'aria-labelledby': 'start-title' }, h('h2', { id: 'start-title' }, 'Start a job'), els.form),
+      h('section', { class: 'panel', 'aria-labelledby': 'jobs-title' },
+        h('div', { class: 'panel-head' }, h('h2', { id: 'jobs-title' }, 'Jobs'),
+          h('button', { type: 'button', class: 'secondary small', onclick: () => loadJobs() }, 'Refresh')),
+        h('div', { class: 'table-scroll' }, h('table', { class: 'jobs-table' },
+          h('thead', {}, h('tr', {}, ['Job', 'Type', 'Dataset', 'Status', 'Progress', 'Created', 'Model'].map((c) => h('th', { scope: 'col' }, c)))),
+          els.jobsBody)),
+        els.jobsEmpty)));
+
+  hub.on('progress', (m) => {
+    const job = jobs.get(m.jobId);
+    if (!job) { scheduleListRefresh(); return; }
+    job.status = m.status;
+    job.progress = { ...job.progress, epoch: m.epoch, epochs: m.epochs, step: m.step, steps: m.steps,
+      fraction: m.steps > 0 ? Math.min(1, m.step / m.steps) : 0, etaSeconds: m.etaSeconds };
+    renderRow(job);
+  });
+  hub.on('status', (m) => {
+    const job = jobs.get(m.jobId);
+    if (!job) { scheduleListRefresh(); return; }
+    job.status = m.status;
+    job.error = m.error;
+    renderRow(job);
+    if (m.status === 'succeeded') scheduleListRefresh(); // the output model id
+  });
+  hub.on('reconnected', () => { if (visible) loadJobs(); });
+}
+
+function scheduleListRefresh() {
+  if (!visible || listRefresh) return;
+  listRefresh = setTimeout(() => { listRefresh = null; loadJobs(); }, 500);
+}
+
+export async function show() {
+  visible = true;
+  await Promise.all([loadChoices(), loadJobs()]);
+}
+
+export function hide() {
+  visible = false;
+}
+
+async function loadChoices() {
+  try {
+    [models, datasets] = await Promise.all([get('/api/v1/models'), get('/api/v1/datasets')]);
+  } catch (e) {
+    showError(e, 'Cannot load models and datasets for the form');
+  }
+  applyType();
+  if (!els.form.dataset.filled) applyDefaults(false);
+}
+
+function applyType() {
+  const type = els.type.value;
+  const t = TYPES[type];
+  els.about.textContent = t.about;
+  // Datasets of the right kind.
+  const fitting = datasets.filter((d) => !t.datasets || d.kind === t.datasets);
+  const prevDataset = els.dataset.value;
+  clear(els.dataset);
+  for (const d of fitting) els.dataset.append(h('option', { value: d.id, selected: d.id === prevDataset }, `${d.name || d.id} (${d.kind}, ${d.images.toLocaleString('en-US')} images${d.classes ? ', ' + d.classes + ' classes' : ''})`));
+  if (!fitting.some((d) => d.id === prevDataset)) {
+    const preferred = fitting.find((d) => d.id === (t.datasets === 'segmentation' ? 'fashion-mnist-seg' : 'fashion-mnist'));
+    if (preferred) els.dataset.value = preferred.id;
+  }
+  els.datasetHint.textContent = fitting.length ? '' : `No ${t.datasets || ''} dataset yet: upload a zip under Models & datasets.`;
+  // Base model.
+  const bases = models.filter((m) => t.base.kinds.includes(m.kind));
+  const prevBase = els.base.value;
+  clear(els.base);
+  if (!t.base.required) els.base.append(h('option', { value: '' }, type === 'tokenizer' || type === 'pretrain' ? '— new model —' : '— from scratch (model size below) —'));
+  for (const m of bases) els.base.append(h('option', { value: m.id, selected: m.id === prevBase }, `${modelLabel(m)} [${m.kind}]`));
+  els.baseLabel.textContent = t.base.label + (t.base.required ? '' : ' (optional)');
+  els.base.required = t.base.required;
+  els.presetRow.hidden = !!els.base.value;
+  // Teacher.
+  els.teacherRow.hidden = !t.teacher;
+  clear(els.teacher);
+  if (t.teacher) {
+    const teachers = models.filter((m) => t.teacher.kinds.includes(m.kind));
+    // The service's choice when none is given: the default of the first kind (in order) that has one.
+    const kind = t.teacher.kinds.find((k) => teachers.some((m) => m.kind === k && m.isDefault));
+    const preferred = teachers.find((m) => m.kind === kind && m.isDefault);
+    for (const m of teachers) els.teacher.append(h('option', { value: m.id, selected: m === preferred }, `${modelLabel(m)} [${m.kind}]`));
+    els.teacherLabel.textContent = t.teacher.label;
+    els.teacherHint.textContent = teachers.length ? ''
+      : type === 'pretrain' ? 'No tokenizer is registered: train one first (job type tokenizer) or import one.'
+        : 'No teacher, backbone or classifier is registered: import one, or train a classifier first (finetune).';
+  }
+  if (t.base.required && !bases.length) els.datasetHint.textContent += ' No base model is registered: train a classifier (finetune) first or import one.';
+  for (const { row, spec } of Object.values(els.fields)) row.hidden = !!spec.only && !spec.only.includes(type);
+}
+
+function applyDefaults(force) {
+  const t = TYPES[els.type.value];
+  for (const [key, { input }] of Object.entries(els.fields)) {
+    if (force || input.value === '') input.value = t.defaults[key] ?? '';
+    input.placeholder = t.defaults[key] === undefined ? 'service default' : '';
+  }
+  els.form.dataset.filled = '1';
+}
+
+async function submit(e) {
+  e.preventDefault();
+  clear(els.error);
+  const type = els.type.value;
+  const t = TYPES[type];
+  const config = {};
+  const problems = [];
+  for (const [key, { input, row, spec }] of Object.entries(els.fields)) {
+    if (row.hidden || input.value.trim() === '') continue;
+    const v = Number(input.value);
+    if (!Number.isFinite(v) || (spec.type === 'int' && !Number.isInteger(v)) || (spec.min !== undefined && v < spec.min)) {
+      problems.push(`${spec.label} must be ${spec.type === 'int' ? 'a whole number' : 'a number'}${spec.min !== undefined ? ' of at least ' + spec.min : ''}.`);
+      input.setAttribute('aria-invalid', 'true');
+      continue;
+    }
+    input.removeAttribute('aria-invalid');
+    config[key] = v;
+  }
+  if (!els.base.value && !els.presetRow.hidden) config.model = els.preset.value;
+  if (!els.dataset.value) problems.push('Pick a dataset.');
+  if (t.base.required && !els.base.value) problems.push(`${t.base.label} is required.`);
+  if (t.teacher && !els.teacher.value) problems.push(`${t.teacher.label} is required.`);
+  if (problems.length) {
+    els.error.append(inlineError(problems.join(' ')));
+    return;
+  }
+  const body = { type, dataset: els.dataset.value, config };
+  if (els.name.value.trim()) body.name = els.name.value.trim();
+  if (els.base.value) body.baseModel = els.base.value;
+  if (t.teacher) body.teacher = els.teacher.value;
+  els.submit.disabled = true;
+  try {
+    const accepted = await postJson('/api/v1/jobs', body);
+    notify(`Job ${accepted.id} ${accepted.status}.`);
+    location.hash = '#/jobs/' + encodeURIComponent(accepted.id);
+  } catch (err) {
+    els.error.append(inlineError(err));
+  } finally {
+    els.submit.disabled = false;
+  }
+}
+
+async function loadJobs() {
+  try {
+    const list = await get('/api/v1/jobs');
+    jobs = new Map(list.map((j) => [j.id, j]));
+  } catch (e) {
+    showError(e, 'Cannot list the jobs');
+    return;
+  }
+  clear(els.jobsBody);
+  const sorted = [...jobs.values()].sort((a, b) => (b.createdAt || '').localeCompare(a.createdAt || ''));
+  for (const job of sorted) {
+    job.row = h('tr', { 'data-job-id': job.id });
+    els.jobsBody.append(job.row);
+    renderRow(job);
+  }
+  els.jobsEmpty.hidden = jobs.size > 0;
+}
+
+function renderRow(job) {
+  if (!job.row) return;
+  const p = job.progress || {};
+  const fraction = job.status === 'succeeded' ? 1 : p.fraction || 0;
+  clear(job.row).append(
+    h('td', {}, h('a', { href: '#/jobs/' + encodeURIComponent(job.id) }, job.name || job.id), job.name ? h('div', { class: 'hint' }, job.id) : null),
+    h('td', {}, job.type),
+    h('td', {}, job.dataset),
+    h('td', {}, statusBadge(job.status), job.error ? h('div', { class: 'hint error-text' }, job.error.slice(0, 120)) : null),
+    h('td', {}, h('progress', { max: '1', value: String(fraction), 'aria-label': `Progress of ${job.name || job.id}` }),
+      h('span', { class: 'hint' }, ` ${fmtPercent(fraction, 0)}${job.status === 'running' && p.etaSeconds ? ' · ETA ' + fmtDuration(p.etaSeconds) : ''}`)),
+    h('td', {}, fmtTime(job.createdAt)),
+    h('td', {}, job.outputModel ? h('a', { href: '#/explore?model=' + encodeURIComponent(job.outputModel) }, job.outputModel) : '–'));
+}
