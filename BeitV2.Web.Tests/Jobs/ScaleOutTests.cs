@@ -47,9 +47,10 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
 
     private string connectionString = "";
 
-    private (AppProcess A, AppProcess B, TempDirectory Data) StartTwoServers()
+    /// <summary>Starts two servers on one shared data folder, runs <paramref name="test"/>, prints both servers' output when it fails.</summary>
+    private async Task WithTwoServersAsync(Func<AppProcess, AppProcess, string, Task> test)
     {
-        var data = new TempDirectory();
+        using var data = new TempDirectory();
         connectionString = services.Postgres.CreateDatabase();
         var settings = new Dictionary<string, string>
         {
@@ -65,7 +66,18 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:BeitV2"] = "Information",
         };
-        return (new AppProcess("server A", settings), new AppProcess("server B", settings), data);
+        using var a = new AppProcess("server A", settings);
+        using var b = new AppProcess("server B", settings);
+        try
+        {
+            await Task.WhenAll(a.WaitUntilLiveAsync(Timeout), b.WaitUntilLiveAsync(Timeout));
+            await test(a, b, data.Path);
+        }
+        catch
+        {
+            output.WriteLine($"--- {a.Name}:\n{a.Output}\n--- {b.Name}:\n{b.Output}");
+            throw;
+        }
     }
 
     private static async Task<HubConnection> ConnectAsync(AppProcess server, ConcurrentQueue<(string Method, JsonElement Message)> received)
@@ -84,125 +96,101 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
     [Fact]
     public async Task JobSubmittedToA_IsWatchedFromTheOtherServer_AndSurvivesTheDeathOfItsServer()
     {
-        var (a, b, data) = StartTwoServers();
-        using var _ = data;
-        using (a)
-        using (b)
+        await WithTwoServersAsync(async (a, b, data) =>
         {
-            try
-            {
-                await Task.WhenAll(a.WaitUntilLiveAsync(Timeout), b.WaitUntilLiveAsync(Timeout));
-                // Long enough on a fast machine to outlive 2.5 invisibility timeouts before the kill.
-                var id = await Jobs.StartAsync(a.Client, LongFineTune(160, batchSize: 64));
-                var running = await Jobs.WaitForStepAsync(b.Client, id, 1, Timeout); // B reads A's job: one shared store
-                var startedAt = DateTime.UtcNow;
-                var runner = Runner(running, a, b);
-                var watcher = runner == a ? b : a;
+            // Long enough on a fast machine to outlive 2.5 invisibility timeouts before the kill.
+            var id = await Jobs.StartAsync(a.Client, LongFineTune(160, batchSize: 64));
+            var running = await Jobs.WaitForStepAsync(b.Client, id, 1, Timeout); // B reads A's job: one shared store
+            var startedAt = DateTime.UtcNow;
+            var runner = Runner(running, a, b);
+            var watcher = runner == a ? b : a;
 
-                // A browser on the other server sees the progress through the Redis backplane.
-                var received = new ConcurrentQueue<(string Method, JsonElement Message)>();
-                await using var hub = await ConnectAsync(watcher, received);
-                await hub.InvokeAsync("Subscribe", id);
-                var until = DateTime.UtcNow + Timeout;
-                while (!received.Any(r => r.Method == "progress" && r.Message.Str("jobId") == id) && DateTime.UtcNow < until) await Task.Delay(100);
-                Assert.Contains(received, r => r.Method == "progress" && r.Message.Str("jobId") == id);
+            // A browser on the other server sees the progress through the Redis backplane.
+            var received = new ConcurrentQueue<(string Method, JsonElement Message)>();
+            await using var hub = await ConnectAsync(watcher, received);
+            await hub.InvokeAsync("Subscribe", id);
+            var until = DateTime.UtcNow + Timeout;
+            while (!received.Any(r => r.Method == "progress" && r.Message.Str("jobId") == id) && DateTime.UtcNow < until) await Task.Delay(100);
+            Assert.Contains(received, r => r.Method == "progress" && r.Message.Str("jobId") == id);
 
-                // The lease slides: running for well over the invisibility timeout, the job was handed out once.
-                var beforeKill = await WaitForCheckpointAsync(watcher.Client, id, 8);
-                var wait = startedAt.AddSeconds(2.5 * InvisibilitySeconds) - DateTime.UtcNow;
-                if (wait > TimeSpan.Zero) await Task.Delay(wait);
-                var stillRunning = await Jobs.GetAsync(watcher.Client, id);
-                Assert.Equal("running", stillRunning.Str("status"));
-                Assert.Equal(1, stillRunning.Int("runs"));
-                Assert.Equal(1, await ProcessingCountAsync(id));
+            // The lease slides: running for well over the invisibility timeout, the job was handed out once.
+            var beforeKill = await WaitForCheckpointAsync(watcher.Client, id, 8);
+            var wait = startedAt.AddSeconds(2.5 * InvisibilitySeconds) - DateTime.UtcNow;
+            if (wait > TimeSpan.Zero) await Task.Delay(wait);
+            var stillRunning = await Jobs.GetAsync(watcher.Client, id);
+            Assert.Equal("running", stillRunning.Str("status"));
+            Assert.Equal(1, stillRunning.Int("runs"));
+            Assert.Equal(1, await ProcessingCountAsync(id));
 
-                // Kill the runner (no shutdown hook runs).
-                runner.Kill();
-                var killedAt = (await Jobs.GetAsync(watcher.Client, id)).Step();
-                // From disk: the runner may have died between writing a checkpoint and recording it.
-                var checkpointAtKill = TrainingCheckpoint.List(Path.Combine(data.Path, "jobs", id, "checkpoints")).Max(c => c.Step);
-                output.WriteLine($"{runner.Name} (pid {runner.ProcessId}) killed at step {killedAt}, newest checkpoint {checkpointAtKill}");
+            // Kill the runner (no shutdown hook runs).
+            runner.Kill();
+            var killedAt = (await Jobs.GetAsync(watcher.Client, id)).Step();
+            // From disk: the runner may have died between writing a checkpoint and recording it.
+            var checkpointAtKill = TrainingCheckpoint.List(Path.Combine(data, "jobs", id, "checkpoints")).Max(c => c.Step);
+            output.WriteLine($"{runner.Name} (pid {runner.ProcessId}) killed at step {killedAt}, newest checkpoint {checkpointAtKill}");
 
-                var done = await Jobs.WaitAsync(watcher.Client, id, Timeout, "succeeded");
-                Assert.Equal(480, done.Step());
-                Assert.Equal(2, done.Int("runs"));
-                Assert.Same(watcher, Runner(done, a, b));
-                Assert.Equal(2, await ProcessingCountAsync(id)); // the dead server's lease lapsed once, and only once
+            var done = await Jobs.WaitAsync(watcher.Client, id, Timeout, "succeeded");
+            Assert.Equal(480, done.Step());
+            Assert.Equal(2, done.Int("runs"));
+            Assert.Same(watcher, Runner(done, a, b));
+            Assert.Equal(2, await ProcessingCountAsync(id)); // the dead server's lease lapsed once, and only once
 
-                // Each step range ran once: the survivor started after the newest checkpoint and ran every later step exactly once.
-                var steps = (await watcher.Client.GetAsync($"/api/v1/jobs/{id}/metrics").JsonAsync()).EnumerateArray()
-                    .Where(m => m.Str("event") == "step").Select(m => (Step: m.GetProperty("step").GetInt64(), Server: m.Str("server"))).ToList();
-                var dead = steps.Where(s => s.Server.Split(':')[1] == runner.ProcessId.ToString()).Select(s => s.Step).ToList();
-                var survivor = steps.Where(s => s.Server.Split(':')[1] == watcher.ProcessId.ToString()).Select(s => s.Step).ToList();
-                Assert.Equal(steps.Count, dead.Count + survivor.Count);
-                Assert.Equal(dead.Count, dead.Distinct().Count());
-                Assert.Equal(survivor.Count, survivor.Distinct().Count());
-                Assert.Equal(checkpointAtKill + 1, survivor.Min());
-                Assert.Equal(480, survivor.Max());
-                Assert.Equal(Enumerable.Range(1, 480).Select(i => (long)i), dead.Where(s => s <= checkpointAtKill).Concat(survivor).Order());
-                Assert.True(beforeKill.Step() >= 8);
+            // Each step range ran once: the survivor started after the newest checkpoint and ran every later step exactly once.
+            var steps = (await watcher.Client.GetAsync($"/api/v1/jobs/{id}/metrics").JsonAsync()).EnumerateArray()
+                .Where(m => m.Str("event") == "step").Select(m => (Step: m.GetProperty("step").GetInt64(), Server: m.Str("server"))).ToList();
+            var dead = steps.Where(s => s.Server.Split(':')[1] == runner.ProcessId.ToString()).Select(s => s.Step).ToList();
+            var survivor = steps.Where(s => s.Server.Split(':')[1] == watcher.ProcessId.ToString()).Select(s => s.Step).ToList();
+            Assert.Equal(steps.Count, dead.Count + survivor.Count);
+            Assert.Equal(dead.Count, dead.Distinct().Count());
+            Assert.Equal(survivor.Count, survivor.Distinct().Count());
+            Assert.Equal(checkpointAtKill + 1, survivor.Min());
+            Assert.Equal(480, survivor.Max());
+            Assert.Equal(Enumerable.Range(1, 480).Select(i => (long)i), dead.Where(s => s <= checkpointAtKill).Concat(survivor).Order());
+            Assert.True(beforeKill.Step() >= 8);
 
-                // The browser on the survivor heard the end.
-                until = DateTime.UtcNow.AddSeconds(10);
-                while (!received.Any(r => r.Method == "status" && r.Message.Str("status") == "succeeded") && DateTime.UtcNow < until) await Task.Delay(100);
-                Assert.Single(received, r => r.Method == "status" && r.Message.Str("jobId") == id && r.Message.Str("status") == "succeeded");
+            // The browser on the survivor heard the end.
+            until = DateTime.UtcNow.AddSeconds(10);
+            while (!received.Any(r => r.Method == "status" && r.Message.Str("status") == "succeeded") && DateTime.UtcNow < until) await Task.Delay(100);
+            Assert.Single(received, r => r.Method == "status" && r.Message.Str("jobId") == id && r.Message.Str("status") == "succeeded");
 
-                // The output model is in the shared registry; the survivor serves it.
-                var model = done.Str("outputModel");
-                Assert.Equal(model, (await watcher.Client.PostAsync($"/api/v1/classify?model={model}", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
-            }
-            catch
-            {
-                output.WriteLine($"--- {a.Name}:\n{a.Output}\n--- {b.Name}:\n{b.Output}");
-                throw;
-            }
-        }
+            // The output model is in the shared registry; the survivor serves it.
+            var model = done.Str("outputModel");
+            Assert.Equal(model, (await watcher.Client.PostAsync($"/api/v1/classify?model={model}", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
+        });
     }
 
     [Fact]
     public async Task CancelOnTheOtherServer_StopsTheJob_AndModelsAreSharedAcrossServers()
     {
-        var (a, b, data) = StartTwoServers();
-        using var _ = data;
-        using (a)
-        using (b)
+        await WithTwoServersAsync(async (a, b, data) =>
         {
-            try
-            {
-                await Task.WhenAll(a.WaitUntilLiveAsync(Timeout), b.WaitUntilLiveAsync(Timeout));
-                var id = await Jobs.StartAsync(b.Client, LongFineTune(32));
-                var running = await Jobs.WaitForStepAsync(a.Client, id, 3, Timeout);
-                var runner = Runner(running, a, b);
-                var other = runner == a ? b : a;
+            var id = await Jobs.StartAsync(b.Client, LongFineTune(32));
+            var running = await Jobs.WaitForStepAsync(a.Client, id, 3, Timeout);
+            var runner = Runner(running, a, b);
+            var other = runner == a ? b : a;
 
-                var accepted = await other.Client.PostAsync($"/api/v1/jobs/{id}/cancel", null).JsonAsync(HttpStatusCode.Accepted);
-                Assert.Equal(id, accepted.Str("id"));
-                var cancelled = await Jobs.WaitAsync(other.Client, id, Timeout, "cancelled");
-                Assert.InRange(cancelled.Step(), 3, 95);
-                Assert.Contains(cancelled.Items("checkpoints"), c => c.GetProperty("step").GetInt64() == cancelled.Step());
-                Assert.False(runner.HasExited);
+            var accepted = await other.Client.PostAsync($"/api/v1/jobs/{id}/cancel", null).JsonAsync(HttpStatusCode.Accepted);
+            Assert.Equal(id, accepted.Str("id"));
+            var cancelled = await Jobs.WaitAsync(other.Client, id, Timeout, "cancelled");
+            Assert.InRange(cancelled.Step(), 3, 95);
+            Assert.Contains(cancelled.Items("checkpoints"), c => c.GetProperty("step").GetInt64() == cancelled.Step());
+            Assert.False(runner.HasExited);
 
-                // Resume through the other server; whoever picks it up continues from the checkpoint.
-                await other.Client.PostAsync($"/api/v1/jobs/{id}/resume", null).JsonAsync(HttpStatusCode.Accepted);
-                var done = await Jobs.WaitAsync(runner.Client, id, Timeout, "succeeded");
-                Assert.Equal(96, done.Step());
-                Assert.Equal(2, done.Int("runs"));
+            // Resume through the other server; whoever picks it up continues from the checkpoint.
+            await other.Client.PostAsync($"/api/v1/jobs/{id}/resume", null).JsonAsync(HttpStatusCode.Accepted);
+            var done = await Jobs.WaitAsync(runner.Client, id, Timeout, "succeeded");
+            Assert.Equal(96, done.Step());
+            Assert.Equal(2, done.Int("runs"));
 
-                // The registry is one: the model the job registered is listed and made default on one server, seen on the other.
-                var model = done.Str("outputModel");
-                var onA = await a.Client.GetAsync("/api/v1/models").JsonAsync();
-                Assert.Contains(onA.EnumerateArray(), m => m.Str("id") == model);
-                (await b.Client.PostAsync($"/api/v1/models/{model}/default", null)).EnsureSuccessStatusCode();
-                Assert.True((await a.Client.GetAsync($"/api/v1/models/{model}").JsonAsync()).GetProperty("isDefault").GetBoolean());
-                Assert.Equal(model, (await a.Client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
-                Assert.Equal(HttpStatusCode.Conflict, (await a.Client.DeleteAsync($"/api/v1/models/{model}")).StatusCode); // A knows it is B's default
-            }
-            catch
-            {
-                output.WriteLine($"--- {a.Name}:\n{a.Output}\n--- {b.Name}:\n{b.Output}");
-                throw;
-            }
-        }
+            // The registry is one: the model the job registered is listed and made default on one server, seen on the other.
+            var model = done.Str("outputModel");
+            var onA = await a.Client.GetAsync("/api/v1/models").JsonAsync();
+            Assert.Contains(onA.EnumerateArray(), m => m.Str("id") == model);
+            (await b.Client.PostAsync($"/api/v1/models/{model}/default", null)).EnsureSuccessStatusCode();
+            Assert.True((await a.Client.GetAsync($"/api/v1/models/{model}").JsonAsync()).GetProperty("isDefault").GetBoolean());
+            Assert.Equal(model, (await a.Client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
+            Assert.Equal(HttpStatusCode.Conflict, (await a.Client.DeleteAsync($"/api/v1/models/{model}")).StatusCode); // A knows it is B's default
+        });
     }
 
     /// <summary>How often Hangfire handed the job's queue entries to a worker (its "Processing" states in PostgreSQL).</summary>
