@@ -34,23 +34,16 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
         return node;
     }
 
-    private static PipelinePreset FashionSmall(int seed)
+    /// <summary>The stages in order; each preset gives the config of each kind of stage.</summary>
+    private static IReadOnlyList<PipelineStage> StageList(int seed, object teacher, object tokenizer, object pretrain, object probe, object fineTune,
+        object segment)
     {
         const string fm = "fashion-mnist", seg = "fashion-mnist-seg";
-        // Probes and the label-efficiency comparisons use the same held-out images: the first 5,000 of the test split.
-        const int val = 5000;
-        // Budgets from measured speeds on a quiet 2-core CPU (fine-tune of the small ViT: ~200 img/s).
-        var probe = new { model = "small", epochs = 2, batchSize = 256, lr = 4e-3, maxTrainImages = 20000, maxValImages = val, minCropScale = 0.9, workers = 2 };
-        var fineTune = new { model = "small", epochs = 3, batchSize = 64, lr = 2e-3, warmupSteps = 50, maxTrainImages = 5000, maxValImages = val, layerDecay = 0.75, workers = 2 };
-        var segment = new { model = "small", epochs = 2, batchSize = 32, lr = 1e-3, warmupSteps = 30, maxTrainImages = 2000, maxValImages = 1000, imageSize = 56, layerDecay = 0.75, workers = 2 };
-        return new PipelinePreset("fashion-small", "small", 56,
+        return
         [
-            new("teacher", JobTypes.FineTune, fm, "supervised ViT-small teacher (stands in for CLIP)",
-                Config(new { model = "small", epochs = 2, batchSize = 128, lr = 2e-3, warmupSteps = 100, maxTrainImages = 30000, maxValImages = val, layerDecay = 1.0, workers = 2 }, seed)),
-            new("tokenizer", JobTypes.Tokenizer, fm, "VQ-KD tokenizer distilled from the teacher",
-                Config(new { model = "small", epochs = 2, batchSize = 128, lr = 2e-3, warmupSteps = 50, codebookSize = 512, maxTrainImages = 30000, maxValImages = 2000, workers = 2 }, seed)),
-            new("pretrain", JobTypes.Pretrain, fm, "MIM pretraining with patch aggregation",
-                Config(new { model = "small", epochs = 4, batchSize = 128, lr = 1.5e-3, warmupSteps = 100, maxTrainImages = 30000, workers = 2 }, seed)),
+            new("teacher", JobTypes.FineTune, fm, "supervised teacher (stands in for CLIP)", Config(teacher, seed)),
+            new("tokenizer", JobTypes.Tokenizer, fm, "VQ-KD tokenizer distilled from the teacher", Config(tokenizer, seed)),
+            new("pretrain", JobTypes.Pretrain, fm, "MIM pretraining with patch aggregation", Config(pretrain, seed)),
             new("probe-mim-cls", JobTypes.LinearProbe, fm, "linear probe, MIM [CLS]", Config(probe, seed).With("probeFeature", "cls")),
             new("probe-mim-mean", JobTypes.LinearProbe, fm, "linear probe, MIM mean pooling", Config(probe, seed).With("probeFeature", "mean")),
             new("probe-random-cls", JobTypes.LinearProbe, fm, "linear probe, random backbone [CLS]", Config(probe, seed).With("probeFeature", "cls")),
@@ -59,28 +52,32 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
             new("finetune-scratch", JobTypes.FineTune, fm, "the same fine-tune from random weights", Config(fineTune, seed)),
             new("segmentation-mim", JobTypes.Segmentation, seg, "UperNet segmenter from the MIM backbone", Config(segment, seed)),
             new("segmentation-scratch", JobTypes.Segmentation, seg, "the same segmenter from random weights", Config(segment, seed)),
-        ], PixelProbeEpochs: 4, PixelProbeTrainImages: 20000, PixelProbeTestImages: val);
+        ];
+    }
+
+    private static PipelinePreset FashionSmall(int seed)
+    {
+        // Probes and the label-efficiency comparisons use the same held-out images: the first 5,000 of the test split.
+        // Budgets from measured speeds on a quiet 2-core CPU (fine-tune of the small ViT: ~200 img/s).
+        const int val = 5000;
+        return new PipelinePreset("fashion-small", "small", 56, StageList(seed,
+            teacher: new { model = "small", epochs = 2, batchSize = 128, lr = 2e-3, warmupSteps = 100, maxTrainImages = 30000, maxValImages = val, layerDecay = 1.0, workers = 2 },
+            tokenizer: new { model = "small", epochs = 2, batchSize = 128, lr = 2e-3, warmupSteps = 50, codebookSize = 512, maxTrainImages = 30000, maxValImages = 2000, workers = 2 },
+            pretrain: new { model = "small", epochs = 4, batchSize = 128, lr = 1.5e-3, warmupSteps = 100, maxTrainImages = 30000, workers = 2 },
+            probe: new { model = "small", epochs = 2, batchSize = 256, lr = 4e-3, maxTrainImages = 20000, maxValImages = val, minCropScale = 0.9, workers = 2 },
+            fineTune: new { model = "small", epochs = 3, batchSize = 64, lr = 2e-3, warmupSteps = 50, maxTrainImages = 5000, maxValImages = val, layerDecay = 0.75, workers = 2 },
+            segment: new { model = "small", epochs = 2, batchSize = 32, lr = 1e-3, warmupSteps = 30, maxTrainImages = 2000, maxValImages = 1000, imageSize = 56, layerDecay = 0.75, workers = 2 }),
+            PixelProbeEpochs: 4, PixelProbeTrainImages: 20000, PixelProbeTestImages: val);
     }
 
     private static PipelinePreset Smoke(int seed)
     {
-        const string fm = "fashion-mnist", seg = "fashion-mnist-seg";
         var tiny = new { model = "micro", epochs = 1, batchSize = 16, maxTrainImages = 64, maxValImages = 32, workers = 1 };
-        var segment = new { model = "micro", epochs = 1, batchSize = 8, maxTrainImages = 32, maxValImages = 16, workers = 1 };
-        return new PipelinePreset("smoke", "micro", 64,
-        [
-            new("teacher", JobTypes.FineTune, fm, "supervised teacher", Config(tiny, seed)),
-            new("tokenizer", JobTypes.Tokenizer, fm, "VQ-KD tokenizer", Config(tiny, seed).With("codebookSize", 32)),
-            new("pretrain", JobTypes.Pretrain, fm, "MIM pretraining", Config(tiny, seed)),
-            new("probe-mim-cls", JobTypes.LinearProbe, fm, "linear probe, MIM [CLS]", Config(tiny, seed).With("probeFeature", "cls")),
-            new("probe-mim-mean", JobTypes.LinearProbe, fm, "linear probe, MIM mean pooling", Config(tiny, seed).With("probeFeature", "mean")),
-            new("probe-random-cls", JobTypes.LinearProbe, fm, "linear probe, random backbone [CLS]", Config(tiny, seed).With("probeFeature", "cls")),
-            new("probe-random-mean", JobTypes.LinearProbe, fm, "linear probe, random backbone mean", Config(tiny, seed).With("probeFeature", "mean")),
-            new("finetune-mim", JobTypes.FineTune, fm, "fine-tune from MIM", Config(tiny, seed)),
-            new("finetune-scratch", JobTypes.FineTune, fm, "fine-tune from scratch", Config(tiny, seed)),
-            new("segmentation-mim", JobTypes.Segmentation, seg, "segmenter from MIM", Config(segment, seed)),
-            new("segmentation-scratch", JobTypes.Segmentation, seg, "segmenter from scratch", Config(segment, seed)),
-        ], PixelProbeEpochs: 1, PixelProbeTrainImages: 256, PixelProbeTestImages: 64);
+        return new PipelinePreset("smoke", "micro", 64, StageList(seed, tiny,
+            tokenizer: new { model = "micro", epochs = 1, batchSize = 16, maxTrainImages = 64, maxValImages = 32, workers = 1, codebookSize = 32 },
+            pretrain: tiny, probe: tiny, fineTune: tiny,
+            segment: new { model = "micro", epochs = 1, batchSize = 8, maxTrainImages = 32, maxValImages = 16, workers = 1 }),
+            PixelProbeEpochs: 1, PixelProbeTrainImages: 256, PixelProbeTestImages: 64);
     }
 }
 
