@@ -177,7 +177,9 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         logger.LogInformation("Job {Id} {What} at step {Step}", job.Id, interrupted ? "interrupted by shutdown" : "cancelled", step);
         if (done is null) return;
         broadcast.Status(done);
-        if (interrupted) scheduler.Enqueue(job.Id);
+        // Shared queue: hand the job back at once, so another server continues it now. Embedded queue: this
+        // process re-queues it when it starts again (JobScheduler.Recover).
+        if (interrupted && scheduler.SharedStorage) scheduler.Enqueue(job.Id);
     }
 
     /// <summary>A <c>pipeline</c> job: every stage in turn (finished stages are skipped after a resume); its output is the fine-tuned classifier.</summary>

@@ -10,8 +10,12 @@ namespace BeitV2.Web.Jobs;
 /// attempt token stored in the job record: only the delivery carrying the current token runs, so a
 /// re-delivered old Hangfire job (after a restart) cannot run a second copy.
 /// </summary>
-public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, TrainingBroadcaster broadcast, ILogger<JobScheduler> logger)
+public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, TrainingBroadcaster broadcast,
+    Microsoft.Extensions.Options.IOptions<JobsOptions> options, ILogger<JobScheduler> logger)
 {
+    /// <summary>The queue is shared with other servers (PostgreSQL), not embedded in this process (SQLite).</summary>
+    public bool SharedStorage { get; } = !options.Value.Storage.Trim().Equals("sqlite", StringComparison.OrdinalIgnoreCase);
+
     public const string Queue = "training";
     private readonly ConcurrentDictionary<string, CancellationTokenSource> running = new(StringComparer.Ordinal);
 
@@ -92,7 +96,16 @@ public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, 
     /// <summary>Interrupts every running job (they checkpoint and go back to queued).</summary>
     public void BeginShutdown()
     {
-        ShuttingDown = true;
+        MarkShuttingDown();
+        InterruptRunning();
+    }
+
+    /// <summary>From now on a stopped run counts as interrupted (back to the queue), not cancelled.</summary>
+    public void MarkShuttingDown() => ShuttingDown = true;
+
+    /// <summary>Cancels every running job's token: each checkpoints and stops.</summary>
+    public void InterruptRunning()
+    {
         foreach (var cts in running.Values)
             try { cts.Cancel(); } catch (ObjectDisposedException) { }
     }

@@ -41,7 +41,7 @@ public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider servic
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (options.Value.Storage.Trim().Equals("sqlite", StringComparison.OrdinalIgnoreCase)) scheduler.Recover();
+        if (!scheduler.SharedStorage) scheduler.Recover();
         // One worker per training device: each running job leases its own device (JobPlanner), so two
         // jobs never train on one GPU at once unless Jobs:Workers asks for more workers than devices.
         var workers = options.Value.Workers > 0 ? options.Value.Workers : devices.TrainingDevices.Count;
@@ -62,9 +62,12 @@ public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider servic
     {
         // The host may call this twice (application stopping, then disposal): stop the server once.
         var stopping = Interlocked.Exchange(ref server, null);
-        scheduler.BeginShutdown();
+        // Stop fetching before interrupting: a worker that has just checkpointed and re-queued its job
+        // must not pick that job up again on its way out.
+        scheduler.MarkShuttingDown();
+        stopping?.SendStop();
+        scheduler.InterruptRunning();
         if (stopping is null) return;
-        stopping.SendStop();
         await Task.Run(stopping.Dispose, CancellationToken.None);
     }
 
