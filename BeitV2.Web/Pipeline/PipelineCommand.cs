@@ -16,7 +16,7 @@ namespace BeitV2.Web.Pipeline;
 /// </summary>
 public static class PipelineCommand
 {
-    public const string Usage = "pipeline [--preset fashion-small|smoke] [--seed N] [--work DIR] [--export DIR] [--threads N]";
+    public const string Usage = "pipeline [--preset fashion-small|smoke] [--seed N] [--work DIR] [--export DIR] [--threads N] [--until STAGE]";
 
     /// <summary>The stages whose models ship, and the kind each is the default of.</summary>
     public static readonly IReadOnlyList<string> Shipped = ["tokenizer", "pretrain", "finetune-mim", "segmentation-mim"];
@@ -24,7 +24,7 @@ public static class PipelineCommand
     public static int Run(string[] args)
     {
         string preset = "fashion-small", work = Path.GetFullPath("pipeline-work");
-        string? export = null;
+        string? export = null, until = null;
         int seed = 0, threads = 0;
         for (var i = 0; i < args.Length; i++)
         {
@@ -35,13 +35,19 @@ public static class PipelineCommand
                 case "--seed": seed = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--work": work = Path.GetFullPath(Next()); break;
                 case "--export": export = Path.GetFullPath(Next()); break;
+                case "--until": until = Next(); break;
                 case "--threads": threads = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 default:
                     Console.Error.WriteLine($"Unknown option {args[i]}.\nUsage: {Usage}");
                     return 2;
             }
         }
-        PipelinePreset.Get(preset, seed); // fails early on an unknown preset
+        var stages = PipelinePreset.Get(preset, seed).StageNames; // fails early on an unknown preset
+        if (until is not null && !stages.Contains(until))
+        {
+            Console.Error.WriteLine($"Unknown stage '{until}' for --until. Stages: {string.Join(", ", stages)}.");
+            return 2;
+        }
 
         var builder = WebApplication.CreateBuilder([$"--Storage:DataDirectory={Path.Combine(work, "data")}", "--Ml:Device=auto",
             .. threads > 0 ? new[] { $"--Ml:Threads={threads}" } : [], "--Models:SeedDefaults=false", "--Logging:LogLevel:Default=Warning"]);
@@ -57,7 +63,7 @@ public static class PipelineCommand
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
         var started = DateTime.UtcNow;
         var outcome = runner.Run(preset, seed, Path.Combine(work, "run"), $"pipeline-{preset}-s{seed}", new ConsoleProgress(started),
-            line => Console.WriteLine($"[{DateTime.UtcNow - started:hh\\:mm\\:ss}] {line}"), cts.Token);
+            line => Console.WriteLine($"[{DateTime.UtcNow - started:hh\\:mm\\:ss}] {line}"), cts.Token, until);
         if (outcome.Cancelled)
         {
             Console.WriteLine("Cancelled; run the same command again to continue.");
@@ -66,7 +72,9 @@ public static class PipelineCommand
         var report = PipelineReport.Markdown(outcome.State);
         Console.WriteLine();
         Console.WriteLine(report);
-        if (export is not null) Export(outcome.State, registry, export, report);
+        if (export is not null && until is not null && until != stages[^1])
+            Console.WriteLine($"Stopped after {until}; not exporting (run without --until to finish and export).");
+        else if (export is not null) Export(outcome.State, registry, export, report);
         return 0;
     }
 

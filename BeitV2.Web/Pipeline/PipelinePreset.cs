@@ -16,9 +16,14 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
     int PixelProbeTrainImages, int PixelProbeTestImages)
 {
     /// <summary>Bumped whenever a preset's stages or budgets change: the manifests of the models name it.</summary>
-    public const string Version = "1";
+    public const string Version = "2";
 
     public static IReadOnlyList<string> Names { get; } = ["fashion-small", "smoke"];
+
+    /// <summary>The stage names in order, the last being the raw-pixel probe (which is not a job).</summary>
+    public IReadOnlyList<string> StageNames => [.. Stages.Select(s => s.Name), PixelProbeStage];
+
+    public const string PixelProbeStage = "probe-pixels";
 
     public static PipelinePreset Get(string name, int seed) => name switch
     {
@@ -49,19 +54,22 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
             new("probe-random-cls", JobTypes.LinearProbe, fm, "linear probe, random backbone [CLS]", Config(probe, seed).With("probeFeature", "cls")),
             new("probe-random-mean", JobTypes.LinearProbe, fm, "linear probe, random backbone mean pooling", Config(probe, seed).With("probeFeature", "mean")),
             new("finetune-mim", JobTypes.FineTune, fm, "fine-tune from the MIM backbone", Config(fineTune, seed)),
-            new("finetune-scratch", JobTypes.FineTune, fm, "the same fine-tune from random weights", Config(fineTune, seed)),
+            // From scratch without layer-wise lr decay: decaying the lower layers' lr only makes sense for pretrained ones.
+            new("finetune-scratch", JobTypes.FineTune, fm, "the same fine-tune from random weights", Config(fineTune, seed).With("layerDecay", 1.0)),
             new("segmentation-mim", JobTypes.Segmentation, seg, "UperNet segmenter from the MIM backbone", Config(segment, seed)),
-            new("segmentation-scratch", JobTypes.Segmentation, seg, "the same segmenter from random weights", Config(segment, seed)),
+            new("segmentation-scratch", JobTypes.Segmentation, seg, "the same segmenter from random weights", Config(segment, seed).With("layerDecay", 1.0)),
         ];
     }
 
     private static PipelinePreset FashionSmall(int seed)
     {
-        // Probes and the label-efficiency comparisons use the same held-out images: the first 5,000 of the test split.
+        // Every accuracy is measured on the whole Fashion-MNIST test split (10,000 images).
         // Budgets from measured speeds on a quiet 2-core CPU (fine-tune of the small ViT: ~200 img/s).
-        const int val = 5000;
+        // The teacher gets the most: ViTs from scratch learn slowly at this budget (a PyTorch re-implementation
+        // of the same model and recipe learns at the same pace), and the tokenizer can only be as good as its teacher.
+        const int val = 10000;
         return new PipelinePreset("fashion-small", "small", 56, StageList(seed,
-            teacher: new { model = "small", epochs = 2, batchSize = 128, lr = 2e-3, warmupSteps = 100, maxTrainImages = 30000, maxValImages = val, layerDecay = 1.0, workers = 2 },
+            teacher: new { model = "small", epochs = 2, batchSize = 64, lr = 1e-3, warmupSteps = 200, maxTrainImages = 60000, maxValImages = val, layerDecay = 1.0, minCropScale = 0.6, workers = 2 },
             tokenizer: new { model = "small", epochs = 2, batchSize = 128, lr = 2e-3, warmupSteps = 50, codebookSize = 512, maxTrainImages = 30000, maxValImages = 2000, workers = 2 },
             pretrain: new { model = "small", epochs = 4, batchSize = 128, lr = 1.5e-3, warmupSteps = 100, maxTrainImages = 30000, workers = 2 },
             probe: new { model = "small", epochs = 2, batchSize = 256, lr = 4e-3, maxTrainImages = 20000, maxValImages = val, minCropScale = 0.9, workers = 2 },

@@ -32,7 +32,7 @@ public static class PipelineReport
         b.AppendLine($"| linear probe (b) MIM mean pooling | accuracy | {Pct(s, "probe-mim-mean")} | {Minutes(s, "probe-mim-mean")} |");
         b.AppendLine($"| linear probe (c) random backbone [CLS] / mean | accuracy | {Pct(s, "probe-random-cls")} / {Pct(s, "probe-random-mean")} | " +
                      $"{Minutes(s, "probe-random-cls", "probe-random-mean")} |");
-        b.AppendLine($"| linear probe (d) raw pixels | accuracy | {Pct(s, "probe-pixels")} | {Minutes(s, "probe-pixels")} |");
+        b.AppendLine($"| linear probe (d) raw pixels | accuracy | {Pct(s, PipelinePreset.PixelProbeStage)} | {Minutes(s, PipelinePreset.PixelProbeStage)} |");
         b.AppendLine($"| fine-tune from MIM / from scratch (same budget) | accuracy | {Pct(s, "finetune-mim")} / {Pct(s, "finetune-scratch")} | " +
                      $"{Minutes(s, "finetune-mim", "finetune-scratch")} |");
         b.AppendLine($"| segmentation from MIM / from scratch (same budget) | mIoU | {Pct(s, "segmentation-mim", "mIoU")} / " +

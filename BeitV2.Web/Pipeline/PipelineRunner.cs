@@ -40,10 +40,13 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
     /// <summary>Stages whose model is registered (the others are comparisons).</summary>
     private static readonly HashSet<string> Registered = ["teacher", "tokenizer", "pretrain", "finetune-mim", "segmentation-mim"];
 
+    /// <param name="until">Stop after this stage (null: run them all); a later run with the same work folder continues.</param>
     public PipelineOutcome Run(string presetName, int seed, string workDirectory, string runId, IProgress<TrainingProgress> progress,
-        Action<string> log, CancellationToken ct)
+        Action<string> log, CancellationToken ct, string? until = null)
     {
         var preset = PipelinePreset.Get(presetName, seed);
+        if (until is not null && !preset.StageNames.Contains(until))
+            throw new ArgumentException($"Unknown stage '{until}'. Stages: {string.Join(", ", preset.StageNames)}.");
         Directory.CreateDirectory(workDirectory);
         var statePath = Path.Combine(workDirectory, StateFile);
         var state = File.Exists(statePath)
@@ -60,6 +63,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
             if (state.Stages.ContainsKey(stage.Name))
             {
                 log($"stage {i + 1}/{total} {stage.Name}: already done");
+                if (stage.Name == until) return new PipelineOutcome(false, state, null);
                 continue;
             }
             ct.ThrowIfCancellationRequested();
@@ -96,14 +100,15 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
             Save();
             log($"stage {stage.Name} done in {clock.Elapsed.TotalMinutes:F1} min: " +
                 string.Join(", ", result.Metrics.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}={kv.Value:G4}")));
+            if (stage.Name == until) return new PipelineOutcome(false, state, null);
         }
 
-        if (!state.Stages.ContainsKey("probe-pixels"))
+        if (!state.Stages.ContainsKey(PipelinePreset.PixelProbeStage))
         {
             log($"stage {total}/{total} probe-pixels: linear probe on raw pixels");
             var clock = Stopwatch.StartNew();
             var accuracy = PixelProbe(preset, seed, ct);
-            state.Stages["probe-pixels"] = new StageResult("probe-pixels", null, new Dictionary<string, double> { ["accuracy"] = accuracy },
+            state.Stages[PipelinePreset.PixelProbeStage] = new StageResult(PipelinePreset.PixelProbeStage, null, new Dictionary<string, double> { ["accuracy"] = accuracy },
                 preset.PixelProbeEpochs, Math.Round(clock.Elapsed.TotalSeconds, 1));
             Save();
             log($"stage probe-pixels done: accuracy={accuracy:G4}");
