@@ -411,9 +411,12 @@ public static class ArchitectureInference
         notes.Info("backbone.num_classes, use_mean_pooling and init_scale are not used: the segmentation backbone has no final norm and no classifier.");
         long embed = b.EmbedDim;
         CheckNecks(sd, b.PatchSize);
-        notes.Info(b.PatchSize == 16
-            ? "backbone necks for 16 px patches: fpn1 (deconvolution + BatchNorm + GELU + deconvolution), fpn2 (deconvolution), fpn3 (identity), fpn4 (max-pool)."
-            : "backbone necks for 8 px patches: fpn1 (deconvolution), fpn2 (identity), fpn3 and fpn4 (max-pool).");
+        notes.Info(b.PatchSize switch
+        {
+            16 => "backbone necks for 16 px patches: fpn1 (deconvolution + BatchNorm + GELU + deconvolution), fpn2 (deconvolution), fpn3 (identity), fpn4 (max-pool).",
+            8 => "backbone necks for 8 px patches: fpn1 (deconvolution), fpn2 (identity), fpn3 and fpn4 (max-pool).",
+            _ => "backbone necks for 4 px patches (BeitV2's extension): fpn1 (identity), fpn2..fpn4 (max-pool).",
+        });
 
         // decode_head: UPerHead on the four neck outputs.
         var convSeg = Need(sd, "decode_head.conv_seg.weight", what);
@@ -515,9 +518,10 @@ public static class ArchitectureInference
         {
             16 => new[] { "backbone.fpn1.0.", "backbone.fpn1.1.", "backbone.fpn1.3.", "backbone.fpn2.0." },
             8 => new[] { "backbone.fpn1.0." },
+            4 => Array.Empty<string>(),
             _ => throw new CheckpointException(
                 $"The segmentation backbone has {patch} px patches (backbone.patch_embed.proj.weight); the BEiT segmentation " +
-                "backbone only defines feature-pyramid necks for patch sizes 16 and 8."),
+                "backbone defines feature-pyramid necks for patch sizes 16 and 8 (and BeitV2 for 4)."),
         };
         var missing = necks.Where(n => !sd.ContainsKey(n + "weight")).ToList();
         var extra = sd.Keys.Where(k => k.StartsWith("backbone.fpn", StringComparison.Ordinal)
@@ -525,9 +529,12 @@ public static class ArchitectureInference
         if (missing.Count > 0 || extra.Count > 0)
             throw new CheckpointException(
                 $"The backbone's necks do not match its {patch} px patches: the BEiT segmentation backbone has " +
-                (patch == 16
-                    ? "fpn1 = deconvolution + BatchNorm + GELU + deconvolution and fpn2 = deconvolution (backbone.fpn1.{0,1,3}.*, backbone.fpn2.0.*)"
-                    : "only fpn1 = deconvolution (backbone.fpn1.0.*)") +
+                (patch switch
+                {
+                    16 => "fpn1 = deconvolution + BatchNorm + GELU + deconvolution and fpn2 = deconvolution (backbone.fpn1.{0,1,3}.*, backbone.fpn2.0.*)",
+                    8 => "only fpn1 = deconvolution (backbone.fpn1.0.*)",
+                    _ => "no neck parameters (identity and max-pools)",
+                }) +
                 (missing.Count > 0 ? $"; missing: {string.Join(", ", missing.Select(n => n + "weight"))}" : "") +
                 (extra.Count > 0 ? $"; unexpected: {string.Join(", ", extra.Take(6))}{(extra.Count > 6 ? ", …" : "")}" : "") + ".");
     }

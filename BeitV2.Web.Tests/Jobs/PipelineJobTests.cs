@@ -1,5 +1,7 @@
 using System.Net.Http.Json;
+using BeitV2.Web.Pipeline;
 using BeitV2.Web.Tests.Api;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace BeitV2.Web.Tests.Jobs;
 
@@ -38,6 +40,33 @@ public sealed class PipelineJobTests
         var segmenter = fromPipeline.Single(m => m.Str("kind") == "segmenter").Str("id");
         Assert.Equal(segmenter, (await client.PostAsync($"/api/v1/segment?model={segmenter}", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
         Assert.True(File.Exists(Path.Combine(host.DataDirectory, "jobs", id, "pipeline.json")));
+        host.AssertNoServerErrors();
+    }
+
+    [Fact]
+    public void Until_StopsAfterThatStage_AndTheNextRunContinuesWithoutRepeatingIt()
+    {
+        using var host = new ApiHost();
+        var runner = host.Services.GetRequiredService<PipelineRunner>();
+        var work = Path.Combine(host.DataDirectory, "pipeline-until");
+        var logged = new List<string>();
+        var progress = new Progress<BeitV2.Ml.Training.TrainingProgress>(_ => { });
+
+        var first = runner.Run("smoke", 1, work, "until-test", progress, logged.Add, CancellationToken.None, until: "tokenizer");
+        Assert.False(first.Cancelled);
+        Assert.Equal(["teacher", "tokenizer"], first.State.Stages.Keys.Order());
+        Assert.Null(first.Classifier);
+
+        logged.Clear();
+        var second = runner.Run("smoke", 1, work, "until-test", progress, logged.Add, CancellationToken.None);
+        Assert.Contains(logged, l => l.Contains("teacher: already done"));
+        Assert.Contains(logged, l => l.Contains("tokenizer: already done"));
+        Assert.Equal(first.State.Stages["tokenizer"].Model, second.State.Stages["tokenizer"].Model);
+        Assert.Equal(PipelinePreset.Get("smoke", 1).StageNames.Order(), second.State.Stages.Keys.Order());
+        Assert.NotNull(second.Classifier);
+
+        var error = Assert.Throws<ArgumentException>(() => runner.Run("smoke", 1, work, "until-test", progress, logged.Add, CancellationToken.None, until: "nope"));
+        Assert.Contains("probe-pixels", error.Message);
         host.AssertNoServerErrors();
     }
 

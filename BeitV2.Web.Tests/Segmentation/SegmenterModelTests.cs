@@ -64,6 +64,33 @@ public sealed class SegmenterModelTests
         Assert.Equal(new[] { "backbone.fpn1.0.bias", "backbone.fpn1.0.weight" }, necks);
     }
 
+    [Fact]
+    public void PatchSize4_HasParameterFreeNecksWithStrides4To32_AndItsStateDictIsInferredBack()
+    {
+        using var scope = NewDisposeScope();
+        var config = SegmentationConfig.Micro(numClasses: 3) with
+        {
+            Backbone = SegmentationConfig.Micro().Backbone with { ImgSize = 64, PatchSize = 4 },
+        };
+        using var model = new BeitSegmenter(config);
+        model.eval();
+        using var _ = no_grad();
+        var images = Images(1, 64);
+        var pyramid = model.Backbone.forward(images);
+        // A 16×16 grid: fpn1 = identity (stride 4), fpn2..fpn4 = MaxPool 2, 4, 8 (strides 8, 16, 32).
+        Assert.Equal(new long[] { 16, 8, 4, 2 }, pyramid.Select(t => t.shape[2]));
+        Assert.Equal(new long[] { 1, 3, 16, 16 }, model.forward(images).shape);
+        Assert.DoesNotContain(model.state_dict().Keys, k => k.StartsWith("backbone.fpn", StringComparison.Ordinal));
+
+        var inferred = BeitV2.Ml.Checkpoints.ArchitectureInference.Infer(model.state_dict());
+        var back = Assert.IsType<SegmentationConfig>(inferred.Config);
+        Assert.Equal(4, back.Backbone!.PatchSize);
+        Assert.Contains(inferred.Notes, n => n.Contains("4 px patches"));
+
+        var tooSmall = Assert.Throws<ArgumentException>(() => new BeitSegmenter(config with { Backbone = config.Backbone! with { ImgSize = 28 } }));
+        Assert.Contains("at least 32 px", tooSmall.Message);
+    }
+
     /// <summary>The key list derived from beit.py and mmseg 0.11 naming (ConvModule = conv + bn; psp branch index 1).</summary>
     [Fact]
     public void StateDictKeysAreTheOfficialMmsegNames()

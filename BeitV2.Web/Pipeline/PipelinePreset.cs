@@ -41,7 +41,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
 
     /// <summary>The stages in order; each preset gives the config of each kind of stage.</summary>
     private static IReadOnlyList<PipelineStage> StageList(int seed, object teacher, object tokenizer, object pretrain, object probe, object fineTune,
-        object segment)
+        object classifier, object segment)
     {
         const string fm = "fashion-mnist", seg = "fashion-mnist-seg";
         return
@@ -56,6 +56,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
             new("finetune-mim", JobTypes.FineTune, fm, "fine-tune from the MIM backbone", Config(fineTune, seed)),
             // From scratch without layer-wise lr decay: decaying the lower layers' lr only makes sense for pretrained ones.
             new("finetune-scratch", JobTypes.FineTune, fm, "the same fine-tune from random weights", Config(fineTune, seed).With("layerDecay", 1.0)),
+            new("classifier", JobTypes.FineTune, fm, "the served classifier: fine-tune from the MIM backbone on the whole training split", Config(classifier, seed)),
             new("segmentation-mim", JobTypes.Segmentation, seg, "UperNet segmenter from the MIM backbone", Config(segment, seed)),
             new("segmentation-scratch", JobTypes.Segmentation, seg, "the same segmenter from random weights", Config(segment, seed).With("layerDecay", 1.0)),
         ];
@@ -74,6 +75,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
             pretrain: new { model = "small", epochs = 4, batchSize = 128, lr = 1.5e-3, warmupSteps = 100, maxTrainImages = 30000, workers = 2 },
             probe: new { model = "small", epochs = 2, batchSize = 256, lr = 4e-3, maxTrainImages = 20000, maxValImages = val, minCropScale = 0.9, workers = 2 },
             fineTune: new { model = "small", epochs = 3, batchSize = 64, lr = 2e-3, warmupSteps = 50, maxTrainImages = 5000, maxValImages = val, layerDecay = 0.75, workers = 2 },
+            classifier: new { model = "small", epochs = 2, batchSize = 64, lr = 1e-3, warmupSteps = 200, maxTrainImages = 60000, maxValImages = val, layerDecay = 0.75, minCropScale = 0.6, workers = 2 },
             segment: new { model = "small", epochs = 2, batchSize = 32, lr = 1e-3, warmupSteps = 30, maxTrainImages = 2000, maxValImages = 1000, imageSize = 56, layerDecay = 0.75, workers = 2 }),
             PixelProbeEpochs: 4, PixelProbeTrainImages: 20000, PixelProbeTestImages: val);
     }
@@ -83,7 +85,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
         var tiny = new { model = "micro", epochs = 1, batchSize = 16, maxTrainImages = 64, maxValImages = 32, workers = 1 };
         return new PipelinePreset("smoke", "micro", 64, StageList(seed, tiny,
             tokenizer: new { model = "micro", epochs = 1, batchSize = 16, maxTrainImages = 64, maxValImages = 32, workers = 1, codebookSize = 32 },
-            pretrain: tiny, probe: tiny, fineTune: tiny,
+            pretrain: tiny, probe: tiny, fineTune: tiny, classifier: tiny,
             segment: new { model = "micro", epochs = 1, batchSize = 8, maxTrainImages = 32, maxValImages = 16, workers = 1 }),
             PixelProbeEpochs: 1, PixelProbeTrainImages: 256, PixelProbeTestImages: 64);
     }

@@ -28,7 +28,8 @@ public sealed record PipelineOutcome(bool Cancelled, PipelineState State, string
 
 /// <summary>
 /// Runs the BEiT v2 pipeline: teacher → VQ-KD tokenizer → MIM pretraining → linear probes (MIM [CLS],
-/// MIM mean, random backbone, raw pixels) → fine-tune (MIM vs scratch) → segmentation (MIM vs scratch).
+/// MIM mean, random backbone, raw pixels) → fine-tune (MIM vs scratch, few labels) → the served classifier
+/// (MIM, all labels) → segmentation (MIM vs scratch).
 /// Every stage is a job of the jobs API built by <see cref="JobPlanner"/>; the models later stages need
 /// and the ones worth serving are registered. State and per-stage checkpoints live in the work folder,
 /// so an interrupted pipeline continues with the stage it was in, from its newest checkpoint.
@@ -38,7 +39,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
     public const string StateFile = "pipeline.json";
 
     /// <summary>Stages whose model is registered (the others are comparisons).</summary>
-    private static readonly HashSet<string> Registered = ["teacher", "tokenizer", "pretrain", "finetune-mim", "segmentation-mim"];
+    private static readonly HashSet<string> Registered = ["teacher", "tokenizer", "pretrain", "classifier", "segmentation-mim"];
 
     /// <param name="until">Stop after this stage (null: run them all); a later run with the same work folder continues.</param>
     public PipelineOutcome Run(string presetName, int seed, string workDirectory, string runId, IProgress<TrainingProgress> progress,
@@ -113,7 +114,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
             Save();
             log($"stage probe-pixels done: accuracy={accuracy:G4}");
         }
-        return new PipelineOutcome(false, state, state.Stages["finetune-mim"].Model);
+        return new PipelineOutcome(false, state, state.Stages["classifier"].Model);
     }
 
     private static (string? Base, string? Teacher) Inputs(string stage, PipelineState state)

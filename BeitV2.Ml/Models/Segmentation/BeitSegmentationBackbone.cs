@@ -15,7 +15,8 @@ namespace BeitV2.Ml.Models.Segmentation;
 /// to (B, C, H/P, W/P). Patch size 16: fpn1 = ConvTranspose(2,2) → BatchNorm (SyncBN in the
 /// reference) → GELU → ConvTranspose(2,2) (stride 4), fpn2 = ConvTranspose(2,2) (stride 8),
 /// fpn3 = identity (stride 16), fpn4 = MaxPool(2) (stride 32). Patch size 8: fpn1 = ConvTranspose(2,2),
-/// fpn2 = identity, fpn3 = MaxPool(2), fpn4 = MaxPool(4). The necks are applied to the first, second,
+/// fpn2 = identity, fpn3 = MaxPool(2), fpn4 = MaxPool(4). Patch size 4 (our extension for small images; the
+/// reference defines no necks for it): fpn1 = identity, fpn2..fpn4 = MaxPool(2, 4, 8). The necks are applied to the first, second,
 /// … selected block in order, so fewer than four out_indices give fewer levels (as in the reference).
 /// State-dict names are the official ones (without the <c>backbone.</c> prefix the segmenter adds).
 /// </remarks>
@@ -36,8 +37,7 @@ public sealed class BeitSegmentationBackbone : ExplicitModule<Tensor, Tensor[]>
     {
         config.Validate();
         SegmentationConfig.ValidateOutIndices(outIndices, config.Depth);
-        VitConfig.Require(config.PatchSize is 16 or 8,
-            $"patch_size {config.PatchSize}: the reference segmentation backbone only defines necks for patch sizes 16 and 8");
+        SegmentationConfig.ValidatePatchSize(config);
         Config = config;
         this.outIndices = outIndices.ToArray();
         var c = config;
@@ -68,12 +68,20 @@ public sealed class BeitSegmentationBackbone : ExplicitModule<Tensor, Tensor[]>
                 nn.Identity(),
                 nn.MaxPool2d(2, 2),
             }
-            : new nn.Module<Tensor, Tensor>[]
+            : c.PatchSize == 8 ? new nn.Module<Tensor, Tensor>[]
             {
                 nn.Sequential(("0", nn.ConvTranspose2d(e, e, 2, stride: 2))),
                 nn.Identity(),
                 nn.Sequential(("0", nn.MaxPool2d(2, 2))),
                 nn.Sequential(("0", nn.MaxPool2d(4, 4))),
+            }
+            // Patch size 4 is our extension (the reference stops at 8): the same strides 4/8/16/32, parameter-free.
+            : new nn.Module<Tensor, Tensor>[]
+            {
+                nn.Identity(),
+                nn.Sequential(("0", nn.MaxPool2d(2, 2))),
+                nn.Sequential(("0", nn.MaxPool2d(4, 4))),
+                nn.Sequential(("0", nn.MaxPool2d(8, 8))),
             };
         // All four are registered (the parameter-free ones too, so train()/eval() and Dispose reach them).
         for (var i = 0; i < necks.Length; i++) register_module($"fpn{i + 1}", necks[i]);

@@ -65,13 +65,24 @@ public sealed record SegmentationConfig
         OutIndices = new[] { 0, 1, 2, 3 }, NumClasses = numClasses, Channels = 32, AuxChannels = 16,
     };
 
+    /// <summary>
+    /// Necks exist for 16 and 8 px patches (the reference) and 4 px patches (ours); the coarsest level has stride 32,
+    /// so the image must be at least 32 px.
+    /// </summary>
+    public static void ValidatePatchSize(VitConfig backbone)
+    {
+        VitConfig.Require(backbone.PatchSize is 16 or 8 or 4,
+            $"patch_size {backbone.PatchSize}: the segmentation backbone defines necks for patch sizes 16 and 8 (the reference) and 4");
+        VitConfig.Require(backbone.ImgSize >= 32,
+            $"img_size {backbone.ImgSize}: the segmentation backbone's coarsest feature level has stride 32, so images must be at least 32 px");
+    }
+
     /// <summary>Throws a clear error for configs the reference cannot build or run.</summary>
     public void Validate()
     {
         VitConfig.Require(Backbone is not null, "backbone is required");
         Backbone!.Validate();
-        VitConfig.Require(Backbone.PatchSize is 16 or 8,
-            $"patch_size {Backbone.PatchSize}: the reference segmentation backbone only defines necks for patch sizes 16 and 8");
+        ValidatePatchSize(Backbone);
         VitConfig.Require(OutIndices is { Count: 4 },
             "out_indices must name exactly 4 blocks (one per neck; UPerHead uses in_index [0, 1, 2, 3])");
         ValidateOutIndices(OutIndices, Backbone.Depth);
