@@ -95,6 +95,13 @@ public static class PipelineCommand
             Console.WriteLine($"exported {info.Kind} {id}");
         }
         AtomicFile.WriteAllText(Path.Combine(folder, "defaults.json"), JsonSerializer.Serialize(defaults, new JsonSerializerOptions { WriteIndented = true }));
+        // Model folders of an earlier export into the same place would otherwise be seeded too.
+        foreach (var stale in Directory.GetDirectories(folder))
+            if (!defaults.ContainsValue(Path.GetFileName(stale)) && File.Exists(Path.Combine(stale, "manifest.json")))
+            {
+                Directory.Delete(stale, recursive: true);
+                Console.WriteLine($"removed {Path.GetFileName(stale)} (not part of this export)");
+            }
         AtomicFile.WriteAllText(Path.Combine(folder, "results.json"), JsonSerializer.Serialize(state, JobStore.Json));
         AtomicFile.WriteAllText(Path.Combine(folder, "results.md"), report);
     }

@@ -76,7 +76,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
             probe: new { model = "small", epochs = 2, batchSize = 256, lr = 4e-3, maxTrainImages = 20000, maxValImages = val, minCropScale = 0.9, workers = 2 },
             fineTune: new { model = "small", epochs = 3, batchSize = 64, lr = 2e-3, warmupSteps = 50, maxTrainImages = 5000, maxValImages = val, layerDecay = 0.75, workers = 2 },
             classifier: new { model = "small", epochs = 2, batchSize = 64, lr = 1e-3, warmupSteps = 200, maxTrainImages = 60000, maxValImages = val, layerDecay = 0.75, minCropScale = 0.6, workers = 2 },
-            segment: new { model = "small", epochs = 2, batchSize = 32, lr = 1e-3, warmupSteps = 30, maxTrainImages = 2000, maxValImages = 1000, imageSize = 56, layerDecay = 0.75, workers = 2 }),
+            segment: new { model = "small", epochs = 2, batchSize = 16, lr = 1e-3, warmupSteps = 50, maxTrainImages = 6000, maxValImages = 1000, imageSize = 56, layerDecay = 0.75, workers = 2 }),
             PixelProbeEpochs: 4, PixelProbeTrainImages: 20000, PixelProbeTestImages: val);
     }
 

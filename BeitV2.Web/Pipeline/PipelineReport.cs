@@ -13,8 +13,11 @@ public static class PipelineReport
     private static string Num(PipelineState s, string stage, string metric, string format = "F1") =>
         s.Stages.TryGetValue(stage, out var r) && r.Metrics.TryGetValue(metric, out var v) ? v.ToString(format, CultureInfo.InvariantCulture) : "—";
 
-    private static string Minutes(PipelineState s, params string[] stages) =>
-        (stages.Sum(st => s.Stages.TryGetValue(st, out var r) ? r.Seconds : 0) / 60).ToString("F1", CultureInfo.InvariantCulture);
+    private static string Minutes(PipelineState s, params string[] stages)
+    {
+        var minutes = stages.Sum(st => s.Stages.TryGetValue(st, out var r) ? r.Seconds : 0) / 60;
+        return minutes is > 0 and < 0.05 ? "< 0.1" : minutes.ToString("F1", CultureInfo.InvariantCulture);
+    }
 
     private static string Codes(PipelinePreset preset) =>
         preset.Stages.Single(x => x.Name == "tokenizer").Config["codebookSize"]?.GetValue<int>().ToString(CultureInfo.InvariantCulture) ?? "8192";
@@ -51,7 +54,7 @@ public static class PipelineReport
         Row($"fine-tune from MIM / from scratch (same budget: {Train("finetune-mim")} training images)", "accuracy",
             $"{Pct(s, "finetune-mim")} / {Pct(s, "finetune-scratch")}", "finetune-mim", "finetune-scratch");
         Row($"served classifier: fine-tune from MIM on {Train("classifier")} training images", "accuracy", Pct(s, "classifier"), "classifier");
-        Row($"segmentation from MIM / from scratch (same budget: {Train("segmentation-mim")} scenes)", "mIoU",
+        Row($"segmentation from MIM (served) / from scratch (same budget: {Train("segmentation-mim")} scenes)", "mIoU",
             $"{Pct(s, "segmentation-mim", "mIoU")} / {Pct(s, "segmentation-scratch", "mIoU")}", "segmentation-mim", "segmentation-scratch");
         Row("linear probe (d) raw pixels", "accuracy", Pct(s, PipelinePreset.PixelProbeStage), PipelinePreset.PixelProbeStage);
         b.AppendLine();

@@ -1,0 +1,81 @@
+using System.Text.Json;
+using BeitV2.Ml.Checkpoints;
+
+namespace BeitV2.Web.Tests.Api;
+
+/// <summary>The bundled default models (BeitV2.Web/DefaultModels, trained by the pipeline) as a fresh clone serves them.</summary>
+public sealed class DefaultModelsTests
+{
+    private static string Bundle => Path.Combine(AppContext.BaseDirectory, "DefaultModels");
+
+    private static ApiHost FreshHost() => new(new Dictionary<string, string?> { ["Models:SeedDefaults"] = "true" });
+
+    [Fact]
+    public void Bundle_NamesADefaultPerKind_AndEveryManifestMatchesItsFiles()
+    {
+        var defaults = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(Bundle, "defaults.json")))!;
+        Assert.Equal(["classifier", "pretrain", "segmenter", "tokenizer"], defaults.Keys.Order());
+        foreach (var (kind, id) in defaults)
+        {
+            var folder = Path.Combine(Bundle, id);
+            var manifest = ModelPackage.ReadManifest(folder);
+            Assert.NotNull(manifest.WeightsSha256);
+            using var loaded = ModelPackage.Load(folder); // verifies the weights' SHA-256 against the manifest
+            Assert.Contains("pipeline v", manifest.Metadata!["lineage"]);
+            Assert.Contains("seed", manifest.Metadata["lineage"]);
+            Assert.Contains("metrics:", manifest.Metadata["lineage"]);
+        }
+        Assert.True(File.Exists(Path.Combine(Bundle, "results.md")));
+    }
+
+    [Fact]
+    public async Task FreshDataDirectory_ServesTheDefaults_OnEveryEndpoint()
+    {
+        using var host = FreshHost();
+        using var client = host.CreateClient();
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await client.GetAsync("/health/ready")).StatusCode);
+        var image = Http.Images(File.ReadAllBytes(Sample("fashion-0-ankle-boot.png")));
+        var tokens = await client.PostAsync("/api/v1/tokens", image).JsonAsync();
+        Assert.Equal(7, tokens.GetProperty("rows").GetInt32());
+        var classified = await client.PostAsync("/api/v1/classify?topK=3", Http.Images(File.ReadAllBytes(Sample("fashion-0-ankle-boot.png")))).JsonAsync();
+        Assert.Equal(3, classified.Items("images")[0].Items("predictions").Length);
+        var embedded = await client.PostAsync("/api/v1/embeddings", Http.Images(File.ReadAllBytes(Sample("fashion-0-ankle-boot.png")))).JsonAsync();
+        Assert.Equal(96, embedded.GetProperty("dim").GetInt32());
+        var bag = File.ReadAllBytes(Sample("fashion-18-bag.png"));
+        var segmented = await client.PostAsync("/api/v1/segment", Http.Images(bag)).JsonAsync();
+        var mask = segmented.Items("images")[0];
+        Assert.Equal(System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bag.AsSpan(16, 4)), mask.GetProperty("width").GetInt32()); // PNG IHDR width
+        Assert.Equal(1.0, mask.Items("classes").Sum(c => c.GetProperty("pixelFraction").GetDouble()), 3);
+        Assert.NotEmpty(Convert.FromBase64String(mask.Str("maskPng")));
+
+        // Each answer names the bundled default of its kind.
+        var defaults = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(Bundle, "defaults.json")))!;
+        Assert.Equal(defaults["tokenizer"], tokens.Str("model"));
+        Assert.Equal(defaults["classifier"], classified.Str("model"));
+        Assert.Equal(defaults["segmenter"], segmented.Str("model"));
+        host.AssertNoServerErrors();
+    }
+
+    [Theory]
+    [InlineData("fashion-0-ankle-boot.png", "Ankle boot")]
+    [InlineData("fashion-9-sneaker.png", "Sneaker")]
+    [InlineData("fashion-18-bag.png", "Bag")]
+    [InlineData("fashion-19-t-shirt.png", "T-shirt/top")]
+    public async Task ShippedClassifier_GetsTestSplitSamplesRight(string file, string label)
+    {
+        using var host = FreshHost();
+        using var client = host.CreateClient();
+        var json = await client.PostAsync("/api/v1/classify?topK=1", Http.Images(File.ReadAllBytes(Sample(file)))).JsonAsync();
+        Assert.Equal(label, json.Items("images")[0].Items("predictions")[0].Str("label"));
+    }
+
+    private static string Sample(string file)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var path = Path.Combine(dir.FullName, "wwwroot", "samples", file);
+            if (File.Exists(path)) return path;
+        }
+        throw new FileNotFoundException($"wwwroot/samples/{file} not found above {AppContext.BaseDirectory}");
+    }
+}
