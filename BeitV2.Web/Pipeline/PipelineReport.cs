@@ -19,18 +19,23 @@ public static class PipelineReport
         return minutes is > 0 and < 0.05 ? "< 0.1" : minutes.ToString("F1", CultureInfo.InvariantCulture);
     }
 
-    private static string Codes(PipelinePreset preset) =>
-        preset.Stages.Single(x => x.Name == "tokenizer").Config["codebookSize"]?.GetValue<int>().ToString(CultureInfo.InvariantCulture) ?? "8192";
+    /// <summary>An integer setting of a stage's job config, or null when the preset leaves it to the trainer's default.</summary>
+    private static int? Setting(PipelinePreset preset, string stage, string key) =>
+        preset.Stages.Single(x => x.Name == stage).Config[key]?.GetValue<int>();
+
+    private static string Count(int? n) => n?.ToString("N0", CultureInfo.InvariantCulture) ?? "all";
+
+    private static int Codes(PipelinePreset preset) => Setting(preset, "tokenizer", "codebookSize") ?? 8192;
 
     private static string UsedCodes(PipelineState s, PipelinePreset preset) =>
         s.Stages.TryGetValue("tokenizer", out var r) && r.Metrics.TryGetValue("valCodebookUsage", out var usage)
-            ? Math.Round(usage * int.Parse(Codes(preset), CultureInfo.InvariantCulture)).ToString(CultureInfo.InvariantCulture) : "—";
+            ? Math.Round(usage * Codes(preset)).ToString(CultureInfo.InvariantCulture) : "—";
 
     public static string Markdown(PipelineState s)
     {
         var preset = PipelinePreset.Get(s.Preset, s.Seed);
-        string Train(string stage) => preset.Stages.Single(x => x.Name == stage).Config["maxTrainImages"]?.GetValue<int>().ToString("N0", CultureInfo.InvariantCulture) ?? "all";
-        string Held(string stage) => preset.Stages.Single(x => x.Name == stage).Config["maxValImages"]?.GetValue<int>().ToString("N0", CultureInfo.InvariantCulture) ?? "all";
+        string Train(string stage) => Count(Setting(preset, stage, "maxTrainImages"));
+        string Held(string stage) => Count(Setting(preset, stage, "maxValImages"));
         var b = new StringBuilder();
         b.AppendLine($"Pipeline v{s.Version}, preset `{s.Preset}`, seed {s.Seed}. Accuracies on the first {Held("teacher")} images of the Fashion-MNIST " +
                      $"test split, mIoU on the first {Held("segmentation-mim")} composed scenes of its test split. Each row is reproduced by " +
