@@ -3,6 +3,7 @@
 //   dotnet run -c Release --project BeitV2.Bench -- serve [--model base|tiny] [--clients 8] [--requests N] [--warmup K] ...
 //   dotnet run -c Release --project BeitV2.Bench -- train [--stage all|tokenizer|...] [--model tiny|base|both] [--batch N] [--steps N] [--warmup K] ...
 //   dotnet run -c Release --project BeitV2.Bench -- hub --servers URL,URL [--jobs 4] [--clients 50]
+//   dotnet run -c Release --project BeitV2.Bench -- attention [--model base|tiny] [--rounds 3]
 //
 // Registers a random-initialised classifier in a temporary data directory, times the torch forward
 // alone, then starts the real BeitV2.Web once per Inference configuration (unbatched, batched) on a
@@ -15,7 +16,20 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
     Console.WriteLine(BenchArgs.Usage);
     Console.WriteLine(TrainArgs.Usage);
     Console.WriteLine(HubBench.Usage);
+    Console.WriteLine(AttentionBench.Usage);
     return args.Length == 0 ? 2 : 0;
+}
+if (args[0] == "attention")
+{
+    try
+    {
+        return AttentionBench.Run(args.Skip(1).ToList());
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"{e.Message}\n\n{AttentionBench.Usage}");
+        return 2;
+    }
 }
 if (args[0] == "train") return RunTrain(args);
 if (args[0] == "hub")

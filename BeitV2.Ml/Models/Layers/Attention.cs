@@ -21,6 +21,7 @@ public sealed class Attention : ExplicitModule<Tensor, Tensor?, Tensor>
     private readonly Dropout projDrop;
     private readonly int numHeads;
     private readonly double scale;
+    private readonly bool defaultScale;
     private readonly bool hasQkvBias;
     private readonly (int H, int W)? window;
 
@@ -33,6 +34,7 @@ public sealed class Attention : ExplicitModule<Tensor, Tensor?, Tensor>
         var headDim = attnHeadDim ?? dim / numHeads;
         var allHeadDim = headDim * numHeads;
         scale = qkScale ?? Math.Pow(headDim, -0.5);
+        defaultScale = qkScale is null;
 
         qkv = nn.Linear(dim, allHeadDim * 3, hasBias: false);
         register_module("qkv", qkv);
@@ -52,6 +54,15 @@ public sealed class Attention : ExplicitModule<Tensor, Tensor?, Tensor>
 
     public bool HasOwnRelativeBias => window is not null;
 
+    /// <summary>
+    /// Use libtorch's fused scaled-dot-product attention (the relative biases as an additive mask) when no
+    /// gradient is recorded, nothing is autocast and the scale is the default 1/√head_dim; otherwise, and when
+    /// false, the reference's explicit q·scale → QKᵀ + bias → softmax → ·V. Both agree within the parity
+    /// tolerance (the fused kernel scales the product instead of q and uses a faster exp); the switch exists to
+    /// rule the kernel out when a result looks off. Process-wide, default true.
+    /// </summary>
+    public static bool UseFusedInference { get; set; } = true;
+
     public override Tensor forward(Tensor x, Tensor? sharedBias)
     {
         using var scope = NewDisposeScope();
@@ -69,6 +80,8 @@ public sealed class Attention : ExplicitModule<Tensor, Tensor?, Tensor>
             qkvOut = Autocast.Linear(qkv, x);
         }
         var parts = qkvOut.reshape(b, n, 3, numHeads, -1).permute(2, 0, 3, 1, 4);
+        if (UseFusedInference && defaultScale && !is_grad_enabled() && !Autocast.IsEnabled && (!training || attnDrop.p == 0))
+            return Fused(parts[0], parts[1], parts[2], sharedBias, b, n).MoveToOuterDisposeScope();
         var q = parts[0] * scale;
         var k = parts[1];
         var v = parts[2];
@@ -82,5 +95,16 @@ public sealed class Attention : ExplicitModule<Tensor, Tensor?, Tensor>
         var o = Autocast.MatMul(attn, v).transpose(1, 2).reshape(b, n, -1);
         o = projDrop.forward(Autocast.Linear(proj, o));
         return o.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The inference path: one fused kernel with the summed relative biases as a (1, H, T, T) additive mask.</summary>
+    private Tensor Fused(Tensor q, Tensor k, Tensor v, Tensor? sharedBias, long b, long n)
+    {
+        Tensor? mask = null;
+        if (window is { } w) mask = RelativePositionBias.Lookup(this, w);
+        if (sharedBias is not null) mask = mask is null ? sharedBias : mask + sharedBias;
+        if (mask is not null) mask = mask.reshape(1, numHeads, n, n).to(q.dtype);
+        var o = nn.functional.scaled_dot_product_attention(q, k, v, mask).transpose(1, 2).reshape(b, n, -1);
+        return projDrop.forward(Autocast.Linear(proj, o));
     }
 }
