@@ -1,5 +1,6 @@
 using System.Text.Json;
 using BeitV2.Ml.Checkpoints;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace BeitV2.Web.Tests.Api;
 
@@ -53,6 +54,20 @@ public sealed class DefaultModelsTests
         Assert.Equal(defaults["tokenizer"], tokens.Str("model"));
         Assert.Equal(defaults["classifier"], classified.Str("model"));
         Assert.Equal(defaults["segmenter"], segmented.Str("model"));
+        host.AssertNoServerErrors();
+    }
+
+    [Fact]
+    public async Task AtStartUp_TheDefaultClassifierTokenizerAndSegmenter_AreLoadedAndWarmedUp()
+    {
+        using var host = FreshHost();
+        using var client = host.CreateClient(); // starts the host
+        var models = host.Services.GetRequiredService<BeitV2.Web.Inference.ModelHost>();
+        var defaults = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(Bundle, "defaults.json")))!;
+        string[] expected = [defaults["classifier"], defaults["tokenizer"], defaults["segmenter"]];
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!expected.All(models.LoadedIds.Contains) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.Equal(expected.Order(), models.LoadedIds.Order()); // no request was made: the warm-up loaded them, and only them
         host.AssertNoServerErrors();
     }
 

@@ -53,6 +53,8 @@ public sealed class InferenceOptions
     public int MaxInFlight { get; set; } = 64;
     /// <summary>Loaded models kept in memory (least recently used ones are unloaded).</summary>
     public int MaxLoadedModels { get; set; } = 4;
+    /// <summary>Load the default tokenizer, classifier and segmenter at start-up and run one batch through each.</summary>
+    public bool WarmUp { get; set; } = true;
 }
 
 /// <summary><c>Limits:*</c>: input limits.</summary>

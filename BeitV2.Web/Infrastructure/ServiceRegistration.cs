@@ -14,5 +14,6 @@ public static class ServiceRegistration
         .AddSingleton<ModelHost>()
         .AddSingleton<InFlightLimiter>()
         .AddSingleton<UploadedImageReader>()
-        .AddSingleton<InferenceService>();
+        .AddSingleton<InferenceService>()
+        .AddHostedService<ModelWarmup>();
 }
