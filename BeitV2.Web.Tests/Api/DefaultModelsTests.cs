@@ -9,12 +9,16 @@ public sealed class DefaultModelsTests
 {
     private static string Bundle => Path.Combine(AppContext.BaseDirectory, "DefaultModels");
 
+    /// <summary>defaults.json of the bundle: kind → model id.</summary>
+    private static Dictionary<string, string> Defaults() =>
+        JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(Bundle, "defaults.json")))!;
+
     private static ApiHost FreshHost() => new(new Dictionary<string, string?> { ["Models:SeedDefaults"] = "true" });
 
     [Fact]
     public void Bundle_NamesADefaultPerKind_AndEveryManifestMatchesItsFiles()
     {
-        var defaults = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(Bundle, "defaults.json")))!;
+        var defaults = Defaults();
         Assert.Equal(["classifier", "pretrain", "segmenter", "tokenizer"], defaults.Keys.Order());
         foreach (var (kind, id) in defaults)
         {
@@ -50,7 +54,7 @@ public sealed class DefaultModelsTests
         Assert.NotEmpty(Convert.FromBase64String(mask.Str("maskPng")));
 
         // Each answer names the bundled default of its kind.
-        var defaults = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(Bundle, "defaults.json")))!;
+        var defaults = Defaults();
         Assert.Equal(defaults["tokenizer"], tokens.Str("model"));
         Assert.Equal(defaults["classifier"], classified.Str("model"));
         Assert.Equal(defaults["segmenter"], segmented.Str("model"));
@@ -63,7 +67,7 @@ public sealed class DefaultModelsTests
         using var host = FreshHost();
         using var client = host.CreateClient(); // starts the host
         var models = host.Services.GetRequiredService<BeitV2.Web.Inference.ModelHost>();
-        var defaults = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(Bundle, "defaults.json")))!;
+        var defaults = Defaults();
         string[] expected = [defaults["classifier"], defaults["tokenizer"], defaults["segmenter"]];
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (!expected.All(models.LoadedIds.Contains) && DateTime.UtcNow < deadline) await Task.Delay(100);
