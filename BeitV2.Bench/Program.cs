@@ -4,6 +4,7 @@
 //   dotnet run -c Release --project BeitV2.Bench -- train [--stage all|tokenizer|...] [--model tiny|base|both] [--batch N] [--steps N] [--warmup K] ...
 //   dotnet run -c Release --project BeitV2.Bench -- hub --servers URL,URL [--jobs 4] [--clients 50]
 //   dotnet run -c Release --project BeitV2.Bench -- attention [--model base|tiny] [--rounds 3]
+//   dotnet run -c Release --project BeitV2.Bench -- perf [--model both] [--rounds 1] [--parts matmul,forward,train,http] ...
 //
 // Registers a random-initialised classifier in a temporary data directory, times the torch forward
 // alone, then starts the real BeitV2.Web once per Inference configuration (unbatched, batched) on a
@@ -17,6 +18,7 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
     Console.WriteLine(TrainArgs.Usage);
     Console.WriteLine(HubBench.Usage);
     Console.WriteLine(AttentionBench.Usage);
+    Console.WriteLine(PerfArgs.Usage);
     return args.Length == 0 ? 2 : 0;
 }
 if (args[0] == "attention")
@@ -32,6 +34,7 @@ if (args[0] == "attention")
     }
 }
 if (args[0] == "train") return RunTrain(args);
+if (args[0] == "perf") return await RunPerf(args);
 if (args[0] == "hub")
 {
     try
@@ -98,5 +101,36 @@ static int RunTrain(string[] args)
     {
         Console.Error.WriteLine("Cancelled.");
         return 130;
+    }
+}
+
+static async Task<int> RunPerf(string[] args)
+{
+    PerfArgs options;
+    try
+    {
+        options = PerfArgs.Parse(args.Skip(1).ToList());
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"{e.Message}\n\n{PerfArgs.Usage}");
+        return 2;
+    }
+    using var cts = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+    try
+    {
+        Console.WriteLine(await PerfBench.RunAsync(options, string.Join(' ', args), cts.Token));
+        return 0;
+    }
+    catch (OperationCanceledException) when (cts.IsCancellationRequested)
+    {
+        Console.Error.WriteLine("Cancelled.");
+        return 130;
+    }
+    catch (InvalidOperationException e)
+    {
+        Console.Error.WriteLine($"perf failed: {e.Message}");
+        return 1;
     }
 }

@@ -50,6 +50,16 @@ public static class TrainBench
         }
     }
 
+    /// <summary>Images/s of one stage (its timed steps), for callers that compare it with something else (<c>perf</c>).</summary>
+    public sealed record StageTiming(string Stage, string Model, int Batch, IReadOnlyList<double> StepSeconds, double ImagesPerSecond, long PeakBytes, string? Error);
+
+    public static StageTiming Time(TrainArgs a, string stage, string model, CancellationToken ct)
+    {
+        set_num_threads(a.EffectiveThreads);
+        var r = RunOne(a, stage, model, ct);
+        return new StageTiming(stage, model, r.Batch, r.Best?.StepSeconds ?? Array.Empty<double>(), r.ImagesPerSecond, r.PeakBytes, r.Error);
+    }
+
     public static string Run(TrainArgs a, string commandLine, CancellationToken ct)
     {
         var total = Stopwatch.StartNew();
@@ -104,7 +114,7 @@ public static class TrainBench
     // ------------------------------------------------------------------ models
 
     /// <summary>Tiny tokenizer: the Base3xClip layout shrunk to ViT-Ti width (192, 3 heads), a 1-block decoder, 8192 × 32 codebook, 192-d targets.</summary>
-    private static VqkdConfig TinyTokenizer() => VqkdConfig.Base3xClip() with
+    internal static VqkdConfig TinyTokenizer() => VqkdConfig.Base3xClip() with
     {
         Encoder = VqkdConfig.DefaultVit(224, 16, 3, 12) with { EmbedDim = 192, NumHeads = 3 },
         Decoder = VqkdConfig.DefaultVit(14, 1, 32, 1) with { EmbedDim = 192, NumHeads = 3 },
@@ -115,7 +125,7 @@ public static class TrainBench
     private static ClipVisionConfig TinyClip() => new() { InputResolution = 224, PatchSize = 16, Width = 192, Layers = 12, Heads = 3, OutputDim = 192 };
 
     /// <summary>Tiny segmentation: ViT-Ti backbone at 256 px (16×16 patches), UperNet width 192; the rest as <see cref="SegmentationConfig.Base"/>.</summary>
-    private static SegmentationConfig TinySegmentation() => SegmentationConfig.Base(150) with
+    internal static SegmentationConfig TinySegmentation() => SegmentationConfig.Base(150) with
     {
         Backbone = VitConfig.Tiny(numClasses: 0) with { ImgSize = 256 }, Channels = 192,
     };

@@ -118,6 +118,11 @@ public static class PilResize
         int firstRow, int rowCount, Coefficients k, byte[] target)
     {
         int outCount = k.Count;
+        if (channels == 3)
+        {
+            ResampleHorizontalRgb(source, width, firstRow, rowCount, k, target);
+            return;
+        }
         for (int y = 0; y < rowCount; y++)
         {
             var row = source.Slice((firstRow + y) * width * channels, width * channels);
@@ -135,6 +140,40 @@ public static class PilResize
                         acc += row[src] * k.Weights[w0 + x];
                     target[dst++] = Clip8(acc);
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The 3-channel case of <see cref="ResampleHorizontal"/> with the channels in one pass over the taps: the
+    /// same integer sums (so the same bytes), a third of the loop overhead. Every upload takes this path.
+    /// </summary>
+    private static void ResampleHorizontalRgb(ReadOnlySpan<byte> source, int width, int firstRow, int rowCount, Coefficients k, byte[] target)
+    {
+        int outCount = k.Count;
+        var weights = k.Weights.AsSpan();
+        var output = target.AsSpan();
+        for (int y = 0; y < rowCount; y++)
+        {
+            var row = source.Slice((firstRow + y) * width * 3, width * 3);
+            int dst = y * outCount * 3;
+            for (int xx = 0; xx < outCount; xx++)
+            {
+                int taps = k.Taps[xx];
+                var w = weights.Slice(xx * k.Stride, taps);
+                var px = row.Slice(k.Start[xx] * 3, taps * 3);
+                int r = 1 << (PrecisionBits - 1), g = r, b = r;
+                for (int x = 0, src = 0; x < w.Length; x++, src += 3)
+                {
+                    int wx = w[x];
+                    r += px[src] * wx;
+                    g += px[src + 1] * wx;
+                    b += px[src + 2] * wx;
+                }
+                output[dst] = Clip8(r);
+                output[dst + 1] = Clip8(g);
+                output[dst + 2] = Clip8(b);
+                dst += 3;
             }
         }
     }

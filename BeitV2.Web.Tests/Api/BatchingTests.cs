@@ -104,6 +104,54 @@ public sealed class BatchingTests
         host.AssertNoServerErrors();
     }
 
+    [Fact]
+    public async Task RequestsStillBeingDecoded_AreWaitedFor_AndShareTheBatch()
+    {
+        // MaxWaitMs 0: nothing waits for requests the server has not seen. One request that is "being decoded"
+        // (held on the arrival board) makes the first image wait, and the next image joins its batch.
+        using var host = new ApiHost(new Dictionary<string, string?>
+        {
+            ["Inference:MaxBatch"] = "2", ["Inference:MaxWaitMs"] = "0", ["Inference:MaxGatherMs"] = "20000",
+        });
+        var info = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), "gather");
+        using var client = host.CreateClient();
+        var worker = await host.Services.GetRequiredService<ModelHost>().GetAsync(info);
+        var arriving = host.Services.GetRequiredService<ArrivingRequests>();
+
+        Task<HttpResponseMessage> first, second;
+        using (arriving.Enter(info.Id))
+        {
+            first = client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(48, 40, seed: 1)));
+            await Task.Delay(300);
+            Assert.False(first.IsCompleted, "the first image ran although another request was announced");
+            second = client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(48, 40, seed: 2)));
+            await Task.WhenAll(first, second);   // MaxBatch 2 closes the batch without the announced one
+        }
+        await (await first).JsonAsync();
+        await (await second).JsonAsync();
+        Assert.Equal(new[] { 2 }, worker.RecentBatchSizes);
+        host.AssertNoServerErrors();
+    }
+
+    [Fact]
+    public async Task LoneRequest_DoesNotWaitForTheGatherWindow()
+    {
+        using var host = new ApiHost(new Dictionary<string, string?>
+        {
+            ["Inference:MaxBatch"] = "8", ["Inference:MaxWaitMs"] = "0", ["Inference:MaxGatherMs"] = "20000",
+        });
+        var info = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), "lone");
+        using var client = host.CreateClient();
+        var worker = await host.Services.GetRequiredService<ModelHost>().GetAsync(info);
+
+        var clock = Stopwatch.StartNew();
+        await client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(48, 40, seed: 3))).JsonAsync();
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"a lone request took {clock.Elapsed.TotalSeconds:0.0} s: it waited for the 20 s gather window");
+        Assert.Equal(new[] { 1 }, worker.RecentBatchSizes);
+        Assert.Equal(0, host.Services.GetRequiredService<ArrivingRequests>().Count(info.Id));
+        host.AssertNoServerErrors();
+    }
+
     private static float[] Probabilities(System.Text.Json.JsonElement image) =>
         image.Items("predictions").OrderBy(p => p.Int("classIndex")).Select(p => p.GetProperty("probability").GetSingle()).ToArray();
 

@@ -64,4 +64,29 @@ public sealed class FusedAttentionTests
         using (inference_mode()) fused = model.forward(images, mask);
         for (var i = 0; i < fused.Length; i++) AssertClose(explicitPath[i], fused[i]);
     }
+
+    [Fact]
+    public void CachedInferenceBias_FollowsInPlaceChangesOfTheRelativeTables()
+    {
+        // The inference path keeps each block's looked-up bias; a weight update (optimiser step, loaded state
+        // dict) changes the tables in place and must show in the very next inference forward.
+        using var scope = NewDisposeScope();
+        manual_seed(15);
+        using var model = new BeitVisionTransformer(VitConfig.Micro(7));
+        RandomiseWeights(model, 16);
+        model.eval();
+        var images = randn(2, 3, 32, 32);
+        Tensor before;
+        using (inference_mode()) before = model.forward(images);
+        using (inference_mode()) AssertClose(before, model.forward(images));   // served from the cache
+
+        using (no_grad())
+            foreach (var (name, p) in model.named_parameters().Where(p => p.name.EndsWith(RelativePositionBias.TableName)))
+                p.add_(randn(p.shape) * 0.5);
+        var explicitPath = model.forward(images).detach();
+        Tensor after;
+        using (inference_mode()) after = model.forward(images);
+        AssertClose(explicitPath, after);
+        Assert.True((after - before).abs().max().item<float>() > 1e-3, "changing the relative tables must change the output");
+    }
 }

@@ -47,8 +47,13 @@ public sealed class InferenceOptions
     public const string Section = "Inference";
     /// <summary>Most images merged into one forward pass.</summary>
     public int MaxBatch { get; set; } = 8;
-    /// <summary>How long the first image of a batch may wait for others.</summary>
-    public int MaxWaitMs { get; set; } = 10;
+    /// <summary>How long the first image of a batch may wait for others that have not arrived yet.</summary>
+    public int MaxWaitMs { get; set; } = 2;
+    /// <summary>
+    /// How long the first image of a batch may wait for requests that have arrived and are still being
+    /// read, decoded and resized (the server knows they are coming); 0 turns this off.
+    /// </summary>
+    public int MaxGatherMs { get; set; } = 100;
     /// <summary>Inference requests processed or queued at once; more get 429.</summary>
     public int MaxInFlight { get; set; } = 64;
     /// <summary>Loaded models kept in memory (least recently used ones are unloaded).</summary>

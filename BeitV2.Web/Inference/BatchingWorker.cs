@@ -10,7 +10,8 @@ namespace BeitV2.Web.Inference;
 /// <summary>
 /// Dynamic batching for one served model: images of concurrent requests that ask for the same
 /// operation are merged into one forward pass of up to <c>MaxBatch</c> images, waiting at most
-/// <c>MaxWaitMs</c> after the first one. Torch work runs on this worker's own thread, so request
+/// <c>MaxWaitMs</c> after the first one for images not seen yet, and up to <c>MaxGatherMs</c> while
+/// requests for the model are still being decoded (<see cref="ArrivingRequests"/>). Torch work runs on this worker's own thread, so request
 /// threads never block on the model and tensors never cross threads.
 /// </summary>
 /// <remarks>
@@ -35,9 +36,13 @@ public sealed class BatchingWorker : IDisposable
     public IReadOnlyList<int> RecentBatchSizes { get { lock (recent) return recent.ToList(); } }
     private readonly Queue<int> recent = new();
 
+    private readonly Func<int> incoming;
+
+    /// <param name="incoming">Requests for this model accepted but not queued yet (<see cref="ArrivingRequests"/>); none when null.</param>
     public BatchingWorker(ServedModel model, InferenceOptions options, ILogger logger, DeviceGate? gate = null,
-        ComputePrecision precision = ComputePrecision.Fp32)
+        ComputePrecision precision = ComputePrecision.Fp32, Func<int>? incoming = null)
     {
+        this.incoming = incoming ?? (() => 0);
         this.model = model;
         this.options = options;
         this.logger = logger;
@@ -92,13 +97,24 @@ public sealed class BatchingWorker : IDisposable
             if (carry[i].Operation == first.Operation) { batch.Add(carry[i]); carry.RemoveAt(i); }
             else i++;
         }
-        var deadline = first.EnqueuedTicks + (long)(options.MaxWaitMs * Stopwatch.Frequency / 1000.0);
+        long Ticks(int ms) => (long)(ms * Stopwatch.Frequency / 1000.0);
+        var waitDeadline = first.EnqueuedTicks + Ticks(options.MaxWaitMs);
+        var gatherDeadline = first.EnqueuedTicks + Ticks(Math.Max(options.MaxWaitMs, options.MaxGatherMs));
         while (batch.Count < options.MaxBatch)
         {
-            var remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
             if (!queue.Reader.TryRead(out var next))
             {
-                if (remaining <= TimeSpan.Zero || !TryReadBlocking(remaining, out next!)) break;
+                // Requests that are being decoded will come: wait for them up to MaxGatherMs, looking again every
+                // millisecond (one may fail and never arrive). Otherwise only MaxWaitMs for ones not seen yet.
+                var now = Stopwatch.GetTimestamp();
+                var gathering = now < gatherDeadline && incoming() > 0;
+                var remaining = Stopwatch.GetElapsedTime(now, gathering ? gatherDeadline : waitDeadline);
+                if (remaining <= TimeSpan.Zero) break;
+                if (!TryReadBlocking(gathering ? TimeSpan.FromTicks(Math.Min(remaining.Ticks, TimeSpan.TicksPerMillisecond)) : remaining, out next!))
+                {
+                    if (queue.Reader.Completion.IsCompleted) break;
+                    continue;
+                }
             }
             if (next.Operation == first.Operation) batch.Add(next);
             else carry.Add(next);
@@ -137,8 +153,6 @@ public sealed class BatchingWorker : IDisposable
             object[] results;
             var size = model.Input.Size;
             var per = 3 * size * size;
-            var data = new float[batch.Count * per];
-            for (var i = 0; i < batch.Count; i++) Array.Copy(batch[i].Pixels, 0, data, i * per, per);
             long computeStart;
             using (gate?.Enter())
             using (inference_mode())
@@ -148,8 +162,11 @@ public sealed class BatchingWorker : IDisposable
                 computeStart = Stopwatch.GetTimestamp();
                 if (gate is { Enabled: true })
                     InferenceMetrics.DeviceWaitSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(start, computeStart).TotalSeconds);
-                var device = model.Module.parameters().First().device;
-                var input = tensor(data, new long[] { batch.Count, 3, size, size }).to(device);
+                // Each image's pixels go straight into the batch tensor: no intermediate batch array.
+                var input = empty(batch.Count, 3, size, size);
+                var span = input.data<float>();
+                for (var i = 0; i < batch.Count; i++) span.CopyFrom(batch[i].Pixels, 0, (long)i * per);
+                if (model.Device.type != TorchSharp.DeviceType.CPU) input = input.to(model.Device);
                 results = model.Execute(op, input);
             }
             InferenceMetrics.ComputeSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(computeStart).TotalSeconds);

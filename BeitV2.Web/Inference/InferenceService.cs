@@ -8,7 +8,8 @@ namespace BeitV2.Web.Inference;
 /// right kind), check it can do the operation, bound the requests in flight, decode the uploads,
 /// and run each image through the model's batching worker.
 /// </summary>
-public sealed class InferenceService(ModelRegistry registry, ModelHost host, InFlightLimiter limiter, UploadedImageReader reader)
+public sealed class InferenceService(ModelRegistry registry, ModelHost host, InFlightLimiter limiter, UploadedImageReader reader,
+    ArrivingRequests arriving)
 {
     /// <summary>Resolves the model for an operation; <paramref name="kinds"/> are the acceptable API kinds, in order of preference for the default.</summary>
     public ModelInfo ResolveModel(string? id, string operation, params string[] kinds)
@@ -33,6 +34,8 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, InF
     public async Task<InferenceRun<T>> RunAsync<T>(HttpRequest request, ModelInfo info, string operation, CancellationToken ct)
     {
         using var slot = limiter.Enter();
+        // Counted from here until its images are queued, so the model's worker can wait for them (MaxGatherMs).
+        using var arrival = arriving.Enter(info.Id);
         var images = await reader.ReadAsync(request, ct);
         try
         {
@@ -56,6 +59,7 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, InF
                 }
                 tasks.Add(task);
             }
+            arrival.Dispose();
             var results = await Task.WhenAll(tasks);
             InferenceMetrics.Requests.WithLabels(operation, "ok").Inc();
             return new InferenceRun<T>(info, images, plans, results.Cast<T>().ToList());

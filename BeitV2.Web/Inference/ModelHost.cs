@@ -21,13 +21,16 @@ public sealed class ModelHost : IDisposable
     private readonly InferenceOptions options;
     private readonly ILogger<ModelHost> logger;
     private readonly ComputeDevices devices;
+    private readonly ArrivingRequests arriving;
     private readonly torch.Device device;
     private readonly Lock gate = new();
     private readonly Dictionary<string, (Lazy<Task<BatchingWorker>> Worker, long LastUsed)> loaded = new();
     private long clock;
 
-    public ModelHost(ModelRegistry registry, IOptions<InferenceOptions> options, ComputeDevices devices, ILogger<ModelHost> logger)
+    public ModelHost(ModelRegistry registry, IOptions<InferenceOptions> options, ComputeDevices devices, ILogger<ModelHost> logger,
+        ArrivingRequests arriving)
     {
+        this.arriving = arriving;
         this.registry = registry;
         this.options = options.Value;
         this.logger = logger;
@@ -75,7 +78,8 @@ public sealed class ModelHost : IDisposable
                 _ => throw ApiProblemException.BadRequest($"Model '{info.Id}' ({info.Kind}) cannot be served for inference."),
             };
             logger.LogInformation("Loaded model {Id} on {Device} ({Precision})", info.Id, DeviceName, devices.InferencePrecision.Name());
-            return new BatchingWorker(served, options, logger, devices.Gate(DeviceName), devices.InferencePrecision);
+            return new BatchingWorker(served, options, logger, devices.Gate(DeviceName), devices.InferencePrecision,
+                () => arriving.Count(info.Id));
         }
         catch
         {

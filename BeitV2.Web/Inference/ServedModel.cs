@@ -29,6 +29,8 @@ public abstract class ServedModel(ModelInfo info, nn.Module module) : IDisposabl
 {
     public ModelInfo Info { get; } = info;
     public nn.Module Module { get; } = module;
+    /// <summary>Where the weights live (fixed once loaded); looked up once instead of on every batch.</summary>
+    public Device Device { get; } = module.parameters().FirstOrDefault()?.device ?? CPU;
     public abstract ModelInput Input { get; }
     public abstract IReadOnlyCollection<string> Operations { get; }
     public abstract object[] Execute(string operation, Tensor batch);

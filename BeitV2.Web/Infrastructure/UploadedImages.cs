@@ -23,6 +23,10 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
 {
     public const string PartName = "image";
 
+    // One decoder for the process: building its ImageSharp Configuration (eight format modules) cost
+    // about 7 ms per request, more than decoding a 640×480 JPEG. Decoding with it is thread-safe.
+    private readonly ImageDecoder decoder = new(new ImageLimits(limits.Value.MaxImagePixels, limits.Value.MaxUploadBytes));
+
     public async Task<List<UploadedImage>> ReadAsync(HttpRequest request, CancellationToken ct)
     {
         var l = limits.Value;
@@ -31,7 +35,6 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
         // Bound the body for this route (the server-wide limit is the larger import limit).
         if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
             bodySize.MaxRequestBodySize = l.MaxUploadBytes;
-        var decoder = new ImageDecoder(new ImageLimits(l.MaxImagePixels, l.MaxUploadBytes));
         var images = new List<UploadedImage>();
         try
         {
@@ -78,7 +81,7 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
                     throw ApiProblemException.BadRequest($"The request has no body: send multipart/form-data with parts named '{PartName}', or a raw image body.");
                 if (!string.IsNullOrEmpty(type) && !IsAcceptableType(type))
                     throw ApiProblemException.UnsupportedMediaType($"Content type '{type}' is not accepted: use multipart/form-data or image/*.");
-                var bytes = await ReadAllAsync(request.Body, l.MaxUploadBytes, ct);
+                var bytes = await ReadAllAsync(request.Body, l.MaxUploadBytes, ct, request.ContentLength);
                 if (bytes.Length == 0) throw ApiProblemException.BadRequest("The request body is empty.");
                 images.Add(new UploadedImage(0, null, DecodeAt(decoder, bytes, 0)));
             }
@@ -114,9 +117,32 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
         contentType.StartsWith("image/", StringComparison.OrdinalIgnoreCase)
         || contentType.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase);
 
-    private static async Task<byte[]> ReadAllAsync(Stream stream, long limit, CancellationToken ct)
+    private static async Task<byte[]> ReadAllAsync(Stream stream, long limit, CancellationToken ct, long? expected = null)
     {
-        using var buffer = new MemoryStream();
+        if (expected is > 0 && expected <= limit)
+        {
+            // The usual raw upload: read straight into an array of the announced size.
+            var exact = new byte[expected.Value];
+            var filled = 0;
+            int n;
+            while (filled < exact.Length && (n = await stream.ReadAsync(exact.AsMemory(filled), ct)) > 0) filled += n;
+            if (filled < exact.Length) return exact[..filled];   // Kestrel refuses a body shorter than its Content-Length first
+            var probe = new byte[1];
+            if (await stream.ReadAsync(probe, ct) == 0) return exact;
+            // More than announced (not possible through Kestrel): fall through with what was read.
+            var more = new MemoryStream();
+            more.Write(exact);
+            more.Write(probe);
+            return await CopyRestAsync(stream, more, limit, ct);
+        }
+        return await CopyRestAsync(stream, new MemoryStream(), limit, ct);
+    }
+
+    private static async Task<byte[]> CopyRestAsync(Stream stream, MemoryStream buffer, long limit, CancellationToken ct)
+    {
+        await using var _ = buffer;
+        if (buffer.Length > limit)
+            throw ApiProblemException.TooLarge($"The image data exceeds {limit} bytes (Limits:MaxUploadBytes).");
         var chunk = new byte[81920];
         int read;
         while ((read = await stream.ReadAsync(chunk, ct)) > 0)

@@ -24,6 +24,7 @@ public sealed class Attention : ExplicitModule<Tensor, Tensor?, Tensor>
     private readonly bool defaultScale;
     private readonly bool hasQkvBias;
     private readonly (int H, int W)? window;
+    private readonly InferenceBiasCache biasCache = new();
 
     public Attention(int dim, int numHeads, bool qkvBias, double? qkScale, double attnDropRate, double projDropRate,
         (int H, int W)? window, int? attnHeadDim) : base(nameof(Attention))
@@ -97,11 +98,17 @@ public sealed class Attention : ExplicitModule<Tensor, Tensor?, Tensor>
         return o.MoveToOuterDisposeScope();
     }
 
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) biasCache.Dispose();
+        base.Dispose(disposing);
+    }
+
     /// <summary>The inference path: one fused kernel with the summed relative biases as a (1, H, T, T) additive mask.</summary>
     private Tensor Fused(Tensor q, Tensor k, Tensor v, Tensor? sharedBias, long b, long n)
     {
         Tensor? mask = null;
-        if (window is { } w) mask = RelativePositionBias.Lookup(this, w);
+        if (window is { } w) mask = biasCache.Get(this, w, numHeads);
         if (sharedBias is not null) mask = mask is null ? sharedBias : mask + sharedBias;
         if (mask is not null) mask = mask.reshape(1, numHeads, n, n).to(q.dtype);
         var o = nn.functional.scaled_dot_product_attention(q, k, v, mask).transpose(1, 2).reshape(b, n, -1);

@@ -1,0 +1,437 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using BeitV2.Ml;
+using BeitV2.Ml.Models;
+using BeitV2.Ml.Models.Segmentation;
+using BeitV2.Ml.Models.Vqkd;
+using BeitV2.Web.Configuration;
+using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Registry;
+using Microsoft.Extensions.Hosting.Internal;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using static TorchSharp.torch;
+
+namespace BeitV2.Bench;
+
+/// <summary>
+/// The <c>perf</c> command: the issue-7 benchmark. The same model cases in TorchSharp and in the PyTorch
+/// reference path (forward at batch 1 and 8 of backbone, tokenizer and segmenter, MIM and VQ-KD training
+/// steps, matrix-multiply rate), then the real server over HTTP (one image, 8 and 32 clients, batched and
+/// unbatched) and peak memory with Base loaded; a markdown report with ratios and the targets.
+/// </summary>
+public static class PerfBench
+{
+    /// <summary>One model case on both sides: per-round values (ms per image, images/s or GFLOP/s).</summary>
+    private sealed class Case(string name, string model, int batch, string unit, bool higherIsBetter, string detail)
+    {
+        public string Name { get; } = name;
+        public string Model { get; } = model;
+        public int Batch { get; } = batch;
+        public string Unit { get; } = unit;
+        public bool HigherIsBetter { get; } = higherIsBetter;
+        public string Detail { get; set; } = detail;
+        public List<double> Cs { get; } = new();
+        public List<double> Py { get; } = new();
+        public double CsMedian => Median(Cs);
+        public double PyMedian => Median(Py);
+        /// <summary>How many times faster BeitV2 is than PyTorch (&gt; 1: BeitV2 is faster).</summary>
+        public double SpeedUp => HigherIsBetter ? CsMedian / PyMedian : PyMedian / CsMedian;
+    }
+
+    private sealed record HttpResult(string Model, BenchMode Mode, double FirstMs, LatencyStats Sequential, double ServerForwardMs,
+        Dictionary<int, (ThroughputResult Load, ServerSide Server)> Concurrent, long PeakBytes);
+
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static async Task<string> RunAsync(PerfArgs a, string commandLine, CancellationToken ct)
+    {
+        var total = Stopwatch.StartNew();
+        var threads = a.EffectiveThreads;
+        TorchRuntime.ConfigureThreads(threads);
+        var py = a.NoPython ? null : new PythonReference(a.Python, threads);
+        var cases = new List<Case>();
+        Case Get(string name, string model, int batch, string unit, bool higher, string detail = "")
+        {
+            var c = cases.FirstOrDefault(x => x.Name == name && x.Model == model && x.Batch == batch);
+            if (c is null) cases.Add(c = new Case(name, model, batch, unit, higher, detail));
+            return c;
+        }
+
+        string pyInfo = "not run (--no-python)", verifyNote = "";
+        if (py is not null)
+        {
+            var info = (await py.RunAsync(ct, "info")).Single();
+            pyInfo = $"PyTorch {info.GetProperty("torch").GetString()} (Debian python3-torch, Python {info.GetProperty("python").GetString()}), " +
+                     $"BLAS {info.GetProperty("blas_info").GetString()} → `{info.GetProperty("blas").GetString()}`, torch threads {info.GetProperty("threads").GetInt32()}, " +
+                     $"interop {info.GetProperty("interop").GetInt32()}, OPENBLAS_NUM_THREADS={info.GetProperty("openblas_threads").GetString()}";
+            var fixtures = a.Fixtures ?? FindFixtures();
+            if (fixtures is null) verifyNote = "the official fixtures were not found (--fixtures), so the PyTorch models were not checked against them";
+            else
+            {
+                Progress($"checking the PyTorch models against the official fixtures in {fixtures}");
+                var checks = await py.RunAsync(ct, "verify", "--fixtures", fixtures);
+                var worst = checks.Where(c => c.GetProperty("max_abs_diff").ValueKind == JsonValueKind.Number).Max(c => c.GetProperty("max_abs_diff").GetDouble());
+                verifyNote = $"before timing, the PyTorch models reproduced the official fixtures ({string.Join(", ", checks.Select(c => c.GetProperty("fixture").GetString()).Distinct())}: " +
+                             $"{checks.Count} outputs, token ids exact, largest float difference {worst:0.0e0}, all within the strict tolerance)";
+            }
+        }
+
+        // 1. Matmul rate and forward cases, C# then PyTorch in each round.
+        for (var round = 1; round <= a.Rounds; round++)
+        {
+            if (a.Has("matmul"))
+            {
+                Progress($"round {round}: matmul, TorchSharp");
+                foreach (var (name, m, k, n) in MatmulShapes)
+                    Get($"matmul {name}", "-", 1, "GFLOP/s", true, $"{m}×{k} · {k}×{n}, fp32, best of 15").Cs.Add(Matmul(m, k, n, a.Quick));
+                if (py is not null)
+                {
+                    Progress($"round {round}: matmul, PyTorch");
+                    foreach (var j in await py.RunAsync(ct, "run", "--cases", "matmul", a.Quick ? "--quick" : "--seed=0"))
+                        Get($"matmul {j.GetProperty("case").GetString()!["matmul/".Length..]}", "-", 1, "GFLOP/s", true).Py.Add(j.GetProperty("gflops").GetDouble());
+                }
+            }
+            if (!a.Has("forward")) continue;
+            foreach (var model in a.Models)
+            {
+                Progress($"round {round}: forward {model}, TorchSharp");
+                foreach (var (name, batch, ms, detail) in ForwardCs(model, a.Quick))
+                    Get($"forward {name}", model, batch, "ms/img", false, detail).Cs.Add(ms);
+                if (py is null) continue;
+                Progress($"round {round}: forward {model}, PyTorch");
+                foreach (var j in await py.RunAsync(ct, "run", "--cases", "forward", "--model", model, a.Quick ? "--quick" : "--seed=0"))
+                    Get($"forward {j.GetProperty("case").GetString()!["forward/".Length..]}", model, j.GetProperty("batch").GetInt32(), "ms/img", false)
+                        .Py.Add(j.GetProperty("ms_per_image").GetDouble());
+            }
+        }
+        foreach (var c in cases.Where(c => c.Name == "forward tokenizer").ToList())
+        {
+            var t = Get("tokenizer tokens/s", c.Model, c.Batch, "tokens/s", true, "196 tokens per 224 px image");
+            t.Cs.AddRange(c.Cs.Select(ms => 196 * 1000 / ms));
+            t.Py.AddRange(c.Py.Select(ms => 196 * 1000 / ms));
+        }
+
+        // 2. Training steps.
+        if (a.Has("train"))
+            foreach (var model in a.Models)
+            {
+                var targs = new TrainArgs { Threads = threads, Steps = a.Quick ? 1 : null, Warmup = a.Quick ? 1 : null };
+                foreach (var (stage, name) in new[] { ("pretrain", "train MIM step"), ("tokenizer", "train VQ-KD step") })
+                {
+                    Progress($"training {name} {model}, TorchSharp");
+                    var r = TrainBench.Time(targs, stage, model, ct);
+                    if (r.Error is not null) throw new InvalidOperationException($"{stage}/{model}: {r.Error}");
+                    Get(name, model, r.Batch, "img/s", true, stage == "pretrain"
+                        ? "tokenizer labels + forward + 2 CE losses + backward + clip 3.0 + AdamW"
+                        : "CLIP teacher targets + forward + cosine/commit loss + backward + AdamW + EMA codebook").Cs.Add(r.ImagesPerSecond);
+                }
+                if (py is null) continue;
+                Progress($"training {model}, PyTorch");
+                foreach (var j in await py.RunAsync(ct, "run", "--cases", "train", "--model", model, a.Quick ? "--quick" : "--seed=0"))
+                    Get(j.GetProperty("case").GetString() == "train/mim" ? "train MIM step" : "train VQ-KD step", model, j.GetProperty("batch").GetInt32(), "img/s", true)
+                        .Py.Add(j.GetProperty("images_per_second").GetDouble());
+            }
+
+        // 3. The server over HTTP, and memory.
+        var http = new List<HttpResult>();
+        double? pyPeakMiB = null;
+        if (a.Has("http"))
+        {
+            foreach (var model in a.Models)
+                http.AddRange(await HttpAsync(a, model, ct));
+            if (py is not null && a.Models.Contains("base"))
+                pyPeakMiB = (await py.RunAsync(ct, "memory", "--model", "base")).Single().GetProperty("peak_mib").GetDouble();
+        }
+
+        var report = Report(a, commandLine, cases, http, pyPeakMiB, pyInfo, verifyNote, total.Elapsed);
+        if (a.Out is not null) await File.WriteAllTextAsync(a.Out, report, ct);
+        return report;
+    }
+
+    // ------------------------------------------------------------------ model cases (C#)
+
+    private static readonly (string Name, int M, int K, int N)[] MatmulShapes = { ("square2048", 2048, 2048, 2048), ("vit_b_mlp", 1576, 768, 3072) };
+
+    private static double Matmul(int m, int k, int n, bool quick)
+    {
+        using var x = randn(m, k);
+        using var y = randn(k, n);
+        using var _ = inference_mode();
+        var times = TimeRuns(() => mm(x, y), 2, quick ? 5 : 15);
+        return 2.0 * m * k * n / times.Min() / 1e6;
+    }
+
+    /// <summary>The same run counts as bench_reference.py's forward_cases.</summary>
+    private static (int Warmup, int Runs) ForwardRuns(string model, int batch, bool heavy, bool quick) =>
+        quick ? (1, batch == 1 ? 2 : 1)
+        : heavy ? (0, batch == 1 ? 2 : 1)   // Base segmenter at 512 px: ~12 s per image; one-time costs are noise there
+        : model == "base" ? (1, batch == 1 ? 5 : 2) : (2, batch == 1 ? 20 : 6);
+
+    private static IEnumerable<(string Name, int Batch, double MsPerImage, string Detail)> ForwardCs(string model, bool quick)
+    {
+        var tiny = model == "tiny";
+        var results = new List<(string, int, double, string)>();
+        using (var vit = new BeitVisionTransformer(tiny ? VitConfig.Tiny(1000) : VitConfig.Base(1000)))
+        {
+            vit.eval();
+            foreach (var batch in new[] { 1, 8 })
+            {
+                var (w, n) = ForwardRuns(model, batch, false, quick);
+                results.Add(("backbone", batch, TimeModel(batch, 224, w, n, x => vit.ForwardHead(vit.ForwardFeatures(x).Features).softmax(-1)) / batch,
+                    $"classifier: features + head + softmax, 224 px, {Params(vit)}"));
+            }
+        }
+        var tokConfig = (tiny ? TrainBench.TinyTokenizer() : VqkdConfig.Base3xClip()) with { QuantizeKmeansInit = false };
+        using (var tok = new VqkdTokenizer(tokConfig))
+        {
+            tok.eval();
+            foreach (var batch in new[] { 1, 8 })
+            {
+                var (w, n) = ForwardRuns(model, batch, false, quick);
+                results.Add(("tokenizer", batch, TimeModel(batch, 224, w, n, x => tok.GetCodebookIndices(x.clamp(0, 1))) / batch,
+                    $"VQ-KD get_codebook_indices, 224 px, {Params(tok)}"));
+            }
+        }
+        var segConfig = tiny ? TrainBench.TinySegmentation() : SegmentationConfig.Base(150);
+        using (var seg = new BeitSegmenter(segConfig))
+        {
+            seg.eval();
+            var size = segConfig.Backbone.ImgSize;
+            foreach (var batch in new[] { 1, 8 })
+            {
+                var (w, n) = ForwardRuns(model, batch, !tiny, quick);
+                results.Add(("segmenter", batch, TimeModel(batch, size, w, n, x => seg.Predict(x)) / batch,
+                    $"UperNet class map, {size} px, {Params(seg)}"));
+            }
+        }
+        return results;
+    }
+
+    private static string Params(nn.Module m) => (m.parameters().Sum(p => p.numel()) / 1e6).ToString("0.0", Inv) + " M params";
+
+    /// <summary>Median ms per batch of <paramref name="forward"/> on a random (B,3,S,S) batch, in inference mode.</summary>
+    private static double TimeModel(int batch, int size, int warmup, int runs, Func<Tensor, Tensor> forward)
+    {
+        using var x = randn(batch, 3, size, size);
+        using var _ = inference_mode();
+        return Median(TimeRuns(() => forward(x), warmup, runs));
+    }
+
+    private static List<double> TimeRuns(Func<Tensor> run, int warmup, int runs)
+    {
+        var times = new List<double>();
+        for (var i = 0; i < warmup + runs; i++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            using (NewDisposeScope()) run();
+            if (i >= warmup) times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+        return times;
+    }
+
+    // ------------------------------------------------------------------ the server
+
+    private static async Task<List<HttpResult>> HttpAsync(PerfArgs a, string model, CancellationToken ct)
+    {
+        var results = new List<HttpResult>();
+        var data = Path.Combine(Path.GetTempPath(), $"beitv2-perf-{Guid.NewGuid():N}"[..25]);
+        Directory.CreateDirectory(data);
+        try
+        {
+            using (var vit = new BeitVisionTransformer(model == "tiny" ? VitConfig.Tiny(1000) : VitConfig.Base(1000)))
+            {
+                var registry = new ModelRegistry(
+                    new DataDirectory(Options.Create(new StorageOptions { DataDirectory = data }), new HostingEnvironment { ContentRootPath = data }),
+                    Options.Create(new ModelsOptions { SeedDefaults = false }), NullLogger<ModelRegistry>.Instance);
+                registry.Add(vit, $"perf-vit-{model}", "random initialisation (BeitV2.Bench perf)", makeDefault: true);
+            }
+            var image = BenchImage.Generate(640, 480);
+            var limit = TimeSpan.FromSeconds(300);
+            var sequential = a.Quick ? 3 : model == "base" ? 12 : 40;
+            foreach (var mode in new[] { new BenchMode(1, 0), a.Batched })
+            {
+                Progress($"HTTP {model}, {mode.Name}: starting BeitV2.Web");
+                await using var server = await ServerProcess.StartAsync(data, mode, a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct);
+                using var client = new LoadClient(server.BaseAddress, image.Bytes, image.ContentType);
+                var first = await client.ClassifyAsync(ct);
+                await client.SequentialAsync(3, limit, ct);
+                var before = await client.MetricsAsync(ct);
+                var latency = LatencyStats.Of(await client.SequentialAsync(sequential, limit, ct));
+                var seqServer = ServerSide.Between(before, await client.MetricsAsync(ct));
+                Progress($"  one image: {latency.Mean:0.0} ms (server forward {seqServer.MeanForwardMs:0.0} ms)");
+                var concurrent = new Dictionary<int, (ThroughputResult, ServerSide)>();
+                foreach (var clients in new[] { 8, 32 })
+                {
+                    var totalRequests = a.Quick ? clients : model == "base" ? Math.Max(48, 2 * clients) : 8 * clients;
+                    await client.ConcurrentAsync(clients, clients, limit, ct);
+                    var b = await client.MetricsAsync(ct);
+                    var load = await client.ConcurrentAsync(clients, totalRequests, limit, ct);
+                    var srv = ServerSide.Between(b, await client.MetricsAsync(ct));
+                    if (load.Failed > 0) throw new InvalidOperationException($"{load.Failed} of {totalRequests} requests failed with {clients} clients; see {server.LogPath}");
+                    concurrent[clients] = (load, srv);
+                    Progress($"  {clients} clients: {load.RequestsPerSecond:0.00} img/s, mean batch {srv.MeanBatch:0.00}");
+                }
+                results.Add(new HttpResult(model, mode, first, latency, seqServer.MeanForwardMs, concurrent, PeakBytes(server.Pid)));
+            }
+        }
+        finally
+        {
+            try { Directory.Delete(data, recursive: true); }
+            catch (IOException e) { Progress($"could not delete {data}: {e.Message}"); }
+        }
+        return results;
+    }
+
+    /// <summary>VmHWM (peak resident set) of a process, from /proc; 0 where there is no /proc.</summary>
+    private static long PeakBytes(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], Inv) * 1024;
+        }
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException) { return 0; }
+    }
+
+    // ------------------------------------------------------------------ report
+
+    /// <summary>Multiply-adds ×2 of the classifier forward per image (patch embedding, blocks, head).</summary>
+    private static double ClassifierGflop(VitConfig c)
+    {
+        double n = c.NumPatches, t = n + 1, d = c.EmbedDim, h = d * c.MlpRatio;
+        var block = 2 * t * d * 3 * d + 2 * 2 * t * t * d + 2 * t * d * d + 2 * 2 * t * d * h;
+        return (2 * n * d * 3 * c.PatchSize * c.PatchSize + c.Depth * block + 2 * d * c.NumClasses) / 1e9;
+    }
+
+    private static string Report(PerfArgs a, string commandLine, List<Case> cases, List<HttpResult> http, double? pyPeakMiB,
+        string pyInfo, string verifyNote, TimeSpan elapsed)
+    {
+        var sb = new StringBuilder();
+        void L(string line = "") => sb.AppendLine(line);
+        string F(double v, string format = "0.0") => double.IsNaN(v) ? "–" : v.ToString(format, Inv);
+        string Ratio(double v) => double.IsNaN(v) ? "–" : v.ToString("0.00", Inv) + "×";
+
+        L("## BeitV2 performance against the PyTorch reference");
+        L();
+        L($"- command: `dotnet run -c Release --project BeitV2.Bench -- {commandLine}`{(a.Quick ? " (**--quick: smoke run, not figures to publish**)" : "")}");
+        L($"- date: {DateTimeOffset.Now:yyyy-MM-dd HH:mm zzz}; bench time {elapsed.TotalMinutes:0.0} min; {a.Rounds} round(s) of the matmul and forward cases, medians");
+        L($"- machine: {Environment.ProcessorCount} cores ({CpuName()}), {RuntimeInformation.OSDescription}");
+        L($"- BeitV2: TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version} (libtorch 2.10 CPU, MKL statically linked, OpenMP), {a.EffectiveThreads} torch threads, {RuntimeInformation.FrameworkDescription}; inference with the fused attention (`Attention.UseFusedInference`) and `inference_mode`");
+        L($"- PyTorch reference: {pyInfo}; models in `BeitV2.Bench/reference/beitv2_models.py`, written op for op after the official code{(verifyNote.Length > 0 ? "; " + verifyNote : "")}");
+        L("- every model has random weights (speed does not depend on them); fp32; the same batch, input size and run counts on both sides");
+        L();
+        if (cases.Count > 0)
+        {
+            L("### Model cases");
+            L();
+            L("Speed-up = PyTorch time ÷ BeitV2 time (> 1: BeitV2 is faster).");
+            L();
+            L("| case | preset | batch | unit | BeitV2 | PyTorch | speed-up | what runs |");
+            L("|---|---|---:|---|---:|---:|---:|---|");
+            foreach (var c in cases)
+            {
+                var fmt = c.Unit is "GFLOP/s" or "tokens/s" ? "0" : c.Unit == "img/s" ? "0.00" : "0.0";
+                L($"| {c.Name} | {c.Model} | {c.Batch} | {c.Unit} | {F(c.CsMedian, fmt)} | {F(c.PyMedian, fmt)} | {Ratio(c.SpeedUp)} | {c.Detail} |");
+            }
+            L();
+        }
+        if (http.Count > 0)
+        {
+            L("### The server over HTTP");
+            L();
+            L($"`POST /api/v1/classify`, one generated 640×480 JPEG per request (decode, resize, crop, normalise, forward, JSON). Batched = Inference:MaxBatch {a.Batched.MaxBatch}, MaxWaitMs {a.Batched.MaxWaitMs}, MaxGatherMs 100 (the server defaults; unbatched = MaxBatch 1). Bare forward = the `forward backbone` batch-1 median above.");
+            L();
+            L("| preset | server | one image ms (mean) | server forward ms | HTTP overhead vs bare forward | 8 clients img/s | vs unbatched | mean batch | 32 clients img/s | vs unbatched | mean batch | peak RSS |");
+            L("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var r in http)
+            {
+                var bare = cases.FirstOrDefault(c => c.Name == "forward backbone" && c.Model == r.Model && c.Batch == 1)?.CsMedian ?? double.NaN;
+                var unb = http.First(x => x.Model == r.Model && x.Mode.MaxBatch == 1);
+                string Rate(int n) => F(r.Concurrent[n].Load.RequestsPerSecond, "0.00");
+                string Vs(int n) => Ratio(r.Concurrent[n].Load.RequestsPerSecond / unb.Concurrent[n].Load.RequestsPerSecond);
+                L($"| {r.Model} | {r.Mode.Name} | {F(r.Sequential.Mean)} | {F(r.ServerForwardMs)} | {(double.IsNaN(bare) ? "–" : F(100 * (r.Sequential.Mean / bare - 1), "0") + " %")} | " +
+                  $"{Rate(8)} | {Vs(8)} | {F(r.Concurrent[8].Server.MeanBatch, "0.00")} | {Rate(32)} | {Vs(32)} | {F(r.Concurrent[32].Server.MeanBatch, "0.00")} | {r.PeakBytes / 1048576.0:0} MiB |");
+            }
+            L();
+            var basePeak = http.Where(r => r.Model == "base").Select(r => r.PeakBytes).DefaultIfEmpty(0).Max();
+            if (basePeak > 0)
+                L($"Peak memory with Base loaded: BeitV2.Web server {basePeak / 1048576.0:0} MiB (VmHWM after the 32-client phase, ASP.NET Core and warm-up included); " +
+                  $"PyTorch process that loads the same classifier and runs one batch of 8: {(pyPeakMiB is { } p ? $"{p:0} MiB (ratio {basePeak / 1048576.0 / p:0.00})" : "not run")}.");
+            L();
+        }
+        L(Targets(a, cases, http));
+        return sb.ToString();
+    }
+
+    private static string Targets(PerfArgs a, List<Case> cases, List<HttpResult> http)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("### Targets");
+        sb.AppendLine();
+        string Mark(bool ok) => ok ? "met" : "**missed**";
+        var b1 = cases.FirstOrDefault(c => c.Name == "forward backbone" && c.Model == "base" && c.Batch == 1);
+        var b8 = cases.FirstOrDefault(c => c.Name == "forward backbone" && c.Model == "base" && c.Batch == 8);
+        var rate = cases.FirstOrDefault(c => c.Name == "matmul square2048");
+        if (b8 is not null && rate is not null)
+        {
+            var gflops = ClassifierGflop(VitConfig.Base(1000)) / (b8.CsMedian / 1000);
+            var share = gflops / rate.CsMedian;
+            sb.AppendLine(string.Create(Inv, $"- Base forward at batch 8 reaches {gflops:0} GFLOP/s ({ClassifierGflop(VitConfig.Base(1000)):0.0} GFLOP per image) = {100 * share:0} % of the measured fp32 matmul rate {rate.CsMedian:0} GFLOP/s (target ≥ 80 %): {Mark(share >= 0.8)}"));
+        }
+        if (b1 is not null && b8 is not null)
+            sb.AppendLine(string.Create(Inv, $"- Base batch 1 per image = {b1.CsMedian / b8.CsMedian:0.00}× batch 8 (target ≤ 1.20×): {Mark(b1.CsMedian / b8.CsMedian <= 1.2)}"));
+        var baseUnb = http.FirstOrDefault(r => r.Model == "base" && r.Mode.MaxBatch == 1);
+        var baseBat = http.FirstOrDefault(r => r.Model == "base" && r.Mode.MaxBatch > 1);
+        if (baseUnb is not null && b1 is not null)
+        {
+            var overhead = baseUnb.Sequential.Mean / b1.CsMedian - 1;
+            sb.AppendLine(string.Create(Inv, $"- Base HTTP overhead for one image (unbatched server) {100 * overhead:0} % above the bare forward (target < 10 %): {Mark(overhead < 0.10)}"));
+        }
+        if (baseUnb is not null && baseBat is not null)
+        {
+            var gain = baseBat.Concurrent[8].Load.RequestsPerSecond / baseUnb.Concurrent[8].Load.RequestsPerSecond;
+            sb.AppendLine(string.Create(Inv, $"- Base with 8 clients, batched {gain:0.00}× unbatched (target ≥ 1.3×): {Mark(gain >= 1.3)}"));
+        }
+        var compared = cases.Where(c => c.Cs.Count > 0 && c.Py.Count > 0 && !c.Name.StartsWith("matmul", StringComparison.Ordinal)).ToList();
+        if (compared.Count > 0)
+        {
+            var slower = compared.Where(c => c.SpeedUp < 1).ToList();
+            sb.AppendLine($"- Every model case at least as fast as PyTorch: {Mark(slower.Count == 0)}" +
+                          (slower.Count > 0 ? $" (slower: {string.Join(", ", slower.Select(c => $"{c.Name} {c.Model} b{c.Batch} {c.SpeedUp:0.00}×"))})" : $" ({compared.Count} cases, slowest {compared.Min(c => c.SpeedUp):0.00}×)"));
+        }
+        return sb.ToString();
+    }
+
+    private static double Median(List<double> x)
+    {
+        if (x.Count == 0) return double.NaN;
+        var s = x.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+
+    private static string? FindFixtures()
+    {
+        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "shared", "fixtures", "reference");
+            if (File.Exists(Path.Combine(candidate, "vit_cls.pth"))) return candidate;
+        }
+        return null;
+    }
+
+    private static string CpuName()
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            return line?.Split(':', 2)[1].Trim() ?? RuntimeInformation.ProcessArchitecture.ToString();
+        }
+        catch (IOException) { return RuntimeInformation.ProcessArchitecture.ToString(); }
+    }
+
+    private static void Progress(string message) => Console.Error.WriteLine($"[perf {DateTime.Now:HH:mm:ss}] {message}");
+}

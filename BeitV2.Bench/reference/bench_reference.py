@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""The PyTorch side of `BeitV2.Bench perf`: times the same model cases as the C# side and prints
+one JSON object per line; `verify` checks that beitv2_models.py reproduces the official fixtures.
+
+  python3 bench_reference.py verify --fixtures ../shared/fixtures/reference
+  python3 bench_reference.py run --model base|tiny --threads 2 [--cases forward,train,matmul] [--quick]
+  python3 bench_reference.py memory --model base --threads 2
+  python3 bench_reference.py info
+
+Set OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) to --threads before starting it: Debian's torch
+1.13 multiplies matrices with the system BLAS (OpenBLAS), which reads its thread count at load.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import beitv2_models as m  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- presets (mirror the C# presets)
+
+def vit(model, num_classes=1000):
+    width, heads = (768, 12) if model == "base" else (192, 3)
+    return dict(img_size=224, patch_size=16, num_classes=num_classes, embed_dim=width, depth=12, num_heads=heads,
+                init_values=0.1, use_abs_pos_emb=False, use_rel_pos_bias=True, use_mean_pooling=True)
+
+
+def vqkd_default_vit(img, patch, chans, depth, width=768, heads=12):
+    return dict(img_size=img, patch_size=patch, in_chans=chans, num_classes=0, embed_dim=width, depth=depth, num_heads=heads,
+                init_values=0.0, use_abs_pos_emb=True, use_rel_pos_bias=False, use_mean_pooling=True)
+
+
+def vqkd(model, with_teacher):
+    """Base = VqkdConfig.Base3xClip (ViT-B encoder, 3-block decoder, CLIP ViT-B/16 teacher);
+    tiny = the bench's TinyTokenizer (ViT-Ti encoder, 1-block decoder, CLIP ViT-Ti-sized teacher)."""
+    if model == "base":
+        enc, dec, out = vqkd_default_vit(224, 16, 3, 12), vqkd_default_vit(14, 1, 32, 3), 512
+        teacher = dict(width=768, layers=12, heads=12, output_dim=512)
+    else:
+        enc, dec, out = vqkd_default_vit(224, 16, 3, 12, 192, 3), vqkd_default_vit(14, 1, 32, 1, 192, 3), 192
+        teacher = dict(width=192, layers=12, heads=3, output_dim=192)
+    t = m.ClipVisual(224, 16, **teacher).eval() if with_teacher else None
+    return m.VQKD(enc, dec, 8192, 32, 0.99, out, t)
+
+
+def mim(model):
+    width, heads = (768, 12) if model == "base" else (192, 3)
+    return m.MimModel(embed_dim=width, num_heads=heads, drop_path_rate=0.1, init_values=0.1, early_layers=9, head_layers=2)
+
+
+def segmenter(model):
+    if model == "base":
+        return m.Segmenter(img_size=512, embed_dim=768, num_heads=12, channels=768), 512
+    return m.Segmenter(img_size=256, embed_dim=192, num_heads=3, channels=192), 256
+
+
+def params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+# ----------------------------------------------------------------------------- timing
+
+def timed(fn, warmup, runs):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
+def emit(**kv):
+    print(json.dumps(kv), flush=True)
+
+
+def forward_cases(model, quick):
+    base = model == "base"
+
+    def runs(batch, heavy=False):
+        if quick:
+            return (1, 2) if batch == 1 else (1, 1)
+        if heavy:   # Base segmenter at 512 px: ~12 s per image, so no warm-up run
+            return (0, 2) if batch == 1 else (0, 1)
+        return ((1, 5) if batch == 1 else (1, 2)) if base else ((2, 20) if batch == 1 else (2, 6))
+
+    cls = m.VisionTransformer(**vit(model)).eval()
+    tok = vqkd(model, with_teacher=False).eval()
+    seg, seg_size = segmenter(model)
+    seg.eval()
+    cases = [
+        ("backbone", cls, 224, lambda x: cls(x).softmax(-1), False),
+        ("tokenizer", tok, 224, lambda x: tok.get_codebook_indices(x.clamp(0, 1)), False),
+        ("segmenter", seg, seg_size, lambda x: seg.predict(x), base),
+    ]
+    with torch.inference_mode():
+        for name, module, size, fn, heavy in cases:
+            for batch in (1, 8):
+                x = torch.randn(batch, 3, size, size)
+                warm, n = runs(batch, heavy)
+                times = timed(lambda: fn(x), warm, n)
+                emit(case=f"forward/{name}", model=model, batch=batch, size=size, runs=n, params=params(module),
+                     ms_per_batch=statistics.median(times), ms_per_image=statistics.median(times) / batch, all_ms=times)
+
+
+def adamw(module, lr, wd, betas):
+    decay, no_decay = [], []
+    for n, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim == 1 or n.endswith(".bias") or n in ("cls_token", "mask_token", "pos_embed")
+         or "relative_position_bias_table" in n or n.endswith("gamma_1") or n.endswith("gamma_2") else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=lr, betas=betas, eps=1e-8)
+
+
+def random_mask(batch, patches=196, masked=75):
+    mask = torch.zeros(batch, patches, dtype=torch.bool)
+    for b in range(batch):
+        mask[b, torch.randperm(patches)[:masked]] = True
+    return mask
+
+
+def train_cases(model, quick):
+    base = model == "base"
+    batch = 8 if base else 16
+    warm, steps = (1, 1) if quick else ((1, 3) if base else (2, 5))
+
+    # MIM (engine_for_pretraining.train_one_epoch): tokenizer labels without grad, two CE losses, clip 3.0, AdamW.
+    net, tok = mim(model).train(), vqkd(model, with_teacher=False).eval()
+    opt = adamw(net, 1.5e-3, 0.05, (0.9, 0.999))
+    images, raw = torch.randn(batch, 3, 224, 224), torch.rand(batch, 3, 224, 224)
+
+    def mim_step():
+        mask = random_mask(batch)
+        with torch.no_grad():
+            labels = tok.get_codebook_indices(raw)[mask]
+        outputs = net(images, mask)
+        loss = F.cross_entropy(outputs[0], labels) + F.cross_entropy(outputs[1], labels)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 3.0)
+        opt.step()
+        return loss.item()
+
+    times = timed(mim_step, warm, steps)
+    emit(case="train/mim", model=model, batch=batch, runs=steps, params=params(net), ms_per_batch=statistics.mean(times),
+         images_per_second=1000 * batch / statistics.mean(times), all_ms=times)
+    del net, tok, opt
+
+    # VQ-KD (engine_for_vqkd.train_one_epoch): teacher targets without grad, cosine + commitment loss, AdamW, no clipping.
+    tok = vqkd(model, with_teacher=True).train()
+    tok.teacher_model.eval()
+    opt = adamw(tok, 5e-5 * 512 / 128, 1e-4, (0.9, 0.99))
+
+    def vqkd_step():
+        loss = tok(raw)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    times = timed(vqkd_step, warm, steps)
+    trainable = sum(p.numel() for n, p in tok.named_parameters() if not n.startswith("teacher_model."))
+    emit(case="train/vqkd", model=model, batch=batch, runs=steps, params=trainable, ms_per_batch=statistics.mean(times),
+         images_per_second=1000 * batch / statistics.mean(times), all_ms=times)
+
+
+def matmul_cases(quick):
+    with torch.inference_mode():
+        for name, (a, b, c) in {"square2048": (2048, 2048, 2048), "vit_b_mlp": (1576, 768, 3072)}.items():
+            x, y = torch.randn(a, b), torch.randn(b, c)
+            times = timed(lambda: torch.mm(x, y), 2, 5 if quick else 15)
+            best = min(times)
+            emit(case=f"matmul/{name}", shape=[a, b, c], ms=statistics.median(times), gflops=2 * a * b * c / best / 1e6,
+                 gflops_median=2 * a * b * c / statistics.median(times) / 1e6)
+
+
+def memory_case(model):
+    cls = m.VisionTransformer(**vit(model)).eval()
+    with torch.inference_mode():
+        cls(torch.randn(8, 3, 224, 224)).softmax(-1)
+    emit(case="memory/classifier", model=model, peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+         params=params(cls))
+
+
+def info():
+    blas = "unknown"
+    try:
+        q = subprocess.run(["update-alternatives", "--query", "libblas.so.3-x86_64-linux-gnu"], capture_output=True, text=True)
+        blas = next((line.split(":", 1)[1].strip() for line in q.stdout.splitlines() if line.startswith("Value:")), blas)
+    except OSError:
+        pass
+    cfg = torch.__config__.show()
+    emit(case="info", torch=torch.__version__, threads=torch.get_num_threads(), interop=torch.get_num_interop_threads(),
+         openblas_threads=os.environ.get("OPENBLAS_NUM_THREADS"), blas=blas,
+         blas_info=next((p.split("=", 1)[1] for p in cfg.replace(",", "\n").split("\n") if "BLAS_INFO" in p), "?"),
+         mkldnn=torch.backends.mkldnn.is_available(), python=sys.version.split()[0])
+
+
+# ----------------------------------------------------------------------------- fixture check
+
+def verify(folder):
+    def load(name):
+        sd = torch.load(os.path.join(folder, f"{name}.pth"), map_location="cpu")["model"]
+        io = torch.load(os.path.join(folder, f"{name}.io.pth"), map_location="cpu")
+        spec = json.load(open(os.path.join(folder, f"{name}.json")))
+        tol = {t["name"]: t.get("tolerance", {}) for t in spec["io"]}
+        return sd, io, spec["config"], tol
+
+    failures = []
+
+    def check(name, key, actual, expected, tol):
+        if tol.get("compare") == "exact" or expected.dtype in (torch.int64, torch.bool):
+            ok, diff = torch.equal(actual.to(expected.dtype), expected), int((actual != expected).sum())
+        else:
+            atol, rtol = tol.get("strict_atol", 1e-5), tol.get("strict_rtol", 1e-5)
+            diff = (actual - expected).abs().max().item()
+            ok = torch.allclose(actual, expected, rtol=rtol, atol=atol)
+        emit(case="verify", fixture=name, tensor=key, ok=bool(ok), max_abs_diff=diff)
+        if not ok:
+            failures.append(f"{name}.{key}")
+
+    torch.set_num_threads(1)
+    with torch.inference_mode():
+        sd, io, cfg, tol = load("vit_cls")
+        net = m.VisionTransformer(**cfg)
+        net.load_state_dict(sd)
+        net.eval()
+        check("vit_cls", "logits", net(io["images"]), io["logits"], tol["logits"])
+        check("vit_cls", "features", net.forward_features(io["images"]), io["features"], tol["features"])
+
+        sd, io, cfg, tol = load("mim")
+        net = m.MimModel(**{**cfg, "drop_path_rate": 0.0})
+        net.load_state_dict(sd)
+        net.eval()
+        final, agg = net(io["images"], io["bool_masked_pos"])
+        check("mim", "logits_final", final, io["logits_final"], tol["logits_final"])
+        check("mim", "logits_agg", agg, io["logits_agg"], tol["logits_agg"])
+
+        sd, io, cfg, tol = load("vqkd")
+        net = m.VQKD(cfg["encoder"], cfg["decoder"], cfg["n_embed"], cfg["embed_dim"], cfg["decay"], cfg["decoder_out_dim"])
+        net.load_state_dict(sd)
+        net.eval()
+        check("vqkd", "token_ids", net.get_codebook_indices(io["images_raw"]), io["token_ids"], tol["token_ids"])
+        check("vqkd", "cluster_size_after_tokenize", net.quantize.cluster_size, io["cluster_size_after_tokenize"],
+              tol["cluster_size_after_tokenize"])
+
+        sd, io, cfg, tol = load("clip_teacher")
+        net = m.ClipVisual(cfg["input_resolution"], cfg["patch_size"], cfg["width"], cfg["layers"], cfg["heads"], cfg["output_dim"])
+        net.load_state_dict({k[len("visual."):]: v for k, v in sd.items()})
+        net.eval()
+        check("clip_teacher", "regress_target", net.regress_target(io["images_scaled"]), io["regress_target"], tol["regress_target"])
+    return failures
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("command", choices=["run", "memory", "info", "verify"])
+    p.add_argument("--model", default="base", choices=["base", "tiny"])
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--cases", default="forward,train,matmul")
+    p.add_argument("--quick", action="store_true", help="fewest runs: checks that every case works")
+    p.add_argument("--fixtures", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    torch.manual_seed(a.seed)
+    if a.command == "verify":
+        failures = verify(a.fixtures)
+        if failures:
+            print("fixture mismatch: " + ", ".join(failures), file=sys.stderr)
+            sys.exit(1)
+        return
+    torch.set_num_threads(a.threads)
+    if a.command == "info":
+        info()
+    elif a.command == "memory":
+        memory_case(a.model)
+    else:
+        cases = a.cases.split(",")
+        if "matmul" in cases:
+            matmul_cases(a.quick)
+        if "forward" in cases:
+            forward_cases(a.model, a.quick)
+        if "train" in cases:
+            train_cases(a.model, a.quick)
+
+
+if __name__ == "__main__":
+    main()
