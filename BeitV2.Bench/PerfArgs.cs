@@ -5,7 +5,7 @@ namespace BeitV2.Bench;
 /// <summary>Command line of <c>perf</c>: which presets and parts to run, and where the PyTorch reference is.</summary>
 public sealed record PerfArgs
 {
-    public static readonly string[] AllParts = { "matmul", "forward", "train", "http" };
+    public static readonly string[] AllParts = { "matmul", "forward", "train", "http", "memory" };
 
     public IReadOnlyList<string> Models { get; init; } = new[] { "base", "tiny" };
     public IReadOnlyList<string> Parts { get; init; } = AllParts;
@@ -30,7 +30,7 @@ public sealed record PerfArgs
         usage: BeitV2.Bench perf [options]
 
           --model base|tiny|both     presets (both)
-          --parts LIST               any of matmul,forward,train,http (all; http includes peak memory)
+          --parts LIST               any of matmul,forward,train,http,memory (all)
           --threads N                torch threads of both sides (0 = cores)
           --rounds R                 rounds of the matmul and forward cases, C# then PyTorch in each; medians (1)
           --batched B:W              Inference:MaxBatch:MaxWaitMs of the batched server (8:2, the defaults; MaxGatherMs stays 100)

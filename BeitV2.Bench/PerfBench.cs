@@ -42,8 +42,27 @@ public static class PerfBench
         public double SpeedUp => HigherIsBetter ? CsMedian / PyMedian : PyMedian / CsMedian;
     }
 
-    private sealed record HttpResult(string Model, BenchMode Mode, double FirstMs, LatencyStats Sequential, double ServerForwardMs,
-        Dictionary<int, (ThroughputResult Load, ServerSide Server)> Concurrent, long PeakBytes);
+    /// <summary>
+    /// The server cases of one preset. Both servers (unbatched, batched) run side by side and the phases
+    /// alternate, and every one-image request is paired with a bare forward in this process right after it,
+    /// so that the drift of a shared VM (±15 % over minutes) hits both sides of each ratio alike.
+    /// </summary>
+    private sealed class HttpResult(string model)
+    {
+        public string Model { get; } = model;
+        /// <summary>One-image latency on the unbatched server, and the bare batch-1 forward measured right after each.</summary>
+        public List<double> Http { get; } = new();
+        public List<double> Bare { get; } = new();
+        public List<double> Overhead { get; } = new();
+        public double ServerForwardMs { get; set; }
+        /// <summary>One-image latency on the batched server (waits MaxWaitMs for company).</summary>
+        public List<double> BatchedHttp { get; } = new();
+        /// <summary>(batched?, clients) → per-round images/s and mean batch.</summary>
+        public Dictionary<(bool Batched, int Clients), List<(double Rate, double MeanBatch)>> Load { get; } = new();
+        public Dictionary<int, List<double>> Gain { get; } = new();
+        public long PeakUnbatched { get; set; }
+        public long PeakBatched { get; set; }
+    }
 
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
@@ -99,11 +118,12 @@ public static class PerfBench
             foreach (var model in a.Models)
             {
                 Progress($"round {round}: forward {model}, TorchSharp");
-                foreach (var (name, batch, ms, detail) in ForwardCs(model, a.Quick))
+                // The Base segmenter (512 px, ~12 s per image) runs in the first round only.
+                foreach (var (name, batch, ms, detail) in ForwardCs(model, a.Quick, heavy: round == 1))
                     Get($"forward {name}", model, batch, "ms/img", false, detail).Cs.Add(ms);
                 if (py is null) continue;
                 Progress($"round {round}: forward {model}, PyTorch");
-                foreach (var j in await py.RunAsync(ct, "run", "--cases", "forward", "--model", model, a.Quick ? "--quick" : "--seed=0"))
+                foreach (var j in await py.RunAsync(ct, "run", "--cases", "forward", "--model", model, a.Quick ? "--quick" : "--seed=0", round == 1 ? "--seed=0" : "--no-heavy"))
                     Get($"forward {j.GetProperty("case").GetString()!["forward/".Length..]}", model, j.GetProperty("batch").GetInt32(), "ms/img", false)
                         .Py.Add(j.GetProperty("ms_per_image").GetDouble());
             }
@@ -136,18 +156,24 @@ public static class PerfBench
                         .Py.Add(j.GetProperty("images_per_second").GetDouble());
             }
 
-        // 3. The server over HTTP, and memory.
+        // 3. The server over HTTP.
         var http = new List<HttpResult>();
-        double? pyPeakMiB = null;
         if (a.Has("http"))
-        {
             foreach (var model in a.Models)
-                http.AddRange(await HttpAsync(a, model, ct));
-            if (py is not null && a.Models.Contains("base"))
-                pyPeakMiB = (await py.RunAsync(ct, "memory", "--model", "base")).Single().GetProperty("peak_mib").GetDouble();
+                http.Add(await HttpAsync(a, model, ct));
+
+        // 4. Peak memory with Base loaded: fresh processes on both sides, and the server.
+        Memory? memory = null;
+        if (a.Has("memory") && a.Models.Contains("base"))
+        {
+            Progress("memory: a fresh process loads Base and runs a batch of 8, each side");
+            var cs = await MemoryChildAsync(ct);
+            double? pyMiB = py is null ? null : (await py.RunAsync(ct, "memory", "--model", "base")).Single().GetProperty("peak_mib").GetDouble();
+            var server = http.FirstOrDefault(r => r.Model == "base")?.PeakUnbatched / 1048576.0;
+            memory = new Memory(cs, pyMiB, server);
         }
 
-        var report = Report(a, commandLine, cases, http, pyPeakMiB, pyInfo, verifyNote, total.Elapsed);
+        var report = Report(a, commandLine, cases, http, memory, pyInfo, verifyNote, total.Elapsed);
         if (a.Out is not null) await File.WriteAllTextAsync(a.Out, report, ct);
         return report;
     }
@@ -171,7 +197,7 @@ public static class PerfBench
         : heavy ? (0, batch == 1 ? 2 : 1)   // Base segmenter at 512 px: ~12 s per image; one-time costs are noise there
         : model == "base" ? (1, batch == 1 ? 5 : 2) : (2, batch == 1 ? 20 : 6);
 
-    private static IEnumerable<(string Name, int Batch, double MsPerImage, string Detail)> ForwardCs(string model, bool quick)
+    private static IEnumerable<(string Name, int Batch, double MsPerImage, string Detail)> ForwardCs(string model, bool quick, bool heavy)
     {
         var tiny = model == "tiny";
         var results = new List<(string, int, double, string)>();
@@ -196,6 +222,7 @@ public static class PerfBench
                     $"VQ-KD get_codebook_indices, 224 px, {Params(tok)}"));
             }
         }
+        if (!tiny && !heavy) return results;
         var segConfig = tiny ? TrainBench.TinySegmentation() : SegmentationConfig.Base(150);
         using (var seg = new BeitSegmenter(segConfig))
         {
@@ -235,55 +262,129 @@ public static class PerfBench
 
     // ------------------------------------------------------------------ the server
 
-    private static async Task<List<HttpResult>> HttpAsync(PerfArgs a, string model, CancellationToken ct)
+    private static async Task<HttpResult> HttpAsync(PerfArgs a, string model, CancellationToken ct)
     {
-        var results = new List<HttpResult>();
+        var result = new HttpResult(model);
         var data = Path.Combine(Path.GetTempPath(), $"beitv2-perf-{Guid.NewGuid():N}"[..25]);
         Directory.CreateDirectory(data);
+        var config = model == "tiny" ? VitConfig.Tiny(1000) : VitConfig.Base(1000);
         try
         {
-            using (var vit = new BeitVisionTransformer(model == "tiny" ? VitConfig.Tiny(1000) : VitConfig.Base(1000)))
+            using (var saved = new BeitVisionTransformer(config))
             {
                 var registry = new ModelRegistry(
                     new DataDirectory(Options.Create(new StorageOptions { DataDirectory = data }), new HostingEnvironment { ContentRootPath = data }),
                     Options.Create(new ModelsOptions { SeedDefaults = false }), NullLogger<ModelRegistry>.Instance);
-                registry.Add(vit, $"perf-vit-{model}", "random initialisation (BeitV2.Bench perf)", makeDefault: true);
+                registry.Add(saved, $"perf-vit-{model}", "random initialisation (BeitV2.Bench perf)", makeDefault: true);
             }
             var image = BenchImage.Generate(640, 480);
             var limit = TimeSpan.FromSeconds(300);
-            var sequential = a.Quick ? 3 : model == "base" ? 12 : 40;
-            foreach (var mode in new[] { new BenchMode(1, 0), a.Batched })
+            Progress($"HTTP {model}: starting the unbatched and the batched BeitV2.Web");
+            await using var unbServer = await ServerProcess.StartAsync(data, new BenchMode(1, 0), a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct);
+            await using var batServer = await ServerProcess.StartAsync(data, a.Batched, a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct);
+            using var unb = new LoadClient(unbServer.BaseAddress, image.Bytes, image.ContentType);
+            using var bat = new LoadClient(batServer.BaseAddress, image.Bytes, image.ContentType);
+            foreach (var c in new[] { unb, bat })
             {
-                Progress($"HTTP {model}, {mode.Name}: starting BeitV2.Web");
-                await using var server = await ServerProcess.StartAsync(data, mode, a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct);
-                using var client = new LoadClient(server.BaseAddress, image.Bytes, image.ContentType);
-                var first = await client.ClassifyAsync(ct);
-                await client.SequentialAsync(3, limit, ct);
-                var before = await client.MetricsAsync(ct);
-                var latency = LatencyStats.Of(await client.SequentialAsync(sequential, limit, ct));
-                var seqServer = ServerSide.Between(before, await client.MetricsAsync(ct));
-                Progress($"  one image: {latency.Mean:0.0} ms (server forward {seqServer.MeanForwardMs:0.0} ms)");
-                var concurrent = new Dictionary<int, (ThroughputResult, ServerSide)>();
+                await c.ClassifyAsync(ct);
+                await c.SequentialAsync(3, limit, ct);
+            }
+
+            // One image: each request to the unbatched server, then the same forward alone in this process.
+            using (var vit = new BeitVisionTransformer(config))
+            using (var x = randn(1, 3, 224, 224))
+            {
+                vit.eval();
+                TimeModel(1, 224, 1, 1, t => vit.forward(t));
+                var pairs = a.Quick ? 3 : model == "base" ? 12 : 40;
+                var before = await unb.MetricsAsync(ct);
+                for (var i = 0; i < pairs; i++)
+                {
+                    // A pause before each side: on 2 cores, OpenMP threads spin for some milliseconds after a
+                    // parallel region, and a forward started right after the other process's would pay for that.
+                    await Task.Delay(50, ct);
+                    var http = await unb.ClassifyAsync(ct);
+                    await Task.Delay(50, ct);
+                    var bare = BareForward(vit, x);
+                    result.Http.Add(http);
+                    result.Bare.Add(bare);
+                    result.Overhead.Add(http / bare - 1);
+                }
+                result.ServerForwardMs = ServerSide.Between(before, await unb.MetricsAsync(ct)).MeanForwardMs;
+            }
+            for (var i = 0; i < (a.Quick ? 3 : model == "base" ? 6 : 20); i++)
+            {
+                await Task.Delay(50, ct);
+                result.BatchedHttp.Add(await bat.ClassifyAsync(ct));
+            }
+            Progress($"  one image: {Median(result.Http):0.0} ms over HTTP, {Median(result.Bare):0.0} ms bare; overhead {100 * Median(result.Overhead):0} % (median of pairs)");
+
+            // Throughput: alternate unbatched and batched phases, so each round's ratio compares neighbours in time.
+            var rounds = a.Quick ? 1 : 2;
+            for (var round = 1; round <= rounds; round++)
                 foreach (var clients in new[] { 8, 32 })
                 {
-                    var totalRequests = a.Quick ? clients : model == "base" ? Math.Max(48, 2 * clients) : 8 * clients;
-                    await client.ConcurrentAsync(clients, clients, limit, ct);
-                    var b = await client.MetricsAsync(ct);
-                    var load = await client.ConcurrentAsync(clients, totalRequests, limit, ct);
-                    var srv = ServerSide.Between(b, await client.MetricsAsync(ct));
-                    if (load.Failed > 0) throw new InvalidOperationException($"{load.Failed} of {totalRequests} requests failed with {clients} clients; see {server.LogPath}");
-                    concurrent[clients] = (load, srv);
-                    Progress($"  {clients} clients: {load.RequestsPerSecond:0.00} img/s, mean batch {srv.MeanBatch:0.00}");
+                    var total = a.Quick ? clients : model == "base" ? Math.Max(40, clients + 8) : 6 * clients;
+                    var rates = new Dictionary<bool, double>();
+                    foreach (var (batched, client) in new[] { (false, unb), (true, bat) })
+                    {
+                        await client.ConcurrentAsync(clients, clients, limit, ct);   // every client connected and warm
+                        var b = await client.MetricsAsync(ct);
+                        var load = await client.ConcurrentAsync(clients, total, limit, ct);
+                        var srv = ServerSide.Between(b, await client.MetricsAsync(ct));
+                        if (load.Failed > 0) throw new InvalidOperationException($"{load.Failed} of {total} requests failed with {clients} clients");
+                        rates[batched] = load.RequestsPerSecond;
+                        var key = (batched, clients);
+                        if (!result.Load.TryGetValue(key, out var list)) result.Load[key] = list = new();
+                        list.Add((load.RequestsPerSecond, srv.MeanBatch));
+                    }
+                    if (!result.Gain.TryGetValue(clients, out var gains)) result.Gain[clients] = gains = new();
+                    gains.Add(rates[true] / rates[false]);
+                    Progress($"  round {round}, {clients} clients: unbatched {rates[false]:0.00} img/s, batched {rates[true]:0.00} img/s ({rates[true] / rates[false]:0.00}×)");
                 }
-                results.Add(new HttpResult(model, mode, first, latency, seqServer.MeanForwardMs, concurrent, PeakBytes(server.Pid)));
-            }
+            result.PeakUnbatched = PeakBytes(unbServer.Pid);
+            result.PeakBatched = PeakBytes(batServer.Pid);
         }
         finally
         {
             try { Directory.Delete(data, recursive: true); }
             catch (IOException e) { Progress($"could not delete {data}: {e.Message}"); }
         }
-        return results;
+        return result;
+    }
+
+    private static double BareForward(BeitVisionTransformer vit, Tensor x)
+    {
+        using var _ = inference_mode();
+        var start = Stopwatch.GetTimestamp();
+        using (NewDisposeScope()) vit.ForwardHead(vit.ForwardFeatures(x).Features).softmax(-1);
+        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    /// <summary>The hidden <c>perf-memory</c> verb: load the Base classifier, run one batch of 8, print VmHWM in MiB.</summary>
+    public static int MemoryChild()
+    {
+        TorchRuntime.ConfigureThreads(Environment.ProcessorCount);
+        using var vit = new BeitVisionTransformer(VitConfig.Base(1000));
+        vit.eval();
+        using (inference_mode())
+        using (NewDisposeScope())
+        using (var x = randn(8, 3, 224, 224))
+            vit.forward(x).softmax(-1);
+        Console.WriteLine((PeakBytes(Environment.ProcessId) / 1048576.0).ToString("0.0", Inv));
+        return 0;
+    }
+
+    private static async Task<double> MemoryChildAsync(CancellationToken ct)
+    {
+        var self = Environment.ProcessPath ?? throw new InvalidOperationException("no process path");
+        var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(PerfBench).Assembly.Location);
+        psi.ArgumentList.Add("perf-memory");
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start the memory child");
+        var output = await p.StandardOutput.ReadToEndAsync(ct);
+        await p.WaitForExitAsync(ct);
+        return p.ExitCode == 0 ? double.Parse(output.Trim(), Inv) : throw new InvalidOperationException($"perf-memory exited with {p.ExitCode}");
     }
 
     /// <summary>VmHWM (peak resident set) of a process, from /proc; 0 where there is no /proc.</summary>
@@ -307,7 +408,9 @@ public static class PerfBench
         return (2 * n * d * 3 * c.PatchSize * c.PatchSize + c.Depth * block + 2 * d * c.NumClasses) / 1e9;
     }
 
-    private static string Report(PerfArgs a, string commandLine, List<Case> cases, List<HttpResult> http, double? pyPeakMiB,
+    private sealed record Memory(double CsLibraryMiB, double? PyMiB, double? ServerMiB);
+
+    private static string Report(PerfArgs a, string commandLine, List<Case> cases, List<HttpResult> http, Memory? memory,
         string pyInfo, string verifyNote, TimeSpan elapsed)
     {
         var sb = new StringBuilder();
@@ -343,24 +446,31 @@ public static class PerfBench
         {
             L("### The server over HTTP");
             L();
-            L($"`POST /api/v1/classify`, one generated 640×480 JPEG per request (decode, resize, crop, normalise, forward, JSON). Batched = Inference:MaxBatch {a.Batched.MaxBatch}, MaxWaitMs {a.Batched.MaxWaitMs}, MaxGatherMs 100 (the server defaults; unbatched = MaxBatch 1). Bare forward = the `forward backbone` batch-1 median above.");
+            L($"`POST /api/v1/classify?topK=5`, one generated 640×480 JPEG per request (decode, resize, crop, normalise, forward, JSON). Two BeitV2.Web servers run side by side: unbatched (Inference:MaxBatch 1) and batched (MaxBatch {a.Batched.MaxBatch}, MaxWaitMs {a.Batched.MaxWaitMs}, MaxGatherMs 100: the defaults). " +
+              "Each one-image request is followed by the same batch-1 forward alone in the bench process, and the overhead is the median over these pairs; throughput phases alternate between the two servers, and the gain is the median of the per-round ratios.");
             L();
-            L("| preset | server | one image ms (mean) | server forward ms | HTTP overhead vs bare forward | 8 clients img/s | vs unbatched | mean batch | 32 clients img/s | vs unbatched | mean batch | peak RSS |");
-            L("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            L("| preset | one image over HTTP ms | bare forward ms | HTTP overhead | server forward ms | one image, batched server ms | 8 clients img/s unbatched → batched | gain | mean batch | 32 clients img/s unbatched → batched | gain | mean batch | peak RSS unbatched / batched |");
+            L("|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|");
             foreach (var r in http)
             {
-                var bare = cases.FirstOrDefault(c => c.Name == "forward backbone" && c.Model == r.Model && c.Batch == 1)?.CsMedian ?? double.NaN;
-                var unb = http.First(x => x.Model == r.Model && x.Mode.MaxBatch == 1);
-                string Rate(int n) => F(r.Concurrent[n].Load.RequestsPerSecond, "0.00");
-                string Vs(int n) => Ratio(r.Concurrent[n].Load.RequestsPerSecond / unb.Concurrent[n].Load.RequestsPerSecond);
-                L($"| {r.Model} | {r.Mode.Name} | {F(r.Sequential.Mean)} | {F(r.ServerForwardMs)} | {(double.IsNaN(bare) ? "–" : F(100 * (r.Sequential.Mean / bare - 1), "0") + " %")} | " +
-                  $"{Rate(8)} | {Vs(8)} | {F(r.Concurrent[8].Server.MeanBatch, "0.00")} | {Rate(32)} | {Vs(32)} | {F(r.Concurrent[32].Server.MeanBatch, "0.00")} | {r.PeakBytes / 1048576.0:0} MiB |");
+                string Rates(int n) => $"{F(Median(r.Load[(false, n)].Select(x => x.Rate).ToList()), "0.00")} → {F(Median(r.Load[(true, n)].Select(x => x.Rate).ToList()), "0.00")}";
+                string Batch(int n) => F(Median(r.Load[(true, n)].Select(x => x.MeanBatch).ToList()), "0.0");
+                L($"| {r.Model} | {F(Median(r.Http))} | {F(Median(r.Bare))} | {F(100 * Median(r.Overhead), "0")} % | {F(r.ServerForwardMs)} | {F(Median(r.BatchedHttp))} | " +
+                  $"{Rates(8)} | {Ratio(Median(r.Gain[8]))} | {Batch(8)} | {Rates(32)} | {Ratio(Median(r.Gain[32]))} | {Batch(32)} | {r.PeakUnbatched / 1048576.0:0} / {r.PeakBatched / 1048576.0:0} MiB |");
             }
             L();
-            var basePeak = http.Where(r => r.Model == "base").Select(r => r.PeakBytes).DefaultIfEmpty(0).Max();
-            if (basePeak > 0)
-                L($"Peak memory with Base loaded: BeitV2.Web server {basePeak / 1048576.0:0} MiB (VmHWM after the 32-client phase, ASP.NET Core and warm-up included); " +
-                  $"PyTorch process that loads the same classifier and runs one batch of 8: {(pyPeakMiB is { } p ? $"{p:0} MiB (ratio {basePeak / 1048576.0 / p:0.00})" : "not run")}.");
+        }
+        if (memory is not null)
+        {
+            L("### Peak memory with Base loaded");
+            L();
+            L("| process | peak RSS (VmHWM) |");
+            L("|---|---:|");
+            L($"| BeitV2.Ml alone: a fresh .NET process loads the Base classifier and runs one batch of 8 | {F(memory.CsLibraryMiB, "0")} MiB |");
+            L($"| PyTorch: a fresh Python process does the same | {(memory.PyMiB is { } p ? F(p, "0") + " MiB" : "not run")} |");
+            L($"| BeitV2.Web server serving Base (unbatched, after 32 clients; ASP.NET Core, Hangfire and 32 decoded uploads included) | {(memory.ServerMiB is { } srv ? F(srv, "0") + " MiB" : "not run (--parts without http)")} |");
+            L();
+            if (memory.PyMiB is { } py2) L($"BeitV2.Ml / PyTorch: {memory.CsLibraryMiB / py2:0.00}.");
             L();
         }
         L(Targets(a, cases, http));
@@ -384,16 +494,12 @@ public static class PerfBench
         }
         if (b1 is not null && b8 is not null)
             sb.AppendLine(string.Create(Inv, $"- Base batch 1 per image = {b1.CsMedian / b8.CsMedian:0.00}× batch 8 (target ≤ 1.20×): {Mark(b1.CsMedian / b8.CsMedian <= 1.2)}"));
-        var baseUnb = http.FirstOrDefault(r => r.Model == "base" && r.Mode.MaxBatch == 1);
-        var baseBat = http.FirstOrDefault(r => r.Model == "base" && r.Mode.MaxBatch > 1);
-        if (baseUnb is not null && b1 is not null)
+        var baseHttp = http.FirstOrDefault(r => r.Model == "base");
+        if (baseHttp is not null)
         {
-            var overhead = baseUnb.Sequential.Mean / b1.CsMedian - 1;
-            sb.AppendLine(string.Create(Inv, $"- Base HTTP overhead for one image (unbatched server) {100 * overhead:0} % above the bare forward (target < 10 %): {Mark(overhead < 0.10)}"));
-        }
-        if (baseUnb is not null && baseBat is not null)
-        {
-            var gain = baseBat.Concurrent[8].Load.RequestsPerSecond / baseUnb.Concurrent[8].Load.RequestsPerSecond;
+            var overhead = Median(baseHttp.Overhead);
+            sb.AppendLine(string.Create(Inv, $"- Base HTTP overhead for one image {100 * overhead:0} % above the bare forward (median of {baseHttp.Overhead.Count} request/forward pairs; target < 10 %): {Mark(overhead < 0.10)}"));
+            var gain = Median(baseHttp.Gain[8]);
             sb.AppendLine(string.Create(Inv, $"- Base with 8 clients, batched {gain:0.00}× unbatched (target ≥ 1.3×): {Mark(gain >= 1.3)}"));
         }
         var compared = cases.Where(c => c.Cs.Count > 0 && c.Py.Count > 0 && !c.Name.StartsWith("matmul", StringComparison.Ordinal)).ToList();

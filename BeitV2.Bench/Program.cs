@@ -35,6 +35,7 @@ if (args[0] == "attention")
 }
 if (args[0] == "train") return RunTrain(args);
 if (args[0] == "perf") return await RunPerf(args);
+if (args[0] == "perf-memory") return PerfBench.MemoryChild();   // internal: the fresh process of perf's memory case
 if (args[0] == "hub")
 {
     try

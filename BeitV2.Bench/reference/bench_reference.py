@@ -84,7 +84,7 @@ def emit(**kv):
     print(json.dumps(kv), flush=True)
 
 
-def forward_cases(model, quick):
+def forward_cases(model, quick, include_heavy=True):
     base = model == "base"
 
     def runs(batch, heavy=False):
@@ -105,6 +105,8 @@ def forward_cases(model, quick):
     ]
     with torch.inference_mode():
         for name, module, size, fn, heavy in cases:
+            if heavy and not include_heavy:
+                continue
             for batch in (1, 8):
                 x = torch.randn(batch, 3, size, size)
                 warm, n = runs(batch, heavy)
@@ -190,8 +192,20 @@ def memory_case(model):
     cls = m.VisionTransformer(**vit(model)).eval()
     with torch.inference_mode():
         cls(torch.randn(8, 3, 224, 224)).softmax(-1)
-    emit(case="memory/classifier", model=model, peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-         params=params(cls))
+    emit(case="memory/classifier", model=model, peak_mib=peak_rss_mib(), params=params(cls))
+
+
+def peak_rss_mib():
+    """VmHWM of this process. Not getrusage's ru_maxrss: Linux carries the parent's peak across fork + exec,
+    so a child of a large process (the C# bench) would report the parent's memory."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def info():
@@ -272,6 +286,7 @@ def main():
     p.add_argument("--cases", default="forward,train,matmul")
     p.add_argument("--quick", action="store_true", help="fewest runs: checks that every case works")
     p.add_argument("--fixtures", default=None)
+    p.add_argument("--no-heavy", action="store_true", help="skip the Base segmenter (512 px, ~12 s per image)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     torch.manual_seed(a.seed)
@@ -291,7 +306,7 @@ def main():
         if "matmul" in cases:
             matmul_cases(a.quick)
         if "forward" in cases:
-            forward_cases(a.model, a.quick)
+            forward_cases(a.model, a.quick, not a.no_heavy)
         if "train" in cases:
             train_cases(a.model, a.quick)
 

@@ -92,26 +92,34 @@ public sealed class EvalTransform
     public RgbBuffer CropU8(RgbBuffer image)
     {
         ArgumentNullException.ThrowIfNull(image);
-        var plan = Plan(image.Width, image.Height);
+        return CropU8(image.Pixels, image.Width, image.Height);
+    }
+
+    /// <summary>
+    /// <see cref="CropU8(RgbBuffer)"/> of interleaved RGB bytes held anywhere (e.g. an ImageSharp image's own
+    /// pixel memory, so that serving does not copy each upload into a new array first).
+    /// </summary>
+    public RgbBuffer CropU8(ReadOnlySpan<byte> pixels, int width, int height)
+    {
+        var plan = Plan(width, height);
         var crop = plan.Crop;
         int size = InputSize;
-        var output = new byte[size * size * 3]; // zero = torchvision's padding fill
 
         // The part of the crop that lies inside the resized image; the rest stays zero.
         int x0 = Math.Max(crop.Left, 0), y0 = Math.Max(crop.Top, 0);
         int x1 = Math.Min(crop.Right, plan.ResizedWidth), y1 = Math.Min(crop.Bottom, plan.ResizedHeight);
-        if (x1 > x0 && y1 > y0)
-        {
-            int regionWidth = x1 - x0, regionHeight = y1 - y0;
-            // With unchanged sizes both resampling passes are skipped and this is a plain cut.
-            var region = PilResize.ResizeRegion(image.Pixels, image.Width, image.Height, 3,
-                plan.ResizedWidth, plan.ResizedHeight, x0, y0, regionWidth, regionHeight);
-            int rowBytes = regionWidth * 3;
-            for (int y = 0; y < regionHeight; y++)
-                region.AsSpan(y * rowBytes, rowBytes)
-                    .CopyTo(output.AsSpan(((y0 - crop.Top + y) * size + (x0 - crop.Left)) * 3));
-        }
+        if (x1 <= x0 || y1 <= y0) return new RgbBuffer(new byte[size * size * 3], size, size);
+        int regionWidth = x1 - x0, regionHeight = y1 - y0;
+        // With unchanged sizes both resampling passes are skipped and this is a plain cut.
+        var region = PilResize.ResizeRegion(pixels, width, height, 3,
+            plan.ResizedWidth, plan.ResizedHeight, x0, y0, regionWidth, regionHeight);
+        if (regionWidth == size && regionHeight == size) return new RgbBuffer(region, size, size);   // the usual case: no padding
 
+        var output = new byte[size * size * 3]; // zero = torchvision's padding fill
+        int rowBytes = regionWidth * 3;
+        for (int y = 0; y < regionHeight; y++)
+            region.AsSpan(y * rowBytes, rowBytes)
+                .CopyTo(output.AsSpan(((y0 - crop.Top + y) * size + (x0 - crop.Left)) * 3));
         return new RgbBuffer(output, size, size);
     }
 

@@ -1,3 +1,4 @@
+using System.Buffers;
 namespace BeitV2.Ml.Imaging;
 
 /// <summary>
@@ -92,26 +93,34 @@ public static class PilResize
 
         // Horizontal pass (or a plain column cut) over just those rows, into an 8-bit intermediate
         // exactly as Pillow's imTemp.
-        byte[] temp;
-        if (needHorizontal)
+        // When a vertical pass follows, the intermediate is scratch: rented (a 640×480 upload's is ~290 KB,
+        // which would otherwise be a large-object-heap allocation per request).
+        int tempLength = checked(rowCount * regionWidth * channels);
+        var temp = vertical is null ? new byte[tempLength] : ArrayPool<byte>.Shared.Rent(tempLength);
+        try
         {
-            var horizontal = Coefficients.Compute(width, outWidth, regionX, regionWidth);
-            temp = new byte[checked(rowCount * regionWidth * channels)];
-            ResampleHorizontal(source, width, channels, firstRow, rowCount, horizontal, temp);
+            if (needHorizontal)
+            {
+                var horizontal = Coefficients.Compute(width, outWidth, regionX, regionWidth);
+                ResampleHorizontal(source, width, channels, firstRow, rowCount, horizontal, temp);
+            }
+            else
+            {
+                for (int y = 0; y < rowCount; y++)
+                    source.Slice(((firstRow + y) * width + regionX) * channels, regionWidth * channels)
+                        .CopyTo(temp.AsSpan(y * regionWidth * channels));
+            }
+
+            if (vertical is null) return temp;
+
+            var result = new byte[checked(regionWidth * regionHeight * channels)];
+            ResampleVertical(temp, regionWidth * channels, vertical, result);
+            return result;
         }
-        else
+        finally
         {
-            temp = new byte[checked(rowCount * regionWidth * channels)];
-            for (int y = 0; y < rowCount; y++)
-                source.Slice(((firstRow + y) * width + regionX) * channels, regionWidth * channels)
-                    .CopyTo(temp.AsSpan(y * regionWidth * channels));
+            if (vertical is not null) ArrayPool<byte>.Shared.Return(temp);
         }
-
-        if (vertical is null) return temp;
-
-        var result = new byte[checked(regionWidth * regionHeight * channels)];
-        ResampleVertical(temp, regionWidth * channels, vertical, result);
-        return result;
     }
 
     private static void ResampleHorizontal(ReadOnlySpan<byte> source, int width, int channels,

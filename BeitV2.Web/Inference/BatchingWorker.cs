@@ -21,7 +21,7 @@ namespace BeitV2.Web.Inference;
 /// </remarks>
 public sealed class BatchingWorker : IDisposable
 {
-    private sealed record Pending(string Operation, float[] Pixels, TaskCompletionSource<object> Completion, long EnqueuedTicks);
+    private sealed record Pending(string Operation, float[] Pixels, bool Pooled, TaskCompletionSource<object> Completion, long EnqueuedTicks);
 
     private readonly ServedModel model;
     private readonly InferenceOptions options;
@@ -54,11 +54,15 @@ public sealed class BatchingWorker : IDisposable
 
     public ServedModel Model => model;
 
-    /// <summary>Queues one image; null when the worker was stopped (the model was unloaded) — get a fresh worker then.</summary>
-    public Task<object>? TryEnqueue(string operation, float[] pixels)
+    /// <summary>
+    /// Queues one image (its first 3·S² floats, CHW); null when the worker was stopped (the model was unloaded) —
+    /// get a fresh worker then. A <paramref name="pooled"/> array (from <see cref="ModelInput.Prepare"/>) goes back
+    /// to <see cref="System.Buffers.ArrayPool{T}.Shared"/> once its pixels are in the batch tensor.
+    /// </summary>
+    public Task<object>? TryEnqueue(string operation, float[] pixels, bool pooled = false)
     {
         var tcs = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
-        return queue.Writer.TryWrite(new Pending(operation, pixels, tcs, Stopwatch.GetTimestamp())) ? tcs.Task : null;
+        return queue.Writer.TryWrite(new Pending(operation, pixels, pooled, tcs, Stopwatch.GetTimestamp())) ? tcs.Task : null;
     }
 
     private void Run()
@@ -165,7 +169,11 @@ public sealed class BatchingWorker : IDisposable
                 // Each image's pixels go straight into the batch tensor: no intermediate batch array.
                 var input = empty(batch.Count, 3, size, size);
                 var span = input.data<float>();
-                for (var i = 0; i < batch.Count; i++) span.CopyFrom(batch[i].Pixels, 0, (long)i * per);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    span.CopyFrom(new ReadOnlySpan<float>(batch[i].Pixels, 0, per), 0, (long)i * per);
+                    if (batch[i].Pooled) System.Buffers.ArrayPool<float>.Shared.Return(batch[i].Pixels);
+                }
                 if (model.Device.type != TorchSharp.DeviceType.CPU) input = input.to(model.Device);
                 results = model.Execute(op, input);
             }

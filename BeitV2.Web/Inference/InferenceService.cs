@@ -49,12 +49,12 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, InF
             {
                 var pixels = input.Prepare(image.Image, out var plan);
                 plans.Add(plan);
-                var task = worker.TryEnqueue(operation, pixels);
+                var task = worker.TryEnqueue(operation, pixels, pooled: true);
                 if (task is null)
                 {
                     // Unloaded between lookup and enqueue (LRU eviction or delete): load again once.
                     worker = await host.GetAsync(registry.Get(info.Id));
-                    task = worker.TryEnqueue(operation, pixels)
+                    task = worker.TryEnqueue(operation, pixels, pooled: true)
                            ?? throw ApiProblemException.NotReady($"Model '{info.Id}' is being unloaded; retry.");
                 }
                 tasks.Add(task);
