@@ -20,7 +20,7 @@ public sealed record PerfArgs
     /// <summary>Fewest repetitions: a smoke run that every case works, not figures to publish.</summary>
     public bool Quick { get; init; }
     /// <summary>Inference:MaxBatch:MaxWaitMs of the batched server.</summary>
-    public BenchMode Batched { get; init; } = new(8, 2);
+    public BenchMode Batched { get; init; } = new(8, 0);
     public string? Out { get; init; }
 
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
@@ -33,7 +33,7 @@ public sealed record PerfArgs
           --parts LIST               any of matmul,forward,train,http,memory (all)
           --threads N                torch threads of both sides (0 = cores)
           --rounds R                 rounds of the matmul and forward cases, C# then PyTorch in each; medians (1)
-          --batched B:W              Inference:MaxBatch:MaxWaitMs of the batched server (8:2, the defaults; MaxGatherMs stays 100)
+          --batched B:W              Inference:MaxBatch:MaxWaitMs of the batched server (8:0, the defaults; MaxGatherMs stays 100)
           --python PATH              interpreter with Debian's python3-torch (/usr/bin/python3)
           --no-python                C# figures only (no ratios)
           --fixtures DIR             official fixtures the PyTorch models must reproduce first (../shared/fixtures/reference)

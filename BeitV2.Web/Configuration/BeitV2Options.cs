@@ -47,8 +47,8 @@ public sealed class InferenceOptions
     public const string Section = "Inference";
     /// <summary>Most images merged into one forward pass.</summary>
     public int MaxBatch { get; set; } = 8;
-    /// <summary>How long the first image of a batch may wait for others that have not arrived yet.</summary>
-    public int MaxWaitMs { get; set; } = 2;
+    /// <summary>How long the first image of a batch may wait for others that have not arrived yet (0: requests the server already has are gathered by MaxGatherMs; a lone request starts at once).</summary>
+    public int MaxWaitMs { get; set; }
     /// <summary>
     /// How long the first image of a batch may wait for requests that have arrived and are still being
     /// read, decoded and resized (the server knows they are coming); 0 turns this off.
