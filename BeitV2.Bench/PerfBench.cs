@@ -488,9 +488,13 @@ public static class PerfBench
         var rate = cases.FirstOrDefault(c => c.Name == "matmul square2048");
         if (b8 is not null && rate is not null)
         {
+            // Two readings of "the machine's rate": libtorch's own sgemm (what this forward can use), and the
+            // fastest sgemm measured here on either side (OpenBLAS in PyTorch beats libtorch's MKL on this AMD CPU).
             var gflops = ClassifierGflop(VitConfig.Base(1000)) / (b8.CsMedian / 1000);
             var share = gflops / rate.CsMedian;
-            sb.AppendLine(string.Create(Inv, $"- Base forward at batch 8 reaches {gflops:0} GFLOP/s ({ClassifierGflop(VitConfig.Base(1000)):0.0} GFLOP per image) = {100 * share:0} % of the measured fp32 matmul rate {rate.CsMedian:0} GFLOP/s (target ≥ 80 %): {Mark(share >= 0.8)}"));
+            var best = double.IsNaN(rate.PyMedian) ? rate.CsMedian : Math.Max(rate.CsMedian, rate.PyMedian);
+            sb.AppendLine(string.Create(Inv, $"- Base forward at batch 8 reaches {gflops:0} GFLOP/s ({ClassifierGflop(VitConfig.Base(1000)):0.0} GFLOP per image) = {100 * share:0} % of libtorch's measured fp32 matmul rate {rate.CsMedian:0} GFLOP/s, " +
+                $"{100 * gflops / best:0} % of the fastest rate measured on this machine ({best:0} GFLOP/s) (target ≥ 80 %): {(share >= 0.8 && gflops / best >= 0.8 ? "met" : share >= 0.8 ? "met against libtorch's rate, **missed** against the fastest" : "**missed**")}"));
         }
         if (b1 is not null && b8 is not null)
             sb.AppendLine(string.Create(Inv, $"- Base batch 1 per image = {b1.CsMedian / b8.CsMedian:0.00}× batch 8 (target ≤ 1.20×): {Mark(b1.CsMedian / b8.CsMedian <= 1.2)}"));
