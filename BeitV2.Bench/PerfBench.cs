@@ -422,7 +422,7 @@ public static class PerfBench
         L();
         L($"- command: `dotnet run -c Release --project BeitV2.Bench -- {commandLine}`{(a.Quick ? " (**--quick: smoke run, not figures to publish**)" : "")}");
         L($"- date: {DateTimeOffset.Now:yyyy-MM-dd HH:mm zzz}; bench time {elapsed.TotalMinutes:0.0} min; {a.Rounds} round(s) of the matmul and forward cases, medians");
-        L($"- machine: {Environment.ProcessorCount} cores ({CpuName()}), {RuntimeInformation.OSDescription}");
+        L($"- machine: {Environment.ProcessorCount} cores ({ServeBench.CpuName()}), {RuntimeInformation.OSDescription}");
         L($"- BeitV2: TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version} (libtorch 2.10 CPU, MKL statically linked, OpenMP), {a.EffectiveThreads} torch threads, {RuntimeInformation.FrameworkDescription}; inference with the fused attention (`Attention.UseFusedInference`) and `inference_mode`");
         L($"- PyTorch reference: {pyInfo}; models in `BeitV2.Bench/reference/beitv2_models.py`, written op for op after the official code{(verifyNote.Length > 0 ? "; " + verifyNote : "")}");
         L("- every model has random weights (speed does not depend on them); fp32; the same batch, input size and run counts on both sides");
@@ -531,16 +531,6 @@ public static class PerfBench
             if (File.Exists(Path.Combine(candidate, "vit_cls.pth"))) return candidate;
         }
         return null;
-    }
-
-    private static string CpuName()
-    {
-        try
-        {
-            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            return line?.Split(':', 2)[1].Trim() ?? RuntimeInformation.ProcessArchitecture.ToString();
-        }
-        catch (IOException) { return RuntimeInformation.ProcessArchitecture.ToString(); }
     }
 
     private static void Progress(string message) => Console.Error.WriteLine($"[perf {DateTime.Now:HH:mm:ss}] {message}");

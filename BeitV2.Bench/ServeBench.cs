@@ -201,7 +201,7 @@ public static class ServeBench
 
     private const string OtherProcessesNote = "\"Other processes\" is the CPU (in cores, averaged over the phase) used by processes other than the bench and its server, from /proc/stat; figures measured while it is well above 0 are slowed by that load. With --retries, a phase during which it exceeded 0.2 cores was run again and the least disturbed attempt is shown.";
 
-    private static string CpuName()
+    internal static string CpuName()
     {
         try
         {
