@@ -121,28 +121,15 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
     {
         if (expected is > 0 && expected <= limit)
         {
-            // The usual raw upload: read straight into an array of the announced size.
+            // The usual raw upload: straight into an array of the announced size (Kestrel holds the body to its
+            // Content-Length: a longer one is cut off, a shorter one fails the read).
             var exact = new byte[expected.Value];
             var filled = 0;
             int n;
             while (filled < exact.Length && (n = await stream.ReadAsync(exact.AsMemory(filled), ct)) > 0) filled += n;
-            if (filled < exact.Length) return exact[..filled];   // Kestrel refuses a body shorter than its Content-Length first
-            var probe = new byte[1];
-            if (await stream.ReadAsync(probe, ct) == 0) return exact;
-            // More than announced (not possible through Kestrel): fall through with what was read.
-            var more = new MemoryStream();
-            more.Write(exact);
-            more.Write(probe);
-            return await CopyRestAsync(stream, more, limit, ct);
+            return filled == exact.Length ? exact : exact[..filled];
         }
-        return await CopyRestAsync(stream, new MemoryStream(), limit, ct);
-    }
-
-    private static async Task<byte[]> CopyRestAsync(Stream stream, MemoryStream buffer, long limit, CancellationToken ct)
-    {
-        await using var _ = buffer;
-        if (buffer.Length > limit)
-            throw ApiProblemException.TooLarge($"The image data exceeds {limit} bytes (Limits:MaxUploadBytes).");
+        using var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int read;
         while ((read = await stream.ReadAsync(chunk, ct)) > 0)
