@@ -295,7 +295,7 @@ public static class PerfBench
             using (var x = randn(1, 3, 224, 224))
             {
                 vit.eval();
-                TimeModel(1, 224, 1, 1, t => vit.forward(t));
+                BareForward(vit, x);   // warm-up
                 var pairs = a.Quick ? 3 : model == "base" ? 12 : 40;
                 var before = await unb.MetricsAsync(ct);
                 for (var i = 0; i < pairs; i++)
