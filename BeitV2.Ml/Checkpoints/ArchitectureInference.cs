@@ -65,6 +65,14 @@ public static class ArchitectureInference
     }
 
     /// <summary>
+    /// Checks an override against the limits of <see cref="ConfigOverrides.Limits"/> without any weights, so a
+    /// request asking for an absurd model is refused before its upload is read.
+    /// </summary>
+    /// <exception cref="CheckpointException">a value is above its limit, or the override is nested too deep.</exception>
+    /// <exception cref="InvalidDataException">the override is not a JSON object.</exception>
+    public static void CheckOverrides(JsonElement? overrides) => ConfigOverrides.Parse(overrides);
+
+    /// <summary>
     /// Builds the model <paramref name="model"/> describes and loads <paramref name="stateDict"/> into it
     /// with the library's loaders (strict: every key must fit; a segmenter's relative tables and position
     /// embedding are resized to an overridden img_size, as <see cref="SegmenterCheckpoint"/> does). The caller owns the returned module.
@@ -549,6 +557,7 @@ public static class ArchitectureInference
         {
             var node = JsonSerializer.SerializeToNode(inferred, ModelJson.Options)!.AsObject();
             overridden = ConfigOverrides.Merge(node, over);
+            ConfigOverrides.CheckPatchGrid(node);
             config = ModelJson.Deserialize<T>(JsonSerializer.SerializeToElement(node), kind);
         }
         validate(config);

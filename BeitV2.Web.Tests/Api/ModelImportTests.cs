@@ -129,6 +129,14 @@ public sealed class ModelImportTests(ImportApi api) : IClassFixture<ImportApi>
         { "not multipart", 415 },
         { "file over MaxImportBytes", 413 },
         { "file over MaxImportBytes, streamed", 413 },
+        { "TorchScript archive", 415 },
+        { "safetensors with overlapping offsets", 422 },
+        { "safetensors with a shape larger than the file", 422 },
+        { "pth storage larger than its entry", 422 },
+        { "pth calling os.system", 422 },
+        { "config with absurd depth", 422 },
+        { "config with absurd width and heads", 422 },
+        { "config with absurd image size", 422 },
     };
 
     [Theory]
@@ -158,6 +166,15 @@ public sealed class ModelImportTests(ImportApi api) : IClassFixture<ImportApi>
             "not multipart" => Http.Raw(File.ReadAllBytes(CheckpointFixtures.Pth("vit_cls")), "application/octet-stream"),
             "file over MaxImportBytes" => ImportForm(("big.pth", new byte[ImportApi.MaxImportBytes + 1000]), "classifier"),
             "file over MaxImportBytes, streamed" => StreamedImport(new byte[ImportApi.MaxImportBytes + 1000]),
+            "TorchScript archive" => ImportForm(("ViT-B-16.pt", HostileCheckpoints.TorchScript()), "teacher"),
+            "safetensors with overlapping offsets" => ImportForm(("m.safetensors", HostileCheckpoints.TwoTensors("[0,16]", "[0,16]", 16)), "backbone"),
+            "safetensors with a shape larger than the file" => ImportForm(("m.safetensors",
+                HostileCheckpoints.Safetensors("""{"a":{"dtype":"F32","shape":[100000,100000],"data_offsets":[0,16]}}""", 16)), "backbone"),
+            "pth storage larger than its entry" => ImportForm(("m.pth", HostileCheckpoints.Pth(4, 1_000_000, entryBytes: 16)), "backbone"),
+            "pth calling os.system" => ImportForm(("m.pth", HostileCheckpoints.Pth(4, 4, extraGlobal: "os\nsystem")), "backbone"),
+            "config with absurd depth" => ImportForm("vit_cls.pth", "classifier", config: """{"depth": 100000}"""),
+            "config with absurd width and heads" => ImportForm("vit_cls.pth", "classifier", config: """{"embed_dim": 1000000, "num_heads": 100000}"""),
+            "config with absurd image size" => ImportForm("vit_cls.pth", "classifier", config: """{"img_size": 1000000}"""),
             _ => throw new ArgumentException(name),
         };
         using (content)

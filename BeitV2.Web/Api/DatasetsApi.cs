@@ -1,3 +1,4 @@
+using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Data;
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Datasets;
@@ -58,6 +59,7 @@ public static class DatasetsApi
         {
             await using (var target = File.Create(temp))
                 await file.CopyToAsync(target, ct);
+            RefuseCheckpoints(temp);
             await using var zip = File.OpenRead(temp);
             var info = catalog.Add(zip, name);
             return TypedResults.Created($"/api/v1/datasets/{info.Id}", info);
@@ -74,6 +76,21 @@ public static class DatasetsApi
         finally
         {
             try { File.Delete(temp); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>
+    /// A model checkpoint is a zip too; datasets never load one (nothing in an archive runs), but a TorchScript
+    /// or torch.save archive sent here is a mistake that deserves a clear answer, given before the zip is parsed.
+    /// </summary>
+    private static void RefuseCheckpoints(string path)
+    {
+        switch (CheckpointFormat.Detect(path))
+        {
+            case CheckpointFileKind.TorchScript:
+                throw ApiProblemException.UnsupportedMediaType("This zip is a TorchScript model, not a dataset. " + CheckpointFormat.TorchScriptAdvice);
+            case CheckpointFileKind.PyTorchZip or CheckpointFileKind.Safetensors:
+                throw ApiProblemException.UnsupportedMediaType("This file is a model checkpoint, not a dataset: import it with POST /api/v1/models/import.");
         }
     }
 }

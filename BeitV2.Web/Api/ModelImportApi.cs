@@ -44,18 +44,21 @@ public static class ModelImportApi
             .WithMetadata(new FormUploadMetadata(typeof(ImportForm)))
             .WithSummary("Import an official BEiT v2 checkpoint (.pth) or a timm .safetensors file")
             .Produces<ImportResponse>(StatusCodes.Status201Created)
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(413).ProducesProblem(415).ProducesProblem(422);
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(413).ProducesProblem(415).ProducesProblem(422).ProducesProblem(429);
         return group;
     }
 
     private static async Task<IResult> Import(HttpRequest request, ModelRegistry registry, DataDirectory data,
-        IOptions<LimitsOptions> limits, ILoggerFactory logs, CancellationToken ct)
+        IOptions<LimitsOptions> limits, ImportGate gate, ILoggerFactory logs, CancellationToken ct)
     {
         if (!request.HasFormContentType)
             throw ApiProblemException.UnsupportedMediaType("Send multipart/form-data with a 'file' part (the checkpoint) and a 'kind' field.");
         var max = limits.Value.MaxImportBytes;
         if (request.ContentLength is { } length && length > max)
             throw ApiProblemException.TooLarge($"The upload is {length} bytes; the limit is {max} bytes (Limits:MaxImportBytes).");
+        // Taken before the body is read, so concurrent uploads do not each buffer a file either.
+        using var held = gate.TryEnter()
+                         ?? throw ApiProblemException.TooManyRequests("Another model import is in progress; imports run one at a time. Retry shortly.");
         var form = await request.ReadFormAsync(new FormOptions { MultipartBodyLengthLimit = max }, ct);
         var file = form.Files.GetFile("file")
                    ?? throw ApiProblemException.BadRequest("The form has no 'file' part: attach the checkpoint as 'file'.");
@@ -63,6 +66,7 @@ public static class ModelImportApi
         if (string.IsNullOrEmpty(kind) || !ApiModelKinds.All.Contains(kind))
             throw ApiProblemException.BadRequest($"'kind' must be one of {string.Join(", ", ApiModelKinds.All)}.");
         var overrides = ParseConfig(form["config"].FirstOrDefault());
+        ArchitectureInference.CheckOverrides(overrides);
         var labels = await ReadLabelsAsync(form.Files.GetFile("labels"), ct);
         var name = form["name"].FirstOrDefault() is { Length: > 0 } n ? n.Trim() : Path.GetFileNameWithoutExtension(file.FileName);
         bool? makeDefault = form["makeDefault"].FirstOrDefault() is { } md ? bool.TryParse(md, out var b) ? b
@@ -73,6 +77,16 @@ public static class ModelImportApi
         {
             await using (var target = File.Create(temp))
                 await file.CopyToAsync(target, ct);
+            if (gate.WhileHeld is { } hook) await hook(ct);
+            // The kind check, before anything parses the file: TorchScript would run code when loaded.
+            switch (CheckpointFormat.Detect(temp))
+            {
+                case CheckpointFileKind.TorchScript:
+                    throw ApiProblemException.UnsupportedMediaType(CheckpointFormat.TorchScriptAdvice);
+                case CheckpointFileKind.Unknown:
+                    throw ApiProblemException.Unprocessable(
+                        $"Cannot read '{Path.GetFileName(file.FileName)}': it is neither a PyTorch state dict (.pth written by torch.save) nor a safetensors file.");
+            }
             using var scope = NewDisposeScope();
             var sd = CheckpointKeys.Normalize(StateDictFile.Read(temp));
             InferredModel inferred;

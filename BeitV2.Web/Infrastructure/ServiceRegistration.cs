@@ -8,6 +8,7 @@ public static class ServiceRegistration
     public static IServiceCollection AddModelRegistry(this IServiceCollection services) => services
         .AddSingleton<DataDirectory>()
         .AddSingleton<ModelRegistry>()
+        .AddSingleton<ImportGate>()
         .AddSingleton<LabelStore>();
 
     public static IServiceCollection AddInference(this IServiceCollection services) => services
