@@ -117,9 +117,9 @@ public sealed class UntrustedCheckpointTests
             f.Write(head);
             f.SetLength(8 + SafetensorsCheck.MaxHeaderBytes + 1 + 16);
         }
-        var before = GC.GetTotalAllocatedBytes(precise: true);
+        var before = GC.GetAllocatedBytesForCurrentThread();
         var e = Assert.Throws<CheckpointException>(() => StateDictFile.Read(path));
-        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Contains($"the limit is {SafetensorsCheck.MaxHeaderBytes} bytes", e.Message);
         Assert.True(allocated < 10_000_000, $"refusing the header allocated {allocated} bytes");
     }
@@ -143,10 +143,10 @@ public sealed class UntrustedCheckpointTests
         using var scope = NewDisposeScope();
         var sd = CheckpointKeys.Normalize(StateDictFile.Read(CheckpointFixtures.Pth("vit_cls")));
         using var doc = JsonDocument.Parse(json);
-        var before = GC.GetTotalAllocatedBytes(precise: true);
+        var before = GC.GetAllocatedBytesForCurrentThread();
         var e = Assert.Throws<CheckpointException>(() => ArchitectureInference.Infer(sd, doc.RootElement));
         Assert.Contains("The config override is refused", e.Message);
-        Assert.True(GC.GetTotalAllocatedBytes(precise: true) - before < 10_000_000);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 10_000_000);
     }
 
     private static byte[] HeaderLength(byte[] file, ulong length)

@@ -37,8 +37,10 @@ public sealed class ClipTeacher : ExplicitModule<Tensor, Tensor>, IVqkdTeacher
     }
 
     /// <summary>
-    /// Loads an official OpenAI CLIP file (TorchScript <c>ViT-B-16.pt</c>, fp16 weights cast to
-    /// float32 as <c>clip.load(device='cpu')</c> does), a <c>{'model': ...}</c> pickle, a VQ-KD
+    /// Loads an OpenAI CLIP state dict (the official TorchScript <c>ViT-B-16.pt</c> converted once with
+    /// <c>torch.save(torch.jit.load(path).state_dict(), ...)</c>: TorchScript archives are refused because
+    /// loading one runs its code; fp16 weights are cast to float32 as <c>clip.load(device='cpu')</c> does),
+    /// a <c>{'model': ...}</c> pickle, a VQ-KD
     /// training checkpoint (<c>teacher_model.visual.*</c>) or safetensors. The tower's shape is
     /// taken from the weights unless <paramref name="config"/> is given (heads cannot be inferred
     /// when they are not width/64).
