@@ -3,11 +3,11 @@
 # BeitV2 for NVIDIA GPUs: the ASP.NET Core service built against the CUDA build of libtorch.
 #
 #   docker build -t beitv2:cuda .
-#   docker run --gpus all -p 8080:8080 -v beitv2-data:/data -e Security__ApiKey="$(openssl rand -hex 32)" beitv2:cuda
+#   echo "Security__ApiKey=$(openssl rand -hex 32)" > beitv2.env    # clients send this key
+#   docker run --gpus all -p 8080:8080 -v beitv2-data:/data --env-file beitv2.env beitv2:cuda
 #
 # The container listens on all its interfaces (ASPNETCORE_HTTP_PORTS=8080), so the service needs an
 # API key: without Security__ApiKey it exits at once (code 78) with a message saying how to set one.
-# Keep the key in an env file (--env-file) or a secret rather than on the command line;
 # Security__AllowAnonymous=true serves without a key on purpose (trusted networks only).
 #
 # Stage 1 builds with the .NET SDK and `-p:BeitV2Cuda=true`, which swaps the CPU libtorch
