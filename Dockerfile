@@ -3,7 +3,12 @@
 # BeitV2 for NVIDIA GPUs: the ASP.NET Core service built against the CUDA build of libtorch.
 #
 #   docker build -t beitv2:cuda .
-#   docker run --gpus all -p 8080:8080 -v beitv2-data:/data beitv2:cuda
+#   echo "Security__ApiKey=$(openssl rand -hex 32)" > beitv2.env    # clients send this key
+#   docker run --gpus all -p 8080:8080 -v beitv2-data:/data --env-file beitv2.env beitv2:cuda
+#
+# The container listens on all its interfaces (ASPNETCORE_HTTP_PORTS=8080), so the service needs an
+# API key: without Security__ApiKey it exits at once (code 78) with a message saying how to set one.
+# Security__AllowAnonymous=true serves without a key on purpose (trusted networks only).
 #
 # Stage 1 builds with the .NET SDK and `-p:BeitV2Cuda=true`, which swaps the CPU libtorch
 # (libtorch-cpu-linux-x64) for TorchSharp-cuda-linux 0.107 = libtorch 2.10 for CUDA 12.8.

@@ -20,6 +20,7 @@ builder.Services.AddInference();       // loaded models, dynamic batching, back-
 builder.Services.AddTrainingJobs(builder.Configuration); // datasets, job store, Hangfire queue, SignalR
 
 var app = builder.Build();
+if (BindingGuard.Refuses(app)) return BindingGuard.RefusedExitCode; // a public address needs an API key
 app.UseServiceDefaults();
 
 app.MapServiceApi();                   // /health/*, /api/v1/info

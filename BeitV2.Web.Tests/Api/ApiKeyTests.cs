@@ -5,8 +5,8 @@ using BeitV2.Ml.Models;
 namespace BeitV2.Web.Tests.Api;
 
 /// <summary>
-/// Security:ApiKey guards the routes that change state (X-Api-Key or Authorization: Bearer);
-/// inference needs it only with Security:RequireKeyForInference; health and metrics stay open.
+/// Security:ApiKey guards every API route (X-Api-Key or Authorization: Bearer), inference included
+/// unless Security:AnonymousInference=true; health stays open. (SecurityTests covers every route.)
 /// </summary>
 [Collection(ApiCollection.Name)]
 public sealed class ApiKeyTests
@@ -14,7 +14,7 @@ public sealed class ApiKeyTests
     private const string Key = "s3cret-key";
 
     [Fact]
-    public async Task StateChangingRoutes_NeedTheKey_InferenceDoesNot()
+    public async Task StateChangingRoutes_NeedTheKey()
     {
         using var host = new ApiHost(new Dictionary<string, string?> { ["Security:ApiKey"] = Key });
         var first = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), "first");
@@ -47,17 +47,21 @@ public sealed class ApiKeyTests
             Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
         Assert.Null(host.Registry.Find(first.Id));
 
-        // Inference and reads are open.
-        Assert.Equal(second.Id, (await client.PostAsync("/api/v1/classify", Http.Images(SeededApi.SmallImage)).JsonAsync()).Str("model"));
-        await client.GetAsync("/api/v1/models").JsonAsync();
+        // Inference and reads need the key too.
+        await client.PostAsync("/api/v1/classify", Http.Images(SeededApi.SmallImage)).ProblemAsync(401);
+        await client.GetAsync("/api/v1/models").ProblemAsync(401);
+        Assert.Equal(second.Id, (await client.SendAsync(Send(HttpMethod.Post, "/api/v1/classify", r => r.Headers.Add("X-Api-Key", Key), Http.Images(SeededApi.SmallImage))).JsonAsync()).Str("model"));
+        await client.SendAsync(Send(HttpMethod.Get, "/api/v1/models", r => r.Headers.Add("X-Api-Key", Key))).JsonAsync();
         await AssertOpenAsync(client);
         host.AssertNoServerErrors();
     }
 
-    [Fact]
-    public async Task RequireKeyForInference_GuardsTheInferenceRoutes()
+    [Theory]
+    [InlineData(null)]
+    [InlineData("true")] // the deprecated Security:RequireKeyForInference=true is the default now
+    public async Task WithAKey_InferenceNeedsIt(string? requireKeyForInference)
     {
-        using var host = new ApiHost(new Dictionary<string, string?> { ["Security:ApiKey"] = Key, ["Security:RequireKeyForInference"] = "true" });
+        using var host = new ApiHost(new Dictionary<string, string?> { ["Security:ApiKey"] = Key, ["Security:RequireKeyForInference"] = requireKeyForInference });
         var model = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), "guarded");
         using var client = host.CreateClient();
 
@@ -75,10 +79,28 @@ public sealed class ApiKeyTests
         host.AssertNoServerErrors();
     }
 
-    /// <summary>Health, metrics, the service description and the OpenAPI document answer without a key.</summary>
+    [Theory]
+    [InlineData("Security:AnonymousInference", "true")]
+    [InlineData("Security:RequireKeyForInference", "false")] // the deprecated alias
+    public async Task AnonymousInference_OpensInferenceOnly(string setting, string value)
+    {
+        using var host = new ApiHost(new Dictionary<string, string?> { ["Security:ApiKey"] = Key, [setting] = value });
+        var model = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), "public");
+        using var client = host.CreateClient();
+
+        Assert.Equal(model.Id, (await client.PostAsync("/api/v1/classify", Http.Images(SeededApi.SmallImage)).JsonAsync()).Str("model"));
+        await client.GetAsync("/api/v1/models").ProblemAsync(401);
+        await client.DeleteAsync($"/api/v1/models/{model.Id}").ProblemAsync(401);
+        Assert.NotNull(host.Registry.Find(model.Id));
+        host.AssertNoServerErrors();
+    }
+
+    /// <summary>Health answers without a key; metrics, the service description and the OpenAPI document do not.</summary>
     private static async Task AssertOpenAsync(HttpClient client)
     {
-        foreach (var route in new[] { "/health/live", "/metrics", "/api/v1/info", "/swagger/v1/swagger.json" })
+        foreach (var route in new[] { "/metrics", "/api/v1/info", "/swagger/v1/swagger.json" })
+            await client.GetAsync(route).ProblemAsync(401);
+        foreach (var route in new[] { "/health/live" })
         {
             using var r = await client.GetAsync(route);
             Assert.True(r.StatusCode == HttpStatusCode.OK, $"{route}: {(int)r.StatusCode}");

@@ -13,7 +13,8 @@ public sealed class AppProcess : IDisposable
     private readonly StringBuilder output = new();
     private readonly string workingDirectory;
 
-    public AppProcess(string name, IReadOnlyDictionary<string, string> settings)
+    /// <param name="listenHost">The address the app binds (default loopback); <see cref="BaseAddress"/> is on loopback either way.</param>
+    public AppProcess(string name, IReadOnlyDictionary<string, string> settings, string listenHost = "127.0.0.1")
     {
         Name = name;
         Port = LocalServerProcess.FreePort();
@@ -26,7 +27,7 @@ public sealed class AppProcess : IDisposable
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workingDirectory,
         };
         psi.ArgumentList.Add(app);
-        psi.ArgumentList.Add($"--urls=http://127.0.0.1:{Port}");
+        psi.ArgumentList.Add($"--urls=http://{listenHost}:{Port}");
         foreach (var (k, v) in settings) psi.ArgumentList.Add($"--{k}={v}");
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         psi.Environment["DOTNET_NOLOGO"] = "1";
@@ -71,6 +72,15 @@ public sealed class AppProcess : IDisposable
             await Task.Delay(200);
         }
         Assert.Fail($"{Name} did not start within {timeout}:\n{Output}");
+    }
+
+    /// <summary>Waits for the process to end by itself; returns its exit code (or fails with its output).</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try { await process.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException) { Assert.Fail($"{Name} did not exit within {timeout}:\n{Output}"); }
+        return process.ExitCode;
     }
 
     /// <summary>SIGKILL: no shutdown hook runs, as when a server dies.</summary>

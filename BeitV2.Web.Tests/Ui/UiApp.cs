@@ -51,6 +51,23 @@ public sealed class UiApp : UiAppBase
     }
 }
 
+/// <summary>The same, for a service with an API key (Security:ApiKey).</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class KeyedUiCollection : ICollectionFixture<KeyedUiApp>
+{
+    public const string Name = "ui-keyed";
+}
+
+/// <summary>A service with an API key and no models: the UI must ask for the key and use it everywhere, the hub included.</summary>
+public sealed class KeyedUiApp : UiAppBase
+{
+    public const string Key = "browser-test-key";
+
+    protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?> { ["Ml:Threads"] = "2", ["Security:ApiKey"] = Key };
+
+    protected override void Seed(ApiHost host) { }
+}
+
 /// <summary>The app as a fresh clone starts it: no models registered.</summary>
 public sealed class EmptyUiApp : UiAppBase
 {
@@ -79,12 +96,15 @@ public abstract class UiAppBase : IAsyncLifetime
 
     protected abstract void Seed(ApiHost host);
 
+    /// <summary>The host's configuration overrides.</summary>
+    protected virtual IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?> { ["Ml:Threads"] = "2" };
+
     public async Task InitializeAsync()
     {
         var chromium = Environment.GetEnvironmentVariable("BEITV2_CHROMIUM") is { Length: > 0 } c ? c : "/usr/bin/chromium";
         if (!File.Exists(chromium))
             throw new InvalidOperationException($"Chromium is not installed at {chromium}: run 'apt-get install chromium' (.ci/run does) or set BEITV2_CHROMIUM.");
-        Host = new ApiHost(new Dictionary<string, string?> { ["Ml:Threads"] = "2" });
+        Host = new ApiHost(Settings);
         Host.UseKestrel(0);
         Host.StartServer();
         var addresses = Host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;

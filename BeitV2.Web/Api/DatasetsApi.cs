@@ -31,7 +31,6 @@ public static class DatasetsApi
             .WithSummary("One dataset").ProducesProblem(404);
 
         group.MapPost("/", Upload)
-            .AddEndpointFilter<ApiKeyFilter>()
             .DisableAntiforgery()
             .WithMetadata(new FormUploadMetadata(typeof(UploadForm)))
             .WithSummary("Upload a zip archive as a dataset")

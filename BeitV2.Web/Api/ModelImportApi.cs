@@ -39,7 +39,6 @@ public static class ModelImportApi
     public static RouteGroupBuilder MapModelImport(this RouteGroupBuilder group)
     {
         group.MapPost("/import", Import)
-            .AddEndpointFilter<ApiKeyFilter>()
             .DisableAntiforgery()
             .WithMetadata(new FormUploadMetadata(typeof(ImportForm)))
             .WithSummary("Import an official BEiT v2 checkpoint (.pth) or a timm .safetensors file")

@@ -25,7 +25,6 @@ public static class ModelsApi
                 registry.Delete(id);
                 return TypedResults.NoContent();
             })
-            .AddEndpointFilter<ApiKeyFilter>()
             .WithSummary("Delete a model (the default model of a kind cannot be deleted: 409)")
             .ProducesProblem(401).ProducesProblem(404).ProducesProblem(409);
 
@@ -34,7 +33,6 @@ public static class ModelsApi
                 registry.SetDefault(id);
                 return TypedResults.Ok(registry.Get(id));
             })
-            .AddEndpointFilter<ApiKeyFilter>()
             .WithSummary("Make a model the default of its kind").ProducesProblem(401).ProducesProblem(404);
 
         group.MapModelImport();

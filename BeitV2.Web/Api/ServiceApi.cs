@@ -29,7 +29,8 @@ public static class ServiceApi
 
     public static IEndpointRouteBuilder MapServiceApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/health/live", () => TypedResults.Ok(new { status = "live" })).WithTags("Service").WithSummary("200 while the process serves");
+        app.MapGet("/health/live", () => TypedResults.Ok(new { status = "live" })).WithTags("Service").WithSummary("200 while the process serves")
+            .AllowAnonymous(); // probes (container, load balancer) carry no key
 
         app.MapGet("/health/ready", (ModelRegistry registry) =>
             {
@@ -38,7 +39,8 @@ public static class ServiceApi
                 return missing.Count == 0 ? Results.Ok(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
             })
             .WithTags("Service").WithSummary("200 once a default model of every kind is registered, else 503 naming the missing ones")
-            .Produces<ReadinessResponse>().Produces<ReadinessResponse>(503);
+            .Produces<ReadinessResponse>().Produces<ReadinessResponse>(503)
+            .AllowAnonymous();
 
         app.MapGet("/api/v1/info", (ModelRegistry registry, ModelHost host, ComputeDevices devices, IOptions<LimitsOptions> limits, IOptions<InferenceOptions> inference) =>
                 TypedResults.Ok(new InfoResponse(

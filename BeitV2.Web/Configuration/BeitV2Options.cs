@@ -73,10 +73,24 @@ public sealed class LimitsOptions
     public long MaxImportBytes { get; set; } = 2L * 1024 * 1024 * 1024;
 }
 
-/// <summary><c>Security:*</c>: the optional API key.</summary>
+/// <summary><c>Security:*</c>: API keys and what may run without one (see Infrastructure/ApiKeyAuthentication.cs).</summary>
 public sealed class SecurityOptions
 {
     public const string Section = "Security";
+    /// <summary>The API key (<c>X-Api-Key</c> or <c>Authorization: Bearer</c>); when any key is set, every route but health and the static UI needs one.</summary>
     public string? ApiKey { get; set; }
-    public bool RequireKeyForInference { get; set; }
+    /// <summary>More keys (<c>Security:ApiKeys:0..n</c>): one per client, or the old and the new one while rotating.</summary>
+    public List<string> ApiKeys { get; set; } = [];
+    /// <summary>With a key set, the inference routes (tokens, embeddings, classify, segment) answer without one; everything else still needs it.</summary>
+    public bool AnonymousInference { get; set; }
+    /// <summary>Start on a non-loopback address without any key (everything open to whoever reaches the port); a warning is logged at every start.</summary>
+    public bool AllowAnonymous { get; set; }
+    /// <summary>Deprecated (use <c>AnonymousInference</c>): <c>false</c> opens inference like <c>AnonymousInference=true</c>; <c>true</c> is the default now.</summary>
+    public bool? RequireKeyForInference { get; set; }
+
+    /// <summary>The configured keys (<c>ApiKey</c> and <c>ApiKeys</c>), blanks dropped.</summary>
+    public IReadOnlyList<string> ConfiguredKeys() =>
+        new[] { ApiKey }.Concat(ApiKeys).Where(k => !string.IsNullOrWhiteSpace(k)).Select(k => k!.Trim()).Distinct(StringComparer.Ordinal).ToList();
+
+    public bool InferenceIsAnonymous() => AnonymousInference || RequireKeyForInference == false;
 }

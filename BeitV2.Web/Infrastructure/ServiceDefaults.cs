@@ -6,7 +6,7 @@ using Prometheus;
 
 namespace BeitV2.Web.Infrastructure;
 
-/// <summary>Cross-cutting set-up in one place: options, errors as ProblemDetails, limits, OpenAPI, metrics.</summary>
+/// <summary>Cross-cutting set-up in one place: options, errors as ProblemDetails, limits, API key, security headers, OpenAPI, metrics.</summary>
 public static class ServiceDefaults
 {
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder)
@@ -19,6 +19,7 @@ public static class ServiceDefaults
         services.Configure<LimitsOptions>(builder.Configuration.GetSection(LimitsOptions.Section));
         services.Configure<SecurityOptions>(builder.Configuration.GetSection(SecurityOptions.Section));
         services.AddSingleton<ComputeDevices>();   // Ml:Device, precision, training devices, per-device gates
+        services.AddApiKeyAuthentication();         // Security:ApiKey(s): every route but health and the UI
 
         services.AddProblemDetails();
         services.AddExceptionHandler<ProblemExceptionHandler>();
@@ -53,13 +54,15 @@ public static class ServiceDefaults
 
     public static WebApplication UseServiceDefaults(this WebApplication app)
     {
+        app.UseSecurityHeaders();               // on every response, errors included
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseHttpMetrics();
+        app.UseDefaultFiles();
+        app.UseStaticFiles();                   // the UI: open, it asks for the key
+        app.UseApiKeyAuthentication();          // everything below needs the key when one is set
         app.UseSwagger();
         app.UseSwaggerUI(o => o.SwaggerEndpoint("/swagger/v1/swagger.json", "BeitV2 v1"));
-        app.UseDefaultFiles();
-        app.UseStaticFiles();
         app.MapMetrics("/metrics");
         return app;
     }

@@ -1,4 +1,6 @@
 using BeitV2.Ml.Training;
+using BeitV2.Web.Infrastructure;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 
 namespace BeitV2.Web.Jobs;
@@ -9,7 +11,9 @@ namespace BeitV2.Web.Jobs;
 /// Messages go to the job's group and to the all-jobs group, so a connection is never in both at once
 /// (it would receive every message twice): while subscribed to all, its per-job subscriptions are only
 /// remembered (in the connection's items) and restored by <c>UnsubscribeAll</c>.
+/// With an API key configured, negotiate and every transport need it (header or, for WebSockets and SSE, <c>access_token</c>).
 /// </summary>
+[Authorize(Policy = ApiKeyAuthentication.Policy)]
 public sealed class TrainingHub : Hub
 {
     public const string AllGroup = "jobs:all";

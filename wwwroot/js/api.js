@@ -22,6 +22,15 @@ export function setApiKey(key) {
   } catch { /* storage disabled: the key lasts for this page only */ }
 }
 
+/**
+ * A 401: the page opens Settings at the key field (app.js listens for 'beitv2:unauthorized'), and the
+ * message says where to enter the key (the service's detail usually does already).
+ */
+export function unauthorized(message) {
+  window.dispatchEvent(new CustomEvent('beitv2:unauthorized'));
+  return /Settings/.test(message) ? message : `${message} Enter the API key under Settings (bottom of the page).`;
+}
+
 function headers(extra) {
   const h = new Headers(extra || {});
   const key = apiKey();
@@ -44,7 +53,7 @@ async function problem(response) {
     }
   } catch { /* no readable body */ }
   let message = detail || title;
-  if (response.status === 401) message += ' Set the API key under Settings (bottom of the page).';
+  if (response.status === 401) message = unauthorized(message);
   if (response.status === 429) message = `The service is busy (${message}). Try again in a moment.`;
   return new ApiError(`${message} (HTTP ${response.status})`, response.status, title);
 }
@@ -95,7 +104,7 @@ export function upload(path, form, onProgress) {
       try { body = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { /* not JSON */ }
       if (xhr.status >= 200 && xhr.status < 300) { resolve(body); return; }
       let message = (body && (body.detail || body.title)) || xhr.statusText || 'Upload failed';
-      if (xhr.status === 401) message += ' Set the API key under Settings (bottom of the page).';
+      if (xhr.status === 401) message = unauthorized(message);
       reject(new ApiError(`${message} (HTTP ${xhr.status})`, xhr.status, body && body.title));
     };
     xhr.send(form);

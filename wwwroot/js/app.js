@@ -3,7 +3,7 @@
 // when you look at a job and come back).
 import * as hub from './hub.js';
 import { get, apiKey, setApiKey } from './api.js';
-import { showError, notify } from './ui.js';
+import { showError, notify, clearErrors } from './ui.js';
 import * as explore from './explore.js';
 import * as train from './train.js';
 import * as job from './job.js';
@@ -51,7 +51,7 @@ async function route() {
 function liveIndicator() {
   const el = document.getElementById('live-state');
   const text = { connecting: 'live: connecting…', connected: 'live: connected', reconnecting: 'live: reconnecting…',
-    disconnected: 'live: offline (retrying)', unavailable: 'live: SignalR client missing' };
+    disconnected: 'live: offline (retrying)', unavailable: 'live: SignalR client missing', unauthorized: 'live: needs the API key (Settings)' };
   hub.on('state', (s) => {
     el.dataset.state = s;
     el.textContent = text[s] || s;
@@ -69,11 +69,27 @@ async function deviceInfo() {
 
 function settings() {
   const input = document.getElementById('api-key');
+  const details = document.getElementById('settings');
+  const needed = document.getElementById('api-key-needed');
   input.value = apiKey();
+  // A 401 anywhere (a fetch, an upload, the hub): open Settings at the key field, once per burst of 401s.
+  window.addEventListener('beitv2:unauthorized', () => {
+    if (!needed.hidden) return;
+    needed.hidden = false;
+    details.open = true;
+    input.scrollIntoView({ block: 'nearest' });
+    if (!document.activeElement || document.activeElement === document.body) input.focus();
+  });
   document.getElementById('settings-form').addEventListener('submit', (e) => {
     e.preventDefault();
     setApiKey(input.value.trim());
+    needed.hidden = true;
+    clearErrors();
     notify(input.value.trim() ? 'API key saved in this browser.' : 'API key removed.');
+    // Everything the page shows again, with the new key.
+    hub.restart();
+    deviceInfo();
+    route();
   });
 }
 

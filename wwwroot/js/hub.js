@@ -1,12 +1,16 @@
 // One SignalR connection to /hubs/training for the whole page. It remembers what the page
 // subscribed to and subscribes again after a reconnect; listeners of 'reconnected' then catch up
-// from the REST API (the hub does not replay missed messages).
+// from the REST API (the hub does not replay missed messages). The API key from Settings goes with
+// every request of the connection (accessTokenFactory: Authorization header on negotiate and long
+// polling, access_token query parameter on WebSockets and server-sent events).
+import { apiKey, unauthorized } from './api.js';
 
 const listeners = { progress: new Set(), status: new Set(), log: new Set(), reconnected: new Set(), state: new Set() };
 const jobs = new Map(); // jobId → subscriber count
 let all = 0;
 let connection = null;
 let starting = null;
+let wake = null; // ends the wait between two failed starts (restart after a new API key)
 let state = 'connecting';
 
 /** A handle for the browser console (and the browser tests): the connection and how often it reconnected. */
@@ -46,7 +50,7 @@ function build() {
     return null;
   }
   const c = new window.signalR.HubConnectionBuilder()
-    .withUrl('/hubs/training')
+    .withUrl('/hubs/training', { accessTokenFactory: () => apiKey() })
     // Retry forever: 0, 1, 2, 5, then every 10 s.
     .withAutomaticReconnect({ nextRetryDelayInMilliseconds: (ctx) => [0, 1000, 2000, 5000][ctx.previousRetryCount] ?? 10000 })
     .configureLogging(window.signalR.LogLevel.None)
@@ -83,14 +87,28 @@ export function start() {
         setState('connected');
         await resubscribe();
         dispatch('reconnected');
-      } catch {
-        setState('disconnected');
-        await new Promise((r) => setTimeout(r, delay));
+      } catch (e) {
+        // A refused negotiate arrives wrapped (FailedToNegotiateWithServerError): only its text has the status.
+        if (e && (e.statusCode === 401 || /Status code '401'/.test(String(e.message)))) {
+          setState('unauthorized');
+          unauthorized('');
+        } else setState('disconnected');
+        await new Promise((r) => { wake = r; setTimeout(r, delay); });
+        wake = null;
         delay = Math.min(delay * 2, 10000);
       }
     }
   })().finally(() => { starting = null; });
   return starting;
+}
+
+/** After the API key changed: a new connection (and token) now, not at the next retry. */
+export async function restart() {
+  if (connection && connection.state !== 'Disconnected') {
+    try { await connection.stop(); } catch { /* stopped anyway */ }
+  }
+  if (wake) wake();
+  return start();
 }
 
 export async function subscribe(jobId) {
