@@ -67,7 +67,7 @@ public sealed class JobDeletionTests
         using (var deleted = await client.DeleteAsync("/api/v1/jobs/job-held"))
             Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
         Assert.False(Directory.Exists(folder));
-        await client.DeleteAsync("/api/v1/jobs/..").ProblemAsync(404);
+        await client.DeleteAsync("/api/v1/jobs/.deleted-job-held").ProblemAsync(404); // not a job id
         await client.DeleteAsync("/api/v1/jobs/job-never").ProblemAsync(404);
         host.AssertNoServerErrors();
     }
