@@ -15,6 +15,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 });
 
 builder.AddServiceDefaults();          // options, ProblemDetails, limits, Swagger, metrics
+builder.Services.AddStorageLimits();   // disk budget of uploads, start-up sweep of leftovers
 builder.Services.AddModelRegistry();   // models on disk, labels
 builder.Services.AddInference();       // loaded models, dynamic batching, back-pressure
 builder.Services.AddTrainingJobs(builder.Configuration); // datasets, job store, Hangfire queue, SignalR

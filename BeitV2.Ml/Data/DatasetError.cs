@@ -30,4 +30,7 @@ public enum DatasetError
 
     /// <summary>An image file cannot be decoded (see the inner <see cref="Imaging.ImageDecodeException"/>).</summary>
     CorruptImage,
+
+    /// <summary>The archive would not fit in the room left for it (<see cref="ArchiveLimits.AvailableBytes"/>: free disk space, a quota).</summary>
+    InsufficientStorage,
 }

@@ -129,14 +129,17 @@ internal static class DataTestFiles
     }
 
     /// <summary>A zip in memory from (name, bytes) entries; <paramref name="unixMode"/> sets the external attributes.</summary>
-    public static MemoryStream Zip(params (string Name, byte[] Data, int? UnixMode)[] entries)
+    public static MemoryStream Zip(params (string Name, byte[] Data, int? UnixMode)[] entries) => Zip(CompressionLevel.Fastest, entries);
+
+    /// <summary>A zip in memory, compressed at <paramref name="level"/>.</summary>
+    public static MemoryStream Zip(CompressionLevel level, params (string Name, byte[] Data, int? UnixMode)[] entries)
     {
         var ms = new MemoryStream();
         using (var zip = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
         {
             foreach (var (name, data, mode) in entries)
             {
-                var entry = zip.CreateEntry(name, CompressionLevel.Fastest);
+                var entry = zip.CreateEntry(name, level);
                 if (mode is { } m) entry.ExternalAttributes = m << 16;
                 using var s = entry.Open();
                 s.Write(data);
@@ -144,6 +147,58 @@ internal static class DataTestFiles
         }
         ms.Position = 0;
         return ms;
+    }
+
+    /// <summary>
+    /// A well-formed PNG (valid CRCs, one tiny IDAT) whose header declares <paramref name="width"/> ×
+    /// <paramref name="height"/>: what a decoder would allocate for is decided by the header alone.
+    /// </summary>
+    public static byte[] DeclaredSizePng(int width, int height)
+    {
+        using var png = new MemoryStream();
+        png.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteUInt32BigEndian(ihdr, (uint)width);
+        BinaryPrimitives.WriteUInt32BigEndian(ihdr.AsSpan(4), (uint)height);
+        ihdr[8] = 8; // 8-bit greyscale
+        Chunk(png, "IHDR", ihdr);
+        using (var zipped = new MemoryStream())
+        {
+            using (var z = new ZLibStream(zipped, CompressionLevel.Optimal, leaveOpen: true)) z.Write(new byte[64]);
+            Chunk(png, "IDAT", zipped.ToArray());
+        }
+        Chunk(png, "IEND", []);
+        return png.ToArray();
+    }
+
+    /// <summary>PNG bytes of random pixels (they do not compress).</summary>
+    public static byte[] NoisePngBytes(int width, int height, int seed)
+    {
+        using var image = Noise(width, height, seed).ToImage();
+        using var ms = new MemoryStream();
+        image.SaveAsPng(ms);
+        return ms.ToArray();
+    }
+
+    /// <summary>Rewrites the uncompressed size an entry declares, in its local header and in the central directory (a lying archive).</summary>
+    public static void PatchUncompressedSize(MemoryStream zip, string entryName, uint size)
+    {
+        var bytes = zip.GetBuffer();
+        var name = System.Text.Encoding.UTF8.GetBytes(entryName);
+        var patched = 0;
+        for (int i = 0; i + 46 < zip.Length; i++)
+        {
+            var signature = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(i));
+            int nameAt, sizeAt;
+            if (signature == 0x04034b50) (nameAt, sizeAt) = (i + 30, i + 22);      // local file header
+            else if (signature == 0x02014b50) (nameAt, sizeAt) = (i + 46, i + 24); // central directory header
+            else continue;
+            if (nameAt + name.Length > zip.Length || !bytes.AsSpan(nameAt, name.Length).SequenceEqual(name)) continue;
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(sizeAt), size);
+            patched++;
+        }
+        if (patched != 2) throw new InvalidOperationException($"patched {patched} headers of {entryName}");
+        zip.Position = 0;
     }
 
     /// <summary>A smooth synthetic image: R follows x, G follows y, B their sum.</summary>

@@ -34,6 +34,13 @@ public sealed class PostgresJobStorageTests(PostgresServer postgres) : IClassFix
         var row = Assert.Single(rows);
         Assert.Contains("JobRunner", row.Invocation);
         Assert.Equal("Succeeded", row.State);
+
+        // A finished job is deleted with its folder; the queue's history stays the queue's business.
+        Assert.True(job.GetProperty("diskBytes").GetInt64() > 0);
+        using (var deleted = await client.DeleteAsync($"/api/v1/jobs/{id}"))
+            Assert.Equal(System.Net.HttpStatusCode.NoContent, deleted.StatusCode);
+        await client.GetAsync($"/api/v1/jobs/{id}").ProblemAsync(404);
+        Assert.False(Directory.Exists(Path.Combine(host.DataDirectory, "jobs", id)));
         host.AssertNoServerErrors();
     }
 

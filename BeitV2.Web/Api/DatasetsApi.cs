@@ -3,7 +3,7 @@ using BeitV2.Ml.Data;
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Datasets;
 using BeitV2.Web.Infrastructure;
-using Microsoft.AspNetCore.Http.Features;
+using BeitV2.Web.Jobs;
 using Microsoft.Extensions.Options;
 
 namespace BeitV2.Web.Api;
@@ -33,48 +33,72 @@ public static class DatasetsApi
         group.MapPost("/", Upload)
             .DisableAntiforgery()
             .WithMetadata(new FormUploadMetadata(typeof(UploadForm)))
-            .WithSummary("Upload a zip archive as a dataset")
+            .WithSummary("Upload a zip archive as a dataset (every image is decoded during the import; Storage:MaxDatasetBytes, free space and Storage:MaxDataBytes are checked before writing: 507 when full)")
             .Produces<DatasetInfo>(StatusCodes.Status201Created)
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(413).ProducesProblem(415).ProducesProblem(422);
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(413).ProducesProblem(415).ProducesProblem(422)
+            .ProducesProblem(StorageBudget.Status507);
+
+        group.MapDelete("/{id}", Delete)
+            .WithSummary("Delete an uploaded dataset (409 for built-in datasets and while a queued or running job uses it)")
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(401).ProducesProblem(404).ProducesProblem(409);
         return group;
     }
 
-    private static async Task<IResult> Upload(HttpRequest request, DatasetCatalog catalog, DataDirectory data,
-        IOptions<LimitsOptions> limits, CancellationToken ct)
+    private static IResult Delete(string id, DatasetCatalog catalog, JobStore jobs)
     {
-        if (!request.HasFormContentType)
-            throw ApiProblemException.UnsupportedMediaType("Send multipart/form-data with a 'file' part (the zip archive).");
+        var info = catalog.Get(id);
+        var users = jobs.List().Where(j => !JobStatus.IsFinished(j.Status) && j.Dataset == info.Id).Select(j => j.Id).ToList();
+        if (users.Count > 0 && !info.BuiltIn)
+            throw ApiProblemException.Conflict(
+                $"Dataset '{info.Id}' is used by {(users.Count == 1 ? "job" : "jobs")} {string.Join(", ", users.Take(10))} (queued or running); " +
+                "cancel or wait for them, then delete it.");
+        catalog.Delete(info.Id);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<IResult> Upload(HttpRequest request, DatasetCatalog catalog, DataDirectory data, StorageBudget storage,
+        IOptions<LimitsOptions> limits, IOptions<StorageOptions> storageOptions, CancellationToken ct)
+    {
         var max = limits.Value.MaxImportBytes;
         if (request.ContentLength is { } length && length > max)
             throw ApiProblemException.TooLarge($"The upload is {length} bytes; the limit is {max} bytes (Limits:MaxImportBytes).");
-        var form = await request.ReadFormAsync(new FormOptions { MultipartBodyLengthLimit = max }, ct);
-        var file = form.Files.GetFile("file")
-                   ?? throw ApiProblemException.BadRequest("The form has no 'file' part: attach the zip archive as 'file'.");
-        var name = form["name"].FirstOrDefault() is { Length: > 0 } n ? n.Trim() : Path.GetFileNameWithoutExtension(file.FileName);
+        var room = storage.Room();
+        if (request.ContentLength is { } declared && declared > room.Bytes) throw room.Insufficient("the upload", declared);
+
+        // The zip streams into its staging file (no copy of the body anywhere else), bounded as it arrives.
+        using var upload = await MultipartUpload.ReadAsync(request, "file", _ => Path.Combine(data.Sub("tmp"), $"dataset-{Guid.NewGuid():N}.zip"),
+            max, "Limits:MaxImportBytes", room, ct: ct);
+        if (upload.StagedFile is null)
+            throw ApiProblemException.BadRequest("The form has no 'file' part: attach the zip archive as 'file'.");
+        var name = upload.Field("name") is { Length: > 0 } n ? n.Trim() : Path.GetFileNameWithoutExtension(upload.FileName);
         if (string.IsNullOrWhiteSpace(name)) name = "dataset";
 
-        var temp = Path.Combine(data.Sub("tmp"), $"dataset-{Guid.NewGuid():N}.zip");
+        // Measured again now that the zip itself takes room.
+        var extractRoom = storage.Room();
+        var archiveLimits = ArchiveLimits.Default with { MaxTotalBytes = storageOptions.Value.MaxDatasetBytes, AvailableBytes = extractRoom.Bytes };
         try
         {
-            await using (var target = File.Create(temp))
-                await file.CopyToAsync(target, ct);
-            RefuseCheckpoints(temp);
-            await using var zip = File.OpenRead(temp);
-            var info = catalog.Add(zip, name);
+            RefuseCheckpoints(upload.StagedFile);
+            await using var zip = File.OpenRead(upload.StagedFile);
+            var info = catalog.Add(zip, name, archiveLimits);
             return TypedResults.Created($"/api/v1/datasets/{info.Id}", info);
         }
         catch (DatasetException e)
         {
             throw e.Error switch
             {
-                DatasetError.TooLarge => ApiProblemException.TooLarge(e.Message),
+                DatasetError.TooLarge => ApiProblemException.TooLarge(
+                    e.Message + $" Limits: {storageOptions.Value.MaxDatasetBytes} bytes per dataset (Storage:MaxDatasetBytes), " +
+                    $"{archiveLimits.MaxFileBytes} bytes per file, {archiveLimits.MaxFiles} files."),
+                DatasetError.InsufficientStorage => extractRoom.Insufficient("the extracted dataset"),
                 DatasetError.InvalidArchive => ApiProblemException.BadRequest(e.Message),
                 _ => ApiProblemException.Unprocessable(e.Message),
             };
         }
-        finally
+        catch (IOException e) when (StorageBudget.IsDiskFull(e))
         {
-            try { File.Delete(temp); } catch (IOException) { }
+            throw extractRoom.Insufficient("the extracted dataset");
         }
     }
 

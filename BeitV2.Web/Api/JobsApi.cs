@@ -21,10 +21,19 @@ public static class JobsApi
             .Produces<JobAccepted>(StatusCodes.Status202Accepted)
             .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404).ProducesProblem(415);
 
-        group.MapGet("/", (JobStore store) => TypedResults.Ok(store.List())).WithSummary("All jobs");
+        group.MapGet("/", (JobStore store) => TypedResults.Ok(store.List().Select(store.WithDiskUsage).ToList()))
+            .WithSummary("All jobs (with diskBytes: what each job's folder holds)");
 
-        group.MapGet("/{id}", (string id, JobStore store) => TypedResults.Ok(store.Get(id)))
-            .WithSummary("One job: status, progress, metrics, checkpoints, output model").ProducesProblem(404);
+        group.MapGet("/{id}", (string id, JobStore store) => TypedResults.Ok(store.WithDiskUsage(store.Get(id))))
+            .WithSummary("One job: status, progress, metrics, checkpoints, output model, diskBytes").ProducesProblem(404);
+
+        group.MapDelete("/{id}", (string id, JobStore store) =>
+            {
+                store.Delete(id);
+                return TypedResults.NoContent();
+            })
+            .WithSummary("Delete a finished job: its folder, checkpoints, metrics and log (not its output model: DELETE /api/v1/models/{id}); 409 while queued or running")
+            .ProducesProblem(401).ProducesProblem(404).ProducesProblem(409);
 
         group.MapGet("/{id}/metrics", (string id, JobStore store) =>
             {

@@ -3,7 +3,6 @@ using BeitV2.Ml.Checkpoints;
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using static TorchSharp.torch;
 
@@ -47,7 +46,7 @@ public static class ModelImportApi
         return group;
     }
 
-    private static async Task<IResult> Import(HttpRequest request, ModelRegistry registry, DataDirectory data,
+    private static async Task<IResult> Import(HttpRequest request, ModelRegistry registry, DataDirectory data, StorageBudget storage,
         IOptions<LimitsOptions> limits, ImportGate gate, ILoggerFactory logs, CancellationToken ct)
     {
         if (!request.HasFormContentType)
@@ -55,27 +54,32 @@ public static class ModelImportApi
         var max = limits.Value.MaxImportBytes;
         if (request.ContentLength is { } length && length > max)
             throw ApiProblemException.TooLarge($"The upload is {length} bytes; the limit is {max} bytes (Limits:MaxImportBytes).");
-        // Taken before the body is read, so concurrent uploads do not each buffer a file either.
+        var room = storage.Room();
+        if (request.ContentLength is { } declared && declared > room.Bytes) throw room.Insufficient("the upload", declared);
+        // Taken before the body is read, so concurrent uploads do not each stage a file either.
         using var held = gate.TryEnter()
                          ?? throw ApiProblemException.TooManyRequests("Another model import is in progress; imports run one at a time. Retry shortly.");
-        var form = await request.ReadFormAsync(new FormOptions { MultipartBodyLengthLimit = max }, ct);
-        var file = form.Files.GetFile("file")
-                   ?? throw ApiProblemException.BadRequest("The form has no 'file' part: attach the checkpoint as 'file'.");
-        var kind = form["kind"].FirstOrDefault()?.Trim().ToLowerInvariant();
+        // The checkpoint streams into its staging file (no copy of the body anywhere else), bounded as it arrives.
+        // The reader tells .pth from .safetensors by the extension, so the staging file keeps the client's.
+        using var form = await MultipartUpload.ReadAsync(request, "file",
+            fileName => Path.Combine(data.Sub("tmp"), $"import-{Guid.NewGuid():N}{MultipartUpload.SafeExtension(fileName)}"),
+            max, "Limits:MaxImportBytes", room, ["labels"], ct);
+        if (form.StagedFile is null)
+            throw ApiProblemException.BadRequest("The form has no 'file' part: attach the checkpoint as 'file'.");
+        var kind = form.Field("kind")?.Trim().ToLowerInvariant();
         if (string.IsNullOrEmpty(kind) || !ApiModelKinds.All.Contains(kind))
             throw ApiProblemException.BadRequest($"'kind' must be one of {string.Join(", ", ApiModelKinds.All)}.");
-        var overrides = ParseConfig(form["config"].FirstOrDefault());
+        var overrides = ParseConfig(form.Field("config"));
         ArchitectureInference.CheckOverrides(overrides);
-        var labels = await ReadLabelsAsync(form.Files.GetFile("labels"), ct);
-        var name = form["name"].FirstOrDefault() is { Length: > 0 } n ? n.Trim() : Path.GetFileNameWithoutExtension(file.FileName);
-        bool? makeDefault = form["makeDefault"].FirstOrDefault() is { } md ? bool.TryParse(md, out var b) ? b
+        var labels = ReadLabels(form.SmallFile("labels"));
+        var fileName = form.FileName ?? "";
+        var name = form.Field("name") is { Length: > 0 } n ? n.Trim() : Path.GetFileNameWithoutExtension(fileName);
+        bool? makeDefault = form.Field("makeDefault") is { } md ? bool.TryParse(md, out var b) ? b
             : throw ApiProblemException.BadRequest("makeDefault must be true or false.") : null;
 
-        var temp = Path.Combine(data.Sub("tmp"), $"import-{Guid.NewGuid():N}{Path.GetExtension(file.FileName)}");
+        var temp = form.StagedFile;
         try
         {
-            await using (var target = File.Create(temp))
-                await file.CopyToAsync(target, ct);
             if (gate.WhileHeld is { } hook) await hook(ct);
             // The kind check, before anything parses the file: TorchScript would run code when loaded.
             switch (CheckpointFormat.Detect(temp))
@@ -84,7 +88,7 @@ public static class ModelImportApi
                     throw ApiProblemException.UnsupportedMediaType(CheckpointFormat.TorchScriptAdvice);
                 case CheckpointFileKind.Unknown:
                     throw ApiProblemException.Unprocessable(
-                        $"Cannot read '{Path.GetFileName(file.FileName)}': it is neither a PyTorch state dict (.pth written by torch.save) nor a safetensors file.");
+                        $"Cannot read '{Path.GetFileName(fileName)}': it is neither a PyTorch state dict (.pth written by torch.save) nor a safetensors file.");
             }
             using var scope = NewDisposeScope();
             var sd = CheckpointKeys.Normalize(StateDictFile.Read(temp));
@@ -106,18 +110,14 @@ public static class ModelImportApi
             if (labels is null && classes == 1000 && kind == ApiModelKinds.Classifier)
                 labels = LabelStore.ImageNet1k;
             using var module = ArchitectureInference.BuildAndLoad(inferred, sd);
-            var info = registry.Add(module, name, $"import:{Path.GetFileName(file.FileName)}", labels,
+            var info = registry.Add(module, name, $"import:{fileName}", labels,
                 new ModelLineage(Notes: inferred.Notes), makeDefault);
-            logs.CreateLogger("Import").LogInformation("Imported {File} as {Id}", file.FileName, info.Id);
+            logs.CreateLogger("Import").LogInformation("Imported {File} as {Id}", fileName, info.Id);
             return TypedResults.Created($"/api/v1/models/{info.Id}", new ImportResponse(info, inferred.Notes, inferred.DefaultedFields));
         }
         catch (NotSupportedException e)
         {
             throw ApiProblemException.Unprocessable(e.Message);
-        }
-        finally
-        {
-            try { File.Delete(temp); } catch (IOException) { }
         }
     }
 
@@ -149,11 +149,10 @@ public static class ModelImportApi
         }
     }
 
-    private static async Task<IReadOnlyList<string>?> ReadLabelsAsync(IFormFile? file, CancellationToken ct)
+    private static IReadOnlyList<string>? ReadLabels(byte[]? file)
     {
         if (file is null) return null;
-        using var reader = new StreamReader(file.OpenReadStream());
-        var text = await reader.ReadToEndAsync(ct);
+        var text = System.Text.Encoding.UTF8.GetString(file);
         var lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
         while (lines.Count > 0 && lines[^1].Length == 0) lines.RemoveAt(lines.Count - 1);
         if (lines.Count == 0) throw ApiProblemException.BadRequest("The labels file is empty.");

@@ -6,6 +6,17 @@ public sealed class StorageOptions
     public const string Section = "Storage";
     /// <summary>Relative paths are resolved against the app's content root.</summary>
     public string DataDirectory { get; set; } = "data";
+    /// <summary>Largest extracted size of one uploaded dataset, in bytes (413 above it).</summary>
+    public long MaxDatasetBytes { get; set; } = 2L * 1024 * 1024 * 1024;
+    /// <summary>Quota for everything under the data directory, in bytes; an upload that would pass it gets 507. 0 = no quota.</summary>
+    public long MaxDataBytes { get; set; }
+    /// <summary>Free disk space an upload must leave on the data directory's file system, in bytes (507 otherwise).</summary>
+    public long MinFreeBytes { get; set; } = 512L * 1024 * 1024;
+    /// <summary>
+    /// With shared job storage (several servers on one data directory), the start-up sweep keeps
+    /// temporary files and folders younger than this many minutes: they may be another server's work in progress.
+    /// </summary>
+    public int SweepMinAgeMinutes { get; set; } = 60;
 }
 
 /// <summary><c>Models:*</c>: the bundled default models.</summary>

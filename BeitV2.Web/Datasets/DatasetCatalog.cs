@@ -108,6 +108,38 @@ public sealed partial class DatasetCatalog
         return info;
     }
 
+    /// <summary>
+    /// Deletes an uploaded dataset: its folder is renamed away first (the dataset disappears from the
+    /// list at once), then its description and the renamed folder are removed. A crash in between leaves
+    /// a hidden <c>.deleted-*</c> folder or a description without a folder, which the start-up sweep
+    /// removes. Built-in datasets cannot be deleted (409); whether a job uses it is the caller's check.
+    /// </summary>
+    public void Delete(string id)
+    {
+        var info = Get(id);
+        if (info.BuiltIn)
+            throw ApiProblemException.Conflict($"'{info.Id}' is a built-in dataset (read from Storage:FashionMnistDirectory); only uploaded datasets can be deleted.");
+        var trash = Path.Combine(DatasetsDirectory, $".deleted-{info.Id}-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.Move(Path.Combine(DatasetsDirectory, info.Id), trash);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            throw ApiProblemException.NotFound($"No dataset with id '{id}' (it was deleted meanwhile).");
+        }
+        File.Delete(Path.Combine(DatasetsDirectory, info.Id + ".json"));
+        try
+        {
+            Directory.Delete(trash, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Could not remove the deleted dataset's folder {Trash}: {Message}", Path.GetFileName(trash), e.Message);
+        }
+        logger.LogInformation("Dataset {Id} deleted", info.Id);
+    }
+
     public static string KindName(DatasetKind kind) => kind switch
     {
         DatasetKind.Classification => "classification",

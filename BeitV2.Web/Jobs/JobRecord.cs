@@ -53,6 +53,9 @@ public sealed record JobRecord
     public IReadOnlyList<JobCheckpoint> Checkpoints { get; init; } = [];
     public string? OutputModel { get; init; }
     public string? Error { get; init; }
+    /// <summary>Bytes the job's folder holds on disk (checkpoints, metrics, log); measured when the API answers, never stored.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? DiskBytes { get; init; }
 
     /// <summary>Which delivery may run the job: every (re-)enqueue gets a new one, so a stale Hangfire delivery does nothing.</summary>
     public string Attempt { get; init; } = "";

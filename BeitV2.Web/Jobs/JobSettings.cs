@@ -23,8 +23,10 @@ public sealed record JobSettings
     public int? MaxTrainImages { get; init; }
     public int? MaxValImages { get; init; } = 1000;
     public int CheckpointEverySteps { get; init; }
-    /// <summary>How many of the newest checkpoints the job keeps.</summary>
+    /// <summary>How many of the newest checkpoints the job keeps (at most <see cref="MaxKeepCheckpoints"/>).</summary>
     public int KeepCheckpoints { get; init; } = 3;
+    /// <summary>A checkpoint of a base model is about 1 GB with its optimiser state: keeping more than this many fills a disk, not a need.</summary>
+    public const int MaxKeepCheckpoints = 20;
     public int ReportEverySteps { get; init; } = 10;
     public int CodebookSize { get; init; } = 64;
     public double? LayerDecay { get; init; }
@@ -66,7 +68,7 @@ public sealed record JobSettings
                 "maxTrainImages" => s with { MaxTrainImages = Int(p, 1, int.MaxValue) },
                 "maxValImages" => s with { MaxValImages = Int(p, 0, int.MaxValue) },
                 "checkpointEverySteps" => s with { CheckpointEverySteps = Int(p, 0, int.MaxValue) },
-                "keepCheckpoints" => s with { KeepCheckpoints = Int(p, 1, 1000) },
+                "keepCheckpoints" => s with { KeepCheckpoints = Int(p, 1, MaxKeepCheckpoints) },
                 "reportEverySteps" => s with { ReportEverySteps = Int(p, 1, int.MaxValue) },
                 "codebookSize" => s with { CodebookSize = Int(p, 2, 65536) },
                 "layerDecay" => s with { LayerDecay = Num(p, 0, 1, exclusiveMin: true) },

@@ -39,8 +39,8 @@ public sealed class JobStore
     private string RecordFile(string id) => Path.Combine(JobDirectory(id), "job.json");
 
     public IReadOnlyList<JobRecord> List() =>
-        Directory.EnumerateDirectories(JobsDirectory).Select(d => Read(Path.GetFileName(d))).OfType<JobRecord>()
-            .OrderBy(j => j.CreatedAt).ToList();
+        Directory.EnumerateDirectories(JobsDirectory).Select(Path.GetFileName).Where(name => IsSafeId(name!)).Select(name => Read(name!))
+            .OfType<JobRecord>().OrderBy(j => j.CreatedAt).ToList();
 
     public JobRecord? Find(string id) => IsSafeId(id) ? Read(id) : null;
 
@@ -63,6 +63,45 @@ public sealed class JobStore
         if (next is null || ReferenceEquals(next, current)) return current;
         Write(next);
         return next;
+    }
+
+    /// <summary>The record with <see cref="JobRecord.DiskBytes"/>: what its folder holds now (checkpoints, metrics, log).</summary>
+    public JobRecord WithDiskUsage(JobRecord job) => job with { DiskBytes = DiskUsage.Of(JobDirectory(job.Id)) };
+
+    /// <summary>
+    /// Deletes a finished job's folder: record, metrics, log and checkpoints (not the model it registered).
+    /// Under the job's lock the status is checked (409 while queued or running) and the folder renamed to a
+    /// hidden <c>.deleted-*</c> sibling, so no update interleaves and the job disappears at once, also for
+    /// other servers; the renamed folder is then removed (after a crash, by the start-up sweep).
+    /// </summary>
+    public void Delete(string id)
+    {
+        Get(id); // 404 before locking inside a folder that does not exist
+        var trash = Path.Combine(JobsDirectory, $".deleted-{id}-{Guid.NewGuid():N}");
+        try
+        {
+            using (Lock(id))
+            {
+                var job = Get(id);
+                if (!JobStatus.IsFinished(job.Status))
+                    throw ApiProblemException.Conflict(
+                        $"Job '{id}' is {job.Status}; cancel it (POST /api/v1/jobs/{id}/cancel) and delete it once it has stopped.");
+                Directory.Move(JobDirectory(id), trash);
+            }
+        }
+        catch (DirectoryNotFoundException)
+        {
+            throw ApiProblemException.NotFound($"No job with id '{id}' (it was deleted meanwhile).");
+        }
+        try
+        {
+            Directory.Delete(trash, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Could not remove the deleted job's folder {Trash}: {Message}", Path.GetFileName(trash), e.Message);
+        }
+        logger.LogInformation("Job {Id} deleted", id);
     }
 
     public void AppendMetrics(string id, JsonObject entry)

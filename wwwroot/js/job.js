@@ -4,7 +4,7 @@
 import { get, post } from './api.js';
 import * as hub from './hub.js';
 import { LineChart } from './charts.js';
-import { h, clear, showError, notify, fmtNumber, fmtPercent, fmtDuration, fmtTime, statusBadge } from './ui.js';
+import { h, clear, showError, notify, fmtNumber, fmtPercent, fmtDuration, fmtTime, fmtBytes, statusBadge } from './ui.js';
 
 /** Charts per job type: [title, [metric keys]]; loss, lr and images/s come first for every type. */
 const STAGE_CHARTS = {
@@ -184,6 +184,7 @@ function renderJob() {
     row('Base model', job.baseModel), row('Teacher', job.teacher), row('Settings', cfg),
     row('Created', fmtTime(job.createdAt)), row('Started', fmtTime(job.startedAt)), row('Finished', fmtTime(job.finishedAt)),
     row('Runs', String(job.runs ?? 0)),
+    row('Disk used', job.diskBytes != null ? fmtBytes(job.diskBytes) : null),
     row('Output model', job.outputModel ? h('a', { href: '#/explore?model=' + encodeURIComponent(job.outputModel) }, job.outputModel) : null)].flat());
   document.title = `${els.title.textContent} · BeitV2`;
 }

@@ -1,0 +1,13 @@
+namespace BeitV2.Web.Infrastructure;
+
+public static class StorageRegistration
+{
+    /// <summary>
+    /// The disk budget of uploads (free space, quota) and the start-up sweep of leftovers. Call it before
+    /// the other areas: hosted services start in registration order, so the sweep ends before training resumes.
+    /// </summary>
+    public static IServiceCollection AddStorageLimits(this IServiceCollection services) => services
+        .AddHostedService<LeftoverSweep>()
+        .AddSingleton<IFreeSpaceProbe, DriveFreeSpaceProbe>()
+        .AddSingleton<StorageBudget>();
+}
