@@ -47,7 +47,7 @@ public static class DatasetsApi
         var max = limits.Value.MaxImportBytes;
         if (request.ContentLength is { } length && length > max)
             throw ApiProblemException.TooLarge($"The upload is {length} bytes; the limit is {max} bytes (Limits:MaxImportBytes).");
-        var form = await request.ReadFormAsync(new FormOptions { MultipartBodyLengthLimit = max }, ct);
+        var form = await MultipartForms.ReadAsync(request, new FormOptions { MultipartBodyLengthLimit = max }, ct);
         var file = form.Files.GetFile("file")
                    ?? throw ApiProblemException.BadRequest("The form has no 'file' part: attach the zip archive as 'file'.");
         var name = form["name"].FirstOrDefault() is { Length: > 0 } n ? n.Trim() : Path.GetFileNameWithoutExtension(file.FileName);

@@ -56,7 +56,7 @@ public static class ModelImportApi
         var max = limits.Value.MaxImportBytes;
         if (request.ContentLength is { } length && length > max)
             throw ApiProblemException.TooLarge($"The upload is {length} bytes; the limit is {max} bytes (Limits:MaxImportBytes).");
-        var form = await request.ReadFormAsync(new FormOptions { MultipartBodyLengthLimit = max }, ct);
+        var form = await MultipartForms.ReadAsync(request, new FormOptions { MultipartBodyLengthLimit = max }, ct);
         var file = form.Files.GetFile("file")
                    ?? throw ApiProblemException.BadRequest("The form has no 'file' part: attach the checkpoint as 'file'.");
         var kind = form["kind"].FirstOrDefault()?.Trim().ToLowerInvariant();

@@ -33,6 +33,9 @@ public static class ServiceDefaults
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = limits.MaxImportBytes);
         services.Configure<FormOptions>(f => f.MultipartBodyLengthLimit = limits.MaxImportBytes);
 
+        services.AddBeitV2RateLimiting(builder.Configuration);   // inference concurrency + per-client token bucket → 429
+        services.AddBeitV2HealthChecks(builder.Configuration);   // /health/ready: models, data folder, PostgreSQL, Redis
+
         services.AddEndpointsApiExplorer();
         services.AddSwaggerGen(o =>
         {
@@ -56,6 +59,7 @@ public static class ServiceDefaults
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseHttpMetrics();
+        app.UseRateLimiter();
         app.UseSwagger();
         app.UseSwaggerUI(o => o.SwaggerEndpoint("/swagger/v1/swagger.json", "BeitV2 v1"));
         app.UseDefaultFiles();
