@@ -56,6 +56,7 @@ public static class ServiceDefaults
 
     public static WebApplication UseServiceDefaults(this WebApplication app)
     {
+        app.UseRejectedRequestMetrics();   // outermost: counts every 4xx by route and status
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseHttpMetrics();
