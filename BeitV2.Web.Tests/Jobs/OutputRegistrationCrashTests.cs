@@ -27,8 +27,9 @@ public sealed class OutputRegistrationCrashTests
         {
             AfterOutputRegistered = (_, model) =>
             {
-                registered.TrySetResult(model);
-                crashPoint.Wait();   // the "dead" run never gets to mark the job finished while the test looks
+                // The first run "dies" here: it never marks the job finished while the test looks. A second
+                // registration (the bug) passes through, so the test fails on two models instead of hanging.
+                if (registered.TrySetResult(model)) crashPoint.Wait();
             },
         };
         using var baseHost = new ApiHost(new Dictionary<string, string?> { ["Jobs:Workers"] = "2" });
