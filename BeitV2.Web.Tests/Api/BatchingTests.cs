@@ -8,8 +8,8 @@ using Microsoft.Extensions.DependencyInjection;
 namespace BeitV2.Web.Tests.Api;
 
 /// <summary>
-/// Dynamic batching across concurrent requests (Inference:MaxBatch, MaxWaitMs) and back-pressure
-/// (Inference:MaxInFlight → 429 with Retry-After).
+/// Dynamic batching across concurrent requests (Inference:MaxBatch, MaxWaitMs); back-pressure is in
+/// <see cref="RateLimitingTests"/>.
 /// </summary>
 [Collection(ApiCollection.Name)]
 public sealed class BatchingTests
@@ -59,48 +59,6 @@ public sealed class BatchingTests
         await client.PostAsync("/api/v1/classify", Http.Images(images)).JsonAsync();
 
         Assert.Equal(Enumerable.Repeat(1, 8), worker.RecentBatchSizes);
-        host.AssertNoServerErrors();
-    }
-
-    [Fact]
-    public async Task BeyondMaxInFlight_429WithRetryAfter_AndTheOthersSucceed()
-    {
-        using var host = new ApiHost(new Dictionary<string, string?>
-        {
-            ["Inference:MaxInFlight"] = "2",
-            ["Inference:MaxBatch"] = "100",
-            ["Inference:MaxWaitMs"] = "3000",   // the first two wait for a fuller batch, holding their slots
-        });
-        var info = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), "limited");
-        using var client = host.CreateClient();
-        await host.Services.GetRequiredService<ModelHost>().GetAsync(info);
-        var limiter = host.Services.GetRequiredService<InFlightLimiter>();
-        var rejectedBefore = await MetricValue(client, "beitv2_inference_requests_total{operation=\"any\",outcome=\"rejected\"}");
-
-        var first = client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(40, 40, 1)));
-        var second = client.PostAsync("/api/v1/embeddings", Http.Images(TestImages.Png(40, 40, 2)));
-        var deadline = Stopwatch.StartNew();
-        while (limiter.Current < 2)
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), $"only {limiter.Current} requests in flight");
-            Assert.False(first.IsCompleted || second.IsCompleted, "a request finished before the third was sent");
-            await Task.Delay(10);
-        }
-
-        using (var third = await client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(40, 40, 3))))
-        {
-            var detail = await third.ProblemAsync(429);
-            Assert.Contains("MaxInFlight", detail);
-            Assert.NotNull(third.Headers.RetryAfter);
-            Assert.True(third.Headers.RetryAfter!.Delta > TimeSpan.Zero || third.Headers.RetryAfter.Date is not null);
-        }
-        Assert.Equal(2, limiter.Current);
-
-        await first.JsonAsync();
-        await second.JsonAsync();
-        Assert.Equal(0, limiter.Current);
-        Assert.Equal(rejectedBefore + 1, await MetricValue(client, "beitv2_inference_requests_total{operation=\"any\",outcome=\"rejected\"}"));
-        using (var live = await client.GetAsync("/health/live")) Assert.Equal(HttpStatusCode.OK, live.StatusCode);
         host.AssertNoServerErrors();
     }
 

@@ -66,8 +66,8 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:BeitV2"] = "Information",
         };
-        using var a = new AppProcess("server A", settings);
-        using var b = new AppProcess("server B", settings);
+        using var a = new AppProcess("server A", new Dictionary<string, string>(settings) { ["Jobs:ServerName"] = "server-a" });
+        using var b = new AppProcess("server B", new Dictionary<string, string>(settings) { ["Jobs:ServerName"] = "server-b" });
         try
         {
             await Task.WhenAll(a.WaitUntilLiveAsync(Timeout), b.WaitUntilLiveAsync(Timeout));
@@ -91,7 +91,11 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
 
     /// <summary>The server whose process id is in the record's <c>server</c> name.</summary>
     private static AppProcess Runner(JsonElement job, params AppProcess[] servers) =>
-        servers.Single(s => job.Str("server").Split(':')[1] == s.ProcessId.ToString());
+        servers.Single(s => RanOn(job.Str("server"), s));
+
+    /// <summary>Server names in records are Jobs:ServerName plus a random suffix (no host name or pid).</summary>
+    private static bool RanOn(string server, AppProcess process) =>
+        server.StartsWith((process.Name == "server A" ? "server-a" : "server-b") + "-", StringComparison.Ordinal);
 
     [Fact]
     public async Task JobSubmittedToA_IsWatchedFromTheOtherServer_AndSurvivesTheDeathOfItsServer()
@@ -138,8 +142,8 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             // Each step range ran once: the survivor started after the newest checkpoint and ran every later step exactly once.
             var steps = (await watcher.Client.GetAsync($"/api/v1/jobs/{id}/metrics").JsonAsync()).EnumerateArray()
                 .Where(m => m.Str("event") == "step").Select(m => (Step: m.GetProperty("step").GetInt64(), Server: m.Str("server"))).ToList();
-            var dead = steps.Where(s => s.Server.Split(':')[1] == runner.ProcessId.ToString()).Select(s => s.Step).ToList();
-            var survivor = steps.Where(s => s.Server.Split(':')[1] == watcher.ProcessId.ToString()).Select(s => s.Step).ToList();
+            var dead = steps.Where(s => RanOn(s.Server, runner)).Select(s => s.Step).ToList();
+            var survivor = steps.Where(s => RanOn(s.Server, watcher)).Select(s => s.Step).ToList();
             Assert.Equal(steps.Count, dead.Count + survivor.Count);
             Assert.Equal(dead.Count, dead.Distinct().Count());
             Assert.Equal(survivor.Count, survivor.Distinct().Count());

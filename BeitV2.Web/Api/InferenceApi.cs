@@ -11,7 +11,8 @@ public static class InferenceApi
 {
     public static RouteGroupBuilder MapInferenceApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/api/v1").WithTags("Inference").RequireAuthorization(ApiKeyAuthentication.InferencePolicy);
+        var group = app.MapGroup("/api/v1").WithTags("Inference").RequireAuthorization(ApiKeyAuthentication.InferencePolicy)
+            .RequireRateLimiting(RateLimiting.InferencePolicy);   // MaxInFlight running, MaxQueued waiting, then 429
 
         group.MapPost("/tokens", Tokens)
             .WithSummary("Visual tokens of each image (VQ-KD tokenizer)")

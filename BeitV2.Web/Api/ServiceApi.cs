@@ -2,6 +2,7 @@ using BeitV2.Web.Configuration;
 using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 
 namespace BeitV2.Web.Api;
@@ -25,20 +26,27 @@ public static class ServiceApi
     public sealed record InfoResponse(string Name, string Version, string Device, int Threads, IReadOnlyDictionary<string, string> DefaultModels,
         IReadOnlyList<MissingModel> MissingModels, IReadOnlyList<string> LoadedModels, object Limits, object Inference, ComputeInfo Compute);
 
-    public sealed record ReadinessResponse(string Status, IReadOnlyList<MissingModel> MissingModels);
+    /// <param name="Status">"ready"; "missing-models" when only default models are missing; "not-ready" when another check fails.</param>
+    /// <param name="Checks">every readiness check (models, data-directory, postgres and redis when configured) with its state.</param>
+    public sealed record ReadinessResponse(string Status, IReadOnlyList<MissingModel> MissingModels, IReadOnlyList<ReadinessCheck>? Checks = null);
 
     public static IEndpointRouteBuilder MapServiceApi(this IEndpointRouteBuilder app)
     {
         app.MapGet("/health/live", () => TypedResults.Ok(new { status = "live" })).WithTags("Service").WithSummary("200 while the process serves")
             .AllowAnonymous(); // probes (container, load balancer) carry no key
 
-        app.MapGet("/health/ready", (ModelRegistry registry) =>
+        // The registered ASP.NET Core health checks (HealthChecks.cs) run through HealthCheckService here rather than
+        // MapHealthChecks, so the route keeps its typed answer in the OpenAPI document.
+        app.MapGet("/health/ready", async (ModelRegistry registry, HealthCheckService health, CancellationToken ct) =>
             {
-                var missing = Missing(registry);
-                var body = new ReadinessResponse(missing.Count == 0 ? "ready" : "missing-models", missing);
-                return missing.Count == 0 ? Results.Ok(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
+                var report = await health.CheckHealthAsync(ct);
+                var checks = report.Entries.Select(e => new ReadinessCheck(e.Key, e.Value.Status.ToString().ToLowerInvariant(), e.Value.Description)).ToList();
+                var failing = report.Entries.Where(e => e.Value.Status == HealthStatus.Unhealthy).Select(e => e.Key).ToList();
+                var status = failing.Count == 0 ? "ready" : failing.All(f => f == HealthChecks.Models) ? "missing-models" : "not-ready";
+                var body = new ReadinessResponse(status, Missing(registry), checks);
+                return failing.Count == 0 ? Results.Ok(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
             })
-            .WithTags("Service").WithSummary("200 once a default model of every kind is registered, else 503 naming the missing ones")
+            .WithTags("Service").WithSummary("200 when every readiness check passes (default models, writable data directory, PostgreSQL and Redis when configured), else 503 naming the failing ones")
             .Produces<ReadinessResponse>().Produces<ReadinessResponse>(503)
             .AllowAnonymous();
 

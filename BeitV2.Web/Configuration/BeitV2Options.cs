@@ -65,8 +65,10 @@ public sealed class InferenceOptions
     /// read, decoded and resized (the server knows they are coming); 0 turns this off.
     /// </summary>
     public int MaxGatherMs { get; set; } = 100;
-    /// <summary>Inference requests processed or queued at once; more get 429.</summary>
+    /// <summary>Inference requests processed at once (ASP.NET Core concurrency limiter); more wait in a queue of MaxQueued, then get 429.</summary>
     public int MaxInFlight { get; set; } = 64;
+    /// <summary>Inference requests waiting (oldest first) for one of the MaxInFlight permits; beyond this 429 with Retry-After.</summary>
+    public int MaxQueued { get; set; } = 32;
     /// <summary>Loaded models kept in memory (least recently used ones are unloaded).</summary>
     public int MaxLoadedModels { get; set; } = 4;
     /// <summary>Load the default tokenizer, classifier and segmenter at start-up and run one batch through each.</summary>
@@ -104,4 +106,12 @@ public sealed class SecurityOptions
         new[] { ApiKey }.Concat(ApiKeys).Where(k => !string.IsNullOrWhiteSpace(k)).Select(k => k!.Trim()).Distinct(StringComparer.Ordinal).ToList();
 
     public bool InferenceIsAnonymous() => AnonymousInference || RequireKeyForInference == false;
+}
+
+/// <summary><c>RateLimits:*</c>: optional per-client request budget on <c>/api</c> (token bucket per API key, else per client address).</summary>
+public sealed class RateLimitsOptions
+{
+    public const string Section = "RateLimits";
+    /// <summary>Requests per minute per API key or client address (bursts up to the same number); 0 turns it off.</summary>
+    public int PerKeyTokensPerMinute { get; set; }
 }

@@ -5,10 +5,10 @@ namespace BeitV2.Web.Inference;
 
 /// <summary>
 /// The shared steps of every inference request: pick the model (explicit id or the default of the
-/// right kind), check it can do the operation, bound the requests in flight, decode the uploads,
+/// right kind), check it can do the operation, decode the uploads,
 /// and run each image through the model's batching worker.
 /// </summary>
-public sealed class InferenceService(ModelRegistry registry, ModelHost host, InFlightLimiter limiter, UploadedImageReader reader,
+public sealed class InferenceService(ModelRegistry registry, ModelHost host, UploadedImageReader reader,
     ArrivingRequests arriving)
 {
     /// <summary>Resolves the model for an operation; <paramref name="kinds"/> are the acceptable API kinds, in order of preference for the default.</summary>
@@ -33,7 +33,9 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, InF
     /// <summary>Decodes the request's images and runs <paramref name="operation"/> on each; results in image order.</summary>
     public async Task<InferenceRun<T>> RunAsync<T>(HttpRequest request, ModelInfo info, string operation, CancellationToken ct)
     {
-        using var slot = limiter.Enter();
+        // Admission (MaxInFlight, MaxQueued) is the rate limiter's "inference" policy, before the endpoint runs.
+        InferenceMetrics.InFlight.Inc();
+        using var inFlight = new InFlightGauge();
         // Counted from here until its images are queued, so the model's worker can wait for them (MaxGatherMs).
         using var arrival = arriving.Enter(info.Id);
         var images = await reader.ReadAsync(request, ct);
@@ -70,6 +72,17 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, InF
             foreach (var image in images) image.Dispose();
             throw;
         }
+    }
+}
+
+/// <summary>Counts a request in <see cref="InferenceMetrics.InFlight"/> until disposed.</summary>
+internal sealed class InFlightGauge : IDisposable
+{
+    private int disposed;
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref disposed, 1) == 0) InferenceMetrics.InFlight.Dec();
     }
 }
 

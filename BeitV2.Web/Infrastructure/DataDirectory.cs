@@ -11,6 +11,7 @@ public sealed class DataDirectory
         var configured = options.Value.DataDirectory;
         Root = Path.GetFullPath(Path.IsPathRooted(configured) ? configured : Path.Combine(env.ContentRootPath, configured));
         Directory.CreateDirectory(Root);
+        ClientText.DataRoot = Root;   // client-readable text shows paths relative to it
     }
 
     public string Root { get; }

@@ -13,6 +13,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
         var (status, title, detail) = Classify(exception);
+        detail = ClientText.Scrub(detail);
         // A deliberate 5xx (503: no model of the needed kind yet) is a state of the service, not a bug.
         if (status >= 500 && exception is ApiProblemException) logger.LogWarning("{Status} on {Path}: {Detail}", status, context.Request.Path, detail);
         else if (status >= 500) logger.LogError(exception, "Unhandled error on {Path}", context.Request.Path);

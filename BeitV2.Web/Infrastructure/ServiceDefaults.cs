@@ -34,6 +34,9 @@ public static class ServiceDefaults
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = limits.MaxImportBytes);
         services.Configure<FormOptions>(f => f.MultipartBodyLengthLimit = limits.MaxImportBytes);
 
+        services.AddBeitV2RateLimiting(builder.Configuration);   // inference concurrency + per-client token bucket → 429
+        services.AddBeitV2HealthChecks(builder.Configuration);   // /health/ready: models, data folder, PostgreSQL, Redis
+
         services.AddEndpointsApiExplorer();
         services.AddSwaggerGen(o =>
         {
@@ -55,12 +58,14 @@ public static class ServiceDefaults
     public static WebApplication UseServiceDefaults(this WebApplication app)
     {
         app.UseSecurityHeaders();               // on every response, errors included
+        app.UseRejectedRequestMetrics();        // counts every 4xx by route and status
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseHttpMetrics();
         app.UseDefaultFiles();
         app.UseStaticFiles();                   // the UI: open, it asks for the key
         app.UseApiKeyAuthentication();          // everything below needs the key when one is set
+        app.UseRateLimiter();                   // inference back-pressure, optional per-key token bucket
         app.UseSwagger();
         app.UseSwaggerUI(o => o.SwaggerEndpoint("/swagger/v1/swagger.json", "BeitV2 v1"));
         app.MapMetrics("/metrics");

@@ -13,7 +13,6 @@ public static class ServiceRegistration
 
     public static IServiceCollection AddInference(this IServiceCollection services) => services
         .AddSingleton<ModelHost>()
-        .AddSingleton<InFlightLimiter>()
         .AddSingleton<UploadedImageReader>()
         .AddSingleton<ArrivingRequests>()
         .AddSingleton<InferenceService>()

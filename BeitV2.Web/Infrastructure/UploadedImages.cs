@@ -43,7 +43,7 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
                 IFormCollection form;
                 try
                 {
-                    form = await request.ReadFormAsync(new FormOptions
+                    form = await MultipartForms.ReadAsync(request, new FormOptions
                     {
                         MultipartBodyLengthLimit = l.MaxUploadBytes,
                         // Files count towards this limit too: room for every allowed image plus some fields.

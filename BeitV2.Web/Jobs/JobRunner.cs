@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using BeitV2.Ml.Training;
+using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 using Hangfire;
 using Microsoft.Extensions.Options;
@@ -20,7 +21,8 @@ namespace BeitV2.Web.Jobs;
 /// anything if another run id has claimed the record (fencing).
 /// </remarks>
 public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner planner, ModelRegistry registry,
-    TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, Pipeline.PipelineRunner pipeline, ILogger<JobRunner> logger)
+    TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, Pipeline.PipelineRunner pipeline, ILogger<JobRunner> logger,
+    JobRunnerHooks? hooks = null)
 {
     private JobStore Store => store;
     private TrainingBroadcaster Broadcast => broadcast;
@@ -112,6 +114,19 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 ExecutePipeline(job, runId, sink, cts, lease);
                 return;
             }
+            if (registry.FindOutput(job.Id, OutputKey(job)) is { } registered)
+            {
+                // An earlier run registered the output and died before recording it: record it now, without
+                // training (or evaluating, or appending metrics) again.
+                lease.Change(Timeout.Infinite, Timeout.Infinite);
+                Log(job.Id, $"the output model {registered.Id} was registered by an earlier run; the job is finished");
+                var recorded = Finish(job.Id, runId, j => j with
+                {
+                    Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, OutputModel = registered.Id, CancelRequested = false, RunId = null,
+                });
+                if (recorded is not null) broadcast.Status(recorded);
+                return;
+            }
             using var plan = planner.Build(job, checkpoints, resumeFrom);
             if (resumeFrom is not null) Log(job.Id, $"resuming from {resumeFrom}");
             var result = plan.Run(sink, cts.Token);
@@ -128,8 +143,9 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             }
             var name = job.Name ?? $"{job.Type} {job.Id}";
             var lineage = new ModelLineage(job.Id, result.CheckpointPath, job.BaseModel ?? job.Teacher,
-                [$"trained by job {job.Id} ({job.Type}) on dataset {job.Dataset}, {result.Step} steps"]);
+                [$"trained by job {job.Id} ({job.Type}) on dataset {job.Dataset}, {result.Step} steps"], Output: OutputKey(job));
             var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage);
+            hooks?.AfterOutputRegistered?.Invoke(job.Id, info.Id);
             var finished = Finish(job.Id, runId, j => j with
             {
                 Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, OutputModel = info.Id, CancelRequested = false, RunId = null,
@@ -147,12 +163,13 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 logger.LogWarning("Job {Id}: another server claimed the job; this run stopped without writing", job.Id);
                 return;
             }
-            var message = e switch
+            // The client reads this: words, paths relative to the data directory, no exception type names.
+            var message = ClientText.Scrub(e switch
             {
                 TrainingDivergedException d => d.Message,
                 ArgumentException or InvalidOperationException or IOException => e.Message,
-                _ => $"{e.GetType().Name}: {e.Message}",
-            };
+                _ => "the job stopped on an internal error; the server log has the details",
+            });
             logger.LogWarning(e, "Job {Id} failed", job.Id);
             var failed = Finish(job.Id, runId, j => j with
             {
@@ -216,6 +233,13 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         broadcast.Status(finished);
     }
 
+    /// <summary>
+    /// The job's output in the registry. A job has one output model, whatever run or attempt registered it:
+    /// registering is the last step before success, and a restart (JobScheduler.Recover) re-queues the job
+    /// under a new attempt token, so the key must not depend on the attempt.
+    /// </summary>
+    private static string OutputKey(JobRecord job) => "model";
+
     /// <summary>Writes the final state only while this run still holds the job; null when another run has claimed it.</summary>
     private JobRecord? Finish(string jobId, string runId, Func<JobRecord, JobRecord> change)
     {
@@ -234,6 +258,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
     /// <summary>Broadcasts a log line and keeps it in the job's <c>log.txt</c> (read back by <c>GET /api/v1/jobs/{id}/log</c>).</summary>
     private void Log(string jobId, string line)
     {
+        line = ClientText.Scrub(line);
         JobArtifacts.AppendLog(store.JobDirectory(jobId), line);
         broadcast.Log(jobId, line);
     }

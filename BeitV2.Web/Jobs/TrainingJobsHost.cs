@@ -14,6 +14,8 @@ public sealed class JobsOptions
     public int QueuePollIntervalMs { get; set; } = 200;
     /// <summary>Concurrent training jobs; 0 = one per training device (<c>Ml:TrainingDevices</c>; 1 on the CPU).</summary>
     public int Workers { get; set; }
+    /// <summary>This server's name in job records (a random suffix is added); no host name or process id is shown to clients.</summary>
+    public string? ServerName { get; set; }
     /// <summary>PostgreSQL: the schema Hangfire's tables live in (created when missing).</summary>
     public string Schema { get; set; } = "hangfire";
     /// <summary>PostgreSQL: seconds to wait for the database at start-up before failing with a clear message.</summary>

@@ -94,7 +94,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
                     "metrics: " + string.Join(", ", result.Metrics.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}={kv.Value:G5}")),
                 };
                 model = registry.Add(result.Model, $"{stage.Description} ({preset.Name})", $"pipeline:{runId}", plan.Labels,
-                    new ModelLineage(runId, null, baseModel ?? teacher, notes), makeDefault: false).Id;
+                    new ModelLineage(runId, null, baseModel ?? teacher, notes, Output: "stage:" + stage.Name), makeDefault: false).Id;
             }
             state.Stages[stage.Name] = new StageResult(stage.Name, model, new Dictionary<string, double>(result.Metrics), result.Step,
                 Math.Round(clock.Elapsed.TotalSeconds, 1));
@@ -136,7 +136,8 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
         var config = preset.Model == "micro" ? VitConfig.Micro(0) : VitConfig.Small(0);
         using var model = new BeitVisionTransformer(config);
         return registry.Add(model, $"random backbone ({preset.Name})", $"pipeline:{runId}",
-            lineage: new ModelLineage(runId, null, null, ["randomly initialised (the baseline of the linear probes)"]), makeDefault: false).Id;
+            lineage: new ModelLineage(runId, null, null, ["randomly initialised (the baseline of the linear probes)"], Output: "random-backbone"),
+            makeDefault: false).Id;
     }
 
     /// <summary>

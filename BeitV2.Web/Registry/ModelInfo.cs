@@ -14,7 +14,10 @@ public static class ApiModelKinds
 }
 
 /// <summary>Which job or checkpoint made a model.</summary>
-public sealed record ModelLineage(string? JobId = null, string? Checkpoint = null, string? BaseModel = null, IReadOnlyList<string>? Notes = null);
+/// <param name="Output">which output of the job this is ("model", or the pipeline stage): with <paramref name="JobId"/> it
+/// makes registration idempotent, so a run restarted after a crash finds the model instead of adding a second one.</param>
+public sealed record ModelLineage(string? JobId = null, string? Checkpoint = null, string? BaseModel = null, IReadOnlyList<string>? Notes = null,
+    string? Output = null);
 
 /// <summary>A registered model as the API lists it.</summary>
 public sealed record ModelInfo(

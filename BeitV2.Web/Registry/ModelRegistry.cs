@@ -90,6 +90,12 @@ public sealed partial class ModelRegistry
     public ModelInfo Get(string id) =>
         Find(id) ?? throw ApiProblemException.NotFound($"No model with id '{id}'. GET /api/v1/models lists the registered models.");
 
+    /// <summary>The model registered as output <paramref name="output"/> of job <paramref name="jobId"/>, if any.</summary>
+    public ModelInfo? FindOutput(string jobId, string output)
+    {
+        lock (gate) return Load().Values.FirstOrDefault(m => m.Lineage?.JobId == jobId && m.Lineage.Output == output);
+    }
+
     public string PackageDirectory(string id) => Path.Combine(ModelsDirectory, id);
 
     public string? DefaultId(string kind)
@@ -115,6 +121,13 @@ public sealed partial class ModelRegistry
     public ModelInfo Add(nn.Module model, string name, string source, IReadOnlyList<string>? labels = null,
         ModelLineage? lineage = null, bool? makeDefault = null)
     {
+        // A job's output is registered once: a run restarted after dying between registering and recording
+        // the model gets the model its predecessor saved.
+        if (lineage is { JobId: { } job, Output: { } output } && FindOutput(job, output) is { } existing)
+        {
+            logger.LogInformation("Model {Id} is already the output {Output} of job {Job}; not registered again", existing.Id, output, job);
+            return existing;
+        }
         var id = NewId(name);
         var createdAt = DateTimeOffset.UtcNow;
         var metadata = new Dictionary<string, string>
