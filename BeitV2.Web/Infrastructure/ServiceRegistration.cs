@@ -14,6 +14,7 @@ public static class ServiceRegistration
         .AddSingleton<ModelHost>()
         .AddSingleton<InFlightLimiter>()
         .AddSingleton<UploadedImageReader>()
+        .AddSingleton<DecodeBudget>()
         .AddSingleton<ArrivingRequests>()
         .AddSingleton<InferenceService>()
         .AddHostedService<ModelWarmup>();
