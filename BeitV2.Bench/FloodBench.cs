@@ -23,8 +23,9 @@ namespace BeitV2.Bench;
 public static class FloodBench
 {
     public const string Usage = """
-        flood [--requests 4] [--images 32] [--width 6000] [--height 6000] [--rss-cap-gib 8] [--timeout-s 300] [--route classify]
+        flood [--requests 4] [--images 32] [--width 6000] [--height 6000] [--rss-cap-gib 8] [--timeout-s 300] [--route classify] [--valid]
           4 concurrent requests of 32 header-only PNG "bombs" each; prints peak RSS, statuses, latency and liveness.
+          --valid sends complete PNGs (zero pixels, ~1000:1 compressed) that really decode, to exercise the decode budget.
         """;
 
     public static async Task<int> RunAsync(IReadOnlyList<string> args, CancellationToken ct)
@@ -32,6 +33,7 @@ public static class FloodBench
         int requests = 4, images = 32, width = 6000, height = 6000, timeoutS = 300;
         double capGiB = 8;
         var route = "classify";
+        var valid = false;
         for (var i = 0; i < args.Count; i++)
         {
             string Next() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -44,6 +46,7 @@ public static class FloodBench
                 case "--rss-cap-gib": capGiB = double.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--timeout-s": timeoutS = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--route": route = Next(); break;
+                case "--valid": valid = true; break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'.");
             }
         }
@@ -69,7 +72,7 @@ public static class FloodBench
             var baseline = ReadStatus(server.Pid);
             Console.WriteLine($"server pid {server.Pid}: VmRSS {Mib(baseline.Rss)} MiB, VmHWM {Mib(baseline.Hwm)} MiB after warm-up");
 
-            var bomb = HeaderOnlyPng(width, height);
+            var bomb = valid ? ZeroPng(width, height) : HeaderOnlyPng(width, height);
             Console.WriteLine($"flood: {requests} concurrent requests × {images} PNGs of {bomb.Length} bytes declaring {width}×{height} " +
                               $"({(long)width * height * images / 1e6:0} MP per request, {bomb.Length * images} bytes on the wire)");
 
@@ -188,6 +191,30 @@ public static class FloodBench
         using (var z = new MemoryStream())
         {
             using (var zl = new ZLibStream(z, CompressionLevel.Optimal, leaveOpen: true)) zl.Write([0]);
+            Chunk(ms, "IDAT", z.ToArray());
+        }
+        Chunk(ms, "IEND", []);
+        return ms.ToArray();
+    }
+
+    /// <summary>A complete 8-bit RGB PNG of black pixels: small on the wire, width×height×3 bytes once decoded.</summary>
+    public static byte[] ZeroPng(int width, int height)
+    {
+        using var ms = new MemoryStream();
+        ms.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
+        ihdr[8] = 8;
+        ihdr[9] = 2;
+        Chunk(ms, "IHDR", ihdr);
+        using (var z = new MemoryStream())
+        {
+            using (var zl = new ZLibStream(z, CompressionLevel.SmallestSize, leaveOpen: true))
+            {
+                var row = new byte[1 + 3 * width];
+                for (var y = 0; y < height; y++) zl.Write(row);
+            }
             Chunk(ms, "IDAT", z.ToArray());
         }
         Chunk(ms, "IEND", []);

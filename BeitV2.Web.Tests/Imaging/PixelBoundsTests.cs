@@ -32,36 +32,6 @@ public sealed class PixelBoundsTests
         Assert.Equal(ImageDecodeError.Corrupt, e.Error);
     }
 
-    public static TheoryData<PngColorType, PngBitDepth, PngInterlaceMode> Variants => new()
-    {
-        { PngColorType.Rgb, PngBitDepth.Bit8, PngInterlaceMode.None },
-        { PngColorType.Rgb, PngBitDepth.Bit8, PngInterlaceMode.Adam7 },
-        { PngColorType.Rgb, PngBitDepth.Bit16, PngInterlaceMode.Adam7 },
-        { PngColorType.RgbWithAlpha, PngBitDepth.Bit8, PngInterlaceMode.None },
-        { PngColorType.RgbWithAlpha, PngBitDepth.Bit16, PngInterlaceMode.Adam7 },
-        { PngColorType.Grayscale, PngBitDepth.Bit1, PngInterlaceMode.Adam7 },
-        { PngColorType.Grayscale, PngBitDepth.Bit2, PngInterlaceMode.None },
-        { PngColorType.Grayscale, PngBitDepth.Bit4, PngInterlaceMode.Adam7 },
-        { PngColorType.Grayscale, PngBitDepth.Bit16, PngInterlaceMode.None },
-        { PngColorType.GrayscaleWithAlpha, PngBitDepth.Bit8, PngInterlaceMode.Adam7 },
-        { PngColorType.Palette, PngBitDepth.Bit1, PngInterlaceMode.None },
-        { PngColorType.Palette, PngBitDepth.Bit4, PngInterlaceMode.Adam7 },
-        { PngColorType.Palette, PngBitDepth.Bit8, PngInterlaceMode.Adam7 },
-    };
-
-    [Theory]
-    [MemberData(nameof(Variants))]
-    public void CompletePngs_OfEveryLayout_StillDecode(PngColorType colour, PngBitDepth depth, PngInterlaceMode interlace)
-    {
-        // Odd sizes so that the Adam7 passes and the sub-byte rows have partial ends.
-        foreach (var (w, h) in new[] { (37, 23), (1, 1), (3, 9) })
-        {
-            var png = Encode(Noise(w, h), new PngEncoder { ColorType = colour, BitDepth = depth, InterlaceMethod = interlace });
-            using var image = ImageDecoder.Default.Decode(png);
-            Assert.Equal((w, h), (image.Width, image.Height));
-        }
-    }
-
     [Theory]
     [InlineData(1, 101)]
     [InlineData(4, 10_000_000)]
