@@ -4,6 +4,7 @@
 //   dotnet run -c Release --project BeitV2.Bench -- train [--stage all|tokenizer|...] [--model tiny|base|both] [--batch N] [--steps N] [--warmup K] ...
 //   dotnet run -c Release --project BeitV2.Bench -- hub --servers URL,URL [--jobs 4] [--clients 50]
 //   dotnet run -c Release --project BeitV2.Bench -- attention [--model base|tiny] [--rounds 3]
+//   dotnet run -c Release --project BeitV2.Bench -- flood [--requests 4] [--images 32] [--rss-cap-gib 8]
 //   dotnet run -c Release --project BeitV2.Bench -- perf [--model both] [--rounds 1] [--parts matmul,forward,train,http] ...
 //
 // Registers a random-initialised classifier in a temporary data directory, times the torch forward
@@ -19,6 +20,7 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
     Console.WriteLine(HubBench.Usage);
     Console.WriteLine(AttentionBench.Usage);
     Console.WriteLine(PerfArgs.Usage);
+    Console.WriteLine(FloodBench.Usage);
     return args.Length == 0 ? 2 : 0;
 }
 if (args[0] == "attention")
@@ -34,6 +36,18 @@ if (args[0] == "attention")
     }
 }
 if (args[0] == "train") return RunTrain(args);
+if (args[0] == "flood")
+{
+    try
+    {
+        return await FloodBench.RunAsync(args.Skip(1).ToList(), CancellationToken.None);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"{e.Message}\n\n{FloodBench.Usage}");
+        return 2;
+    }
+}
 if (args[0] == "perf") return await RunPerf(args);
 if (args[0] == "perf-memory") return PerfBench.MemoryChild();   // internal: the fresh process of perf's memory case
 if (args[0] == "hub")

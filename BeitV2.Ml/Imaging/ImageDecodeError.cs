@@ -20,4 +20,7 @@ public enum ImageDecodeError
 
     /// <summary>The header declares a width or height of zero.</summary>
     ZeroSize,
+
+    /// <summary>The image is thinner than <see cref="ImageLimits.MaxAspectRatio"/> allows.</summary>
+    AspectRatio,
 }

@@ -128,22 +128,7 @@ public sealed class ImageDecoder
         if (length > Limits.MaxBytes) throw TooManyBytes(length);
 
         // Header first: refuse bombs before any pixel memory is allocated.
-        IImageInfo? info;
-        IImageFormat? format;
-        try
-        {
-            using var headerStream = new MemoryStream(buffer, 0, length, writable: false);
-            info = Image.Identify(_configuration, headerStream, out format);
-        }
-        catch (Exception ex) when (IsInputFailure(ex))
-        {
-            throw Wrap(ex, "reading the image header");
-        }
-
-        if (info is null || format is null)
-            throw new ImageDecodeException(ImageDecodeError.UnknownFormat,
-                "The data is not in a supported image format (PNG, JPEG, GIF, BMP, TIFF, WebP, TGA, PBM).");
-        CheckDimensions(info.Width, info.Height, format.Name);
+        var format = IdentifyCore(buffer, length).Format;
 
         var truncation = TruncationCheck.Find(buffer.AsSpan(0, length), format);
         if (truncation is not null)
@@ -176,6 +161,42 @@ public sealed class ImageDecoder
         }
     }
 
+    /// <summary>
+    /// Reads only the header of an encoded image and applies every limit that depends on it (pixels, aspect
+    /// ratio, zero sizes): no pixel memory is allocated, so a caller can budget a batch of uploads before
+    /// decoding any of them.
+    /// </summary>
+    /// <exception cref="ImageDecodeException">The input is empty, not an image, or its header breaks a limit.</exception>
+    public ImageHeader ReadHeader(byte[] data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Length == 0)
+            throw new ImageDecodeException(ImageDecodeError.Empty, "The image is empty (0 bytes).");
+        if (data.Length > Limits.MaxBytes) throw TooManyBytes(data.Length);
+        return IdentifyCore(data, data.Length).Header;
+    }
+
+    private (ImageHeader Header, IImageFormat Format) IdentifyCore(byte[] buffer, int length)
+    {
+        IImageInfo? info;
+        IImageFormat? format;
+        try
+        {
+            using var headerStream = new MemoryStream(buffer, 0, length, writable: false);
+            info = Image.Identify(_configuration, headerStream, out format);
+        }
+        catch (Exception ex) when (IsInputFailure(ex))
+        {
+            throw Wrap(ex, "reading the image header");
+        }
+
+        if (info is null || format is null)
+            throw new ImageDecodeException(ImageDecodeError.UnknownFormat,
+                "The data is not in a supported image format (PNG, JPEG, GIF, BMP, TIFF, WebP, TGA, PBM).");
+        CheckDimensions(info.Width, info.Height, format.Name);
+        return (new ImageHeader(info.Width, info.Height, format.Name), format);
+    }
+
     private ImageDecodeException TooManyBytes(long length) => new(ImageDecodeError.TooLarge,
         $"The image is {length} bytes or more; at most {Limits.MaxBytes} bytes are accepted.");
 
@@ -188,6 +209,11 @@ public sealed class ImageDecoder
         if (pixels > Limits.MaxPixels)
             throw new ImageDecodeException(ImageDecodeError.TooLarge,
                 $"The {formatName} image is {width}x{height} = {pixels} pixels; at most {Limits.MaxPixels} are accepted.");
+        double ratio = (double)Math.Max(width, height) / Math.Min(width, height);
+        if (ratio > Limits.MaxAspectRatio)
+            throw new ImageDecodeException(ImageDecodeError.AspectRatio,
+                $"The {formatName} image is {width}x{height}, a side ratio of 1:{ratio:0.#}; images at most 1:{Limits.MaxAspectRatio:0.#} " +
+                "are accepted (crop or pad the image first).");
     }
 
     // Decoders hit by malformed data throw their own exception types but also IndexOutOfRange,

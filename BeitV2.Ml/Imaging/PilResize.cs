@@ -31,6 +31,9 @@ public static class PilResize
     // overshoot, the rest for the fraction.
     private const int PrecisionBits = 32 - 8 - 2;
 
+    /// <summary>The default bound of the intermediate buffer of <see cref="ResizeRegion"/> (16 MiB).</summary>
+    public const long DefaultMaxIntermediateBytes = 16L * 1024 * 1024;
+
     // Pillow's bicubic support radius (filter "support" in Resample.c).
     private const double BicubicSupport = 2.0;
 
@@ -68,8 +71,12 @@ public static class PilResize
     /// same rectangle cut from <see cref="Resize(ReadOnlySpan{byte},int,int,int,int,int)"/>.
     /// </summary>
     /// <returns>regionWidth·regionHeight·channels bytes, row-major interleaved.</returns>
+    /// <param name="maxIntermediateBytes">Largest horizontal-pass intermediate; a region that needs more is computed
+    /// in bands of output rows (identical pixels, since each output row depends only on its own coefficients). A
+    /// tall thin image resized to a square would otherwise need an intermediate of height × outWidth, which overflows.</param>
     public static byte[] ResizeRegion(ReadOnlySpan<byte> source, int width, int height, int channels,
-        int outWidth, int outHeight, int regionX, int regionY, int regionWidth, int regionHeight)
+        int outWidth, int outHeight, int regionX, int regionY, int regionWidth, int regionHeight,
+        long maxIntermediateBytes = DefaultMaxIntermediateBytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
@@ -85,6 +92,19 @@ public static class PilResize
 
         bool needHorizontal = outWidth != width;
         bool needVertical = outHeight != height;
+
+        // Split into bands of output rows while the intermediate would be too large (down to a single output row),
+        // judged before computing the coefficients, whose size also grows with the rows each output reads.
+        if (needVertical && regionHeight > 1 && EstimatedRows(height, outHeight, regionHeight) * regionWidth * channels > maxIntermediateBytes)
+        {
+            var banded = new byte[checked(regionWidth * regionHeight * channels)];
+            int top = regionHeight / 2;
+            ResizeRegion(source, width, height, channels, outWidth, outHeight, regionX, regionY, regionWidth, top, maxIntermediateBytes)
+                .CopyTo(banded, 0);
+            ResizeRegion(source, width, height, channels, outWidth, outHeight, regionX, regionY + top, regionWidth, regionHeight - top, maxIntermediateBytes)
+                .CopyTo(banded, (long)top * regionWidth * channels);
+            return banded;
+        }
 
         // Source rows the vertical pass will read (all region rows if there is no vertical pass).
         Coefficients? vertical = needVertical ? Coefficients.Compute(height, outHeight, regionY, regionHeight) : null;
@@ -123,6 +143,14 @@ public static class PilResize
         }
     }
 
+    // An upper estimate of the source rows `count` consecutive output rows read: their span plus the kernel on both sides.
+    private static long EstimatedRows(int inSize, int outSize, int count)
+    {
+        double scale = (double)inSize / outSize;
+        double support = BicubicSupport * Math.Max(scale, 1.0);
+        return (long)Math.Min(inSize, Math.Ceiling(count * scale + 2 * support + 2));
+    }
+
     private static void ResampleHorizontal(ReadOnlySpan<byte> source, int width, int channels,
         int firstRow, int rowCount, Coefficients k, byte[] target)
     {
@@ -134,7 +162,7 @@ public static class PilResize
         }
         for (int y = 0; y < rowCount; y++)
         {
-            var row = source.Slice((firstRow + y) * width * channels, width * channels);
+            var row = source.Slice(checked((firstRow + y) * width * channels), width * channels);
             int dst = y * outCount * channels;
             for (int xx = 0; xx < outCount; xx++)
             {
@@ -164,7 +192,7 @@ public static class PilResize
         var output = target.AsSpan();
         for (int y = 0; y < rowCount; y++)
         {
-            var row = source.Slice((firstRow + y) * width * 3, width * 3);
+            var row = source.Slice(checked((firstRow + y) * width * 3), width * 3);
             int dst = y * outCount * 3;
             for (int xx = 0; xx < outCount; xx++)
             {

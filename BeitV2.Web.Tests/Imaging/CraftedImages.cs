@@ -40,6 +40,25 @@ internal static class CraftedImages
         return ms.ToArray();
     }
 
+    /// <summary>
+    /// A PNG with a complete chunk structure whose IDAT inflates to one byte while IHDR declares width×height RGB
+    /// pixels: 66 bytes "of" any size (the pixel flood of issue 15).
+    /// </summary>
+    public static byte[] PngWithShortIdat(int width, int height)
+    {
+        using var ms = new MemoryStream();
+        ms.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
+        ihdr[8] = 8;
+        ihdr[9] = 2;
+        WriteChunk(ms, "IHDR", ihdr);
+        WriteChunk(ms, "IDAT", [0x78, 0x9C, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01]);   // zlib of one 0x00 byte
+        WriteChunk(ms, "IEND", []);
+        return ms.ToArray();
+    }
+
     private static void WriteChunk(Stream s, string type, byte[] data)
     {
         Span<byte> u32 = stackalloc byte[4];
@@ -52,7 +71,7 @@ internal static class CraftedImages
     }
 
     // The PNG/zlib CRC-32 (reflected polynomial 0xEDB88320), bit by bit: slow but tiny.
-    private static uint Crc32(byte[] data)
+    internal static uint Crc32(byte[] data)
     {
         uint crc = 0xFFFFFFFF;
         foreach (var b in data)

@@ -106,4 +106,18 @@ public sealed class PilResizeTests
         new Random(seed).NextBytes(b);
         return b;
     }
+
+    [Theory]
+    [InlineData(7, 3000, 5, 40, 0, 0, 5, 40)]        // tall and thin, downscaled (the /segment case)
+    [InlineData(9, 400, 224, 224, 0, 0, 224, 224)]   // thin, upscaled horizontally
+    [InlineData(31, 900, 40, 120, 3, 17, 30, 71)]    // a region, odd band splits
+    public void BandedResize_EqualsTheWholeResize(int width, int height, int outWidth, int outHeight, int x, int y, int w, int h)
+    {
+        // The band size only changes how much is computed at once, never a pixel: each output row depends on its
+        // own coefficients alone. A 1-byte bound forces bands of single output rows.
+        var src = RandomBytes(width * height * 3, width + height);
+        var whole = PilResize.ResizeRegion(src, width, height, 3, outWidth, outHeight, x, y, w, h, maxIntermediateBytes: long.MaxValue);
+        var banded = PilResize.ResizeRegion(src, width, height, 3, outWidth, outHeight, x, y, w, h, maxIntermediateBytes: 1);
+        Assert.Equal(whole, banded);
+    }
 }

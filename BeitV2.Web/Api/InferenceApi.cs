@@ -44,18 +44,18 @@ public static class InferenceApi
         if (format is not null and not "json" and not "png")
             throw ApiProblemException.BadRequest($"format must be 'json' or 'png', not '{format}'.");
         var info = inference.ResolveModel(model, "tokens", ApiModelKinds.Tokenizer);
-        using var run = await inference.RunAsync<long[]>(request, info, Operations.Tokens, ct);
+        using var run = await inference.RunAsync<long[]>(request, info, Operations.Tokens, ct, keepImages: format == "png");
         var grid = info.ImageSize / info.PatchSize;
         if (format == "png")
         {
             if (run.Images.Count != 1) throw ApiProblemException.BadRequest("format=png takes exactly one image.");
-            var png = TokenPictures.Render(run.Images[0].Image, run.Plans[0]!, run.Results[0], grid, grid, info.CodebookSize ?? 0);
+            var png = TokenPictures.Render(run.Images[0].Image!, run.Plans[0]!, run.Results[0], grid, grid, info.CodebookSize ?? 0);
             return TypedResults.File(png, "image/png");
         }
         var images = run.Results.Select((ids, i) => new ImageTokens(i,
             Enumerable.Range(0, grid).Select(r => ids.Skip(r * grid).Take(grid).Select(v => (int)v).ToArray()).ToArray(),
             ids.Distinct().Count(),
-            TokenView.From(run.Images[i].Image.Width, run.Images[i].Image.Height, run.Plans[i]))).ToList();
+            TokenView.From(run.Images[i].Width, run.Images[i].Height, run.Plans[i]))).ToList();
         return TypedResults.Ok(new TokensResponse(info.Id, grid, grid, info.CodebookSize ?? 0, images));
     }
 
@@ -99,22 +99,22 @@ public static class InferenceApi
         if (format is not null and not "json" and not "png" and not "overlay")
             throw ApiProblemException.BadRequest($"format must be 'json', 'png' or 'overlay', not '{format}'.");
         var info = inference.ResolveModel(model, "segment", ApiModelKinds.Segmenter);
-        using var run = await inference.RunAsync<int[]>(request, info, Operations.Segment, ct);
+        using var run = await inference.RunAsync<int[]>(request, info, Operations.Segment, ct, keepImages: format == "overlay");
         var size = info.ImageSize;
-        var masks = run.Results.Select((m, i) =>
-            ClassMapResizer.FromFullImageResize(m, size, size, run.Images[i].Image.Width, run.Images[i].Image.Height)).ToList();
+        // One full-size mask at a time (4 bytes per pixel of the original image), dropped once encoded.
+        int[] Mask(int i) => ClassMapResizer.FromFullImageResize(run.Results[i], size, size, run.Images[i].Width, run.Images[i].Height);
         if (format is "png" or "overlay")
         {
             if (run.Images.Count != 1) throw ApiProblemException.BadRequest($"format={format} takes exactly one image.");
-            var image = run.Images[0].Image;
+            var (width, height) = (run.Images[0].Width, run.Images[0].Height);
             var png = format == "png"
-                ? SegmentationRenderer.MaskPng(masks[0], image.Width, image.Height)
-                : SegmentationRenderer.OverlayPng(image, masks[0], image.Width, image.Height);
+                ? SegmentationRenderer.MaskPng(Mask(0), width, height)
+                : SegmentationRenderer.OverlayPng(run.Images[0].Image!, Mask(0), width, height);
             return TypedResults.File(png, "image/png");
         }
-        var images = masks.Select((mask, i) =>
+        var images = run.Images.Select((image, i) =>
         {
-            var image = run.Images[i].Image;
+            var mask = Mask(i);
             var classes = mask.GroupBy(c => c).OrderByDescending(g => g.Count())
                 .Select(g => new SegmentClass(g.Key, labels.Label(info.Id, g.Key), (double)g.Count() / mask.Length)).ToList();
             return new ImageSegmentation(i, image.Width, image.Height, classes,

@@ -82,6 +82,14 @@ public sealed class LimitsOptions
     public long MaxUploadBytes { get; set; } = 20L * 1024 * 1024;
     public long MaxImagePixels { get; set; } = 40_000_000;
     public int MaxImagesPerRequest { get; set; } = 32;
+    /// <summary>Decoded pixels of all the images of one request together, checked from their headers before any is decoded.</summary>
+    public long MaxPixelsPerRequest { get; set; } = 64_000_000;
+    /// <summary>Longest side / shortest side of an uploaded image (thinner images get 422).</summary>
+    public double MaxAspectRatio { get; set; } = 100;
+    /// <summary>Decoded pixel bytes (RGB, 3 per pixel) held by all requests at once; beyond it decoding waits.</summary>
+    public long MaxDecodeBytes { get; set; } = 512L * 1024 * 1024;
+    /// <summary>How long a request waits for decode budget before it gets 429 (0: refuse at once).</summary>
+    public int DecodeQueueTimeoutMs { get; set; } = 10_000;
     /// <summary>Checkpoint imports (official files are 0.3–1.3 GB).</summary>
     public long MaxImportBytes { get; set; } = 2L * 1024 * 1024 * 1024;
 }

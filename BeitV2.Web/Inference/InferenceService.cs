@@ -5,11 +5,13 @@ namespace BeitV2.Web.Inference;
 
 /// <summary>
 /// The shared steps of every inference request: pick the model (explicit id or the default of the
-/// right kind), check it can do the operation, decode the uploads,
-/// and run each image through the model's batching worker.
+/// right kind), check it can do the operation, check the uploads' headers (admission, MaxInFlight and
+/// MaxQueued, is the rate limiter's "inference" policy, before the endpoint runs), then decode them one at
+/// a time under the process-wide <see cref="DecodeBudget"/>, shrink each to the model's input and release
+/// its full-size pixels before the next is decoded, and run each input through the model's batching worker.
 /// </summary>
 public sealed class InferenceService(ModelRegistry registry, ModelHost host, UploadedImageReader reader,
-    ArrivingRequests arriving)
+    ArrivingRequests arriving, DecodeBudget budget)
 {
     /// <summary>Resolves the model for an operation; <paramref name="kinds"/> are the acceptable API kinds, in order of preference for the default.</summary>
     public ModelInfo ResolveModel(string? id, string operation, params string[] kinds)
@@ -31,25 +33,29 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
     }
 
     /// <summary>Decodes the request's images and runs <paramref name="operation"/> on each; results in image order.</summary>
-    public async Task<InferenceRun<T>> RunAsync<T>(HttpRequest request, ModelInfo info, string operation, CancellationToken ct)
+    /// <param name="keepImages">Keep the decoded full-size images in the result (for responses drawn over
+    /// them); otherwise only their sizes are kept.</param>
+    public async Task<InferenceRun<T>> RunAsync<T>(HttpRequest request, ModelInfo info, string operation, CancellationToken ct, bool keepImages = false)
     {
         // Admission (MaxInFlight, MaxQueued) is the rate limiter's "inference" policy, before the endpoint runs.
         InferenceMetrics.InFlight.Inc();
         using var inFlight = new InFlightGauge();
         // Counted from here until its images are queued, so the model's worker can wait for them (MaxGatherMs).
         using var arrival = arriving.Enter(info.Id);
-        var images = await reader.ReadAsync(request, ct);
+        var uploads = await reader.ReadAsync(request, ct);   // headers only: every limit checked, nothing decoded
+        var images = new List<UploadedImage>(uploads.Count);
         try
         {
             var worker = await host.GetAsync(info);
             if (!worker.Model.Operations.Contains(operation))
                 throw ApiProblemException.BadRequest($"Model '{info.Id}' ({info.Kind}) does not support {operation}.");
             var input = worker.Model.Input;
-            var tasks = new List<Task<object>>(images.Count);
-            var plans = new List<BeitV2.Ml.Imaging.EvalTransformPlan?>(images.Count);
-            foreach (var image in images)
+            var tasks = new List<Task<object>>(uploads.Count);
+            var plans = new List<BeitV2.Ml.Imaging.EvalTransformPlan?>(uploads.Count);
+            foreach (var upload in uploads)
             {
-                var pixels = input.Prepare(image.Image, out var plan);
+                var (image, pixels, plan) = await DecodeAndShrinkAsync(upload, input, keepImages, ct);
+                images.Add(image);
                 plans.Add(plan);
                 var task = worker.TryEnqueue(operation, pixels, pooled: true);
                 if (task is null)
@@ -70,6 +76,37 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
         {
             InferenceMetrics.Requests.WithLabels(operation, "error").Inc();
             foreach (var image in images) image.Dispose();
+            throw;
+        }
+    }
+
+    // One image's full-size pixels exist only inside its share of the decode budget: decoded, turned into the
+    // model's (small) input, and released, unless the response is drawn over the image (then the budget is
+    // held until the run is disposed).
+    private async Task<(UploadedImage Image, float[] Pixels, BeitV2.Ml.Imaging.EvalTransformPlan? Plan)> DecodeAndShrinkAsync(
+        EncodedImage upload, ModelInput input, bool keep, CancellationToken ct)
+    {
+        var lease = await budget.AcquireAsync(upload.Header.DecodedBytes, ct);
+        SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>? image = null;
+        try
+        {
+            image = reader.Decode(upload);
+            var pixels = input.Prepare(image, out var plan);
+            // The oriented size (EXIF rotation may swap the header's width and height).
+            var result = keep
+                ? new UploadedImage(upload.Index, upload.FileName, image.Width, image.Height, image, lease)
+                : new UploadedImage(upload.Index, upload.FileName, image.Width, image.Height, null);
+            if (!keep)
+            {
+                image.Dispose();
+                lease.Dispose();
+            }
+            return (result, pixels, plan);
+        }
+        catch
+        {
+            image?.Dispose();
+            lease.Dispose();
             throw;
         }
     }

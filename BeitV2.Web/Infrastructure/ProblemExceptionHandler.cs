@@ -38,6 +38,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
             ImageDecodeError.Corrupt => (400, "Undecodable image", d.Message),
             ImageDecodeError.TooLarge => (422, "Image too large", d.Message),
             ImageDecodeError.ZeroSize => (422, "Empty image", d.Message),
+            ImageDecodeError.AspectRatio => (422, "Unsupported image shape", d.Message),
             _ => (400, "Undecodable image", d.Message),
         },
         CheckpointException c => (422, "Unusable checkpoint", c.Message),

@@ -14,6 +14,7 @@ public static class ServiceRegistration
     public static IServiceCollection AddInference(this IServiceCollection services) => services
         .AddSingleton<ModelHost>()
         .AddSingleton<UploadedImageReader>()
+        .AddSingleton<DecodeBudget>()
         .AddSingleton<ArrivingRequests>()
         .AddSingleton<InferenceService>()
         .AddHostedService<ModelWarmup>();

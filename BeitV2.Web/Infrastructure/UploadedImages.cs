@@ -7,17 +7,28 @@ using SixLabors.ImageSharp.PixelFormats;
 
 namespace BeitV2.Web.Infrastructure;
 
-/// <summary>One decoded upload: its position in the request and the RGB image.</summary>
-public sealed record UploadedImage(int Index, string? FileName, Image<Rgb24> Image) : IDisposable
+/// <summary>One upload as received: its position in the request, its bytes and what its header declares (nothing decoded yet).</summary>
+public sealed record EncodedImage(int Index, string? FileName, byte[] Bytes, ImageHeader Header);
+
+/// <summary>
+/// One upload after inference: its position and size, and the decoded RGB image only when the response is
+/// drawn over it (format=png/overlay); otherwise the full-size pixels were released as soon as the model's
+/// input was made from them.
+/// </summary>
+public sealed record UploadedImage(int Index, string? FileName, int Width, int Height, Image<Rgb24>? Image, IDisposable? DecodeLease = null) : IDisposable
 {
-    public void Dispose() => Image.Dispose();
+    public void Dispose()
+    {
+        Image?.Dispose();
+        DecodeLease?.Dispose();
+    }
 }
 
 /// <summary>
 /// Reads the images of an inference request: <c>multipart/form-data</c> parts named <c>image</c>, or
-/// one raw body with an <c>image/*</c> (or octet-stream) content type. Enforces the byte, count and
-/// pixel limits, and decodes with the hardened <see cref="ImageDecoder"/>; every failure is a typed
-/// client error and nothing is kept.
+/// one raw body with an <c>image/*</c> (or octet-stream) content type. Enforces the byte, count,
+/// pixel, aspect-ratio and per-request pixel limits from the headers alone; decoding (<see cref="Decode"/>)
+/// is left to the caller, one image at a time, under the decode budget. Every failure is a typed client error.
 /// </summary>
 public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
 {
@@ -25,9 +36,12 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
 
     // One decoder for the process: building its ImageSharp Configuration (eight format modules) cost
     // about 7 ms per request, more than decoding a 640×480 JPEG. Decoding with it is thread-safe.
-    private readonly ImageDecoder decoder = new(new ImageLimits(limits.Value.MaxImagePixels, limits.Value.MaxUploadBytes));
+    private readonly ImageDecoder decoder = new(new ImageLimits(limits.Value.MaxImagePixels, limits.Value.MaxUploadBytes, limits.Value.MaxAspectRatio));
 
-    public async Task<List<UploadedImage>> ReadAsync(HttpRequest request, CancellationToken ct)
+    /// <summary>Decodes one upload (its header was checked by <see cref="ReadAsync"/>); the caller owns the image.</summary>
+    public Image<Rgb24> Decode(EncodedImage upload) => DecodeAt(decoder, upload.Bytes, upload.Index);
+
+    public async Task<List<EncodedImage>> ReadAsync(HttpRequest request, CancellationToken ct)
     {
         var l = limits.Value;
         if (request.ContentLength is { } length && length > l.MaxUploadBytes)
@@ -35,69 +49,79 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
         // Bound the body for this route (the server-wide limit is the larger import limit).
         if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
             bodySize.MaxRequestBodySize = l.MaxUploadBytes;
-        var images = new List<UploadedImage>();
-        try
+        var images = new List<EncodedImage>();
+        if (request.HasFormContentType)
         {
-            if (request.HasFormContentType)
+            IFormCollection form;
+            try
             {
-                IFormCollection form;
-                try
+                form = await MultipartForms.ReadAsync(request, new FormOptions
                 {
-                    form = await MultipartForms.ReadAsync(request, new FormOptions
-                    {
-                        MultipartBodyLengthLimit = l.MaxUploadBytes,
-                        // Files count towards this limit too: room for every allowed image plus some fields.
-                        ValueCountLimit = (int)Math.Min(int.MaxValue, (long)l.MaxImagesPerRequest + 64),
-                    }, ct);
-                }
-                catch (InvalidDataException e) when (e.Message.Contains("count limit", StringComparison.OrdinalIgnoreCase))
-                {
-                    throw ApiProblemException.TooLarge(
-                        $"The form has too many parts; at most {l.MaxImagesPerRequest} images are accepted per request (Limits:MaxImagesPerRequest).");
-                }
-                var files = form.Files.GetFiles(PartName);
-                if (files.Count == 0)
-                    throw ApiProblemException.BadRequest(form.Files.Count == 0
-                        ? $"The multipart body has no file parts; send one or more parts named '{PartName}'."
-                        : $"No part is named '{PartName}' (got: {string.Join(", ", form.Files.Select(f => f.Name).Distinct())}).");
-                CheckCount(files.Count, l);
-                var total = files.Sum(f => f.Length);
-                if (total > l.MaxUploadBytes)
-                    throw ApiProblemException.TooLarge($"The images total {total} bytes; the limit is {l.MaxUploadBytes} bytes.");
-                for (var i = 0; i < files.Count; i++)
-                {
-                    var f = files[i];
-                    if (f.ContentType is { Length: > 0 } ct0 && !IsAcceptableType(ct0))
-                        throw ApiProblemException.UnsupportedMediaType($"Part {i} ('{f.FileName}') has content type '{ct0}', not an image.");
-                    await using var s = f.OpenReadStream();
-                    var bytes = await ReadAllAsync(s, l.MaxUploadBytes, ct);
-                    images.Add(new UploadedImage(i, f.FileName, DecodeAt(decoder, bytes, i)));
-                }
+                    MultipartBodyLengthLimit = l.MaxUploadBytes,
+                    // Files count towards this limit too: room for every allowed image plus some fields.
+                    ValueCountLimit = (int)Math.Min(int.MaxValue, (long)l.MaxImagesPerRequest + 64),
+                }, ct);
             }
-            else
+            catch (InvalidDataException e) when (e.Message.Contains("count limit", StringComparison.OrdinalIgnoreCase))
             {
-                var type = request.ContentType;
-                if (string.IsNullOrEmpty(type) && request.ContentLength is null or 0)
-                    throw ApiProblemException.BadRequest($"The request has no body: send multipart/form-data with parts named '{PartName}', or a raw image body.");
-                if (!string.IsNullOrEmpty(type) && !IsAcceptableType(type))
-                    throw ApiProblemException.UnsupportedMediaType($"Content type '{type}' is not accepted: use multipart/form-data or image/*.");
-                var bytes = await ReadAllAsync(request.Body, l.MaxUploadBytes, ct, request.ContentLength);
-                if (bytes.Length == 0) throw ApiProblemException.BadRequest("The request body is empty.");
-                images.Add(new UploadedImage(0, null, DecodeAt(decoder, bytes, 0)));
+                throw ApiProblemException.TooLarge(
+                    $"The form has too many parts; at most {l.MaxImagesPerRequest} images are accepted per request (Limits:MaxImagesPerRequest).");
             }
-            return images;
+            var files = form.Files.GetFiles(PartName);
+            if (files.Count == 0)
+                throw ApiProblemException.BadRequest(form.Files.Count == 0
+                    ? $"The multipart body has no file parts; send one or more parts named '{PartName}'."
+                    : $"No part is named '{PartName}' (got: {string.Join(", ", form.Files.Select(f => f.Name).Distinct())}).");
+            CheckCount(files.Count, l);
+            var total = files.Sum(f => f.Length);
+            if (total > l.MaxUploadBytes)
+                throw ApiProblemException.TooLarge($"The images total {total} bytes; the limit is {l.MaxUploadBytes} bytes.");
+            for (var i = 0; i < files.Count; i++)
+            {
+                var f = files[i];
+                if (f.ContentType is { Length: > 0 } ct0 && !IsAcceptableType(ct0))
+                    throw ApiProblemException.UnsupportedMediaType($"Part {i} ('{f.FileName}') has content type '{ct0}', not an image.");
+                await using var s = f.OpenReadStream();
+                var bytes = await ReadAllAsync(s, l.MaxUploadBytes, ct);
+                images.Add(new EncodedImage(i, f.FileName, bytes, HeaderAt(decoder, bytes, i)));
+            }
         }
-        catch
+        else
         {
-            foreach (var image in images) image.Dispose();
-            throw;
+            var type = request.ContentType;
+            if (string.IsNullOrEmpty(type) && request.ContentLength is null or 0)
+                throw ApiProblemException.BadRequest($"The request has no body: send multipart/form-data with parts named '{PartName}', or a raw image body.");
+            if (!string.IsNullOrEmpty(type) && !IsAcceptableType(type))
+                throw ApiProblemException.UnsupportedMediaType($"Content type '{type}' is not accepted: use multipart/form-data or image/*.");
+            var bytes = await ReadAllAsync(request.Body, l.MaxUploadBytes, ct, request.ContentLength);
+            if (bytes.Length == 0) throw ApiProblemException.BadRequest("The request body is empty.");
+            images.Add(new EncodedImage(0, null, bytes, HeaderAt(decoder, bytes, 0)));
         }
+        // The whole request's pixels, from the headers: refused before a single one is decoded.
+        var pixels = images.Sum(i => i.Header.Pixels);
+        if (pixels > l.MaxPixelsPerRequest)
+            throw ApiProblemException.TooLarge(
+                $"The {images.Count} image(s) of this request declare {pixels} pixels in all; at most {l.MaxPixelsPerRequest} are accepted " +
+                "per request (Limits:MaxPixelsPerRequest). Send fewer or smaller images per request.");
+        return images;
     }
 
     private static void CheckCount(int count, LimitsOptions l)
     {
         if (count > l.MaxImagesPerRequest)
             throw ApiProblemException.TooLarge($"{count} images in one request; the limit is {l.MaxImagesPerRequest} (Limits:MaxImagesPerRequest).");
+    }
+
+    private static ImageHeader HeaderAt(ImageDecoder decoder, byte[] bytes, int index)
+    {
+        try
+        {
+            return decoder.ReadHeader(bytes);
+        }
+        catch (ImageDecodeException e)
+        {
+            throw new ImageDecodeException(e.Error, $"Image {index}: {e.Message}", e);
+        }
     }
 
     private static Image<Rgb24> DecodeAt(ImageDecoder decoder, byte[] bytes, int index)
