@@ -69,7 +69,9 @@ public sealed class BatchingTests
         {
             ["Inference:MaxInFlight"] = "2",
             ["Inference:MaxBatch"] = "100",
-            ["Inference:MaxWaitMs"] = "3000",   // the first two wait for a fuller batch, holding their slots
+            // The first two wait for an announced request (held below) until it is released, holding their slots:
+            // a hold, not a 3 s window the third request had to beat.
+            ["Inference:MaxWaitMs"] = "0", ["Inference:MaxGatherMs"] = "600000",
         });
         var info = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), "limited");
         using var client = host.CreateClient();
@@ -77,6 +79,7 @@ public sealed class BatchingTests
         var limiter = host.Services.GetRequiredService<InFlightLimiter>();
         var rejectedBefore = await MetricValue(client, "beitv2_inference_requests_total{operation=\"any\",outcome=\"rejected\"}");
 
+        var announced = host.Services.GetRequiredService<ArrivingRequests>().Enter(info.Id);
         var first = client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(40, 40, 1)));
         var second = client.PostAsync("/api/v1/embeddings", Http.Images(TestImages.Png(40, 40, 2)));
         var deadline = Stopwatch.StartNew();
@@ -96,6 +99,7 @@ public sealed class BatchingTests
         }
         Assert.Equal(2, limiter.Current);
 
+        announced.Dispose();
         await first.JsonAsync();
         await second.JsonAsync();
         Assert.Equal(0, limiter.Current);

@@ -28,7 +28,7 @@ public sealed class JobLifecycleTests
         var logs = new ConcurrentQueue<JsonElement>();
         await using var hub = new HubConnectionBuilder()
             .WithUrl(new Uri(host.Server.BaseAddress, "/hubs/training"), o => o.HttpMessageHandlerFactory = _ => host.Server.CreateHandler())
-            .Build();
+            .Build().Patient();
         hub.On<JsonElement>("progress", progress.Enqueue);
         hub.On<JsonElement>("status", statuses.Enqueue);
         hub.On<JsonElement>("log", logs.Enqueue);

@@ -32,7 +32,10 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(180);
 
-    private const int InvisibilitySeconds = 5;
+    // Short for a quick test, long enough that a starved but live server is not taken for dead: these are
+    // minimum waits (the job is held through them), so a slow machine only makes the test longer.
+    private const int InvisibilitySeconds = 10;
+    private const int HeartbeatTimeoutSeconds = 30;
 
     /// <summary>3 epochs × <paramref name="stepsPerEpoch"/> steps, a checkpoint every 4 steps.</summary>
     private static object LongFineTune(int stepsPerEpoch, int batchSize = 16) => new
@@ -58,7 +61,7 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             ["Jobs:Storage"] = "postgres",
             ["Jobs:ConnectionString"] = connectionString,
             ["Jobs:InvisibilityTimeoutSeconds"] = InvisibilitySeconds.ToString(),
-            ["Jobs:HeartbeatTimeoutSeconds"] = "10",
+            ["Jobs:HeartbeatTimeoutSeconds"] = HeartbeatTimeoutSeconds.ToString(),
             ["SignalR:Redis"] = services.Redis.ConnectionString,
             ["SignalR:ChannelPrefix"] = "t" + Guid.NewGuid().ToString("N")[..8],
             ["Ml:Device"] = "cpu",
@@ -83,7 +86,7 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
 
     private static async Task<HubConnection> ConnectAsync(AppProcess server, ConcurrentQueue<(string Method, JsonElement Message)> received)
     {
-        var hub = new HubConnectionBuilder().WithUrl(new Uri(server.BaseAddress, "/hubs/training")).Build();
+        var hub = new HubConnectionBuilder().WithUrl(new Uri(server.BaseAddress, "/hubs/training")).Build().Patient();
         foreach (var method in new[] { "progress", "status", "log" })
             hub.On<JsonElement>(method, m => received.Enqueue((method, m)));
         await hub.StartAsync();
