@@ -61,17 +61,19 @@ public sealed class JobCheckpointsAndFailuresTests
     [Fact]
     public async Task HubClient_SubscribedToAJobAndToAll_GetsEachMessageOnce()
     {
-        using var host = new ApiHost();
+        using var host = new ApiHost(new Dictionary<string, string?> { [HeldStep.Setting] = "true" });
         using var client = host.CreateClient();
         var statuses = new ConcurrentQueue<JsonElement>();
         var logs = new ConcurrentQueue<JsonElement>();
         await using var hub = new HubConnectionBuilder()
             .WithUrl(new Uri(host.Server.BaseAddress, "/hubs/training"), o => o.HttpMessageHandlerFactory = _ => host.Server.CreateHandler())
-            .Build();
+            .Build().Patient();
         hub.On<JsonElement>("status", statuses.Enqueue);
         hub.On<JsonElement>("log", logs.Enqueue);
         await hub.StartAsync();
 
+        // Held at step 10 until the subscriptions are in: the job cannot end before its watcher subscribes.
+        using var hold = new HeldStep(host.DataDirectory, 10);
         var id = await Jobs.StartAsync(client, new
         {
             type = "finetune", dataset = "fashion-mnist",
@@ -80,8 +82,9 @@ public sealed class JobCheckpointsAndFailuresTests
         await hub.InvokeAsync("Subscribe", id);
         await hub.InvokeAsync("SubscribeAll");
         await hub.InvokeAsync("Subscribe", id); // again: still once
+        hold.Release();
         await Jobs.WaitAsync(client, id, Timeout, "succeeded");
-        var until = DateTime.UtcNow.AddSeconds(5);
+        var until = DateTime.UtcNow + Timeout; // the hub message follows the REST state; a loaded machine may take a while
         while (!statuses.Any(s => s.Str("status") == "succeeded") && DateTime.UtcNow < until) await Task.Delay(50);
         await Task.Delay(500); // a duplicate would arrive right behind the first copy
 

@@ -61,4 +61,43 @@ internal static class Jobs
     }
 
     public static long Step(this JsonElement job) => job.GetProperty("progress").GetProperty("step").GetInt64();
+
+    /// <summary>
+    /// A hub connection that waits for a loaded machine: the client's 30 s server timeout and 15 s handshake
+    /// timeout are clocks a starved test host can miss (seen at load average 48), which the tests do not test.
+    /// </summary>
+    public static Microsoft.AspNetCore.SignalR.Client.HubConnection Patient(this Microsoft.AspNetCore.SignalR.Client.HubConnection hub)
+    {
+        hub.ServerTimeout = TimeSpan.FromMinutes(5);
+        hub.HandshakeTimeout = TimeSpan.FromMinutes(2);
+        return hub;
+    }
+}
+
+/// <summary>
+/// Holds every job of the servers on <paramref name="dataDirectory"/> (in this process or another) right
+/// after it reports step <paramref name="step"/>, until <see cref="Release"/> (or Dispose): the server's
+/// <see cref="BeitV2.Web.Jobs.JobHold"/> hook, on with <see cref="Setting"/> = true. Tests hold a job
+/// where they need it running instead of racing the training against the clock. The step must be a
+/// reported one (a multiple of the job's reportEverySteps).
+/// </summary>
+internal sealed class HeldStep : IDisposable
+{
+    public const string Setting = "Jobs:EnableTestHooks";
+
+    private readonly string file;
+
+    public HeldStep(string dataDirectory, long step)
+    {
+        Step = step;
+        file = Path.Combine(dataDirectory, BeitV2.Web.Jobs.JobHold.FileName(step));
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        File.WriteAllText(file, "");
+    }
+
+    public long Step { get; }
+
+    public void Release() => File.Delete(file);
+
+    public void Dispose() => Release();
 }

@@ -32,7 +32,10 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(180);
 
-    private const int InvisibilitySeconds = 5;
+    // Short for a quick test, long enough that a starved but live server is not taken for dead: these are
+    // minimum waits (the job is held through them), so a slow machine only makes the test longer.
+    private const int InvisibilitySeconds = 10;
+    private const int HeartbeatTimeoutSeconds = 30;
 
     /// <summary>3 epochs × <paramref name="stepsPerEpoch"/> steps, a checkpoint every 4 steps.</summary>
     private static object LongFineTune(int stepsPerEpoch, int batchSize = 16) => new
@@ -58,13 +61,14 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             ["Jobs:Storage"] = "postgres",
             ["Jobs:ConnectionString"] = connectionString,
             ["Jobs:InvisibilityTimeoutSeconds"] = InvisibilitySeconds.ToString(),
-            ["Jobs:HeartbeatTimeoutSeconds"] = "10",
+            ["Jobs:HeartbeatTimeoutSeconds"] = HeartbeatTimeoutSeconds.ToString(),
             ["SignalR:Redis"] = services.Redis.ConnectionString,
             ["SignalR:ChannelPrefix"] = "t" + Guid.NewGuid().ToString("N")[..8],
             ["Ml:Device"] = "cpu",
             ["Ml:Threads"] = "1",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:BeitV2"] = "Information",
+            [HeldStep.Setting] = "true",
         };
         using var a = new AppProcess("server A", new Dictionary<string, string>(settings) { ["Jobs:ServerName"] = "server-a" });
         using var b = new AppProcess("server B", new Dictionary<string, string>(settings) { ["Jobs:ServerName"] = "server-b" });
@@ -82,7 +86,7 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
 
     private static async Task<HubConnection> ConnectAsync(AppProcess server, ConcurrentQueue<(string Method, JsonElement Message)> received)
     {
-        var hub = new HubConnectionBuilder().WithUrl(new Uri(server.BaseAddress, "/hubs/training")).Build();
+        var hub = new HubConnectionBuilder().WithUrl(new Uri(server.BaseAddress, "/hubs/training")).Build().Patient();
         foreach (var method in new[] { "progress", "status", "log" })
             hub.On<JsonElement>(method, m => received.Enqueue((method, m)));
         await hub.StartAsync();
@@ -102,10 +106,11 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
     {
         await WithTwoServersAsync(async (a, b, data) =>
         {
-            // Long enough on a fast machine to outlive 2.5 invisibility timeouts before the kill.
-            var id = await Jobs.StartAsync(a.Client, LongFineTune(160, batchSize: 64));
-            var running = await Jobs.WaitForStepAsync(b.Client, id, 1, Timeout); // B reads A's job: one shared store
-            var startedAt = DateTime.UtcNow;
+            // Held at step 10 (after the checkpoint at 8) on whichever server runs it, however fast the machine is.
+            using var hold = new HeldStep(data, 10);
+            var id = await Jobs.StartAsync(a.Client, LongFineTune(8));
+            var running = await Jobs.WaitForStepAsync(b.Client, id, hold.Step, Timeout); // B reads A's job: one shared store
+            var heldAt = DateTime.UtcNow;
             var runner = Runner(running, a, b);
             var watcher = runner == a ? b : a;
 
@@ -117,24 +122,28 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             while (!received.Any(r => r.Method == "progress" && r.Message.Str("jobId") == id) && DateTime.UtcNow < until) await Task.Delay(100);
             Assert.Contains(received, r => r.Method == "progress" && r.Message.Str("jobId") == id);
 
-            // The lease slides: running for well over the invisibility timeout, the job was handed out once.
+            // The lease slides: held (running) for 2.5 invisibility timeouts, the job was handed out once. A minimum
+            // wait on purpose: lease expiry is time-based; the hold makes sure the job cannot end before it does.
             var beforeKill = await WaitForCheckpointAsync(watcher.Client, id, 8);
-            var wait = startedAt.AddSeconds(2.5 * InvisibilitySeconds) - DateTime.UtcNow;
+            var wait = heldAt.AddSeconds(2.5 * InvisibilitySeconds) - DateTime.UtcNow;
             if (wait > TimeSpan.Zero) await Task.Delay(wait);
             var stillRunning = await Jobs.GetAsync(watcher.Client, id);
             Assert.Equal("running", stillRunning.Str("status"));
+            Assert.Equal(hold.Step, stillRunning.Step());
             Assert.Equal(1, stillRunning.Int("runs"));
             Assert.Equal(1, await ProcessingCountAsync(id));
 
-            // Kill the runner (no shutdown hook runs).
+            // Kill the runner while it holds the job (no shutdown hook runs), then let the survivor through step 10.
             runner.Kill();
             var killedAt = (await Jobs.GetAsync(watcher.Client, id)).Step();
-            // From disk: the runner may have died between writing a checkpoint and recording it.
             var checkpointAtKill = TrainingCheckpoint.List(Path.Combine(data, "jobs", id, "checkpoints")).Max(c => c.Step);
             output.WriteLine($"{runner.Name} (pid {runner.ProcessId}) killed at step {killedAt}, newest checkpoint {checkpointAtKill}");
+            Assert.Equal(hold.Step, killedAt);
+            Assert.Equal(8, checkpointAtKill);
+            hold.Release();
 
             var done = await Jobs.WaitAsync(watcher.Client, id, Timeout, "succeeded");
-            Assert.Equal(480, done.Step());
+            Assert.Equal(24, done.Step());
             Assert.Equal(2, done.Int("runs"));
             Assert.Same(watcher, Runner(done, a, b));
             Assert.Equal(2, await ProcessingCountAsync(id)); // the dead server's lease lapsed once, and only once
@@ -148,12 +157,13 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             Assert.Equal(dead.Count, dead.Distinct().Count());
             Assert.Equal(survivor.Count, survivor.Distinct().Count());
             Assert.Equal(checkpointAtKill + 1, survivor.Min());
-            Assert.Equal(480, survivor.Max());
-            Assert.Equal(Enumerable.Range(1, 480).Select(i => (long)i), dead.Where(s => s <= checkpointAtKill).Concat(survivor).Order());
+            Assert.Equal(24, survivor.Max());
+            Assert.Equal(Enumerable.Range(1, 10).Select(i => (long)i), dead.Order());
+            Assert.Equal(Enumerable.Range(1, 24).Select(i => (long)i), dead.Where(s => s <= checkpointAtKill).Concat(survivor).Order());
             Assert.True(beforeKill.Step() >= 8);
 
             // The browser on the survivor heard the end.
-            until = DateTime.UtcNow.AddSeconds(10);
+            until = DateTime.UtcNow + Timeout;
             while (!received.Any(r => r.Method == "status" && r.Message.Str("status") == "succeeded") && DateTime.UtcNow < until) await Task.Delay(100);
             Assert.Single(received, r => r.Method == "status" && r.Message.Str("jobId") == id && r.Message.Str("status") == "succeeded");
 
@@ -168,17 +178,20 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
     {
         await WithTwoServersAsync(async (a, b, data) =>
         {
+            // Held at step 3 until the cancel stops it there: the job cannot finish first.
+            using var hold = new HeldStep(data, 3);
             var id = await Jobs.StartAsync(b.Client, LongFineTune(32));
-            var running = await Jobs.WaitForStepAsync(a.Client, id, 3, Timeout);
+            var running = await Jobs.WaitForStepAsync(a.Client, id, hold.Step, Timeout);
             var runner = Runner(running, a, b);
             var other = runner == a ? b : a;
 
             var accepted = await other.Client.PostAsync($"/api/v1/jobs/{id}/cancel", null).JsonAsync(HttpStatusCode.Accepted);
             Assert.Equal(id, accepted.Str("id"));
             var cancelled = await Jobs.WaitAsync(other.Client, id, Timeout, "cancelled");
-            Assert.InRange(cancelled.Step(), 3, 95);
+            Assert.Equal(hold.Step, cancelled.Step());
             Assert.Contains(cancelled.Items("checkpoints"), c => c.GetProperty("step").GetInt64() == cancelled.Step());
             Assert.False(runner.HasExited);
+            hold.Release();
 
             // Resume through the other server; whoever picks it up continues from the checkpoint.
             await other.Client.PostAsync($"/api/v1/jobs/{id}/resume", null).JsonAsync(HttpStatusCode.Accepted);

@@ -55,7 +55,7 @@ public class DeviceGateTests
             t.Start();
             threads.Add(t);
             // Wait until this thread is queued before starting the next one, so arrival order is known.
-            SpinWait.SpinUntil(() => gate.Queued == id + 2, TimeSpan.FromSeconds(10));
+            Assert.True(SpinWait.SpinUntil(() => gate.Queued == id + 2, TimeSpan.FromSeconds(60)), $"thread {id} did not queue");
         }
         holder.Dispose();
         threads.ForEach(t => t.Join());
@@ -78,7 +78,7 @@ public class DeviceGateTests
             using (gate.Enter())
             {
                 log.Enqueue(who);
-                SpinWait.SpinUntil(() => gate.Queued >= 2 || Volatile.Read(ref inferenceDone), TimeSpan.FromSeconds(10));
+                SpinWait.SpinUntil(() => gate.Queued >= 2 || Volatile.Read(ref inferenceDone), TimeSpan.FromSeconds(60)); // an event, not a pace: generous
             }
         }
         var trainer = new Thread(() => { while (!Volatile.Read(ref inferenceDone)) Turn('T'); });
@@ -88,7 +88,7 @@ public class DeviceGateTests
             Volatile.Write(ref inferenceDone, true);
         });
         trainer.Start();
-        SpinWait.SpinUntil(() => !log.IsEmpty, TimeSpan.FromSeconds(10));
+        Assert.True(SpinWait.SpinUntil(() => !log.IsEmpty, TimeSpan.FromSeconds(60)), "the trainer thread never took a turn");
         inference.Start();
         inference.Join();
         trainer.Join();

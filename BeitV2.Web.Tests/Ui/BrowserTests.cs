@@ -158,11 +158,18 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         await page.Locator("#job-maxValImages").FillAsync("32");
         await page.Locator("details.more summary").ClickAsync();
         await page.Locator("#job-reportEverySteps").FillAsync("1");
+        // Held half-way until the page shows it running: the second half then streams in live, on any machine.
+        using var hold = new HeldStep(app.Host.DataDirectory, 64);
         await StartJobFromTheFormAsync(page);
         var jobId = page.Url[(page.Url.IndexOf("#/jobs/", StringComparison.Ordinal) + 7)..];
         output.WriteLine("job " + jobId);
         await Expect(page.Locator("#job-title")).ToHaveTextAsync("ui fine-tune");
         var jobPage = page.Locator("#page-job");
+        await Expect(jobPage).ToHaveAttributeAsync("data-status", "running", new() { Timeout = Slow });
+        await Expect(page.Locator("#live-state")).ToHaveAttributeAsync("data-state", "connected");
+        using (var client = new HttpClient { BaseAddress = new Uri(app.BaseUrl) }) await JobClient.WaitForStepAsync(client, jobId, hold.Step, TimeSpan.FromMilliseconds(Slow));
+        await page.WaitForFunctionAsync("() => Number(document.querySelector(\"figure[data-chart='Loss']\")?.dataset.points) > 0", null, new() { Timeout = Slow });
+        hold.Release();
         await Expect(jobPage).ToHaveAttributeAsync("data-status", "succeeded", new() { Timeout = Slow });
 
         // Live: the Loss chart got more points while the job was still running (pushed over SignalR).
@@ -233,6 +240,11 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
     public async Task JobPage_SurvivesAReloadAndAReconnect_CancelAndResumeButtonsWork()
     {
         using var client = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
+        // Holds keep the job running wherever the test checks "running", on any machine: at step 100 through the
+        // reload; at 600 (and 630, in case the cancel stops it at 600) through the reconnect, the cancel and the resume.
+        using var reload = new HeldStep(app.Host.DataDirectory, 100);
+        using var late = new HeldStep(app.Host.DataDirectory, 600);
+        using var later = new HeldStep(app.Host.DataDirectory, 630);
         var id = await JobClient.StartAsync(client, new
         {
             type = "finetune", dataset = "fashion-mnist",
@@ -253,10 +265,12 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
 
         // A dropped connection: SignalR reconnects, the page subscribes again, and the chart keeps growing.
         await Expect(page.Locator("#live-state")).ToHaveAttributeAsync("data-state", "connected");
+        await JobClient.WaitForStepAsync(client, id, reload.Step, TimeSpan.FromMilliseconds(Slow));
         var before = int.Parse((await page.Locator("figure[data-chart='Loss']").GetAttributeAsync("data-points"))!);
         await page.EvaluateAsync("() => window.beitv2Hub.connection.connection.transport.stop()");
         await page.WaitForFunctionAsync("() => window.beitv2Hub.reconnects >= 1", null, new() { Timeout = Slow });
         await Expect(page.Locator("#live-state")).ToHaveAttributeAsync("data-state", "connected");
+        reload.Release(); // steps 101..600 now arrive over the reconnected hub
         await page.WaitForFunctionAsync($"() => Number(document.querySelector(\"figure[data-chart='Loss']\").dataset.points) > {before + 3}", null, new() { Timeout = Slow });
         await Expect(jobPage).ToHaveAttributeAsync("data-status", "running");
 

@@ -104,7 +104,7 @@ public abstract class UiAppBase : IAsyncLifetime
         var chromium = Environment.GetEnvironmentVariable("BEITV2_CHROMIUM") is { Length: > 0 } c ? c : "/usr/bin/chromium";
         if (!File.Exists(chromium))
             throw new InvalidOperationException($"Chromium is not installed at {chromium}: run 'apt-get install chromium' (.ci/run does) or set BEITV2_CHROMIUM.");
-        Host = new ApiHost(Settings);
+        Host = new ApiHost(new Dictionary<string, string?>(Settings) { [Jobs.HeldStep.Setting] = "true" });
         Host.UseKestrel(0);
         Host.StartServer();
         var addresses = Host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;

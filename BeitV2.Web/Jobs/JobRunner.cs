@@ -22,12 +22,13 @@ namespace BeitV2.Web.Jobs;
 /// </remarks>
 public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner planner, ModelRegistry registry,
     TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, Pipeline.PipelineRunner pipeline, ILogger<JobRunner> logger,
-    JobRunnerHooks? hooks = null)
+    JobHold hold, JobRunnerHooks? hooks = null)
 {
     private JobStore Store => store;
     private TrainingBroadcaster Broadcast => broadcast;
     private string ServerName => server.Name;
     private ILogger Logger => logger;
+    private JobHold Hold => hold;
     private TimeSpan HeartbeatTimeout => TimeSpan.FromSeconds(Math.Max(3, options.Value.HeartbeatTimeoutSeconds));
 
     [AutomaticRetry(Attempts = 0)]
@@ -105,7 +106,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
     {
         var checkpoints = store.CheckpointDirectory(job.Id);
         var resumeFrom = TrainingCheckpoint.FindLatest(checkpoints);
-        var sink = new Sink(this, job.Id, runId);
+        var sink = new Sink(this, job.Id, runId, cts.Token);
         using var lease = new Timer(_ => sink.Tick(cts), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         try
         {
@@ -264,7 +265,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
     }
 
     /// <summary>The trainer's synchronous progress sink, and the lease of the run.</summary>
-    private sealed class Sink(JobRunner owner, string jobId, string runId) : IProgress<TrainingProgress>
+    private sealed class Sink(JobRunner owner, string jobId, string runId, CancellationToken stop) : IProgress<TrainingProgress>
     {
         private readonly Lock gate = new();
         private TrainingProgress? last;
@@ -323,6 +324,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             if (p.CodeCounts is { } counts) JobArtifacts.WriteCodebook(jobId, store.JobDirectory(jobId), p.Step, p.Epoch, counts);
             owner.Broadcast.Progress(job, p);
             foreach (var line in p.Log) owner.Log(jobId, line);
+            if (p.Event == TrainingEvent.Step) owner.Hold.WaitIfHeld(jobId, p.Step, stop);
         }
 
         /// <summary>

@@ -34,6 +34,7 @@ public static class JobsRegistration
         services.AddSingleton<JobPlanner>();
         services.AddSingleton<Pipeline.PipelineRunner>();
         services.AddSingleton<JobScheduler>();
+        services.AddSingleton<JobHold>();
         services.AddSingleton<TrainingBroadcaster>();
         services.AddTransient<JobRunner>();
         services.AddHostedService<TrainingJobsHost>();

@@ -28,6 +28,8 @@ public sealed class JobsOptions
     public int InvisibilityTimeoutSeconds { get; set; } = 300;
     /// <summary>A running job whose heartbeat (renewed every 2 s) is older than this belongs to a dead server; a re-delivery may take it over.</summary>
     public int HeartbeatTimeoutSeconds { get; set; } = 30;
+    /// <summary>Tests only: lets a file in the data directory hold a running job at a step (<see cref="JobHold"/>). Off by default.</summary>
+    public bool EnableTestHooks { get; set; }
 }
 
 /// <summary>
