@@ -32,6 +32,42 @@ public sealed class PixelBoundsTests
         Assert.Equal(ImageDecodeError.Corrupt, e.Error);
     }
 
+    public static TheoryData<PngColorType, PngBitDepth, PngInterlaceMode> PngLayouts()
+    {
+        var data = new TheoryData<PngColorType, PngBitDepth, PngInterlaceMode>();
+        foreach (var interlace in new[] { PngInterlaceMode.None, PngInterlaceMode.Adam7 })
+        {
+            foreach (var depth in new[] { PngBitDepth.Bit1, PngBitDepth.Bit2, PngBitDepth.Bit4, PngBitDepth.Bit8 })
+            {
+                data.Add(PngColorType.Palette, depth, interlace);
+                data.Add(PngColorType.Grayscale, depth, interlace);
+            }
+            foreach (var depth in new[] { PngBitDepth.Bit8, PngBitDepth.Bit16 })
+            {
+                data.Add(PngColorType.Rgb, depth, interlace);
+                data.Add(PngColorType.RgbWithAlpha, depth, interlace);
+                data.Add(PngColorType.GrayscaleWithAlpha, depth, interlace);
+            }
+            data.Add(PngColorType.Grayscale, PngBitDepth.Bit16, interlace);
+        }
+        return data;
+    }
+
+    /// <summary>
+    /// The truncation check computes the scanline bytes IHDR declares for every colour type, bit depth and
+    /// interlace method; a complete PNG of any layout must not be mistaken for a truncated one. Odd sizes
+    /// (37×23) leave partial bytes at the end of sub-byte rows and empty Adam7 passes.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(PngLayouts))]
+    public void CompletePngs_OfEveryLayout_StillDecode(PngColorType colour, PngBitDepth depth, PngInterlaceMode interlace)
+    {
+        using var source = Noise(37, 23);
+        var png = Encode(source, new PngEncoder { ColorType = colour, BitDepth = depth, InterlaceMethod = interlace });
+        using var decoded = ImageDecoder.Default.Decode(png);
+        Assert.Equal((37, 23), (decoded.Width, decoded.Height));
+    }
+
     [Theory]
     [InlineData(1, 101)]
     [InlineData(4, 10_000_000)]
