@@ -31,7 +31,7 @@ public sealed class DeviceAwareJobsTests
             config = new { epochs = 1, batchSize = 16, maxTrainImages = 64, maxValImages = 32, mixedPrecision = "bf16" },
         });
         var job = await Jobs.WaitAsync(client, id, TimeSpan.FromSeconds(120), "succeeded");
-        var checkpoint = job.Items("checkpoints").Last().Str("path");
+        var checkpoint = Path.Combine(host.DataDirectory, job.Items("checkpoints").Last().Str("path"));
         var state = TrainingCheckpoint.ReadState(checkpoint);
         Assert.Equal("bf16", state.Precision);
         Assert.Null(state.LossScale);

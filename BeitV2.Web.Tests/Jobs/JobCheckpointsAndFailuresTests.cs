@@ -26,9 +26,13 @@ public sealed class JobCheckpointsAndFailuresTests
         Assert.Equal(10, job.Step());
         var listed = job.Items("checkpoints").Select(c => (Step: c.GetProperty("step").GetInt64(), Path: c.Str("path"))).ToList();
         Assert.Equal([8L, 10L], listed.Select(c => c.Step));
-        Assert.All(listed, c => Assert.True(Directory.Exists(c.Path), $"listed checkpoint {c.Path} is missing"));
+        // Clients see paths relative to the data directory, never where the server keeps its files.
+        Assert.All(listed, c => Assert.Equal($"jobs/{id}/checkpoints/checkpoint-{c.Step:D8}", c.Path));
+        Assert.All(listed, c => Assert.True(Directory.Exists(Path.Combine(host.DataDirectory, c.Path)), $"listed checkpoint {c.Path} is missing"));
         var onDisk = Directory.GetDirectories(Path.Combine(host.DataDirectory, "jobs", id, "checkpoints")).Select(Path.GetFileName).Order().ToList();
         Assert.Equal(["checkpoint-00000008", "checkpoint-00000010"], onDisk);
+        var model = await client.GetAsync($"/api/v1/models/{job.Str("outputModel")}").JsonAsync();
+        Assert.Equal($"jobs/{id}/checkpoints/checkpoint-00000010", model.GetProperty("lineage").Str("checkpoint"));
         host.AssertNoServerErrors();
     }
 

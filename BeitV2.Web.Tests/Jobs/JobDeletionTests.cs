@@ -23,7 +23,7 @@ public sealed class JobDeletionTests
         });
         var job = await Jobs.WaitAsync(client, id, Timeout, "succeeded");
         var folder = Path.Combine(host.DataDirectory, "jobs", id);
-        var checkpoint = job.Items("checkpoints").Single().Str("path");
+        var checkpoint = Path.Combine(host.DataDirectory, job.Items("checkpoints").Single().Str("path"));
         var checkpointBytes = Directory.EnumerateFiles(checkpoint).Sum(f => new FileInfo(f).Length);
         var diskBytes = job.GetProperty("diskBytes").GetInt64();
         Assert.True(diskBytes > checkpointBytes, $"diskBytes {diskBytes} <= the checkpoint's {checkpointBytes}");

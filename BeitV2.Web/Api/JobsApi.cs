@@ -21,10 +21,10 @@ public static class JobsApi
             .Produces<JobAccepted>(StatusCodes.Status202Accepted)
             .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404).ProducesProblem(415);
 
-        group.MapGet("/", (JobStore store) => TypedResults.Ok(store.List().Select(store.WithDiskUsage).ToList()))
+        group.MapGet("/", (JobStore store) => TypedResults.Ok(store.List().Select(store.ForClient).ToList()))
             .WithSummary("All jobs (with diskBytes: what each job's folder holds)");
 
-        group.MapGet("/{id}", (string id, JobStore store) => TypedResults.Ok(store.WithDiskUsage(store.Get(id))))
+        group.MapGet("/{id}", (string id, JobStore store) => TypedResults.Ok(store.ForClient(store.Get(id))))
             .WithSummary("One job: status, progress, metrics, checkpoints, output model, diskBytes").ProducesProblem(404);
 
         group.MapDelete("/{id}", (string id, JobStore store) =>

@@ -143,7 +143,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 return;
             }
             var name = job.Name ?? $"{job.Type} {job.Id}";
-            var lineage = new ModelLineage(job.Id, result.CheckpointPath, job.BaseModel ?? job.Teacher,
+            var lineage = new ModelLineage(job.Id, result.CheckpointPath is { } cp ? Store.RelativeToData(cp) : null, job.BaseModel ?? job.Teacher,
                 [$"trained by job {job.Id} ({job.Type}) on dataset {job.Dataset}, {result.Step} steps"], Output: OutputKey(job));
             var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage);
             hooks?.AfterOutputRegistered?.Invoke(job.Id, info.Id);

@@ -29,7 +29,10 @@ public sealed class JobStore
     {
         this.logger = logger;
         JobsDirectory = data.Sub("jobs");
+        dataRoot = data.Root;
     }
+
+    private readonly string dataRoot;
 
     public string JobsDirectory { get; }
 
@@ -65,8 +68,25 @@ public sealed class JobStore
         return next;
     }
 
-    /// <summary>The record with <see cref="JobRecord.DiskBytes"/>: what its folder holds now (checkpoints, metrics, log).</summary>
-    public JobRecord WithDiskUsage(JobRecord job) => job with { DiskBytes = DiskUsage.Of(JobDirectory(job.Id)) };
+    /// <summary>
+    /// The record as clients read it: with <see cref="JobRecord.DiskBytes"/> (what its folder holds now:
+    /// checkpoints, metrics, log) and checkpoint paths relative to the data directory (the record on disk
+    /// keeps absolute ones for resuming; a client must not learn where the server keeps its files).
+    /// </summary>
+    public JobRecord ForClient(JobRecord job) => job with
+    {
+        DiskBytes = DiskUsage.Of(JobDirectory(job.Id)),
+        Checkpoints = [.. job.Checkpoints.Select(c => c with { Path = RelativeToData(c.Path) })],
+    };
+
+    /// <summary>A path under the data directory as a relative one (with '/' separators); other paths keep only their file name.</summary>
+    public string RelativeToData(string path)
+    {
+        var relative = Path.GetRelativePath(dataRoot, path);
+        return relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative)
+            ? Path.GetFileName(path)
+            : relative.Replace(Path.DirectorySeparatorChar, '/');
+    }
 
     /// <summary>
     /// Deletes a finished job's folder: record, metrics, log and checkpoints (not the model it registered).
