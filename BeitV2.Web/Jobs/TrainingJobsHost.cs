@@ -62,17 +62,31 @@ public sealed class TrainingJobsHost(JobStorage storage, IServiceProvider servic
         return Task.CompletedTask;
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The host may call this more than once (application stopping, then disposal), and a later call must
+    /// not return before the first one's shutdown is over: a caller that returned early would see a job
+    /// still writing its interruption checkpoint (and a test would delete its data folder under it). So
+    /// every call awaits the same shutdown.
+    /// </summary>
+    public Task StopAsync(CancellationToken cancellationToken)
     {
-        // The host may call this twice (application stopping, then disposal): stop the server once.
-        var stopping = Interlocked.Exchange(ref server, null);
+        lock (stopGate) return stopping ??= StopOnceAsync();
+    }
+
+    private readonly Lock stopGate = new();
+    private Task? stopping;
+
+    private async Task StopOnceAsync()
+    {
+        var running = server;
+        server = null;
         // Stop fetching before interrupting: a worker that has just checkpointed and re-queued its job
         // must not pick that job up again on its way out.
         scheduler.MarkShuttingDown();
-        stopping?.SendStop();
+        running?.SendStop();
         scheduler.InterruptRunning();
-        if (stopping is null) return;
-        await Task.Run(stopping.Dispose, CancellationToken.None);
+        if (running is null) return;
+        await Task.Run(running.Dispose, CancellationToken.None);
     }
 
     private sealed class ServiceProviderActivator(IServiceProvider services) : JobActivator
