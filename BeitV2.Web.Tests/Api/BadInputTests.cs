@@ -1,5 +1,4 @@
 using System.Text;
-using BeitV2.Web.Tests.Imaging;
 
 namespace BeitV2.Web.Tests.Api;
 

@@ -3,7 +3,6 @@ using System.Text.Json;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Imaging;
 using BeitV2.Ml.Models.Vqkd;
-using BeitV2.Web.Tests.Checkpoints;
 using static TorchSharp.torch;
 
 namespace BeitV2.Web.Tests.Api;

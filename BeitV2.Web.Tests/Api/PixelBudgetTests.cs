@@ -6,7 +6,6 @@ using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Vqkd;
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Inference;
-using BeitV2.Web.Tests.Imaging;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
