@@ -1,6 +1,6 @@
 using BeitV2.Ml.Imaging.Rendering;
-using BeitV2.Web.Inference;
 using BeitV2.Web.Errors;
+using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -50,7 +50,7 @@ public static class InferenceApi
         if (format == "png")
         {
             if (run.Images.Count != 1) throw new InvalidRequestException("format=png takes exactly one image.");
-            var png = TokenPictures.Render(run.Images[0].Image!, run.Plans[0]!, run.Results[0], grid, grid, info.CodebookSize ?? 0);
+            var png = TokenMapRenderer.RenderPng(run.Images[0].Image!, run.Plans[0]!, TokenMapRenderer.ToGrid(run.Results[0], grid, grid), info.CodebookSize ?? 0);
             return TypedResults.File(png, "image/png");
         }
         var images = run.Results.Select((ids, i) => new ImageTokens(i,

@@ -93,13 +93,6 @@ public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, 
         cts.Dispose();
     }
 
-    /// <summary>Interrupts every running job (they checkpoint and go back to queued).</summary>
-    public void BeginShutdown()
-    {
-        MarkShuttingDown();
-        InterruptRunning();
-    }
-
     /// <summary>From now on a stopped run counts as interrupted (back to the queue), not cancelled.</summary>
     public void MarkShuttingDown() => ShuttingDown = true;
 
@@ -109,6 +102,4 @@ public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, 
         foreach (var cts in running.Values)
             try { cts.Cancel(); } catch (ObjectDisposedException) { }
     }
-
-    public bool IsRunning(string jobId) => running.ContainsKey(jobId);
 }
