@@ -42,7 +42,7 @@ public static class CraftedImages
 
     /// <summary>
     /// A PNG with a complete chunk structure whose IDAT inflates to one byte while IHDR declares width×height RGB
-    /// pixels: 66 bytes "of" any size (the pixel flood of issue 15).
+    /// pixels: 66 bytes "of" any size (a pixel flood).
     /// </summary>
     public static byte[] PngWithShortIdat(int width, int height)
     {

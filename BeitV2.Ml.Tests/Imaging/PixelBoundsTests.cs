@@ -6,7 +6,7 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace BeitV2.Ml.Tests.Imaging;
 
 /// <summary>
-/// The decoder's bounds on hostile pixel data (issue 15, point 3): PNG pixel data shorter than its header
+/// The decoder's bounds on hostile pixel data: PNG pixel data shorter than its header
 /// declares is refused, thin images are refused from the header, and the header alone can be read and checked.
 /// </summary>
 public sealed class PixelBoundsTests

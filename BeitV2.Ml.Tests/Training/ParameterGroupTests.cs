@@ -5,7 +5,7 @@ using BeitV2.Ml.Training;
 
 namespace BeitV2.Ml.Tests.Training;
 
-/// <summary>Parameter groups, layer ids, lr scales and weight-decay exemptions against the reference rules (spec 3.7, 4.6, 5.2, 5.5).</summary>
+/// <summary>Parameter groups, layer ids, lr scales and weight-decay exemptions against the reference rules (unilm beit2/optim_factory.py and its callers).</summary>
 public class ParameterGroupTests
 {
     private static ParameterGroup GroupOf(IReadOnlyList<ParameterGroup> groups, string name) =>

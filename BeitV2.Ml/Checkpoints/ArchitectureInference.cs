@@ -404,7 +404,7 @@ public static class ArchitectureInference
 
     /// <summary>
     /// An mmseg UperNet on the BEiT segmentation backbone, as <see cref="BeitSegmenter"/> builds it
-    /// (spec 5.5): the transformer (as a ViT, under <c>backbone.</c>), the necks of its patch size,
+    /// (unilm beit2/semantic_segmentation/backbone/beit.py with configs/_base_/models/upernet_beit.py): the transformer (as a ViT, under <c>backbone.</c>), the necks of its patch size,
     /// a four-level UPerHead and optionally the FCN auxiliary head. Head variants the model cannot
     /// represent are rejected here rather than at load time, with the reason.
     /// </summary>

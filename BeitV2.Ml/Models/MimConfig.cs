@@ -68,7 +68,7 @@ public sealed record MimConfig
         ImgSize = 32, PatchSize = 8, EmbedDim = 32, Depth = 4, NumHeads = 2, VocabSize = vocabSize, EarlyLayers = 2, HeadLayers = 1, DropPathRate = 0,
     };
 
-    /// <summary>The fine-tuning backbone config that a checkpoint of this model converts into (spec 5.1).</summary>
+    /// <summary>The fine-tuning backbone config that a checkpoint of this model converts into (as unilm beit2/run_class_finetuning.py loads a pretraining checkpoint).</summary>
     public VitConfig ToBackbone(int numClasses) => new()
     {
         ImgSize = ImgSize, PatchSize = PatchSize, InChans = InChans, NumClasses = numClasses, EmbedDim = EmbedDim,

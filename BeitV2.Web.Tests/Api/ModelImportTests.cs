@@ -27,7 +27,7 @@ public sealed class ImportApi : IDisposable
 
 /// <summary>
 /// <c>POST /api/v1/models/import</c> with the official-format fixtures, the imported models at work,
-/// and the registry routes (list, get, delete, default) (design/api.md, Models).
+/// and the registry routes (list, get, delete, default).
 /// </summary>
 [Collection(ApiCollection.Name)]
 public sealed class ModelImportTests(ImportApi api) : IClassFixture<ImportApi>
