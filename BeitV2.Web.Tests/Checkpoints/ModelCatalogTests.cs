@@ -3,7 +3,6 @@ using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
-using BeitV2.Web.Registry;
 using static TorchSharp.torch;
 
 namespace BeitV2.Web.Tests.Checkpoints;
@@ -114,22 +113,6 @@ public sealed class ModelCatalogTests
         Assert.Equal("Unknown model kind 'unicorn' (expected one of vit_cls, mim, vqkd, clip_teacher, dino_teacher, segmenter).", e.Message);
         Assert.False(ModelCatalog.Default.TryGet("VIT_CLS", out _));
         Assert.Throws<ArgumentException>(() => new ModelCatalog([.. ModelCatalog.BuiltIn(), ModelCatalog.BuiltIn()[0]]));
-    }
-
-    /// <summary>The Web's one table from catalogue kinds to API kinds covers every kind, and every API kind is reached.</summary>
-    [Fact]
-    public void ApiKindsMapEveryCatalogueKind()
-    {
-        Assert.Equal(ModelCatalog.Default.Kinds.Order(), ApiModelKinds.ModelKinds.Order());
-        var reached = new HashSet<string>();
-        foreach (var entry in ModelCatalog.Default.Entries)
-            foreach (var name in entry.PresetNames)
-                reached.Add(ApiModelKinds.Of(entry.Kind, entry.Describe(entry.Preset(name))));
-        reached.Add(ApiModelKinds.Of(ModelKind.VitCls, ModelCatalog.Default[ModelKind.VitCls].Describe(VitConfig.Base(numClasses: 0))));
-        Assert.Equal(ApiModelKinds.All.Order(), reached.Order());
-        Assert.Equal(ApiModelKinds.Classifier, ApiModelKinds.Of(ModelKind.VitCls, new ModelShape("beit-vit", 224, 16, 768, 12, null, 10)));
-        Assert.Equal(ApiModelKinds.Backbone, ApiModelKinds.Of(ModelKind.VitCls, new ModelShape("beit-vit", 224, 16, 768, 12, null, null)));
-        Assert.Throws<CheckpointException>(() => ApiModelKinds.Of("toy", new ModelShape("toy", 8, 1, 4, 1, null, null)));
     }
 
     // ---------------------------------------------------------------- adding a kind
