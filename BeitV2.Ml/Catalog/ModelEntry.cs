@@ -74,6 +74,7 @@ public sealed class ModelEntry<TConfig, TModule>(string kind) : ModelEntry(kind)
     public required Func<TConfig, ModelShape> Describer { get; init; }
     /// <summary>What a model of a config can serve; nothing when not set.</summary>
     public Func<TConfig, IReadOnlySet<ModelOperation>>? Serves { get; init; }
+    /// <summary>Ready-made configs by size; a caller sets its own class, vocabulary or target counts with <c>with</c>.</summary>
     public IReadOnlyDictionary<string, TConfig> Presets { get; init; } = new Dictionary<string, TConfig>();
     /// <summary>How the config is read back from a state dict; null when the kind cannot be imported.</summary>
     internal Deduction<TConfig>? Deduction { get; init; }

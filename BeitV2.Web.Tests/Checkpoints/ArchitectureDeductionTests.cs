@@ -405,6 +405,12 @@ public sealed class ArchitectureDeductionTests
         var e = Assert.Throws<CheckpointException>(() => ArchitectureDeduction.Deduce(sd));
         Assert.Contains("encoder.layer.0.weight", e.Message);
         Assert.Contains("pooler.dense.bias", e.Message);
+        // The expected models come from the catalogue's entries, in the words the single switch used to say.
+        Assert.Equal(
+            "Cannot tell which model this state dict holds (2 tensors; e.g. encoder.layer.0.weight, pooler.dense.bias). Expected a BEiT v2 " +
+            "classifier or backbone (cls_token, patch_embed.proj.weight, blocks.N.*), a pretraining checkpoint (… + lm_head), a VQ-KD " +
+            "tokenizer (encoder.*, decoder.*, quantize.*), a CLIP image tower (visual.*), a DINO ViT (blocks.N.attn.qkv.bias) or an mmseg " +
+            "segmenter (backbone.*, decode_head.*).", e.Message);
         Assert.Throws<CheckpointException>(() => ArchitectureDeduction.Deduce(new Dictionary<string, Tensor>()));
     }
 

@@ -11,7 +11,7 @@ namespace BeitV2.Web.Api;
 
 /// <summary>
 /// <c>POST /api/v1/models/import</c>: an official unilm <c>.pth</c> or a timm/our <c>.safetensors</c>
-/// file becomes a registered model. The architecture is inferred from the tensor shapes; a
+/// file becomes a registered model. The architecture is deduced from the tensor shapes; a
 /// <c>config</c> JSON (official keyword names) overrides what the weights cannot tell.
 /// </summary>
 public static class ModelImportApi
