@@ -144,7 +144,7 @@ public sealed class UntrustedCheckpointTests
         var sd = CheckpointKeys.Normalize(StateDictFile.Read(CheckpointFixtures.Pth("vit_cls")));
         using var doc = JsonDocument.Parse(json);
         var before = GC.GetAllocatedBytesForCurrentThread();
-        var e = Assert.Throws<CheckpointException>(() => ArchitectureInference.Infer(sd, doc.RootElement));
+        var e = Assert.Throws<CheckpointException>(() => ArchitectureDeduction.Deduce(sd, doc.RootElement));
         Assert.Contains("The config override is refused", e.Message);
         Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 10_000_000);
     }

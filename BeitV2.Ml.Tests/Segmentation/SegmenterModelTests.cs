@@ -82,7 +82,7 @@ public sealed class SegmenterModelTests
         Assert.Equal(new long[] { 1, 3, 16, 16 }, model.forward(images).shape);
         Assert.DoesNotContain(model.state_dict().Keys, k => k.StartsWith("backbone.fpn", StringComparison.Ordinal));
 
-        var inferred = BeitV2.Ml.Checkpoints.ArchitectureInference.Infer(model.state_dict());
+        var inferred = BeitV2.Ml.Checkpoints.ArchitectureDeduction.Deduce(model.state_dict());
         var back = Assert.IsType<SegmentationConfig>(inferred.Config);
         Assert.Equal(4, back.Backbone!.PatchSize);
         Assert.Contains(inferred.Notes, n => n.Contains("4 px patches"));

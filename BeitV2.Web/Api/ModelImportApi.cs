@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BeitV2.Ml.Catalog;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Errors;
@@ -11,7 +12,7 @@ namespace BeitV2.Web.Api;
 
 /// <summary>
 /// <c>POST /api/v1/models/import</c>: an official unilm <c>.pth</c> or a timm/our <c>.safetensors</c>
-/// file becomes a registered model. The architecture is inferred from the tensor shapes; a
+/// file becomes a registered model. The architecture is deduced from the tensor shapes; a
 /// <c>config</c> JSON (official keyword names) overrides what the weights cannot tell.
 /// </summary>
 public static class ModelImportApi
@@ -71,7 +72,7 @@ public static class ModelImportApi
         if (string.IsNullOrEmpty(kind) || !ApiModelKinds.All.Contains(kind))
             throw new InvalidRequestException($"'kind' must be one of {string.Join(", ", ApiModelKinds.All)}.");
         var overrides = ParseConfig(form.Field("config"));
-        ArchitectureInference.CheckOverrides(overrides);
+        ArchitectureDeduction.CheckOverrides(overrides);
         var labels = ReadLabels(form.SmallFile("labels"));
         var fileName = form.FileName ?? "";
         var name = form.Field("name") is { Length: > 0 } n ? n.Trim() : Path.GetFileNameWithoutExtension(fileName);
@@ -93,46 +94,36 @@ public static class ModelImportApi
             }
             using var scope = NewDisposeScope();
             var sd = CheckpointKeys.Normalize(StateDictFile.Read(temp));
-            InferredModel inferred;
+            DeducedModel deduced;
             try
             {
-                inferred = ArchitectureInference.Infer(sd, overrides);
+                deduced = ArchitectureDeduction.Deduce(sd, overrides);
             }
             catch (ArgumentException e)
             {
                 throw new InvalidRequestException(e.Message);
             }
-            var actualKind = ApiKindOf(inferred);
+            var shape = ModelCatalog.Default[deduced.Kind].Describe(deduced.Config);
+            var actualKind = ApiModelKinds.Of(deduced.Kind, shape);
             if (actualKind != kind)
-                throw new UnusableInputException($"The file is a {actualKind} ({inferred.Kind}), not a {kind}.");
-            var classes = ClassCount(inferred);
-            if (labels is not null && classes is { } c && labels.Count != c)
-                throw new InvalidRequestException($"The labels file has {labels.Count} lines; the model has {c} classes.");
+                throw new UnusableInputException($"The file is a {actualKind} ({deduced.Kind}), not a {kind}.");
+            // A label per class: a model without a classification or segmentation head takes none.
+            var classes = shape.Classes ?? 0;
+            if (labels is not null && labels.Count != classes)
+                throw new InvalidRequestException($"The labels file has {labels.Count} lines; the model has {classes} classes.");
             if (labels is null && classes == 1000 && kind == ApiModelKinds.Classifier)
                 labels = LabelStore.ImageNet1k;
-            using var module = ArchitectureInference.BuildAndLoad(inferred, sd);
+            using var module = ArchitectureDeduction.BuildAndLoad(deduced, sd);
             var info = registry.Add(module, name, $"import:{fileName}", labels,
-                new ModelLineage(Notes: inferred.Notes), makeDefault);
+                new ModelLineage(Notes: deduced.Notes), makeDefault);
             logs.CreateLogger("Import").LogInformation("Imported {File} as {Id}", fileName, info.Id);
-            return TypedResults.Created($"/api/v1/models/{info.Id}", new ImportResponse(info, inferred.Notes, inferred.DefaultedFields));
+            return TypedResults.Created($"/api/v1/models/{info.Id}", new ImportResponse(info, deduced.Notes, deduced.DefaultedFields));
         }
         catch (NotSupportedException e)
         {
             throw new UnusableInputException(e.Message);
         }
     }
-
-    private static string ApiKindOf(InferredModel inferred) => inferred.Kind switch
-    {
-        ModelKind.VitCls => ClassCount(inferred) > 0 ? ApiModelKinds.Classifier : ApiModelKinds.Backbone,
-        ModelKind.Mim => ApiModelKinds.Pretrain,
-        ModelKind.Vqkd => ApiModelKinds.Tokenizer,
-        ModelKind.Segmenter => ApiModelKinds.Segmenter,
-        _ => ApiModelKinds.Teacher,
-    };
-
-    private static int? ClassCount(InferredModel inferred) => inferred.ConfigJson.TryGetProperty("num_classes", out var n) && n.ValueKind == JsonValueKind.Number
-        ? n.GetInt32() : null;
 
     private static JsonElement? ParseConfig(string? text)
     {

@@ -2,8 +2,8 @@ using System.Text.Json;
 
 namespace BeitV2.Ml.Checkpoints;
 
-/// <summary>What <see cref="ArchitectureInference.Infer"/> read from a state dict.</summary>
-/// <param name="Kind">One of the <see cref="ModelKind"/> constants (including <see cref="ModelKind.Segmenter"/>).</param>
+/// <summary>What <see cref="ArchitectureDeduction.Deduce"/> read from a state dict.</summary>
+/// <param name="Kind">The kind, one of <see cref="Catalog.ModelCatalog.Kinds"/>.</param>
 /// <param name="Config">
 /// The typed config: <see cref="Models.VitConfig"/>, <see cref="Models.MimConfig"/>,
 /// <see cref="Models.Vqkd.VqkdConfig"/>, <see cref="Models.Teachers.ClipVisionConfig"/> or
@@ -15,7 +15,7 @@ namespace BeitV2.Ml.Checkpoints;
 /// JSON paths (e.g. <c>num_heads</c>, <c>encoder.norm_eps</c>) of the fields that neither the weights
 /// nor the override determined: their defaults are the reference's, and a caller may want to confirm them.
 /// </param>
-public sealed record InferredModel(
+public sealed record DeducedModel(
     string Kind,
     object Config,
     JsonElement ConfigJson,

@@ -8,16 +8,16 @@ namespace BeitV2.Ml.Checkpoints;
 /// Collects, per config field (a JSON path such as <c>encoder.num_heads</c>), whether its value was
 /// read from the weights or defaulted, and finally replaces those notes by the override's values.
 /// </summary>
-internal sealed class InferenceNotes
+internal sealed class DeductionNotes
 {
-    private enum Source { Inferred, Defaulted, Info }
+    private enum Source { FromWeights, Defaulted, Info }
 
     private sealed record Note(string? Field, Source Source, string Text, string? Value);
 
     private readonly List<Note> notes = new();
 
-    public void Inferred(string field, object? value, string how) =>
-        notes.Add(new Note(field, Source.Inferred, $"{field} = {Format(value)}: {how}", Format(value)));
+    public void FromWeights(string field, object? value, string how) =>
+        notes.Add(new Note(field, Source.FromWeights, $"{field} = {Format(value)}: {how}", Format(value)));
 
     public void Defaulted(string field, object? value, string why) =>
         notes.Add(new Note(field, Source.Defaulted, $"{field} = {Format(value)} (default, not in the weights): {why}", Format(value)));
@@ -37,9 +37,9 @@ internal sealed class InferenceNotes
         foreach (var (path, value) in overridden)
         {
             var json = value?.ToJsonString() ?? "null";
-            var inferred = notes.FirstOrDefault(n => n.Field == path && n.Source == Source.Inferred);
-            var clash = inferred is not null && !SameValue(inferred.Value, json)
-                ? $" (the weights say {inferred.Value}; loading may fail)"
+            var read = notes.FirstOrDefault(n => n.Field == path && n.Source == Source.FromWeights);
+            var clash = read is not null && !SameValue(read.Value, json)
+                ? $" (the weights say {read.Value}; loading may fail)"
                 : "";
             result.Add($"{path} = {json}: from the config override{clash}");
         }

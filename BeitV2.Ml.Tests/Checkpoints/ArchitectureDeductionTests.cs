@@ -14,7 +14,7 @@ namespace BeitV2.Ml.Tests.Checkpoints;
 /// field, then its reference output reproduced by the built model), fresh models of the presets and
 /// their variants, segmenters (mmseg keys) and their unsupported variants, and the failure modes.
 /// </summary>
-public sealed class ArchitectureInferenceTests
+public sealed class ArchitectureDeductionTests
 {
     /// <summary>
     /// Fields that affect the computation but are not recorded in the fixture's weights: the tests
@@ -73,7 +73,7 @@ public sealed class ArchitectureInferenceTests
         var skip = NotCompared.GetValueOrDefault(stem, Array.Empty<string>());
 
         // Without override: everything but the documented fields matches; those are defaulted and said so.
-        var bare = ArchitectureInference.Infer(sd);
+        var bare = ArchitectureDeduction.Deduce(sd);
         Assert.Equal(fixture.Kind, bare.Kind);
         Assert.Equal(Defaulted[stem].Order(), bare.DefaultedFields.Order());
         Assert.Empty(Differences(expected, bare.ConfigJson, skip.Concat(NeedsOverride[stem]).ToArray()));
@@ -84,7 +84,7 @@ public sealed class ArchitectureInferenceTests
         }
 
         // With the fixture's values for those fields as the override, every field matches.
-        var inferred = ArchitectureInference.Infer(sd, OverrideFor(fixture));
+        var inferred = ArchitectureDeduction.Deduce(sd, OverrideFor(fixture));
         Assert.Equal(fixture.Kind, inferred.Kind);
         Assert.Empty(Differences(expected, inferred.ConfigJson, skip));
         Assert.Equal(Defaulted[stem].Except(NeedsOverride[stem]).Order(), inferred.DefaultedFields.Order());
@@ -100,8 +100,8 @@ public sealed class ArchitectureInferenceTests
         using var scope = NewDisposeScope();
         var fixture = FixtureDescriptor.Load(stem);
         var sd = Weights(fixture);
-        var inferred = ArchitectureInference.Infer(sd, OverrideFor(fixture));
-        using var module = ArchitectureInference.BuildAndLoad(inferred, sd);
+        var inferred = ArchitectureDeduction.Deduce(sd, OverrideFor(fixture));
+        using var module = ArchitectureDeduction.BuildAndLoad(inferred, sd);
         module.eval();
         var io = fixture.LoadIo();
         using var _ = inference_mode();
@@ -141,11 +141,11 @@ public sealed class ArchitectureInferenceTests
         using var scope = NewDisposeScope();
         var fixture = FixtureDescriptor.Load(stem);
         var sd = Weights(fixture);
-        var inferred = ArchitectureInference.Infer(sd);
+        var inferred = ArchitectureDeduction.Deduce(sd);
         var field = NeedsOverride[stem].Single();
         Assert.Equal(1, inferred.ConfigJson.GetProperty(field).GetInt32());
         Assert.Contains(inferred.Notes, n => n.StartsWith($"{field} = 1 (default", StringComparison.Ordinal) && n.Contains("width / 64"));
-        using var module = ArchitectureInference.BuildAndLoad(inferred, sd);
+        using var module = ArchitectureDeduction.BuildAndLoad(inferred, sd);
         module.eval();
         var io = fixture.LoadIo();
         using var _ = inference_mode();
@@ -165,9 +165,9 @@ public sealed class ArchitectureInferenceTests
         using var scope = NewDisposeScope();
         var fixture = FixtureDescriptor.Load("dino_teacher");
         var sd = Weights(fixture).ToDictionary(kv => "teacher_model." + kv.Key, kv => kv.Value);
-        var inferred = ArchitectureInference.Infer(sd, OverrideFor(fixture));
+        var inferred = ArchitectureDeduction.Deduce(sd, OverrideFor(fixture));
         Assert.Equal(ModelKind.DinoTeacher, inferred.Kind);
-        using var module = ArchitectureInference.BuildAndLoad(inferred, sd);
+        using var module = ArchitectureDeduction.BuildAndLoad(inferred, sd);
         Assert.IsType<DinoVisionTransformer>(module);
     }
 
@@ -200,11 +200,11 @@ public sealed class ArchitectureInferenceTests
         // As a DeepSpeed file: 'module.' prefix, index buffers included.
         var sd = model.state_dict().ToDictionary(kv => "module." + kv.Key, kv => kv.Value);
 
-        var inferred = ArchitectureInference.Infer(sd, over is null ? null : Json(over));
+        var inferred = ArchitectureDeduction.Deduce(sd, over is null ? null : Json(over));
         Assert.Equal(ModelKind.VitCls, inferred.Kind);
         Assert.Equal(config, inferred.Config);
 
-        using var built = (BeitVisionTransformer)ArchitectureInference.BuildAndLoad(inferred, sd);
+        using var built = (BeitVisionTransformer)ArchitectureDeduction.BuildAndLoad(inferred, sd);
         AssertSameWeights(model, built);
         model.eval();
         built.eval();
@@ -218,7 +218,7 @@ public sealed class ArchitectureInferenceTests
     {
         using var scope = NewDisposeScope();
         using var model = new BeitVisionTransformer(VitConfig.Micro() with { UseAbsPosEmb = true, UseRelPosBias = false });
-        var inferred = ArchitectureInference.Infer(model.state_dict());
+        var inferred = ArchitectureDeduction.Deduce(model.state_dict());
         Assert.Equal(1, ((VitConfig)inferred.Config).NumHeads); // 32 / 64, at least 1
         Assert.Contains("num_heads", inferred.DefaultedFields);
         Assert.Contains(inferred.Notes, n => n.StartsWith("num_heads = 1 (default", StringComparison.Ordinal));
@@ -234,15 +234,15 @@ public sealed class ArchitectureInferenceTests
         using var model = new BeitMim(config);
         var sd = model.state_dict();
 
-        var bare = ArchitectureInference.Infer(sd);
+        var bare = ArchitectureDeduction.Deduce(sd);
         Assert.Equal(ModelKind.Mim, bare.Kind);
         Assert.Equal(config with { EarlyLayers = 1 }, bare.Config); // depth 4 − 3
         Assert.Contains("early_layers", bare.DefaultedFields);
 
-        var inferred = ArchitectureInference.Infer(sd, Json("""{"early_layers": 2}"""));
+        var inferred = ArchitectureDeduction.Deduce(sd, Json("""{"early_layers": 2}"""));
         Assert.Equal(config, inferred.Config);
         Assert.DoesNotContain("early_layers", inferred.DefaultedFields);
-        using var built = ArchitectureInference.BuildAndLoad(inferred, sd);
+        using var built = ArchitectureDeduction.BuildAndLoad(inferred, sd);
         AssertSameWeights(model, built);
     }
 
@@ -253,10 +253,10 @@ public sealed class ArchitectureInferenceTests
         manual_seed(13);
         using var model = new VqkdTokenizer(VqkdConfig.Micro() with { QuantizeKmeansInit = false });
         var sd = model.state_dict();
-        var inferred = ArchitectureInference.Infer(sd, Json("""{"encoder": {"num_heads": 2}, "decoder": {"num_heads": 2}}"""));
+        var inferred = ArchitectureDeduction.Deduce(sd, Json("""{"encoder": {"num_heads": 2}, "decoder": {"num_heads": 2}}"""));
         Assert.Equal(ModelKind.Vqkd, inferred.Kind);
         Assert.Equal(model.Config, inferred.Config);
-        using var built = ArchitectureInference.BuildAndLoad(inferred, sd);
+        using var built = ArchitectureDeduction.BuildAndLoad(inferred, sd);
         AssertSameWeights(model, built);
     }
 
@@ -306,7 +306,7 @@ public sealed class ArchitectureInferenceTests
         using var model = RandomSegmenter(config, seed: 14);
         var sd = model.state_dict().ToDictionary(kv => "module." + kv.Key, kv => kv.Value);
 
-        var inferred = ArchitectureInference.Infer(sd);
+        var inferred = ArchitectureDeduction.Deduce(sd);
         Assert.Equal(ModelKind.Segmenter, inferred.Kind);
         // Without an auxiliary head its width is not in the weights: the record's default (256) is kept.
         var expected = config.UseAuxHead ? config : config with { AuxChannels = new SegmentationConfig().AuxChannels };
@@ -323,7 +323,7 @@ public sealed class ArchitectureInferenceTests
         Assert.Contains(inferred.Notes, n => n.StartsWith("pool_scales = [1,2,3,6] (default", StringComparison.Ordinal));
         Assert.Contains(inferred.Notes, n => n.StartsWith($"use_aux_head = {(config.UseAuxHead ? "true" : "false")}: ", StringComparison.Ordinal));
 
-        using var built = (BeitSegmenter)ArchitectureInference.BuildAndLoad(inferred, sd);
+        using var built = (BeitSegmenter)ArchitectureDeduction.BuildAndLoad(inferred, sd);
         AssertSameWeights(model, built);
         model.eval();
         built.eval();
@@ -343,18 +343,18 @@ public sealed class ArchitectureInferenceTests
         using var model = RandomSegmenter(config, seed: 15);
         var sd = model.state_dict();
 
-        var inferred = ArchitectureInference.Infer(sd, Json("""{"backbone": {"drop_path_rate": 0.1}, "aux_in_index": 3, "ignore_index": 0}"""));
+        var inferred = ArchitectureDeduction.Deduce(sd, Json("""{"backbone": {"drop_path_rate": 0.1}, "aux_in_index": 3, "ignore_index": 0}"""));
         Assert.Equal(config with { Backbone = config.Backbone with { DropPathRate = 0.1 }, AuxInIndex = 3, IgnoreIndex = 0 }, inferred.Config);
         Assert.DoesNotContain("backbone.drop_path_rate", inferred.DefaultedFields);
         Assert.DoesNotContain("aux_in_index", inferred.DefaultedFields);
         Assert.Contains("out_indices", inferred.DefaultedFields);
         Assert.Contains(inferred.Notes, n => n.StartsWith("backbone.drop_path_rate = 0.1: from the config override", StringComparison.Ordinal));
-        using var built = ArchitectureInference.BuildAndLoad(inferred, sd);
+        using var built = ArchitectureDeduction.BuildAndLoad(inferred, sd);
         AssertSameWeights(model, built);
 
         // Out of range for 4 blocks (the base recipe's indices), and unknown keys (the old mmseg-style shape).
-        Assert.Throws<ArgumentException>(() => ArchitectureInference.Infer(sd, Json("""{"out_indices": [3, 5, 7, 11]}""")));
-        Assert.Throws<InvalidDataException>(() => ArchitectureInference.Infer(sd, Json("""{"decode_head": {"channels": 32}}""")));
+        Assert.Throws<ArgumentException>(() => ArchitectureDeduction.Deduce(sd, Json("""{"out_indices": [3, 5, 7, 11]}""")));
+        Assert.Throws<InvalidDataException>(() => ArchitectureDeduction.Deduce(sd, Json("""{"decode_head": {"channels": 32}}""")));
     }
 
     /// <summary>mmseg variants the segmenter cannot represent are named, not loaded half-way.</summary>
@@ -391,7 +391,7 @@ public sealed class ArchitectureInferenceTests
             case "patch 14": sd["backbone.patch_embed.proj.weight"] = zeros(32, 3, 14, 14); break;
             default: throw new ArgumentOutOfRangeException(nameof(variant));
         }
-        var e = Assert.Throws<CheckpointException>(() => ArchitectureInference.Infer(sd));
+        var e = Assert.Throws<CheckpointException>(() => ArchitectureDeduction.Deduce(sd));
         Assert.Contains(message, e.Message);
     }
 
@@ -402,10 +402,16 @@ public sealed class ArchitectureInferenceTests
     {
         using var scope = NewDisposeScope();
         var sd = new Dictionary<string, Tensor> { ["encoder.layer.0.weight"] = zeros(2), ["pooler.dense.bias"] = zeros(2) };
-        var e = Assert.Throws<CheckpointException>(() => ArchitectureInference.Infer(sd));
+        var e = Assert.Throws<CheckpointException>(() => ArchitectureDeduction.Deduce(sd));
         Assert.Contains("encoder.layer.0.weight", e.Message);
         Assert.Contains("pooler.dense.bias", e.Message);
-        Assert.Throws<CheckpointException>(() => ArchitectureInference.Infer(new Dictionary<string, Tensor>()));
+        // The expected models come from the catalogue's entries, in the words the single switch used to say.
+        Assert.Equal(
+            "Cannot tell which model this state dict holds (2 tensors; e.g. encoder.layer.0.weight, pooler.dense.bias). Expected a BEiT v2 " +
+            "classifier or backbone (cls_token, patch_embed.proj.weight, blocks.N.*), a pretraining checkpoint (… + lm_head), a VQ-KD " +
+            "tokenizer (encoder.*, decoder.*, quantize.*), a CLIP image tower (visual.*), a DINO ViT (blocks.N.attn.qkv.bias) or an mmseg " +
+            "segmenter (backbone.*, decode_head.*).", e.Message);
+        Assert.Throws<CheckpointException>(() => ArchitectureDeduction.Deduce(new Dictionary<string, Tensor>()));
     }
 
     [Fact]
@@ -414,16 +420,16 @@ public sealed class ArchitectureInferenceTests
         using var scope = NewDisposeScope();
         using var model = new BeitVisionTransformer(VitConfig.Micro());
         var sd = model.state_dict();
-        var unknown = Assert.Throws<InvalidDataException>(() => ArchitectureInference.Infer(sd, Json("""{"num_head": 4}""")));
+        var unknown = Assert.Throws<InvalidDataException>(() => ArchitectureDeduction.Deduce(sd, Json("""{"num_head": 4}""")));
         Assert.Contains("num_head", unknown.Message);
-        Assert.Throws<InvalidDataException>(() => ArchitectureInference.Infer(sd, Json("[1, 2]")));
-        Assert.Throws<InvalidDataException>(() => ArchitectureInference.Infer(sd, Json("""{"num_heads": "two"}""")));
-        Assert.Throws<ArgumentException>(() => ArchitectureInference.Infer(sd, Json("""{"num_heads": 3}""")));
+        Assert.Throws<InvalidDataException>(() => ArchitectureDeduction.Deduce(sd, Json("[1, 2]")));
+        Assert.Throws<InvalidDataException>(() => ArchitectureDeduction.Deduce(sd, Json("""{"num_heads": "two"}""")));
+        Assert.Throws<ArgumentException>(() => ArchitectureDeduction.Deduce(sd, Json("""{"num_heads": 3}""")));
 
         // An override of a value the weights fix is accepted, flagged, and then fails to load.
-        var wrong = ArchitectureInference.Infer(sd, Json("""{"depth": 3}"""));
+        var wrong = ArchitectureDeduction.Deduce(sd, Json("""{"depth": 3}"""));
         Assert.Contains(wrong.Notes, n => n.StartsWith("depth = 3: from the config override", StringComparison.Ordinal) && n.Contains("weights say 2"));
-        Assert.Throws<CheckpointException>(() => ArchitectureInference.BuildAndLoad(wrong, sd));
+        Assert.Throws<CheckpointException>(() => ArchitectureDeduction.BuildAndLoad(wrong, sd));
     }
 
     // ------------------------------------------------------------ helpers

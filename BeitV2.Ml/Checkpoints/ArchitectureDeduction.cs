@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using BeitV2.Ml.Catalog;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Teachers;
@@ -25,43 +26,35 @@ namespace BeitV2.Ml.Checkpoints;
 /// head width (<c>decode_head.conv_seg</c>), the number of pooling branches, whether there is an auxiliary head and
 /// its width (<c>auxiliary_head.conv_seg</c>); head variants the model cannot build are rejected.</item>
 /// </list>
-/// What they cannot determine is defaulted and listed in <see cref="InferredModel.Notes"/> and
-/// <see cref="InferredModel.DefaultedFields"/>: the head count when there is no relative table
+/// What they cannot determine is defaulted and listed in <see cref="DeducedModel.Notes"/> and
+/// <see cref="DeducedModel.DefaultedFields"/>: the head count when there is no relative table
 /// (VQ-KD, DINO, CLIP, abs-pos-only ViTs: width/64), MIM early_layers, LayerNorm eps, qk_scale,
 /// dropout/drop-path rates, init scales, the exact layer-scale init, VQ-KD process type and decay,
 /// and the segmentation out_indices / pool scales / auxiliary in_index / dropout / align_corners / loss settings.
 /// An override JSON object (keyword names of the official constructors; for segmenters the snake_case
-/// <see cref="SegmentationConfig"/> fields) replaces any inferred or defaulted value.
+/// <see cref="SegmentationConfig"/> fields) replaces any deduced or defaulted value.
 /// </summary>
-public static class ArchitectureInference
+public static class ArchitectureDeduction
 {
     private const string TeacherPrefix = "teacher_model.";
 
-    /// <summary>Recognises the model in <paramref name="stateDict"/> and infers its config.</summary>
+    /// <summary>Recognises the model in <paramref name="stateDict"/> and deduces its config.</summary>
     /// <param name="stateDict">Weights, normally <c>CheckpointKeys.Normalize(StateDictFile.Read(path))</c> (normalised again here).</param>
     /// <param name="overrides">
-    /// Optional JSON object merged into the inferred config before it is deserialised, so unknown
+    /// Optional JSON object merged into the deduced config before it is deserialised, so unknown
     /// keys and bad values are errors. Nested configs merge key by key (e.g. <c>{"encoder": {"num_heads": 12}}</c>).
     /// </param>
+    /// <param name="catalog">the kinds to recognise; <see cref="ModelCatalog.Default"/> when null.</param>
     /// <exception cref="CheckpointException">the dict is not a model this library knows, or its shapes are inconsistent.</exception>
     /// <exception cref="InvalidDataException">the override is not an object, or has unknown keys or bad values.</exception>
     /// <exception cref="ArgumentException">the resulting config is invalid (e.g. heads not dividing the width).</exception>
-    public static InferredModel Infer(IReadOnlyDictionary<string, Tensor> stateDict, JsonElement? overrides = null)
+    public static DeducedModel Deduce(IReadOnlyDictionary<string, Tensor> stateDict, JsonElement? overrides = null, ModelCatalog? catalog = null)
     {
         var over = ConfigOverrides.Parse(overrides);
         var sd = Prepare(stateDict);
-        var notes = new InferenceNotes();
-        var kind = Detect(sd);
-        return kind switch
-        {
-            ModelKind.VitCls => Finish(kind, InferVit(sd, over, notes), over, notes, c => c.Validate()),
-            ModelKind.Mim => Finish(kind, InferMim(sd, over, notes), over, notes, c => c.Validate()),
-            ModelKind.Vqkd => Finish(kind, InferVqkd(sd, over, notes), over, notes, c => c.Validate()),
-            ModelKind.ClipTeacher => Finish(kind, InferClip(sd, over, notes), over, notes, ValidateClip),
-            ModelKind.DinoTeacher => Finish(kind, InferDino(sd, over, notes), over, notes, ValidateDino),
-            ModelKind.Segmenter => Finish(kind, InferSegmenter(sd, over, notes), over, notes, c => c.Validate()),
-            _ => throw new InvalidOperationException(kind),
-        };
+        var entry = Detect(sd, catalog ?? ModelCatalog.Default);
+        var notes = new DeductionNotes();
+        return Finish(entry, entry.Deduce(sd, over, notes), over, notes);
     }
 
     /// <summary>
@@ -78,45 +71,8 @@ public static class ArchitectureInference
     /// embedding are resized to an overridden img_size, as <see cref="SegmenterCheckpoint"/> does). The caller owns the returned module.
     /// </summary>
     /// <exception cref="CheckpointException">the weights do not fit the config (e.g. an override changed a shape).</exception>
-    public static nn.Module BuildAndLoad(InferredModel model, IReadOnlyDictionary<string, Tensor> stateDict)
-    {
-        var sd = Prepare(stateDict);
-        switch (model.Kind)
-        {
-            case ModelKind.VitCls:
-            {
-                var m = new BeitVisionTransformer(ConfigOf<VitConfig>(model));
-                return LoadOrDispose(m, () => VitCheckpoint.Load(m, sd));
-            }
-            case ModelKind.Mim:
-            {
-                var m = new BeitMim(ConfigOf<MimConfig>(model));
-                return LoadOrDispose(m, () => MimCheckpoint.Load(m, sd));
-            }
-            case ModelKind.Vqkd:
-            {
-                var m = new VqkdTokenizer(ConfigOf<VqkdConfig>(model));
-                return LoadOrDispose(m, () => VqkdCheckpoint.Load(m, sd));
-            }
-            case ModelKind.ClipTeacher:
-            {
-                var m = new ClipTeacher(ConfigOf<ClipVisionConfig>(model));
-                return LoadOrDispose(m, () => LoadTeacher(m, sd, "visual.", "CLIP image tower"));
-            }
-            case ModelKind.DinoTeacher:
-            {
-                var m = new DinoVisionTransformer(ConfigOf<DinoConfig>(model));
-                return LoadOrDispose(m, () => LoadTeacher(m, sd, "", "DINO ViT"));
-            }
-            case ModelKind.Segmenter:
-            {
-                var m = new BeitSegmenter(ConfigOf<SegmentationConfig>(model));
-                return LoadOrDispose(m, () => SegmenterCheckpoint.Load(m, sd));
-            }
-            default:
-                throw new CheckpointException($"Unknown model kind '{model.Kind}'.");
-        }
-    }
+    public static nn.Module BuildAndLoad(DeducedModel model, IReadOnlyDictionary<string, Tensor> stateDict, ModelCatalog? catalog = null) =>
+        (catalog ?? ModelCatalog.Default)[model.Kind].Import(model.Config, Prepare(stateDict));
 
     // ---------------------------------------------------------------- detection
 
@@ -129,27 +85,40 @@ public static class ArchitectureInference
             : sd;
     }
 
-    private static string Detect(IReadOnlyDictionary<string, Tensor> sd)
+    private static ModelEntry Detect(IReadOnlyDictionary<string, Tensor> sd, ModelCatalog catalog)
     {
-        bool Any(string prefix) => sd.Keys.Any(k => k.StartsWith(prefix, StringComparison.Ordinal));
-        if (Any("backbone.") && Any("decode_head.")) return ModelKind.Segmenter;
-        if (sd.ContainsKey("encoder.patch_embed.proj.weight") && sd.ContainsKey("quantize.embedding.weight")) return ModelKind.Vqkd;
-        if (sd.ContainsKey("visual.conv1.weight")) return ModelKind.ClipTeacher;
-        if (sd.ContainsKey("patch_embed.proj.weight") && sd.ContainsKey("cls_token") && Any("blocks."))
-        {
-            if (sd.ContainsKey("lm_head.weight")) return ModelKind.Mim;
-            // BEiT's qkv projection has no bias (q and v biases are separate); DINO's has one.
-            if (sd.ContainsKey("blocks.0.attn.qkv.bias")) return ModelKind.DinoTeacher;
-            return ModelKind.VitCls;
-        }
+        var entry = catalog.Entries.FirstOrDefault(e => e.CanDeduce && e.Recognises(sd));
+        if (entry is not null) return entry;
         var sample = sd.Keys.Order(StringComparer.Ordinal).Take(8).ToList();
+        var expected = catalog.Entries.Select(e => e.Signature).OfType<string>().ToList();
         throw new CheckpointException(
             $"Cannot tell which model this state dict holds ({sd.Count} tensors" +
             (sample.Count > 0 ? $"; e.g. {string.Join(", ", sample)}{(sd.Count > sample.Count ? ", …" : "")}" : "") +
-            "). Expected a BEiT v2 classifier or backbone (cls_token, patch_embed.proj.weight, blocks.N.*), a pretraining " +
-            "checkpoint (… + lm_head), a VQ-KD tokenizer (encoder.*, decoder.*, quantize.*), a CLIP image tower (visual.*), " +
-            "a DINO ViT (blocks.N.attn.qkv.bias) or an mmseg segmenter (backbone.*, decode_head.*).");
+            "). Expected " + (expected.Count > 1 ? string.Join(", ", expected[..^1]) + " or " + expected[^1] : string.Concat(expected)) + ".");
     }
+
+    private static bool Any(IReadOnlyDictionary<string, Tensor> sd, string prefix) => sd.Keys.Any(k => k.StartsWith(prefix, StringComparison.Ordinal));
+
+    // The kinds' telltale keys, exclusive of one another (the catalogue tries them in its order).
+    internal static bool IsSegmenter(IReadOnlyDictionary<string, Tensor> sd) => Any(sd, "backbone.") && Any(sd, "decode_head.");
+
+    internal static bool IsVqkd(IReadOnlyDictionary<string, Tensor> sd) =>
+        !IsSegmenter(sd) && sd.ContainsKey("encoder.patch_embed.proj.weight") && sd.ContainsKey("quantize.embedding.weight");
+
+    internal static bool IsClip(IReadOnlyDictionary<string, Tensor> sd) => !IsSegmenter(sd) && !IsVqkd(sd) && sd.ContainsKey("visual.conv1.weight");
+
+    private static bool IsVitFamily(IReadOnlyDictionary<string, Tensor> sd) =>
+        !IsSegmenter(sd) && !IsVqkd(sd) && !IsClip(sd)
+        && sd.ContainsKey("patch_embed.proj.weight") && sd.ContainsKey("cls_token") && Any(sd, "blocks.");
+
+    internal static bool IsMim(IReadOnlyDictionary<string, Tensor> sd) => IsVitFamily(sd) && sd.ContainsKey("lm_head.weight");
+
+    // BEiT's qkv projection has no bias (q and v biases are separate); DINO's has one.
+    internal static bool IsDino(IReadOnlyDictionary<string, Tensor> sd) =>
+        IsVitFamily(sd) && !sd.ContainsKey("lm_head.weight") && sd.ContainsKey("blocks.0.attn.qkv.bias");
+
+    internal static bool IsBeitClassifier(IReadOnlyDictionary<string, Tensor> sd) =>
+        IsVitFamily(sd) && !sd.ContainsKey("lm_head.weight") && !sd.ContainsKey("blocks.0.attn.qkv.bias");
 
     // ---------------------------------------------------------------- shared ViT shape
 
@@ -162,27 +131,27 @@ public static class ArchitectureInference
     /// <param name="f">note/JSON path prefix of the config (<c>encoder.</c>, <c>backbone.</c> or empty).</param>
     /// <param name="headsHint">the override's head count, needed when qkv is not 3·width (attn_head_dim).</param>
     private static Backbone ReadBackbone(IReadOnlyDictionary<string, Tensor> sd, string p, string f, int? headsHint,
-        InferenceNotes notes, string what)
+        DeductionNotes notes, string what)
     {
         var projKey = p + "patch_embed.proj.weight";
         var proj = Need(sd, projKey, what);
         if (proj.ndim != 4 || proj.shape[2] != proj.shape[3])
             throw new CheckpointException($"'{projKey}' has shape {Shape(proj)}; expected (embed_dim, in_chans, patch, patch).");
         int embed = (int)proj.shape[0], inChans = (int)proj.shape[1], patch = (int)proj.shape[2];
-        notes.Inferred(f + "embed_dim", embed, $"output channels of {projKey}");
-        notes.Inferred(f + "patch_size", patch, $"kernel size of {projKey}");
-        notes.Inferred(f + "in_chans", inChans, $"input channels of {projKey}");
+        notes.FromWeights(f + "embed_dim", embed, $"output channels of {projKey}");
+        notes.FromWeights(f + "patch_size", patch, $"kernel size of {projKey}");
+        notes.FromWeights(f + "in_chans", inChans, $"input channels of {projKey}");
         if (sd.TryGetValue(p + "cls_token", out var cls) && cls.shape[^1] != embed)
             throw new CheckpointException($"'{p}cls_token' has width {cls.shape[^1]} but '{projKey}' {embed}.");
 
         var depth = CountIndexed(sd.Keys, p + "blocks.");
         if (depth == 0) throw new CheckpointException($"The {what} has no '{p}blocks.0.*' keys.");
-        notes.Inferred(f + "depth", depth, $"highest block index in {p}blocks.N.* plus one");
+        notes.FromWeights(f + "depth", depth, $"highest block index in {p}blocks.N.* plus one");
 
         var b0 = p + "blocks.0.";
         var fc1 = Need(sd, b0 + "mlp.fc1.weight", what);
         var mlpRatio = MlpRatio(fc1.shape[0], embed);
-        notes.Inferred(f + "mlp_ratio", mlpRatio, $"{fc1.shape[0]} hidden units in {b0}mlp.fc1.weight / embed_dim");
+        notes.FromWeights(f + "mlp_ratio", mlpRatio, $"{fc1.shape[0]} hidden units in {b0}mlp.fc1.weight / embed_dim");
         var qkv = Need(sd, b0 + "attn.qkv.weight", what);
         if (qkv.shape[0] % 3 != 0)
             throw new CheckpointException($"'{b0}attn.qkv.weight' has {qkv.shape[0]} rows, not a multiple of 3.");
@@ -205,14 +174,14 @@ public static class ArchitectureInference
         if (window is { } g)
         {
             img = g * patch;
-            notes.Inferred(f + "img_size", img, $"{tableKey} has {table!.shape[0]} rows = (2·{g}−1)²+3, a {g}×{g} window of {patch} px patches");
+            notes.FromWeights(f + "img_size", img, $"{tableKey} has {table!.shape[0]} rows = (2·{g}−1)²+3, a {g}×{g} window of {patch} px patches");
             if (absGrid is { } a && a != g)
                 notes.Info($"{p}pos_embed holds a {a}×{a} grid but the relative position table a {g}×{g} window; the position embedding is interpolated on load.");
         }
         else if (absGrid is { } a)
         {
             img = a * patch;
-            notes.Inferred(f + "img_size", img, $"{p}pos_embed has {a * a + 1} tokens = [CLS] + {a}×{a} patches of {patch} px");
+            notes.FromWeights(f + "img_size", img, $"{p}pos_embed has {a * a + 1} tokens = [CLS] + {a}×{a} patches of {patch} px");
         }
         else
         {
@@ -225,7 +194,7 @@ public static class ArchitectureInference
         else if (table is not null)
         {
             heads = (int)table.shape[1];
-            notes.Inferred(f + "num_heads", heads, $"columns of {tableKey}");
+            notes.FromWeights(f + "num_heads", heads, $"columns of {tableKey}");
         }
         else
         {
@@ -241,7 +210,7 @@ public static class ArchitectureInference
             if (allHeadDim % heads != 0)
                 throw new CheckpointException($"'{b0}attn.qkv.weight' projects to 3×{allHeadDim}, which {heads} heads do not divide.");
             attnHeadDim = allHeadDim / heads;
-            notes.Inferred(f + "attn_head_dim", attnHeadDim, $"{b0}attn.qkv.weight projects to 3×{allHeadDim} ≠ 3×embed_dim, split over {heads} heads");
+            notes.FromWeights(f + "attn_head_dim", attnHeadDim, $"{b0}attn.qkv.weight projects to 3×{allHeadDim} ≠ 3×embed_dim, split over {heads} heads");
         }
 
         var numClasses = sd.TryGetValue(p + "head.weight", out var head) ? (int)head.shape[0] : 0;
@@ -252,23 +221,23 @@ public static class ArchitectureInference
     }
 
     /// <summary>Notes for the BEiT-specific flags (qkv bias, layer scale, position encodings).</summary>
-    private static void NoteBeitFlags(Backbone b, string p, string f, InferenceNotes notes)
+    private static void NoteBeitFlags(Backbone b, string p, string f, DeductionNotes notes)
     {
-        notes.Inferred(f + "qkv_bias", b.QBias, b.QBias ? $"{p}blocks.0.attn.q_bias is present" : $"no {p}blocks.0.attn.q_bias");
+        notes.FromWeights(f + "qkv_bias", b.QBias, b.QBias ? $"{p}blocks.0.attn.q_bias is present" : $"no {p}blocks.0.attn.q_bias");
         if (b.LayerScale)
             notes.Defaulted(f + "init_values", 0.1,
                 $"layer scale is on ({p}blocks.0.gamma_1 is present); its initial value is not recorded and does not matter, the checkpoint's gammas replace it");
         else
-            notes.Inferred(f + "init_values", 0.0, $"no {p}blocks.0.gamma_1: no layer scale");
-        notes.Inferred(f + "use_abs_pos_emb", b.AbsPos, b.AbsPos ? $"{p}pos_embed is present" : $"no {p}pos_embed");
-        notes.Inferred(f + "use_rel_pos_bias", b.PerLayerTable,
+            notes.FromWeights(f + "init_values", 0.0, $"no {p}blocks.0.gamma_1: no layer scale");
+        notes.FromWeights(f + "use_abs_pos_emb", b.AbsPos, b.AbsPos ? $"{p}pos_embed is present" : $"no {p}pos_embed");
+        notes.FromWeights(f + "use_rel_pos_bias", b.PerLayerTable,
             b.PerLayerTable ? $"per-layer tables ({p}blocks.N.attn.relative_position_bias_table)" : "no per-layer relative position tables");
-        notes.Inferred(f + "use_shared_rel_pos_bias", b.SharedTable,
+        notes.FromWeights(f + "use_shared_rel_pos_bias", b.SharedTable,
             b.SharedTable ? $"one shared table ({p}rel_pos_bias.relative_position_bias_table)" : "no shared relative position table");
     }
 
     /// <summary>Constructor arguments that only matter for training or that no tensor records.</summary>
-    private static void NoteUnrecorded(string f, InferenceNotes notes, double normEps = 1e-6, bool qkScale = true)
+    private static void NoteUnrecorded(string f, DeductionNotes notes, double normEps = 1e-6, bool qkScale = true)
     {
         notes.Defaulted(f + "norm_eps", normEps, "the LayerNorm eps every BEiT v2 / DINO model uses");
         if (qkScale) notes.Defaulted(f + "qk_scale", null, "attention scale head_dim^-0.5, as in every released model");
@@ -279,24 +248,24 @@ public static class ArchitectureInference
 
     // ---------------------------------------------------------------- per kind
 
-    private static VitConfig InferVit(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes) =>
+    internal static VitConfig Vit(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, DeductionNotes notes) =>
         VitFrom(sd, "", "", over, notes, "BEiT vision transformer", withHead: true);
 
-    private static VitConfig VitFrom(IReadOnlyDictionary<string, Tensor> sd, string p, string f, JsonObject? over, InferenceNotes notes,
+    private static VitConfig VitFrom(IReadOnlyDictionary<string, Tensor> sd, string p, string f, JsonObject? over, DeductionNotes notes,
         string what, bool withHead)
     {
         var b = ReadBackbone(sd, p, f, ConfigOverrides.Int(over, "num_heads"), notes, what);
         NoteBeitFlags(b, p, f, notes);
         bool meanPooling;
-        if (b.FcNorm) { meanPooling = true; notes.Inferred(f + "use_mean_pooling", true, $"{p}fc_norm is present (mean of the patch tokens)"); }
-        else if (b.Norm) { meanPooling = false; notes.Inferred(f + "use_mean_pooling", false, $"{p}norm instead of {p}fc_norm ([CLS] token)"); }
+        if (b.FcNorm) { meanPooling = true; notes.FromWeights(f + "use_mean_pooling", true, $"{p}fc_norm is present (mean of the patch tokens)"); }
+        else if (b.Norm) { meanPooling = false; notes.FromWeights(f + "use_mean_pooling", false, $"{p}norm instead of {p}fc_norm ([CLS] token)"); }
         else
         {
             meanPooling = true;
             notes.Defaulted(f + "use_mean_pooling", true, $"neither {p}fc_norm nor {p}norm is present: the final norm will be missing on load");
         }
         if (withHead)
-            notes.Inferred(f + "num_classes", b.NumClasses, b.NumClasses > 0 ? $"rows of {p}head.weight" : $"no {p}head.weight (features only)");
+            notes.FromWeights(f + "num_classes", b.NumClasses, b.NumClasses > 0 ? $"rows of {p}head.weight" : $"no {p}head.weight (features only)");
         NoteUnrecorded(f, notes);
         notes.Defaulted(f + "init_scale", 0.001, "initial scale of a new head (training only)");
         return new VitConfig
@@ -308,18 +277,18 @@ public static class ArchitectureInference
         };
     }
 
-    private static MimConfig InferMim(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    internal static MimConfig Mim(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, DeductionNotes notes)
     {
         var b = ReadBackbone(sd, "", "", ConfigOverrides.Int(over, "num_heads"), notes, "BEiT v2 MIM model");
         NoteBeitFlags(b, "", "", notes);
         var vocab = (int)Need(sd, "lm_head.weight", "BEiT v2 MIM model").shape[0];
-        notes.Inferred("vocab_size", vocab, "rows of lm_head.weight");
+        notes.FromWeights("vocab_size", vocab, "rows of lm_head.weight");
         var headLayers = CountIndexed(sd.Keys, "cls_pt_layers.");
-        notes.Inferred("head_layers", headLayers, headLayers > 0
+        notes.FromWeights("head_layers", headLayers, headLayers > 0
             ? "highest index in cls_pt_layers.N.* plus one"
             : "no cls_pt_layers: a plain MIM model without the patch-aggregation head");
         var shared = !sd.ContainsKey("cls_pt_lm_head.weight");
-        notes.Inferred("shared_lm_head", shared, shared ? "no cls_pt_lm_head (the head reuses norm and lm_head)" : "cls_pt_lm_head is present");
+        notes.FromWeights("shared_lm_head", shared, shared ? "no cls_pt_lm_head (the head reuses norm and lm_head)" : "cls_pt_lm_head is present");
         var early = b.Depth switch { 12 => 9, 24 => 21, _ => Math.Max(1, b.Depth - 3) };
         notes.Defaulted("early_layers", early,
             "the block whose output feeds the aggregation head is not recorded in the weights; the published recipe uses 9 for " +
@@ -335,16 +304,16 @@ public static class ArchitectureInference
         };
     }
 
-    private static VqkdConfig InferVqkd(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    internal static VqkdConfig Vqkd(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, DeductionNotes notes)
     {
         var encoder = VitFrom(sd, "encoder.", "encoder.", ConfigOverrides.Child(over, "encoder"), notes, "VQ-KD encoder", withHead: false);
         var decoder = VitFrom(sd, "decoder.", "decoder.", ConfigOverrides.Child(over, "decoder"), notes, "VQ-KD decoder", withHead: false);
         var codebook = Need(sd, "quantize.embedding.weight", "VQ-KD tokenizer");
         int nEmbed = (int)codebook.shape[0], codeDim = (int)codebook.shape[1];
-        notes.Inferred("n_embed", nEmbed, "rows of quantize.embedding.weight");
-        notes.Inferred("embed_dim", codeDim, "columns of quantize.embedding.weight");
+        notes.FromWeights("n_embed", nEmbed, "rows of quantize.embedding.weight");
+        notes.FromWeights("embed_dim", codeDim, "columns of quantize.embedding.weight");
         var outDim = (int)Need(sd, "decode_task_layer.2.weight", "VQ-KD tokenizer").shape[0];
-        notes.Inferred("decoder_out_dim", outDim, "rows of decode_task_layer.2.weight");
+        notes.FromWeights("decoder_out_dim", outDim, "rows of decode_task_layer.2.weight");
         notes.Defaulted("quantize_kmeans_init", false, "the codebook comes from the weights, so no k-means initialisation");
         notes.Defaulted("teacher_model_type", "none", "a loaded tokenizer has no teacher (as the reference's as_tokenzer=True)");
         if (sd.Keys.Any(k => k.StartsWith(TeacherPrefix, StringComparison.Ordinal)))
@@ -361,18 +330,18 @@ public static class ArchitectureInference
         };
     }
 
-    private static ClipVisionConfig InferClip(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    internal static ClipVisionConfig Clip(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, DeductionNotes notes)
     {
         var visual = CheckpointKeys.SubTree(sd, "visual.");
         foreach (var k in new[] { "conv1.weight", "positional_embedding", "proj" }) Need(visual, k, "CLIP image tower", "visual.");
         var c = ClipVisionConfig.FromStateDict(visual);
         if (c.Layers == 0) throw new CheckpointException("The CLIP image tower has no visual.transformer.resblocks.N.attn.in_proj_weight keys.");
         var grid = GridFromTokens(visual["positional_embedding"].shape[0], "visual.positional_embedding");
-        notes.Inferred("input_resolution", c.InputResolution, $"visual.positional_embedding has {grid * grid + 1} rows = [CLS] + {grid}×{grid} patches");
-        notes.Inferred("patch_size", c.PatchSize, "kernel size of visual.conv1.weight");
-        notes.Inferred("width", c.Width, "output channels of visual.conv1.weight");
-        notes.Inferred("layers", c.Layers, "number of visual.transformer.resblocks.N.attn.in_proj_weight");
-        notes.Inferred("output_dim", c.OutputDim, "columns of visual.proj");
+        notes.FromWeights("input_resolution", c.InputResolution, $"visual.positional_embedding has {grid * grid + 1} rows = [CLS] + {grid}×{grid} patches");
+        notes.FromWeights("patch_size", c.PatchSize, "kernel size of visual.conv1.weight");
+        notes.FromWeights("width", c.Width, "output channels of visual.conv1.weight");
+        notes.FromWeights("layers", c.Layers, "number of visual.transformer.resblocks.N.attn.in_proj_weight");
+        notes.FromWeights("output_dim", c.OutputDim, "columns of visual.proj");
         int heads;
         if (ConfigOverrides.Int(over, "heads") is { } h) heads = h;
         else
@@ -380,11 +349,11 @@ public static class ArchitectureInference
             heads = Math.Max(1, c.Width / 64);
             notes.Defaulted("heads", heads, "width / 64, as CLIP's build_model: the head count is not recorded in the weights; set heads in the config override if it differs");
         }
-        notes.Inferred("norm_eps", c.NormEps, "CLIP's LayerNorm always uses PyTorch's default eps");
+        notes.FromWeights("norm_eps", c.NormEps, "CLIP's LayerNorm always uses PyTorch's default eps");
         return c with { Heads = heads };
     }
 
-    private static DinoConfig InferDino(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    internal static DinoConfig Dino(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, DeductionNotes notes)
     {
         const string what = "DINO ViT";
         var b = ReadBackbone(sd, "", "", ConfigOverrides.Int(over, "num_heads"), notes, what);
@@ -392,8 +361,8 @@ public static class ArchitectureInference
             throw new CheckpointException(
                 "The state dict has a biased qkv projection like a DINO ViT, but also keys DINO's ViT does not have (or lacks pos_embed / norm): " +
                 "q_bias, gamma_1, relative position tables or a narrower qkv are BEiT's.");
-        notes.Inferred("qkv_bias", true, "blocks.0.attn.qkv.bias is present");
-        notes.Inferred("num_classes", b.NumClasses, b.NumClasses > 0 ? "rows of head.weight" : "no head.weight (features only)");
+        notes.FromWeights("qkv_bias", true, "blocks.0.attn.qkv.bias is present");
+        notes.FromWeights("num_classes", b.NumClasses, b.NumClasses > 0 ? "rows of head.weight" : "no head.weight (features only)");
         NoteUnrecorded("", notes);
         return new DinoConfig
         {
@@ -408,7 +377,7 @@ public static class ArchitectureInference
     /// a four-level UPerHead and optionally the FCN auxiliary head. Head variants the model cannot
     /// represent are rejected here rather than at load time, with the reason.
     /// </summary>
-    private static SegmentationConfig InferSegmenter(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, InferenceNotes notes)
+    internal static SegmentationConfig Segmenter(IReadOnlyDictionary<string, Tensor> sd, JsonObject? over, DeductionNotes notes)
     {
         const string what = "segmentation model";
         var defaults = new SegmentationConfig();
@@ -429,8 +398,8 @@ public static class ArchitectureInference
         // decode_head: UPerHead on the four neck outputs.
         var convSeg = Need(sd, "decode_head.conv_seg.weight", what);
         int numClasses = (int)convSeg.shape[0], channels = (int)convSeg.shape[1];
-        notes.Inferred("num_classes", numClasses, "rows of decode_head.conv_seg.weight");
-        notes.Inferred("channels", channels, "columns of decode_head.conv_seg.weight");
+        notes.FromWeights("num_classes", numClasses, "rows of decode_head.conv_seg.weight");
+        notes.FromWeights("channels", channels, "columns of decode_head.conv_seg.weight");
         int lateral = CountIndexed(sd.Keys, "decode_head.lateral_convs."), fpn = CountIndexed(sd.Keys, "decode_head.fpn_convs.");
         if (lateral != 3 || fpn != 3)
             throw new CheckpointException(
@@ -488,14 +457,14 @@ public static class ArchitectureInference
             if (auxIn != embed)
                 throw new CheckpointException(
                     $"auxiliary_head.convs.0 takes {auxIn} channels; the BEiT segmenter feeds the auxiliary head a {embed}-channel neck output.");
-            notes.Inferred("use_aux_head", true, "auxiliary_head.conv_seg is present (one 3×3 conv, auxiliary_head.convs.0, no input concatenation)");
-            notes.Inferred("aux_channels", auxChannels, "columns of auxiliary_head.conv_seg.weight");
+            notes.FromWeights("use_aux_head", true, "auxiliary_head.conv_seg is present (one 3×3 conv, auxiliary_head.convs.0, no input concatenation)");
+            notes.FromWeights("aux_channels", auxChannels, "columns of auxiliary_head.conv_seg.weight");
             notes.Defaulted("aux_in_index", defaults.AuxInIndex,
                 "which neck output feeds the auxiliary head is not recorded; the published configs use 2 (training only)");
         }
         else
         {
-            notes.Inferred("use_aux_head", false, "no auxiliary_head.* (the auxiliary FCN head is used only for training)");
+            notes.FromWeights("use_aux_head", false, "no auxiliary_head.* (the auxiliary FCN head is used only for training)");
             notes.Defaulted("aux_channels", auxChannels, "no auxiliary head in the weights; the width of the BEiT configs, should one be trained");
             notes.Defaulted("aux_in_index", defaults.AuxInIndex, "no auxiliary head in the weights; the published configs use 2");
         }
@@ -549,23 +518,23 @@ public static class ArchitectureInference
 
     // ---------------------------------------------------------------- helpers
 
-    private static InferredModel Finish<T>(string kind, T inferred, JsonObject? over, InferenceNotes notes, Action<T> validate) where T : class
+    private static DeducedModel Finish(ModelEntry entry, object deduced, JsonObject? over, DeductionNotes notes)
     {
-        T config = inferred;
+        var config = deduced;
         var overridden = new List<(string, JsonNode?)>();
         if (over is not null)
         {
-            var node = JsonSerializer.SerializeToNode(inferred, ModelJson.Options)!.AsObject();
+            var node = JsonSerializer.SerializeToNode(deduced, entry.ConfigType, ModelJson.Options)!.AsObject();
             overridden = ConfigOverrides.Merge(node, over);
             ConfigOverrides.CheckPatchGrid(node);
-            config = ModelJson.Deserialize<T>(JsonSerializer.SerializeToElement(node), kind);
+            config = entry.ReadConfig(JsonSerializer.SerializeToElement(node));
         }
-        validate(config);
+        entry.Validate(config);
         var (noteList, defaulted) = notes.Finish(overridden);
-        return new InferredModel(kind, config, JsonSerializer.SerializeToElement(config, ModelJson.Options), noteList, defaulted);
+        return new DeducedModel(entry.Kind, config, entry.WriteConfig(config), noteList, defaulted);
     }
 
-    private static void ValidateClip(ClipVisionConfig c)
+    internal static void ValidateClip(ClipVisionConfig c)
     {
         VitConfig.Require(c.InputResolution > 0 && c.PatchSize > 0 && c.InputResolution % c.PatchSize == 0,
             $"input_resolution {c.InputResolution} must be a positive multiple of patch_size {c.PatchSize}");
@@ -573,7 +542,7 @@ public static class ArchitectureInference
         VitConfig.Require(c.Width % c.Heads == 0, $"width {c.Width} must be divisible by heads {c.Heads}");
     }
 
-    private static void ValidateDino(DinoConfig c)
+    internal static void ValidateDino(DinoConfig c)
     {
         VitConfig.Require(c.ImgSize > 0 && c.PatchSize > 0 && c.ImgSize % c.PatchSize == 0,
             $"img_size {c.ImgSize} must be a positive multiple of patch_size {c.PatchSize}");
@@ -581,11 +550,8 @@ public static class ArchitectureInference
         VitConfig.Require(c.EmbedDim % c.NumHeads == 0, $"embed_dim {c.EmbedDim} must be divisible by num_heads {c.NumHeads}");
     }
 
-    private static T ConfigOf<T>(InferredModel model) where T : class =>
-        model.Config as T ?? throw new ArgumentException($"A '{model.Kind}' model needs a {typeof(T).Name}, not {model.Config.GetType().Name}.", nameof(model));
-
     /// <summary>Teachers load as their own loaders do: teacher_model. stripped, only their keys, float32.</summary>
-    private static void LoadTeacher(nn.Module module, IReadOnlyDictionary<string, Tensor> sd, string keep, string what)
+    internal static void LoadTeacher(nn.Module module, IReadOnlyDictionary<string, Tensor> sd, string keep, string what)
     {
         var weights = TeacherKeys.Visual(sd, keep);
         try
@@ -599,20 +565,6 @@ public static class ArchitectureInference
             foreach (var t in weights.Values)
                 if (!originals.Contains(t))
                     t.Dispose();
-        }
-    }
-
-    private static nn.Module LoadOrDispose(nn.Module module, Action load)
-    {
-        try
-        {
-            load();
-            return module;
-        }
-        catch
-        {
-            module.Dispose();
-            throw;
         }
     }
 
