@@ -230,11 +230,23 @@ public sealed partial class ModelRegistry
     private Snapshot Load()
     {
         if (cache is { } cached && !cached.Token.HasChanged) return cached;
-        Directory.CreateDirectory(ModelsDirectory);
-        var token = new CompositeChangeToken([new CancellationChangeToken(changes.Token), new ModelsFolderChangeToken(ModelsDirectory)]);
+        IChangeToken token;
+        List<string> folders;
+        try
+        {
+            Directory.CreateDirectory(ModelsDirectory);
+            token = new CompositeChangeToken([new CancellationChangeToken(changes.Token), new ModelsFolderChangeToken(ModelsDirectory)]);
+            folders = Directory.EnumerateDirectories(ModelsDirectory).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The data directory is gone or unreadable (the readiness check says so): no models, asked again next time.
+            logger.LogWarning("Cannot read the models folder: {Message}", e.Message);
+            return new Snapshot(new Dictionary<string, ModelInfo>(), new Dictionary<string, string>(), new CancellationChangeToken(new CancellationToken(true)));
+        }
         var defaults = ReadDefaults();
         var result = new Dictionary<string, ModelInfo>(StringComparer.Ordinal);
-        foreach (var dir in Directory.EnumerateDirectories(ModelsDirectory))
+        foreach (var dir in folders)
         {
             var id = Path.GetFileName(dir);
             if (id.StartsWith('.') || !IsValidId(id)) continue;
