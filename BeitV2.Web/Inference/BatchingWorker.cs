@@ -54,6 +54,7 @@ public sealed class BatchingWorker : IOperationQueue, IDisposable
         public override void Fail(Exception e) => Completion.TrySetException(e);
     }
 
+    private readonly string id;
     private readonly ServedModel model;
     private readonly InferenceOptions options;
     private readonly ILogger logger;
@@ -69,8 +70,8 @@ public sealed class BatchingWorker : IOperationQueue, IDisposable
 
     private readonly Func<int> incoming;
 
-    /// <param name="incoming">Requests for this model accepted but not queued yet (<see cref="ArrivingRequests"/>); none when null.</param>
     /// <param name="id">the model's registry id (thread name, logs).</param>
+    /// <param name="incoming">Requests for this model accepted but not queued yet (<see cref="ArrivingRequests"/>); none when null.</param>
     public BatchingWorker(string id, ServedModel model, InferenceOptions options, ILogger logger, DeviceGate? gate = null,
         ComputePrecision precision = ComputePrecision.Fp32, Func<int>? incoming = null)
     {
@@ -85,8 +86,6 @@ public sealed class BatchingWorker : IOperationQueue, IDisposable
         thread = new Thread(Run) { IsBackground = true, Name = $"inference:{id}" };
         thread.Start();
     }
-
-    private readonly string id;
 
     public ServedModel Model => model;
 
