@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using BeitV2.Ml.Catalog;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Imaging;
 using BeitV2.Ml.Models;
@@ -8,7 +9,7 @@ using BeitV2.Ml.Models.Vqkd;
 using BeitV2.Ml.Serving;
 using static TorchSharp.torch;
 
-namespace BeitV2.Web.Tests.Checkpoints;
+namespace BeitV2.Ml.Tests.Checkpoints;
 
 /// <summary>
 /// The manifest's <c>preprocessing</c>: written by <see cref="ModelPackage.Save"/> with each kind's defaults (what serving
@@ -17,7 +18,7 @@ namespace BeitV2.Web.Tests.Checkpoints;
 /// </summary>
 public sealed class ModelPreprocessingTests
 {
-    private static string Bundle => Path.Combine(AppContext.BaseDirectory, "DefaultModels");
+    private static string Bundle => Path.Combine(FixturePaths.RepoRoot, "BeitV2.Web", "DefaultModels");
 
     /// <summary>Every byte value in every channel, as a 16×16 RGB image.</summary>
     private static RgbBuffer AllBytes()
@@ -43,7 +44,7 @@ public sealed class ModelPreprocessingTests
         var expected = tokenizer.PreProcess(tensor(unit, new long[] { 1, 3, 16, 16 })).flatten().data<float>().ToArray();
 
         // What serving feeds it now: one mapping in C#, from the manifest's mean and std.
-        var preprocessing = ServingTable.For(tokenizer)!.Preprocessing;
+        var preprocessing = ModelCatalog.Default.DefaultPreprocessing(tokenizer)!;
         var actual = new EvalTransform(16, normalization: preprocessing.Normalization).ToChw(rgb);
 
         Assert.Equal(VqkdPreProcess.Normalization(processType), preprocessing.Normalization);
@@ -91,7 +92,7 @@ public sealed class ModelPreprocessingTests
         {
             Assert.Null(ModelPackage.ReadManifest(folder).Preprocessing);   // written before the field existed
             using var package = ModelPackage.Load(folder);
-            using var served = ServingTable.Serve(package)!;
+            using var served = ModelCatalog.Default.Serve(package)!;
             Assert.Equal(expected[package.Kind], served.Preprocessing.Normalization);
             Assert.Equal(package.Kind == ModelKind.Segmenter ? ModelPreprocessing.Squash : ModelPreprocessing.CenterCrop, served.Preprocessing.CropMode);
 
@@ -125,7 +126,7 @@ public sealed class ModelPreprocessingTests
             p["crop_pct"] = 0.9;
         });
         using var package = ModelPackage.Load(dir);
-        using var served = ServingTable.Serve(package)!;
+        using var served = ModelCatalog.Default.Serve(package)!;
         Assert.Equal(PixelNormalization.Half, served.Preprocessing.Normalization);
         Assert.Equal(0.9, served.Preprocessing.CropPct);
     }
@@ -143,7 +144,7 @@ public sealed class ModelPreprocessingTests
         using var tmp = new TempDirectory();
         var dir = EditedPackage(tmp, p => p[key] = JsonNode.Parse(value));
         using var package = ModelPackage.Load(dir);
-        var e = Assert.Throws<CheckpointException>(() => ServingTable.Serve(package));
+        var e = Assert.Throws<CheckpointException>(() => ModelCatalog.Default.Serve(package));
         Assert.Contains("preprocessing", e.Message);
     }
 }

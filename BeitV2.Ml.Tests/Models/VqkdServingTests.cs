@@ -1,7 +1,7 @@
 using BeitV2.Ml.Models.Vqkd;
 using static TorchSharp.torch;
 
-namespace BeitV2.Web.Tests.Models;
+namespace BeitV2.Ml.Tests.Models;
 
 /// <summary>The tokenizer's serving path: the reference's token ids, without the reference's eval-mode state writes.</summary>
 public sealed class VqkdServingTests

@@ -7,7 +7,7 @@ namespace BeitV2.Ml.Checkpoints;
 /// pretrained cfg: input size, crop, interpolation, mean/std): decoded RGB pixels are resized and cropped
 /// to <see cref="InputSize"/>², scaled to [0, 1] and mapped with <c>(x − mean) / std</c>, once, before the
 /// model runs. Packages written before the field existed get their kind's defaults (today's behaviour)
-/// from <see cref="Serving.ServingTable"/>.
+/// from the kind's entry in <see cref="Catalog.ModelCatalog"/>.
 /// </summary>
 public sealed record ModelPreprocessing
 {

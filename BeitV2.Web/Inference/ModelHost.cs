@@ -1,3 +1,4 @@
+using BeitV2.Ml.Catalog;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Precision;
 using BeitV2.Ml.Serving;
@@ -72,7 +73,7 @@ public sealed class ModelHost : IDisposable
             ServedModel served;
             try
             {
-                served = ServingTable.Serve(package)
+                served = ModelCatalog.Default.Serve(package)
                          ?? throw new InvalidRequestException($"Model '{info.Id}' ({info.Kind}) cannot be served for inference.");
             }
             catch
