@@ -66,7 +66,7 @@ public sealed class TokenizerTrainer : TrainerBase
     private readonly VqkdTokenizer model;
     private readonly IVqkdTeacher? teacher;
 
-    public TokenizerTrainer(VqkdTokenizer model, IVqkdTeacher? teacher, TokenizerTrainerOptions options) : base("tokenizer", options)
+    public TokenizerTrainer(VqkdTokenizer model, IVqkdTeacher? teacher, TokenizerTrainerOptions options) : base(TrainingStages.Tokenizer, options)
     {
         this.model = model;
         this.teacher = teacher;
