@@ -7,6 +7,7 @@ using BeitV2.Web.Jobs;
 using BeitV2.Web.Tests.Api;
 using BeitV2.Web.Tests.Training;
 using Microsoft.Extensions.DependencyInjection;
+using TorchSharp;
 
 namespace BeitV2.Web.Tests.Jobs;
 
@@ -32,39 +33,37 @@ public sealed class JobPlannerTests
         Assert.Equal(new[] { 3, 5, 7, 11 }, segmenter.Config.OutIndices); // was [2, 5, 8, 11]
     }
 
+    /// <summary>
+    /// Plans a <paramref name="type"/> job on <paramref name="dataset"/> from <paramref name="source"/> (registered, then disposed)
+    /// and checks that the model it builds has <paramref name="classes"/> classes and every weight of the source outside <paramref name="head"/>.
+    /// </summary>
+    private static void AssertStartsFrom<TModel>(torch.nn.Module source, JobType type, string dataset, int classes, Func<TModel, int> classesOf,
+        Func<string, bool> head) where TModel : torch.nn.Module
+    {
+        using var host = new ApiHost();
+        var before = ModelState.Snapshot(source);
+        var id = host.Seed(source, $"{type.Name()} source").Id;
+        var job = Job(type, dataset, new { batchSize = 2, maxTrainImages = 4, maxValImages = 0 }, baseModel: id);
+        using var plan = host.Services.GetRequiredService<JobPlanner>().Build(job, Path.Combine(host.DataDirectory, "checkpoints"), null);
+        var model = plan.Owned.OfType<TModel>().Single(m => classesOf(m) == classes);
+        Assert.False(ModelState.AnyDifferent(before, model, k => !head(k)));
+        ModelState.Dispose(before);
+    }
+
     [Fact]
     public void SegmentationJob_FromASegmenterOfOtherClasses_StartsFromItsWeights_WithFreshClassifiers()
     {
-        using var host = new ApiHost();
         TrainerBase.SeedEverything(11);
-        var source = new BeitSegmenter(SegmentationConfig.Micro(numClasses: 4));
-        var before = ModelState.Snapshot(source);
-        var id = host.Seed(source, "four-class segmenter").Id;
-        var planner = host.Services.GetRequiredService<JobPlanner>();
-        var job = Job(JobType.Segmentation, DatasetCatalog.FashionMnistSeg, new { batchSize = 2, maxTrainImages = 4, maxValImages = 0 }, baseModel: id);
-
-        using var plan = planner.Build(job, Path.Combine(host.DataDirectory, "checkpoints"), null); // threw: decode_head.conv_seg missing
-        var segmenter = plan.Owned.OfType<BeitSegmenter>().Single(s => s.Config.NumClasses != 4);
-        Assert.Equal(11, segmenter.Config.NumClasses); // background + the 10 Fashion-MNIST classes
-        Assert.False(ModelState.AnyDifferent(before, segmenter, k => !k.Contains(".conv_seg.", StringComparison.Ordinal)));
-        ModelState.Dispose(before);
+        // 11 classes: background + the 10 Fashion-MNIST ones. Planning this threw before (decode_head.conv_seg missing).
+        AssertStartsFrom<BeitSegmenter>(new BeitSegmenter(SegmentationConfig.Micro(numClasses: 4)), JobType.Segmentation,
+            DatasetCatalog.FashionMnistSeg, 11, m => m.Config.NumClasses, k => k.Contains(".conv_seg.", StringComparison.Ordinal));
     }
 
     [Fact]
     public void FineTuneJob_FromAClassifierOfOtherClasses_ReplacesTheHead()
     {
-        using var host = new ApiHost();
         TrainerBase.SeedEverything(12);
-        var source = new BeitVisionTransformer(VitConfig.Micro(numClasses: 3));
-        var before = ModelState.Snapshot(source);
-        var id = host.Seed(source, "three-class classifier").Id;
-        var planner = host.Services.GetRequiredService<JobPlanner>();
-        var job = Job(JobType.FineTune, DatasetCatalog.FashionMnist, new { batchSize = 2, maxTrainImages = 4, maxValImages = 0 }, baseModel: id);
-
-        using var plan = planner.Build(job, Path.Combine(host.DataDirectory, "checkpoints"), null);
-        var classifier = plan.Owned.OfType<BeitVisionTransformer>().Single(m => m.Config.NumClasses != 3);
-        Assert.Equal(10, classifier.Config.NumClasses);
-        Assert.False(ModelState.AnyDifferent(before, classifier, k => !k.StartsWith("head.", StringComparison.Ordinal)));
-        ModelState.Dispose(before);
+        AssertStartsFrom<BeitVisionTransformer>(new BeitVisionTransformer(VitConfig.Micro(numClasses: 3)), JobType.FineTune,
+            DatasetCatalog.FashionMnist, 10, m => m.Config.NumClasses, k => k.StartsWith("head.", StringComparison.Ordinal));
     }
 }
