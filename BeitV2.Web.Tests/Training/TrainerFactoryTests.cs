@@ -160,4 +160,21 @@ public class TrainerFactoryTests
         using var segmenter = new BeitSegmenter(SegmentationConfig.Micro());
         Assert.Throws<ArgumentException>(() => FineTuneTrainer.CreateModel(segmenter, 5));
     }
+
+    [Fact]
+    public void TokenizerForAClassifierTeacher_SeesItsPatchGrid_AndRegressesItsFeatures()
+    {
+        TrainerBase.SeedEverything(9);
+        using var vit = new BeitVisionTransformer(VitConfig.Micro(numClasses: 10) with { EmbedDim = 48 });
+        var (teacher, size, patch) = TokenizerTrainer.TeacherOf(vit, "the classifier");
+        Assert.Equal((32, 8), (size, patch));
+        using var tokenizer = TokenizerTrainer.CreateModel(ModelPresets.Vqkd(ModelPresets.Micro, teacherDim: 1, codebookSize: 16), teacher, 40, patch);
+        Assert.Equal(48, tokenizer.Config.DecoderOutDim);
+        Assert.Equal((40, 8, 5), (tokenizer.Config.Encoder.ImgSize, tokenizer.Config.Encoder.PatchSize, tokenizer.Config.Decoder.ImgSize));
+        Assert.Equal(16, tokenizer.Config.NEmbed);
+
+        using var mim = new BeitMim(MimConfig.Micro());
+        Assert.Contains("'the MIM model' (BeitMim) cannot serve as a VQ-KD teacher",
+            Assert.Throws<ArgumentException>(() => TokenizerTrainer.TeacherOf(mim, "the MIM model")).Message);
+    }
 }

@@ -3,7 +3,6 @@ using BeitV2.Ml.Data;
 using BeitV2.Ml.Imaging;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
-using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
 using BeitV2.Ml.Precision;
 using BeitV2.Ml.Training;
@@ -117,32 +116,11 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
     private Built Tokenizer(JobRecord job, RunContext run, List<IDisposable> owned)
     {
         var s = run.Settings;
-        var teacherModel = LoadModel(job.Teacher!, owned);
-        IVqkdTeacher teacher = teacherModel.Module switch
-        {
-            BeitVisionTransformer vit => new BackboneTeacher(vit),
-            IVqkdTeacher t => t,
-            var m => throw new ArgumentException($"'{job.Teacher}' ({m.GetType().Name}) cannot serve as a VQ-KD teacher."),
-        };
-        var (teacherSize, teacherPatch) = teacherModel.Module switch
-        {
-            BeitVisionTransformer vit => (vit.Config.ImgSize, vit.Config.PatchSize),
-            _ => (224, 16),
-        };
-        VqkdTokenizer tokenizer;
-        if (job.BaseModel is not null) tokenizer = LoadModel(job.BaseModel, owned).As<VqkdTokenizer>();
-        else
-        {
-            // The tokenizer sees the images as its teacher does: same size and patch grid.
-            var size = s.ImageSize ?? teacherSize;
-            var config = ModelPresets.Vqkd(s.Model, teacher.OutputDim, s.CodebookSize);
-            config = config with
-            {
-                Encoder = config.Encoder with { ImgSize = size, PatchSize = teacherPatch },
-                Decoder = config.Decoder with { ImgSize = size / teacherPatch },
-            };
-            tokenizer = Own(new VqkdTokenizer(config), owned);
-        }
+        var (teacher, teacherSize, teacherPatch) = TokenizerTrainer.TeacherOf(LoadModel(job.Teacher!, owned).Module, job.Teacher!);
+        var tokenizer = job.BaseModel is not null
+            ? LoadModel(job.BaseModel, owned).As<VqkdTokenizer>()
+            : Own(TokenizerTrainer.CreateModel(ModelPresets.Vqkd(s.Model, teacher.OutputDim, s.CodebookSize), teacher,
+                s.ImageSize ?? teacherSize, teacherPatch), owned);
         var imageSize = tokenizer.Config.Encoder.ImgSize;
         var (train, validation, _) = Data(job, s, ClassificationTrainTransform.Tokenizer(imageSize),
             new ClassificationEvalTransform(new EvalTransform(imageSize), normalize: false));
