@@ -93,4 +93,17 @@ public sealed class JobRecordCompatibilityTests
         Assert.Equal("succeeded", job.Str("status"));
         Assert.Equal("vq-kd-tokenizer-1", host.Services.GetRequiredService<JobStore>().Get("old-pretrain").Tokenizer);
     }
+
+    [Fact]
+    public async Task TheOpenApiDocument_DescribesTheJobAsBefore_WithItsTypeNames()
+    {
+        using var host = new ApiHost();
+        using var client = host.CreateClient();
+        using var doc = JsonDocument.Parse(await client.GetStringAsync("/swagger/v1/swagger.json"));
+        var schemas = doc.RootElement.GetProperty("components").GetProperty("schemas");
+        var properties = schemas.GetProperty("JobRecord").GetProperty("properties").EnumerateObject().Select(p => p.Name).ToList();
+        Assert.Equal(JsonNode.Parse(OldRecord("x", "pretrain", null))!.AsObject().Select(p => p.Key).Order(),
+            properties.Where(p => p != "diskBytes").Order());
+        Assert.Equal(JobTypes.All, schemas.GetProperty("JobType").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
+    }
 }

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -83,11 +84,12 @@ public sealed record JobRecord : IJsonOnDeserialized
     public string? Tokenizer { get => tokenizer; init => tokenizer = value; }
 
     /// <summary>
-    /// <see cref="Teacher"/> or <see cref="Tokenizer"/>, whichever the job has: the API's contract names both
-    /// <c>teacher</c> (a pretrain job's "teacher" is its tokenizer), and so does every job record on disk.
+    /// <see cref="Teacher"/> or <see cref="Tokenizer"/>, whichever the job has, for JSON only: the API's contract names
+    /// both <c>teacher</c> (a pretrain job's "teacher" is its tokenizer), and so does every job record on disk.
+    /// Public so that the OpenAPI document lists it; code reads and sets <see cref="Teacher"/> or <see cref="Tokenizer"/>.
     /// </summary>
-    [JsonInclude, JsonPropertyName("teacher")]
-    private string? TeacherOnTheWire { get => teacher ?? tokenizer; init => teacher = value; }
+    [JsonPropertyName("teacher"), EditorBrowsable(EditorBrowsableState.Never)]
+    public string? TeacherOrTokenizer { get => teacher ?? tokenizer; init => teacher = value; }
 
     // Set only by initialisers and, for a pretrain job read from JSON, by OnDeserialized.
     private string? teacher, tokenizer;
