@@ -98,6 +98,7 @@ public sealed record JobRecord : IJsonOnDeserialized
     {
         if (Type == JobType.Pretrain) (tokenizer, teacher) = (teacher, null);
     }
+
     public JsonElement? Config { get; init; }
     public required string Status { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
