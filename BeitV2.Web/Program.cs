@@ -4,6 +4,7 @@ using BeitV2.Web.Api;
 using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;
+using BeitV2.Web.Pipeline;
 using BeitV2.Web.Registry;
 
 if (args is ["pipeline", ..]) return BeitV2.Web.Pipeline.PipelineCommand.Run(args[1..]); // the training pipeline as a command
@@ -19,6 +20,7 @@ builder.Services.AddStorageLimits();   // disk budget of uploads, start-up sweep
 builder.Services.AddModelRegistry();   // models on disk, labels
 builder.Services.AddInference();       // loaded models, dynamic batching, back-pressure
 builder.Services.AddTrainingJobs(builder.Configuration); // datasets, job store, Hangfire queue, SignalR
+builder.Services.AddTrainingPipeline();  // the pipeline job: every stage in turn
 
 var app = builder.Build();
 if (BindingGuard.Refuses(app)) return BindingGuard.RefusedExitCode; // a public address needs an API key

@@ -93,11 +93,7 @@ public sealed class ModelCatalog
                 ? new HashSet<Operation> { Operation.Features, Operation.Classify }
                 : new HashSet<Operation> { Operation.Features },
             Serving = new(c => ModelPreprocessing.Centre(c.ImgSize, PixelNormalization.ImageNet), (m, p) => new ServedVit(m, p)),
-            Presets = new Dictionary<string, VitConfig>
-            {
-                ["micro"] = VitConfig.Micro(), ["small"] = VitConfig.Small(), ["tiny"] = VitConfig.Tiny(),
-                ["base"] = VitConfig.Base(), ["large"] = VitConfig.Large(),
-            },
+            Presets = ModelPresets.Vits,
             Deduction = new(ArchitectureDeduction.IsBeitClassifier,
                 "a BEiT v2 classifier or backbone (cls_token, patch_embed.proj.weight, blocks.N.*)",
                 ArchitectureDeduction.Vit, c => c.Validate()),
@@ -110,11 +106,7 @@ public sealed class ModelCatalog
             Describer = c => new ModelShape("beitv2-mim", c.ImgSize, c.PatchSize, c.EmbedDim, c.Depth, c.VocabSize, null),
             Serves = _ => new HashSet<Operation> { Operation.Features },
             Serving = new(c => ModelPreprocessing.Centre(c.ImgSize, PixelNormalization.ImageNet), (m, p) => new ServedMim(m, p)),
-            Presets = new Dictionary<string, MimConfig>
-            {
-                ["micro"] = MimConfig.Micro(), ["small"] = MimConfig.Small(), ["tiny"] = MimConfig.Tiny(),
-                ["base"] = MimConfig.Base(), ["large"] = MimConfig.Large(),
-            },
+            Presets = ModelPresets.Mims,
             Deduction = new(ArchitectureDeduction.IsMim, "a pretraining checkpoint (… + lm_head)",
                 ArchitectureDeduction.Mim, c => c.Validate()),
         },
@@ -128,11 +120,7 @@ public sealed class ModelCatalog
             // The tokenizer's own input mapping (modeling_vqkd.py pre_process) as a mean/std over [0, 1] pixels.
             Serving = new(c => ModelPreprocessing.Centre(c.Encoder.ImgSize, VqkdPreProcess.Normalization(c.ProcessType)),
                 (m, p) => new ServedTokenizer(m, p)),
-            Presets = new Dictionary<string, VqkdConfig>
-            {
-                // Targets of CLIP ViT-B/16 (512-d), the default teacher; a planner sets decoder_out_dim to its teacher's width.
-                ["micro"] = VqkdConfig.Micro(), ["small"] = VqkdConfig.Small(decoderOutDim: 512), ["base"] = VqkdConfig.Base1xClip(),
-            },
+            Presets = ModelPresets.Vqkds,
             Deduction = new(ArchitectureDeduction.IsVqkd, "a VQ-KD tokenizer (encoder.*, decoder.*, quantize.*)",
                 ArchitectureDeduction.Vqkd, c => c.Validate()),
         },
@@ -168,10 +156,7 @@ public sealed class ModelCatalog
             Serves = _ => new HashSet<Operation> { Operation.Segment },
             // The mask must cover the whole image: resized, not cropped.
             Serving = new(c => ModelPreprocessing.FullResize(c.Backbone.ImgSize, PixelNormalization.ImageNet), (m, p) => new ServedSegmenter(m, p)),
-            Presets = new Dictionary<string, SegmentationConfig>
-            {
-                ["micro"] = SegmentationConfig.Micro(), ["base"] = SegmentationConfig.Base(), ["large"] = SegmentationConfig.Large(),
-            },
+            Presets = ModelPresets.Segmenters,
             Deduction = new(ArchitectureDeduction.IsSegmenter, "an mmseg segmenter (backbone.*, decode_head.*)",
                 ArchitectureDeduction.Segmenter, c => c.Validate()),
         },

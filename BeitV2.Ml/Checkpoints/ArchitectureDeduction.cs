@@ -426,15 +426,11 @@ public static class ArchitectureDeduction
 
         if (b.Depth < 4)
             throw new CheckpointException($"The segmentation backbone has {b.Depth} blocks; the four necks need 4 distinct blocks (out_indices).");
-        var outIndices = b.Depth switch
-        {
-            12 => new[] { 3, 5, 7, 11 },
-            24 => new[] { 7, 11, 15, 23 },
-            _ => Enumerable.Range(1, 4).Select(k => (int)Math.Ceiling(k * b.Depth / 4.0) - 1).ToArray(),
-        };
+        var outIndices = SegmentationConfig.DefaultOutIndices(b.Depth);
         notes.Defaulted("out_indices", outIndices,
             "the blocks feeding the necks are not recorded in the weights; the published configs use [3, 5, 7, 11] for 12 blocks " +
-            "and [7, 11, 15, 23] for 24 (otherwise the last block of each quarter). Set out_indices in the config override if the model differs");
+            "and [7, 11, 15, 23] for 24 (otherwise the last block ending within each quarter, as this library trains them). " +
+            "Set out_indices in the config override if the model differs");
 
         // auxiliary_head: FCNHead (num_convs 1, concat_input False) on one neck output.
         var useAux = sd.TryGetValue("auxiliary_head.conv_seg.weight", out var auxSeg);

@@ -82,7 +82,7 @@ public sealed class FineTuneTrainer : TrainerBase
 {
     private readonly BeitVisionTransformer model;
 
-    public FineTuneTrainer(BeitVisionTransformer model, FineTuneOptions options) : base("finetune", options)
+    public FineTuneTrainer(BeitVisionTransformer model, FineTuneOptions options) : base(TrainingStages.FineTune, options)
     {
         if (model.Head is null) throw new ArgumentException("The model has no classification head (num_classes = 0).", nameof(model));
         this.model = model;
@@ -105,6 +105,34 @@ public sealed class FineTuneTrainer : TrainerBase
         try
         {
             VitCheckpoint.Load(model, initCheckpoint, allowHeadMismatch: true);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A classifier of <paramref name="numClasses"/> classes initialised from a loaded model: a classifier or
+    /// backbone (its config with the new class count) or a MIM pretraining model (its fine-tuning backbone,
+    /// <see cref="MimConfig.ToBackbone"/>). The transformer's weights are copied; the classification head is
+    /// kept fresh when the class count differs, as the reference does for a head of another shape.
+    /// </summary>
+    public static BeitVisionTransformer CreateModel(nn.Module source, int numClasses, FineTuneOptions? options = null)
+    {
+        var config = source switch
+        {
+            BeitVisionTransformer vit => vit.Config with { NumClasses = numClasses },
+            BeitMim mim => mim.Config.ToBackbone(numClasses),
+            _ => throw new ArgumentException("Fine-tuning starts from a ViT or MIM model."),
+        };
+        if (options?.DropPathRate is { } dp) config = config with { DropPathRate = dp };
+        var model = new BeitVisionTransformer(config);
+        try
+        {
+            VitCheckpoint.Load(model, source.state_dict(), allowHeadMismatch: true);
             return model;
         }
         catch

@@ -159,7 +159,7 @@ public sealed class LinearProbeTrainer : TrainerBase
     private readonly Func<Tensor, Tensor> extract;
     private readonly LinearProbeHead probe;
 
-    public LinearProbeTrainer(BeitVisionTransformer backbone, LinearProbeOptions options) : base("probe", options)
+    public LinearProbeTrainer(BeitVisionTransformer backbone, LinearProbeOptions options) : base(TrainingStages.Probe, options)
     {
         CheckLayer(options.Layer, backbone.Depth);
         this.backbone = backbone;
@@ -169,7 +169,7 @@ public sealed class LinearProbeTrainer : TrainerBase
         Freeze();
     }
 
-    public LinearProbeTrainer(BeitMim backbone, LinearProbeOptions options) : base("probe", options)
+    public LinearProbeTrainer(BeitMim backbone, LinearProbeOptions options) : base(TrainingStages.Probe, options)
     {
         CheckLayer(options.Layer, backbone.Config.Depth);
         this.backbone = backbone;

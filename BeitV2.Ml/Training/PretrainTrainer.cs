@@ -68,7 +68,7 @@ public sealed class PretrainTrainer : TrainerBase
     private readonly BeitMim model;
     private readonly VqkdTokenizer tokenizer;
 
-    public PretrainTrainer(BeitMim model, VqkdTokenizer tokenizer, PretrainTrainerOptions options) : base("pretrain", options)
+    public PretrainTrainer(BeitMim model, VqkdTokenizer tokenizer, PretrainTrainerOptions options) : base(TrainingStages.Pretrain, options)
     {
         this.model = model;
         this.tokenizer = tokenizer;

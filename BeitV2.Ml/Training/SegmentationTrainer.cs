@@ -1,4 +1,5 @@
 using BeitV2.Ml.Checkpoints;
+using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -68,7 +69,7 @@ public sealed class SegmentationTrainer : TrainerBase
 {
     private readonly BeitSegmenter model;
 
-    public SegmentationTrainer(BeitSegmenter model, SegmentationTrainerOptions options) : base("segmentation", options)
+    public SegmentationTrainer(BeitSegmenter model, SegmentationTrainerOptions options) : base(TrainingStages.Segmentation, options)
     {
         this.model = model;
         Options = options;
@@ -93,6 +94,55 @@ public sealed class SegmentationTrainer : TrainerBase
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A segmenter of <paramref name="numClasses"/> classes initialised from a loaded model:
+    /// <list type="bullet">
+    /// <item>a segmenter: its config with the new class count and all its weights, except that both heads'
+    /// final classifiers (<c>decode_head.conv_seg</c>, <c>auxiliary_head.conv_seg</c>) stay fresh when the
+    /// class count differs (mmseg skips weights of another shape in the same way);</item>
+    /// <item>a classifier, backbone or MIM model: <see cref="SegmentationConfig.FromBackbone"/> on its transformer
+    /// (at <paramref name="imageSize"/> when given), whose weights initialise the backbone only.</item>
+    /// </list>
+    /// </summary>
+    public static BeitSegmenter CreateModel(nn.Module source, int numClasses, int? imageSize = null, SegmentationTrainerOptions? options = null)
+    {
+        var config = source switch
+        {
+            BeitSegmenter seg => seg.Config with { NumClasses = numClasses },
+            BeitVisionTransformer vit => SegmentationConfig.FromBackbone(vit.Config with { ImgSize = imageSize ?? vit.Config.ImgSize }, numClasses),
+            BeitMim mim => SegmentationConfig.FromBackbone(mim.Config.ToBackbone(0) with { ImgSize = imageSize ?? mim.Config.ImgSize }, numClasses),
+            _ => throw new ArgumentException("Segmentation starts from a ViT, MIM or segmenter model."),
+        };
+        if (options?.DropPathRate is { } dp) config = config with { Backbone = config.Backbone with { DropPathRate = dp } };
+        var model = new BeitSegmenter(config);
+        try
+        {
+            var weights = source.state_dict();
+            if (source is BeitSegmenter { Config.NumClasses: var sourceClasses } && sourceClasses != numClasses)
+                weights = WithFreshClassifiers(weights, model);
+            SegmenterCheckpoint.Load(model, weights);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The source's weights with the new model's own (freshly initialised) conv_seg of each head in place of the source's.</summary>
+    private static Dictionary<string, Tensor> WithFreshClassifiers(Dictionary<string, Tensor> weights, BeitSegmenter model)
+    {
+        var fresh = model.state_dict();
+        var result = new Dictionary<string, Tensor>(weights, StringComparer.Ordinal);
+        foreach (var key in weights.Keys.Where(IsClassifier)) result.Remove(key);
+        foreach (var (key, value) in fresh.Where(kv => IsClassifier(kv.Key))) result[key] = value;
+        return result;
+
+        static bool IsClassifier(string key) =>
+            key.StartsWith("decode_head.conv_seg.", StringComparison.Ordinal) || key.StartsWith("auxiliary_head.conv_seg.", StringComparison.Ordinal);
     }
 
     public TrainingResult Run(ITrainingData train, ITrainingData? validation = null, IProgress<TrainingProgress>? progress = null,

@@ -66,7 +66,7 @@ public sealed class TokenizerTrainer : TrainerBase
     private readonly VqkdTokenizer model;
     private readonly IVqkdTeacher? teacher;
 
-    public TokenizerTrainer(VqkdTokenizer model, IVqkdTeacher? teacher, TokenizerTrainerOptions options) : base("tokenizer", options)
+    public TokenizerTrainer(VqkdTokenizer model, IVqkdTeacher? teacher, TokenizerTrainerOptions options) : base(TrainingStages.Tokenizer, options)
     {
         this.model = model;
         this.teacher = teacher;
@@ -78,6 +78,30 @@ public sealed class TokenizerTrainer : TrainerBase
 
     public TokenizerTrainerOptions Options { get; }
     public VqkdTokenizer Model => model;
+
+    /// <summary>
+    /// What a loaded model teaches as, and the images it sees: a BEiT classifier or backbone regresses its own
+    /// features (<see cref="BackboneTeacher"/>, at its image and patch size); CLIP and DINO teachers see 224 px in 16 px patches.
+    /// </summary>
+    /// <param name="name">how the error names the model.</param>
+    public static (IVqkdTeacher Teacher, int ImageSize, int PatchSize) TeacherOf(nn.Module model, string name) => model switch
+    {
+        Models.BeitVisionTransformer vit => (new BackboneTeacher(vit), vit.Config.ImgSize, vit.Config.PatchSize),
+        IVqkdTeacher t => (t, 224, 16),
+        _ => throw new ArgumentException($"'{name}' ({model.GetType().Name}) cannot serve as a VQ-KD teacher."),
+    };
+
+    /// <summary>
+    /// A tokenizer to distil <paramref name="teacher"/>: <paramref name="config"/>'s codebook and widths, its decoder
+    /// regressing the teacher's features, its encoder on <paramref name="imageSize"/> px images in the teacher's
+    /// <paramref name="patchSize"/> px patches (the tokenizer and its teacher see the same patch grid).
+    /// </summary>
+    public static VqkdTokenizer CreateModel(VqkdConfig config, IVqkdTeacher teacher, int imageSize, int patchSize) => new(config with
+    {
+        DecoderOutDim = teacher.OutputDim,
+        Encoder = config.Encoder with { ImgSize = imageSize, PatchSize = patchSize },
+        Decoder = config.Decoder with { ImgSize = imageSize / patchSize },
+    });
 
     public TrainingResult Run(ITrainingData train, ITrainingData? validation = null, IProgress<TrainingProgress>? progress = null,
         CancellationToken cancellationToken = default) => RunCore(train, validation, progress, cancellationToken);

@@ -41,7 +41,7 @@ public abstract class TrainerBase
         Device = TorchRuntime.ResolveDevice(options.Device);
     }
 
-    /// <summary>"tokenizer", "pretrain", "probe", "finetune" or "segmentation".</summary>
+    /// <summary>One of <see cref="TrainingStages"/>.</summary>
     public string Stage { get; }
 
     /// <summary>The device the trainer runs on.</summary>

@@ -54,7 +54,7 @@ public sealed class JobDeletionTests
         using var client = host.CreateClient();
         // Records planted in the store (never enqueued): the job holds its state for as long as the test needs.
         var store = host.Services.GetRequiredService<JobStore>();
-        store.Create(new JobRecord { Id = "job-held", Type = JobTypes.FineTune, Dataset = "fashion-mnist", Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow });
+        store.Create(new JobRecord { Id = "job-held", Type = JobType.FineTune, Dataset = "fashion-mnist", Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow });
         var folder = Path.Combine(host.DataDirectory, "jobs", "job-held");
 
         Assert.Contains("queued", await client.DeleteAsync("/api/v1/jobs/job-held").ProblemAsync(409));

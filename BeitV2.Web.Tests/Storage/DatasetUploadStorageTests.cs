@@ -163,7 +163,7 @@ public sealed class DatasetUploadStorageTests
         var id = created.Str("id");
         // A queued job that trains on it (planted in the job store, so no worker races the test).
         var store = host.Services.GetRequiredService<JobStore>();
-        store.Create(new JobRecord { Id = "job-uses-it", Type = JobTypes.FineTune, Dataset = id, Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow });
+        store.Create(new JobRecord { Id = "job-uses-it", Type = JobType.FineTune, Dataset = id, Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow });
 
         var detail = await client.DeleteAsync($"/api/v1/datasets/{id}").ProblemAsync(409);
         Assert.Contains("job-uses-it", detail);

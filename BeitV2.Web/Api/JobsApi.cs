@@ -55,8 +55,8 @@ public static class JobsApi
         group.MapGet("/{id}/codebook", (string id, JobStore store) =>
             {
                 var job = store.Get(id);
-                if (job.Type != JobTypes.Tokenizer)
-                    throw new NotFoundException($"Job '{id}' is a {job.Type} job; only tokenizer jobs have codebook statistics.");
+                if (job.Type != JobType.Tokenizer)
+                    throw new NotFoundException($"Job '{id}' is a {job.Type.Name()} job; only tokenizer jobs have codebook statistics.");
                 return TypedResults.Ok(JobArtifacts.ReadCodebook(id, store.JobDirectory(id), JobArtifacts.ConfiguredCodebookSize(job)));
             })
             .WithSummary("Tokenizer jobs: how often each code was assigned so far in the current epoch (live codebook usage)")
@@ -76,7 +76,7 @@ public static class JobsApi
 
     private static JobAccepted Accepted(JobRecord job) => new(job.Id, job.Status);
 
-    private static async Task<IResult> Create(HttpRequest http, JobPlanner planner, JobStore store, JobScheduler scheduler, CancellationToken ct)
+    private static async Task<IResult> Create(HttpRequest http, JobValidator validator, JobStore store, JobScheduler scheduler, CancellationToken ct)
     {
         if (!http.HasJsonContentType())
             throw new UnsupportedInputException("Send the job as application/json: {\"type\": \"finetune\", \"dataset\": \"fashion-mnist\"}.");
@@ -91,7 +91,7 @@ public static class JobsApi
         }
         if (request is null) throw new InvalidRequestException("The body is empty; send a JSON job request.");
         var id = "job-" + Guid.NewGuid().ToString("N")[..12];
-        var job = store.Create(planner.Validate(request, id));
+        var job = store.Create(validator.Validate(request, id));
         job = scheduler.Enqueue(job.Id);
         return TypedResults.Accepted($"/api/v1/jobs/{job.Id}", Accepted(job));
     }

@@ -1,19 +1,52 @@
+using System.ComponentModel;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace BeitV2.Web.Jobs;
 
+/// <summary>
+/// What a job trains. The names are the API's <c>type</c> and the <c>type</c> of every <c>job.json</c>, so they never
+/// change (job records written by earlier versions read back). A job type is not a model kind: a
+/// <c>tokenizer</c> job trains a tokenizer, but a <c>segmentation</c> job trains a segmenter and a
+/// <c>pretrain</c> job a MIM model (whose API kind is also <c>pretrain</c>).
+/// </summary>
+[JsonConverter(typeof(JsonStringEnumConverter<JobType>))]
+public enum JobType
+{
+    [JsonStringEnumMemberName("tokenizer")] Tokenizer,
+    [JsonStringEnumMemberName("pretrain")] Pretrain,
+    [JsonStringEnumMemberName("linear-probe")] LinearProbe,
+    [JsonStringEnumMemberName("finetune")] FineTune,
+    [JsonStringEnumMemberName("segmentation")] Segmentation,
+    /// <summary>Every stage in one job, on Fashion-MNIST: what trained the bundled default models.</summary>
+    [JsonStringEnumMemberName("pipeline")] Pipeline,
+}
+
+/// <summary>The names of <see cref="JobType"/> as clients write them.</summary>
 public static class JobTypes
 {
-    public const string Tokenizer = "tokenizer";
-    public const string Pretrain = "pretrain";
-    public const string LinearProbe = "linear-probe";
-    public const string FineTune = "finetune";
-    public const string Segmentation = "segmentation";
-    /// <summary>Every stage in one job, on Fashion-MNIST: what trained the bundled default models.</summary>
-    public const string Pipeline = "pipeline";
+    private static readonly Dictionary<JobType, string> Names = Enum.GetValues<JobType>().ToDictionary(t => t,
+        t => typeof(JobType).GetField(t.ToString())!.GetCustomAttributes(typeof(JsonStringEnumMemberNameAttribute), false)
+            .Cast<JsonStringEnumMemberNameAttribute>().Single().Name);
 
-    public static readonly IReadOnlyList<string> All = new[] { Tokenizer, Pretrain, LinearProbe, FineTune, Segmentation, Pipeline };
+    /// <summary>Every job type's name, in declaration order.</summary>
+    public static IReadOnlyList<string> All { get; } = Enum.GetValues<JobType>().Select(t => Names[t]).ToList();
+
+    /// <summary>The type's name in the API and in job records, e.g. <c>linear-probe</c>.</summary>
+    public static string Name(this JobType type) => Names[type];
+
+    /// <summary>The type of a client's name (exact, lower case), false for anything else.</summary>
+    public static bool TryParse(string? name, out JobType type)
+    {
+        foreach (var (t, n) in Names)
+            if (n == name)
+            {
+                type = t;
+                return true;
+            }
+        type = default;
+        return false;
+    }
 }
 
 public static class JobStatus
@@ -34,14 +67,38 @@ public sealed record JobProgress(int Epoch, int Epochs, long Step, long Steps, d
 public sealed record JobCheckpoint(long Step, int Epoch, string Path, DateTimeOffset SavedAt);
 
 /// <summary>The job's persistent record (<c>{data}/jobs/{id}/job.json</c>); also the API's answer.</summary>
-public sealed record JobRecord
+public sealed record JobRecord : IJsonOnDeserialized
 {
     public required string Id { get; init; }
-    public required string Type { get; init; }
+    public required JobType Type { get; init; }
     public string? Name { get; init; }
     public required string Dataset { get; init; }
     public string? BaseModel { get; init; }
-    public string? Teacher { get; init; }
+
+    /// <summary>The model a <c>tokenizer</c> job distils (a teacher: CLIP, DINO or a classifier); null for other jobs.</summary>
+    [JsonIgnore]
+    public string? Teacher { get => teacher; init => teacher = value; }
+
+    /// <summary>The tokenizer whose codes a <c>pretrain</c> job predicts; null for other jobs.</summary>
+    [JsonIgnore]
+    public string? Tokenizer { get => tokenizer; init => tokenizer = value; }
+
+    /// <summary>
+    /// <see cref="Teacher"/> or <see cref="Tokenizer"/>, whichever the job has, for JSON only: the API's contract names
+    /// both <c>teacher</c> (a pretrain job's "teacher" is its tokenizer), and so does every job record on disk.
+    /// Public so that the OpenAPI document lists it; code reads and sets <see cref="Teacher"/> or <see cref="Tokenizer"/>.
+    /// </summary>
+    [JsonPropertyName("teacher"), EditorBrowsable(EditorBrowsableState.Never)]
+    public string? TeacherOrTokenizer { get => teacher ?? tokenizer; init => teacher = value; }
+
+    // Set only by initialisers and, for a pretrain job read from JSON, by OnDeserialized.
+    private string? teacher, tokenizer;
+
+    void IJsonOnDeserialized.OnDeserialized()
+    {
+        if (Type == JobType.Pretrain) (tokenizer, teacher) = (teacher, null);
+    }
+
     public JsonElement? Config { get; init; }
     public required string Status { get; init; }
     public DateTimeOffset CreatedAt { get; init; }

@@ -21,7 +21,7 @@ namespace BeitV2.Web.Jobs;
 /// anything if another run id has claimed the record (fencing).
 /// </remarks>
 public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner planner, ModelRegistry registry,
-    TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, Pipeline.PipelineRunner pipeline, ILogger<JobRunner> logger,
+    TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, IPipelineJobs pipelines, ILogger<JobRunner> logger,
     JobHold hold, JobRunnerHooks? hooks = null)
 {
     private JobStore Store => store;
@@ -110,7 +110,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         using var lease = new Timer(_ => sink.Tick(cts), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         try
         {
-            if (job.Type == JobTypes.Pipeline)
+            if (job.Type == JobType.Pipeline)
             {
                 ExecutePipeline(job, runId, sink, cts, lease);
                 return;
@@ -142,9 +142,9 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 Stopped(job, runId, result.Step);
                 return;
             }
-            var name = job.Name ?? $"{job.Type} {job.Id}";
-            var lineage = new ModelLineage(job.Id, result.CheckpointPath is { } cp ? Store.RelativeToData(cp) : null, job.BaseModel ?? job.Teacher,
-                [$"trained by job {job.Id} ({job.Type}) on dataset {job.Dataset}, {result.Step} steps"], Output: OutputKey(job));
+            var name = job.Name ?? $"{job.Type.Name()} {job.Id}";
+            var lineage = new ModelLineage(job.Id, result.CheckpointPath is { } cp ? Store.RelativeToData(cp) : null, job.BaseModel ?? job.Teacher ?? job.Tokenizer,
+                [$"trained by job {job.Id} ({job.Type.Name()}) on dataset {job.Dataset}, {result.Step} steps"], Output: OutputKey(job));
             var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage);
             hooks?.AfterOutputRegistered?.Invoke(job.Id, info.Id);
             var finished = Finish(job.Id, runId, j => j with
@@ -203,15 +203,14 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
     /// <summary>A <c>pipeline</c> job: every stage in turn (finished stages are skipped after a resume); its output is the fine-tuned classifier.</summary>
     private void ExecutePipeline(JobRecord job, string runId, Sink sink, CancellationTokenSource cts, Timer lease)
     {
-        var settings = Pipeline.PipelineSettings.Parse(job.Config);
-        Pipeline.PipelineOutcome outcome;
+        PipelineJobOutcome outcome;
         try
         {
-            outcome = pipeline.Run(settings.Preset, settings.Seed, store.JobDirectory(job.Id), job.Id, sink, line => broadcast.Log(job.Id, line), cts.Token);
+            outcome = pipelines.Run(job, store.JobDirectory(job.Id), sink, line => broadcast.Log(job.Id, line), cts.Token);
         }
         catch (OperationCanceledException) when (cts.IsCancellationRequested)
         {
-            outcome = new Pipeline.PipelineOutcome(true, null!, null); // stopped between stages
+            outcome = new PipelineJobOutcome(true, null, new Dictionary<string, double>(), null); // stopped between stages
         }
         lease.Change(Timeout.Infinite, Timeout.Infinite);
         if (sink.Lost) return;
@@ -220,17 +219,13 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             Stopped(job, runId, store.Find(job.Id)?.Progress.Step ?? 0);
             return;
         }
-        var metrics = new Dictionary<string, double>();
-        foreach (var (stage, r) in outcome.State.Stages)
-            foreach (var (k, v) in r.Metrics)
-                metrics[$"{stage}.{k}"] = v;
         var finished = Finish(job.Id, runId, j => j with
         {
-            Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, OutputModel = outcome.Classifier, CancelRequested = false, RunId = null,
-            LastMetrics = metrics,
+            Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, OutputModel = outcome.OutputModel, CancelRequested = false, RunId = null,
+            LastMetrics = new Dictionary<string, double>(outcome.Metrics),
         });
         if (finished is null) return;
-        broadcast.Log(job.Id, Pipeline.PipelineReport.Markdown(outcome.State));
+        if (outcome.Report is not null) broadcast.Log(job.Id, outcome.Report);
         broadcast.Status(finished);
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BeitV2.Ml.Models;
 using BeitV2.Ml.Precision;
 using BeitV2.Web.Errors;
 
@@ -17,8 +18,8 @@ public sealed record JobSettings
     public double? MinLr { get; init; }
     public int WarmupSteps { get; init; }
     public int? ImageSize { get; init; }
-    /// <summary>micro, small, tiny or base.</summary>
-    public string Model { get; init; } = "micro";
+    /// <summary>The size of the models a job builds from scratch: one of <see cref="ModelPresets.Names"/>.</summary>
+    public string Model { get; init; } = ModelPresets.Micro;
     public int Seed { get; init; }
     public int? MaxTrainImages { get; init; }
     public int? MaxValImages { get; init; } = 1000;
@@ -117,8 +118,11 @@ public sealed record JobSettings
     private static string Preset(JsonProperty p)
     {
         var v = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : null;
-        if (v is not ("micro" or "small" or "tiny" or "base"))
-            throw Bad($"config.model must be \"micro\", \"small\", \"tiny\" or \"base\", got {p.Value.GetRawText()}.");
+        if (v is null || !ModelPresets.Names.Contains(v))
+        {
+            var names = ModelPresets.Names.Select(n => $"\"{n}\"").ToList();
+            throw Bad($"config.model must be {string.Join(", ", names[..^1])} or {names[^1]}, got {p.Value.GetRawText()}.");
+        }
         return v;
     }
 }

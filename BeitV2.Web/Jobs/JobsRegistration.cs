@@ -31,8 +31,8 @@ public static class JobsRegistration
         services.AddSingleton<DatasetCatalog>();
         services.AddSingleton<ServerIdentity>();
         services.AddSingleton<JobStore>();
+        services.AddSingleton<JobValidator>();
         services.AddSingleton<JobPlanner>();
-        services.AddSingleton<Pipeline.PipelineRunner>();
         services.AddSingleton<JobScheduler>();
         services.AddSingleton<JobHold>();
         services.AddSingleton<TrainingBroadcaster>();

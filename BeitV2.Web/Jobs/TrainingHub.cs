@@ -76,7 +76,7 @@ public sealed record LogMessage(string JobId, string Line);
 /// <summary>Sends the hub messages to the job's subscribers and to <c>SubscribeAll</c> clients. Failures to send are logged, never thrown.</summary>
 public sealed class TrainingBroadcaster(IHubContext<TrainingHub> hub, ILogger<TrainingBroadcaster> logger)
 {
-    public void Progress(JobRecord job, TrainingProgress p) => Send(job.Id, "progress", new ProgressMessage(job.Id, job.Type, job.Status,
+    public void Progress(JobRecord job, TrainingProgress p) => Send(job.Id, "progress", new ProgressMessage(job.Id, job.Type.Name(), job.Status,
         p.Epoch, p.Epochs, p.Step, p.Steps, Finite(p.Loss), Finite(p.LearningRate), p.ImagesPerSecond, p.EtaSeconds,
         p.Metrics.ToDictionary(kv => kv.Key, kv => Finite(kv.Value))));
 

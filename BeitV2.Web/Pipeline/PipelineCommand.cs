@@ -54,6 +54,7 @@ public static class PipelineCommand
         builder.AddServiceDefaults();
         builder.Services.AddModelRegistry();
         builder.Services.AddTrainingJobs(builder.Configuration);
+        builder.Services.AddTrainingPipeline();
         using var app = builder.Build();
         BeitV2.Ml.TorchRuntime.ConfigureThreads(threads > 0 ? threads : Environment.ProcessorCount);
         var runner = app.Services.GetRequiredService<PipelineRunner>();

@@ -5,7 +5,7 @@ using BeitV2.Web.Jobs;
 namespace BeitV2.Web.Pipeline;
 
 /// <summary>One stage of the pipeline: a training job of the jobs API, with its config.</summary>
-public sealed record PipelineStage(string Name, string Type, string Dataset, string Description, JsonObject Config);
+public sealed record PipelineStage(string Name, JobType Type, string Dataset, string Description, JsonObject Config);
 
 /// <summary>
 /// The stages and budgets of the BEiT v2 pipeline on Fashion-MNIST. <c>fashion-small</c> is what
@@ -46,19 +46,19 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
         const string fm = "fashion-mnist", seg = "fashion-mnist-seg";
         return
         [
-            new("teacher", JobTypes.FineTune, fm, "supervised teacher (stands in for CLIP)", Config(teacher, seed)),
-            new("tokenizer", JobTypes.Tokenizer, fm, "VQ-KD tokenizer distilled from the teacher", Config(tokenizer, seed)),
-            new("pretrain", JobTypes.Pretrain, fm, "MIM pretraining with patch aggregation", Config(pretrain, seed)),
-            new("probe-mim-cls", JobTypes.LinearProbe, fm, "linear probe, MIM [CLS]", Config(probe, seed).With("probeFeature", "cls")),
-            new("probe-mim-mean", JobTypes.LinearProbe, fm, "linear probe, MIM mean pooling", Config(probe, seed).With("probeFeature", "mean")),
-            new("probe-random-cls", JobTypes.LinearProbe, fm, "linear probe, random backbone [CLS]", Config(probe, seed).With("probeFeature", "cls")),
-            new("probe-random-mean", JobTypes.LinearProbe, fm, "linear probe, random backbone mean pooling", Config(probe, seed).With("probeFeature", "mean")),
-            new("finetune-mim", JobTypes.FineTune, fm, "fine-tune from the MIM backbone", Config(fineTune, seed)),
+            new("teacher", JobType.FineTune, fm, "supervised teacher (stands in for CLIP)", Config(teacher, seed)),
+            new("tokenizer", JobType.Tokenizer, fm, "VQ-KD tokenizer distilled from the teacher", Config(tokenizer, seed)),
+            new("pretrain", JobType.Pretrain, fm, "MIM pretraining with patch aggregation", Config(pretrain, seed)),
+            new("probe-mim-cls", JobType.LinearProbe, fm, "linear probe, MIM [CLS]", Config(probe, seed).With("probeFeature", "cls")),
+            new("probe-mim-mean", JobType.LinearProbe, fm, "linear probe, MIM mean pooling", Config(probe, seed).With("probeFeature", "mean")),
+            new("probe-random-cls", JobType.LinearProbe, fm, "linear probe, random backbone [CLS]", Config(probe, seed).With("probeFeature", "cls")),
+            new("probe-random-mean", JobType.LinearProbe, fm, "linear probe, random backbone mean pooling", Config(probe, seed).With("probeFeature", "mean")),
+            new("finetune-mim", JobType.FineTune, fm, "fine-tune from the MIM backbone", Config(fineTune, seed)),
             // From scratch without layer-wise lr decay: decaying the lower layers' lr only makes sense for pretrained ones.
-            new("finetune-scratch", JobTypes.FineTune, fm, "the same fine-tune from random weights", Config(fineTune, seed).With("layerDecay", 1.0)),
-            new("classifier", JobTypes.FineTune, fm, "the served classifier: fine-tune from the MIM backbone on the whole training split", Config(classifier, seed)),
-            new("segmentation-mim", JobTypes.Segmentation, seg, "UperNet segmenter from the MIM backbone", Config(segment, seed)),
-            new("segmentation-scratch", JobTypes.Segmentation, seg, "the same segmenter from random weights", Config(segment, seed).With("layerDecay", 1.0)),
+            new("finetune-scratch", JobType.FineTune, fm, "the same fine-tune from random weights", Config(fineTune, seed).With("layerDecay", 1.0)),
+            new("classifier", JobType.FineTune, fm, "the served classifier: fine-tune from the MIM backbone on the whole training split", Config(classifier, seed)),
+            new("segmentation-mim", JobType.Segmentation, seg, "UperNet segmenter from the MIM backbone", Config(segment, seed)),
+            new("segmentation-scratch", JobType.Segmentation, seg, "the same segmenter from random weights", Config(segment, seed).With("layerDecay", 1.0)),
         ];
     }
 

@@ -73,11 +73,11 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
                 state = state with { RandomBackbone = RegisterRandomBackbone(preset, seed, runId) };
                 Save();
             }
-            var (baseModel, teacher) = Inputs(stage.Name, state);
+            var (baseModel, teacher, tokenizer) = Inputs(stage.Name, state);
             log($"stage {i + 1}/{total} {stage.Name}: {stage.Description}");
             var record = new JobRecord
             {
-                Id = $"{runId}-{stage.Name}", Type = stage.Type, Dataset = stage.Dataset, BaseModel = baseModel, Teacher = teacher,
+                Id = $"{runId}-{stage.Name}", Type = stage.Type, Dataset = stage.Dataset, BaseModel = baseModel, Teacher = teacher, Tokenizer = tokenizer,
                 Config = JsonSerializer.SerializeToElement(stage.Config), Status = JobStatus.Running, CreatedAt = DateTimeOffset.UtcNow,
             };
             var checkpoints = Path.Combine(workDirectory, "checkpoints", stage.Name);
@@ -94,7 +94,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
                     "metrics: " + string.Join(", ", result.Metrics.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}={kv.Value:G5}")),
                 };
                 model = registry.Add(result.Model, $"{stage.Description} ({preset.Name})", $"pipeline:{runId}", plan.Labels,
-                    new ModelLineage(runId, null, baseModel ?? teacher, notes, Output: "stage:" + stage.Name), makeDefault: false).Id;
+                    new ModelLineage(runId, null, baseModel ?? teacher ?? tokenizer, notes, Output: "stage:" + stage.Name), makeDefault: false).Id;
             }
             state.Stages[stage.Name] = new StageResult(stage.Name, model, new Dictionary<string, double>(result.Metrics), result.Step,
                 Math.Round(clock.Elapsed.TotalSeconds, 1));
@@ -117,23 +117,23 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
         return new PipelineOutcome(false, state, state.Stages["classifier"].Model);
     }
 
-    private static (string? Base, string? Teacher) Inputs(string stage, PipelineState state)
+    private static (string? Base, string? Teacher, string? Tokenizer) Inputs(string stage, PipelineState state)
     {
         string Model(string name) => state.Stages[name].Model ?? throw new InvalidOperationException($"stage {name} registered no model");
         return stage switch
         {
-            "teacher" or "finetune-scratch" or "segmentation-scratch" => (null, null),
-            "tokenizer" => (null, Model("teacher")),
-            "pretrain" => (null, Model("tokenizer")),
-            "probe-random-cls" or "probe-random-mean" => (state.RandomBackbone, null),
-            _ => (Model("pretrain"), null),
+            "teacher" or "finetune-scratch" or "segmentation-scratch" => (null, null, null),
+            "tokenizer" => (null, Model("teacher"), null),
+            "pretrain" => (null, null, Model("tokenizer")),
+            "probe-random-cls" or "probe-random-mean" => (state.RandomBackbone, null, null),
+            _ => (Model("pretrain"), null, null),
         };
     }
 
     private string RegisterRandomBackbone(PipelinePreset preset, int seed, string runId)
     {
         TrainerBase.SeedEverything(seed);
-        var config = preset.Model == "micro" ? VitConfig.Micro(0) : VitConfig.Small(0);
+        var config = ModelPresets.Vit(preset.Model, numClasses: 0);
         using var model = new BeitVisionTransformer(config);
         return registry.Add(model, $"random backbone ({preset.Name})", $"pipeline:{runId}",
             lineage: new ModelLineage(runId, null, null, ["randomly initialised (the baseline of the linear probes)"], Output: "random-backbone"),

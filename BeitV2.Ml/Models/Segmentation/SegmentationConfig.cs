@@ -66,6 +66,30 @@ public sealed record SegmentationConfig
     };
 
     /// <summary>
+    /// The blocks that feed the four necks for a backbone of <paramref name="depth"/> blocks: the published
+    /// configs' [3, 5, 7, 11] at 12 blocks (upernet_beit_base_12_*) and [7, 11, 15, 23] at 24
+    /// (upernet_beit_large_24_*); the reference has no other depth, so otherwise the last block that
+    /// ends within each quarter of the depth (what the bundled 6-block segmenter was trained with: [0, 2, 3, 5]).
+    /// </summary>
+    public static IReadOnlyList<int> DefaultOutIndices(int depth) => depth switch
+    {
+        < 4 => throw new ArgumentException($"A segmentation backbone needs at least 4 blocks (one per neck); this one has {depth}."),
+        12 => new[] { 3, 5, 7, 11 },
+        24 => new[] { 7, 11, 15, 23 },
+        _ => new[] { depth / 4 - 1, depth / 2 - 1, 3 * depth / 4 - 1, depth - 1 },
+    };
+
+    /// <summary>
+    /// A segmenter on <paramref name="backbone"/> (its transformer settings; the head and classes are dropped)
+    /// with the small heads of <see cref="Micro"/> and the necks fed per <see cref="DefaultOutIndices"/>.
+    /// </summary>
+    public static SegmentationConfig FromBackbone(VitConfig backbone, int numClasses) => Micro(numClasses) with
+    {
+        Backbone = backbone with { NumClasses = 0 },
+        OutIndices = DefaultOutIndices(backbone.Depth),
+    };
+
+    /// <summary>
     /// Necks exist for 16 and 8 px patches (the reference) and 4 px patches (ours); the coarsest level has stride 32,
     /// so the image must be at least 32 px.
     /// </summary>

@@ -1,0 +1,117 @@
+using System.Text.Json;
+using BeitV2.Ml.Precision;
+using BeitV2.Web.Datasets;
+using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Registry;
+using BeitV2.Web.Errors;
+
+namespace BeitV2.Web.Jobs;
+
+/// <summary>
+/// The body of <c>POST /api/v1/jobs</c>. <paramref name="Teacher"/> is the contract's name of a job's second
+/// model: the teacher of a <c>tokenizer</c> job, the tokenizer of a <c>pretrain</c> job.
+/// </summary>
+public sealed record JobRequest(string? Type, string? Name, string? Dataset, string? BaseModel, string? Teacher, JsonElement? Config);
+
+/// <summary>Checks job requests against the datasets and the model registry and turns a valid one into the new job's record.</summary>
+public sealed class JobValidator(DatasetCatalog datasets, ModelRegistry registry, ComputeDevices devices, IPipelineJobs pipelines)
+{
+    private static readonly Dictionary<JobType, string[]> BaseKinds = new()
+    {
+        [JobType.Tokenizer] = [ApiModelKinds.Tokenizer],
+        [JobType.Pretrain] = [ApiModelKinds.Pretrain],
+        [JobType.LinearProbe] = [ApiModelKinds.Backbone, ApiModelKinds.Classifier, ApiModelKinds.Pretrain],
+        [JobType.FineTune] = [ApiModelKinds.Backbone, ApiModelKinds.Classifier, ApiModelKinds.Pretrain],
+        [JobType.Segmentation] = [ApiModelKinds.Backbone, ApiModelKinds.Classifier, ApiModelKinds.Pretrain, ApiModelKinds.Segmenter],
+    };
+
+    /// <summary>The kinds the request's <c>teacher</c> may be: a teacher for a tokenizer job, the tokenizer for a pretrain job.</summary>
+    private static readonly Dictionary<JobType, string[]> TeacherKinds = new()
+    {
+        [JobType.Tokenizer] = [ApiModelKinds.Teacher, ApiModelKinds.Backbone, ApiModelKinds.Classifier],
+        [JobType.Pretrain] = [ApiModelKinds.Tokenizer],
+    };
+
+    /// <summary>Validates a request (404 unknown dataset or model, 400 wrong kinds or config) and returns the new job's record.</summary>
+    public JobRecord Validate(JobRequest request, string id)
+    {
+        if (!JobTypes.TryParse(request.Type?.Trim().ToLowerInvariant(), out var type))
+            throw new InvalidRequestException($"'type' must be one of {string.Join(", ", JobTypes.All)}.");
+        if (type == JobType.Pipeline) return ValidatePipeline(request, id);
+        var name = type.Name();
+        if (string.IsNullOrWhiteSpace(request.Dataset))
+            throw new InvalidRequestException("'dataset' is required: a dataset id from GET /api/v1/datasets, e.g. \"fashion-mnist\".");
+        var settings = JobSettings.Parse(request.Config);
+        if (settings.MixedPrecision == ComputePrecision.Fp16 && !devices.TrainingOnCuda)
+            throw new InvalidRequestException(
+                $"config.mixedPrecision \"fp16\" requires a CUDA device; this server trains on {string.Join(", ", devices.TrainingDevices)}. " +
+                "Use \"fp32\" here (\"bf16\" also runs on the CPU, but much slower than fp32 on CPUs without native bfloat16).");
+        var dataset = datasets.Get(request.Dataset);
+        switch (type)
+        {
+            case JobType.LinearProbe or JobType.FineTune when dataset.Kind != "classification":
+                throw new InvalidRequestException($"A {name} job needs a classification dataset; '{dataset.Id}' is {dataset.Kind}.");
+            case JobType.Segmentation when dataset.Kind != "segmentation":
+                throw new InvalidRequestException($"A segmentation job needs a segmentation dataset; '{dataset.Id}' is {dataset.Kind}.");
+        }
+        var trainImages = Math.Min(dataset.Images, settings.MaxTrainImages ?? int.MaxValue);
+        if (trainImages < settings.BatchSize)
+            throw new InvalidRequestException($"config.batchSize ({settings.BatchSize}) is larger than the {trainImages} training images of '{dataset.Id}'.");
+
+        string? baseModel = null;
+        if (!string.IsNullOrWhiteSpace(request.BaseModel))
+            baseModel = CheckKind(request.BaseModel, "baseModel", name, BaseKinds[type]).Id;
+        else if (type == JobType.LinearProbe)
+            throw new InvalidRequestException("A linear-probe job needs 'baseModel': the backbone, classifier or pretrain model to probe.");
+
+        string? teacher = null;
+        if (TeacherKinds.TryGetValue(type, out var teacherKinds))
+        {
+            if (!string.IsNullOrWhiteSpace(request.Teacher)) teacher = CheckKind(request.Teacher, "teacher", name, teacherKinds).Id;
+            else
+            {
+                teacher = teacherKinds.Select(registry.DefaultId).FirstOrDefault(d => d is not null)
+                          ?? throw new InvalidRequestException(
+                              $"A {name} job needs 'teacher' ({string.Join(" or ", teacherKinds)}), and no default one is registered.");
+            }
+        }
+        else if (!string.IsNullOrWhiteSpace(request.Teacher))
+            throw new InvalidRequestException($"A {name} job takes no 'teacher'.");
+
+        return new JobRecord
+        {
+            Id = id, Type = type, Name = string.IsNullOrWhiteSpace(request.Name) ? null : request.Name.Trim(), Dataset = dataset.Id,
+            BaseModel = baseModel,
+            Teacher = type == JobType.Tokenizer ? teacher : null,
+            Tokenizer = type == JobType.Pretrain ? teacher : null,
+            Config = request.Config is { ValueKind: JsonValueKind.Object } c ? c.Clone() : null,
+            Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow,
+            Progress = new JobProgress(0, settings.Epochs, 0, 0, 0, null),
+        };
+    }
+
+    private JobRecord ValidatePipeline(JobRequest request, string id)
+    {
+        pipelines.CheckConfig(request.Config);
+        if (request.Dataset is { Length: > 0 } d && d != DatasetCatalog.FashionMnist)
+            throw new InvalidRequestException($"The pipeline runs on '{DatasetCatalog.FashionMnist}' (and its segmentation scenes), not '{d}'.");
+        if (!string.IsNullOrWhiteSpace(request.BaseModel) || !string.IsNullOrWhiteSpace(request.Teacher))
+            throw new InvalidRequestException("A pipeline job trains its own teacher, tokenizer and backbone: it takes no 'baseModel' or 'teacher'.");
+        var fm = datasets.Get(DatasetCatalog.FashionMnist);
+        datasets.Get(DatasetCatalog.FashionMnistSeg);
+        return new JobRecord
+        {
+            Id = id, Type = JobType.Pipeline, Name = string.IsNullOrWhiteSpace(request.Name) ? null : request.Name.Trim(), Dataset = fm.Id,
+            Config = request.Config is { ValueKind: JsonValueKind.Object } c ? c.Clone() : null,
+            Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow,
+        };
+    }
+
+    private ModelInfo CheckKind(string id, string field, string type, string[] kinds)
+    {
+        var info = registry.Find(id.Trim()) ?? throw new NotFoundException($"'{field}': no model with id '{id}'.");
+        if (!kinds.Contains(info.Kind))
+            throw new InvalidRequestException($"'{field}' of a {type} job must be a {string.Join(" or ", kinds)}; '{info.Id}' is a {info.Kind}.");
+        return info;
+    }
+}
