@@ -48,11 +48,8 @@ public sealed class BeitMim : ExplicitModule<Tensor, Tensor?, Tensor[]>
     private readonly LayerNorm? clsPtNorm;
     private readonly Linear? clsPtLmHead;
 
-    public MimConfig Config { get; }
-
     public BeitMim(MimConfig config) : base(nameof(BeitMim))
     {
-        config.Validate();
         Config = config;
         var c = config;
         trunk = new VitTrunk(this, c, maskToken: true);
@@ -77,6 +74,7 @@ public sealed class BeitMim : ExplicitModule<Tensor, Tensor?, Tensor[]>
         ModelInit.InitPretrain(this, c.InitStd, trunk.Blocks, clsPtLayers.ToList(), c.EarlyLayers);
     }
 
+    public MimConfig Config { get; }
     public VitTrunk Trunk => trunk;
     public int NumPatches => trunk.NumPatches;
 

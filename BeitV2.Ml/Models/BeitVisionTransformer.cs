@@ -32,32 +32,29 @@ public sealed class BeitVisionTransformer : ExplicitModule<Tensor, Tensor>
     private readonly LayerNorm? fcNorm;
     private readonly Linear? head;
 
-    public VitConfig Config { get; }
-
     public BeitVisionTransformer(VitConfig config) : base(nameof(BeitVisionTransformer))
     {
-        config.Validate();
         Config = config;
-        var c = config;
-        trunk = new VitTrunk(this, c);
-        if (c.UseMeanPooling)
+        trunk = new VitTrunk(this, config);
+        if (config.UseMeanPooling)
         {
-            fcNorm = ModuleExtensions.LayerNorm(c.EmbedDim, c.NormEps);
+            fcNorm = ModuleExtensions.LayerNorm(config.EmbedDim, config.NormEps);
             register_module("fc_norm", fcNorm);
         }
         else
         {
-            norm = ModuleExtensions.LayerNorm(c.EmbedDim, c.NormEps);
+            norm = ModuleExtensions.LayerNorm(config.EmbedDim, config.NormEps);
             register_module("norm", norm);
         }
-        if (c.NumClasses > 0)
+        if (config.NumClasses > 0)
         {
-            head = nn.Linear(c.EmbedDim, c.NumClasses);
+            head = nn.Linear(config.EmbedDim, config.NumClasses);
             register_module("head", head);
         }
-        ModelInit.InitFineTune(this, c);
+        ModelInit.InitFineTune(this, config);
     }
 
+    public VitConfig Config { get; }
     public VitTrunk Trunk => trunk;
     public IReadOnlyList<Block> Blocks => trunk.Blocks;
     public PatchEmbed PatchEmbed => trunk.PatchEmbed;

@@ -60,7 +60,7 @@ public sealed record MimConfig : VitTrunkConfig
         UseRelPosBias = true, UseSharedRelPosBias = false, UseMeanPooling = true,
     };
 
-    public void Validate()
+    public override void Validate()
     {
         ValidateTrunk();
         Require(VocabSize > 0, "sizes must be positive");

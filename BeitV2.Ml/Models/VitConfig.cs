@@ -51,8 +51,7 @@ public sealed record VitConfig : VitTrunkConfig
         ImgSize = 32, PatchSize = 8, EmbedDim = 32, Depth = 2, NumHeads = 2,
     };
 
-    /// <summary>Throws a clear error for configs the reference itself would reject or mis-build.</summary>
-    public void Validate()
+    public override void Validate()
     {
         ValidateTrunk();
         Require(NumClasses >= 0, "num_classes must be >= 0");

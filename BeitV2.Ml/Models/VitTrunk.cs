@@ -55,8 +55,10 @@ public sealed class VitTrunk
     /// <param name="owner">the model whose state dict holds the trunk's weights.</param>
     /// <param name="config">the trunk's settings.</param>
     /// <param name="maskToken">register MIM's learned [MASK] embedding (<c>mask_token</c>).</param>
+    /// <exception cref="ArgumentException">the config is invalid (<see cref="VitTrunkConfig.Validate"/>).</exception>
     public VitTrunk(nn.Module owner, VitTrunkConfig config, bool maskToken = false)
     {
+        config.Validate();
         this.owner = owner;
         Config = config;
         hasMaskToken = maskToken;

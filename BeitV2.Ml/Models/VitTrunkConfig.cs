@@ -20,7 +20,10 @@ public abstract record VitTrunkConfig : VitShapeConfig
     /// <summary>Gradient checkpointing in the reference; memory only, no numerical effect. Accepted and ignored.</summary>
     [JsonPropertyOrder(30)] public bool UseCheckpoint { get; init; }
 
-    /// <summary>The checks every trunk needs; the derived configs add their own.</summary>
+    /// <summary>Throws a clear error for a config the reference itself would reject or mis-build (the trunk checks it when built).</summary>
+    public abstract void Validate();
+
+    /// <summary>The checks every trunk needs; <see cref="Validate"/> of the derived configs adds their own.</summary>
     protected void ValidateTrunk()
     {
         Require(ImgSize > 0 && PatchSize > 0 && ImgSize % PatchSize == 0, $"img_size {ImgSize} must be a positive multiple of patch_size {PatchSize}");

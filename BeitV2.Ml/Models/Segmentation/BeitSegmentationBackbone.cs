@@ -32,7 +32,6 @@ public sealed class BeitSegmentationBackbone : ExplicitModule<Tensor, Tensor[]>
 
     public BeitSegmentationBackbone(VitConfig config, IReadOnlyList<int> outIndices) : base(nameof(BeitSegmentationBackbone))
     {
-        config.Validate();
         SegmentationConfig.ValidateOutIndices(outIndices, config.Depth);
         SegmentationConfig.ValidatePatchSize(config);
         Config = config;
