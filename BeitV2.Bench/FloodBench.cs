@@ -14,7 +14,7 @@ using Microsoft.Extensions.Options;
 namespace BeitV2.Bench;
 
 /// <summary>
-/// The <c>flood</c> command: the pixel flood of issue 15 against a real server process. Each request carries
+/// The <c>flood</c> command: a pixel flood (tiny files that declare huge images) against a real server process. Each request carries
 /// many tiny PNGs whose headers declare huge images (a few kilobytes on the wire); the bench prints the
 /// server's peak resident memory (VmHWM from /proc), the status and latency of every request, and whether
 /// <c>/health/live</c> kept answering. A watchdog kills the server once its RSS passes <c>--rss-cap-gib</c>

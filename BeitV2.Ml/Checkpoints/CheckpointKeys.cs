@@ -2,7 +2,7 @@ using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Checkpoints;
 
-/// <summary>Key clean-up common to every official file (spec 7.1).</summary>
+/// <summary>Key clean-up common to every official file (the unilm BEiT v2 releases and timm's beit.py: weights under 'model', 'module' or 'state_dict', 'module.' prefixes).</summary>
 public static class CheckpointKeys
 {
     /// <summary>

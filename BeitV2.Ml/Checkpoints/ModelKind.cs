@@ -1,15 +1,11 @@
-using BeitV2.Ml.Models;
-using BeitV2.Ml.Models.Segmentation;
-using BeitV2.Ml.Models.Teachers;
-using BeitV2.Ml.Models.Vqkd;
-using static TorchSharp.torch;
+using BeitV2.Ml.Catalog;
 
 namespace BeitV2.Ml.Checkpoints;
 
 /// <summary>
-/// The model families of the library, named as the reference fixtures name them
+/// The names of the model kinds in package manifests, as the reference fixtures name them
 /// (<c>vit_cls</c>, <c>mim</c>, <c>vqkd</c>, <c>clip_teacher</c>, <c>dino_teacher</c>), plus
-/// <c>segmenter</c> (UperNet + BEiT backbone).
+/// <c>segmenter</c> (UperNet + BEiT backbone). What each kind is lives in <see cref="ModelCatalog"/>.
 /// </summary>
 public static class ModelKind
 {
@@ -21,17 +17,6 @@ public static class ModelKind
     /// <summary>UperNet segmentation (mmseg files: <c>backbone.*</c>, <c>decode_head.*</c>, <c>auxiliary_head.*</c>).</summary>
     public const string Segmenter = "segmenter";
 
-    public static readonly IReadOnlyList<string> All = new[] { VitCls, Mim, Vqkd, ClipTeacher, DinoTeacher, Segmenter };
-
-    /// <summary>The kind and config of a model instance.</summary>
-    public static (string Kind, object Config) Describe(nn.Module model) => model switch
-    {
-        BeitVisionTransformer m => (VitCls, m.Config),
-        BeitMim m => (Mim, m.Config),
-        VqkdTokenizer m => (Vqkd, m.Config),
-        Models.Teachers.ClipTeacher m => (ClipTeacher, m.Visual.Config),
-        DinoVisionTransformer m => (DinoTeacher, m.Config),
-        BeitSegmenter m => (Segmenter, m.Config),
-        _ => throw new ArgumentException($"{model.GetType().Name} is not a BeitV2 model."),
-    };
+    /// <summary>Every kind of the library's catalogue, in its order.</summary>
+    public static IReadOnlyList<string> All => ModelCatalog.Default.Kinds;
 }

@@ -1,8 +1,6 @@
 using System.Text.Json;
+using BeitV2.Ml.Catalog;
 using BeitV2.Ml.Models;
-using BeitV2.Ml.Models.Segmentation;
-using BeitV2.Ml.Models.Teachers;
-using BeitV2.Ml.Models.Vqkd;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -39,18 +37,20 @@ public static class ModelPackage
 {
     public const string ManifestFile = "manifest.json";
 
+    /// <param name="catalog">the kinds it may hold; <see cref="ModelCatalog.Default"/> when null.</param>
+    /// <exception cref="ArgumentException">the model is not of a kind in the catalogue.</exception>
     public static void Save(nn.Module model, string directory, IReadOnlyList<string>? labels = null,
-        IReadOnlyDictionary<string, string>? metadata = null)
+        IReadOnlyDictionary<string, string>? metadata = null, ModelCatalog? catalog = null)
     {
-        var (kind, config) = ModelKind.Describe(model);
+        var (entry, config) = (catalog ?? ModelCatalog.Default).Describe(model);
         DurableFiles.WriteDirectory(directory, staging =>
         {
             var weightsPath = Path.Combine(staging, "weights.safetensors");
             DurableFiles.SaveWeights(model, weightsPath);
             var manifest = new ModelManifest
             {
-                Kind = kind,
-                Config = JsonSerializer.SerializeToElement(config, config.GetType(), ModelJson.Options),
+                Kind = entry.Kind,
+                Config = entry.WriteConfig(config),
                 Labels = labels,
                 WeightsSha256 = DurableFiles.Sha256(weightsPath),
                 Metadata = metadata,
@@ -82,76 +82,26 @@ public static class ModelPackage
     }
 
     /// <summary>Rebuilds the model from its manifest, loads and verifies its weights, and moves it to <paramref name="device"/>.</summary>
-    public static LoadedModel Load(string directory, Device? device = null)
+    /// <param name="catalog">the kinds it may hold; <see cref="ModelCatalog.Default"/> when null.</param>
+    /// <exception cref="CheckpointException">not a model folder, an unknown kind, a missing or corrupt weights file, or weights that do not fit.</exception>
+    public static LoadedModel Load(string directory, Device? device = null, ModelCatalog? catalog = null)
     {
         var manifest = ReadManifest(directory);
         var weights = Path.Combine(directory, manifest.Weights);
         if (!File.Exists(weights)) throw new CheckpointException($"The weights file '{manifest.Weights}' is missing from '{directory}'.");
         if (manifest.WeightsSha256 is { } expected && !string.Equals(expected, DurableFiles.Sha256(weights), StringComparison.OrdinalIgnoreCase))
             throw new CheckpointException($"'{weights}' does not match the SHA-256 in its manifest: the file is corrupt or was replaced.");
+        var entry = (catalog ?? ModelCatalog.Default)[manifest.Kind];
         var sd = Safetensors.LoadStateDict(weights);
         try
         {
-            nn.Module module = Build(manifest.Kind, manifest.Config, sd);
+            var module = entry.Load(entry.ReadConfig(manifest.Config), sd);
             if (device is not null) module.to(device);
             return new LoadedModel(manifest, module);
         }
         finally
         {
             foreach (var t in sd.Values) t.Dispose();
-        }
-    }
-
-    private static nn.Module Build(string kind, JsonElement config, IReadOnlyDictionary<string, Tensor> sd)
-    {
-        switch (kind)
-        {
-            case ModelKind.VitCls:
-            {
-                var m = new BeitVisionTransformer(ModelJson.Deserialize<VitConfig>(config, kind));
-                return LoadOrDispose(m, () => VitCheckpoint.Load(m, sd));
-            }
-            case ModelKind.Mim:
-            {
-                var m = new BeitMim(ModelJson.Deserialize<MimConfig>(config, kind));
-                return LoadOrDispose(m, () => MimCheckpoint.Load(m, sd));
-            }
-            case ModelKind.Vqkd:
-            {
-                var m = new VqkdTokenizer(ModelJson.Deserialize<VqkdConfig>(config, kind));
-                return LoadOrDispose(m, () => VqkdCheckpoint.Load(m, sd));
-            }
-            case ModelKind.ClipTeacher:
-            {
-                var m = new ClipTeacher(ModelJson.Deserialize<ClipVisionConfig>(config, kind));
-                return LoadOrDispose(m, () => StateDictLoader.Load(m, sd, "CLIP image tower"));
-            }
-            case ModelKind.DinoTeacher:
-            {
-                var m = new DinoVisionTransformer(ModelJson.Deserialize<DinoConfig>(config, kind));
-                return LoadOrDispose(m, () => StateDictLoader.Load(m, sd, "DINO ViT"));
-            }
-            case ModelKind.Segmenter:
-            {
-                var m = new BeitSegmenter(ModelJson.Deserialize<SegmentationConfig>(config, kind));
-                return LoadOrDispose(m, () => SegmenterCheckpoint.Load(m, sd));
-            }
-            default:
-                throw new CheckpointException($"Unknown model kind '{kind}' (expected one of {string.Join(", ", ModelKind.All)}).");
-        }
-    }
-
-    private static nn.Module LoadOrDispose(nn.Module module, Action load)
-    {
-        try
-        {
-            load();
-            return module;
-        }
-        catch
-        {
-            module.Dispose();
-            throw;
         }
     }
 }

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace BeitV2.Ml.Checkpoints;
 
 /// <summary>
-/// Loads weights into a <see cref="BeitSegmenter"/> (spec 5.5, 2.9). Two kinds of source:
+/// Loads weights into a <see cref="BeitSegmenter"/> (as unilm beit2/semantic_segmentation/mmcv_custom/checkpoint.py does). Two kinds of source:
 /// <list type="bullet">
 /// <item>a whole segmenter: an official mmseg checkpoint (weights under 'state_dict'), a DDP file with
 /// 'module.' prefixes, or our own package — keys start with <c>backbone.</c> / <c>decode_head.</c> /

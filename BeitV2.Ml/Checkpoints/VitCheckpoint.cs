@@ -7,7 +7,7 @@ namespace BeitV2.Ml.Checkpoints;
 /// <summary>
 /// Loads weights into a <see cref="BeitVisionTransformer"/> from an official unilm fine-tuned
 /// checkpoint, a timm checkpoint (same key names), a pretraining (MIM) checkpoint, or our own
-/// files. All key mapping for this model lives here (spec 5.1, 2.9).
+/// files. All key mapping for this model lives here (as in unilm beit2/run_class_finetuning.py: shared table copied per layer, tables resized).
 /// </summary>
 public static class VitCheckpoint
 {

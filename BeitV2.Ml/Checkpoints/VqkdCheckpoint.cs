@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace BeitV2.Ml.Checkpoints;
 
 /// <summary>
-/// Loads a VQ-KD tokenizer as the reference does with <c>as_tokenzer=True</c> (spec 3.6): weights
+/// Loads a VQ-KD tokenizer as the reference does with <c>as_tokenzer=True</c> (unilm beit2/modeling_vqkd.py): weights
 /// under 'model' or 'state_dict', every key starting with "loss", "teacher" or "scaling" dropped,
 /// then a strict load.
 /// </summary>

@@ -6,7 +6,8 @@ namespace BeitV2.Ml.Data;
 /// The training transform of image classification and of tokenizer training: <c>RandomResizedCrop(S,
 /// scale, ratio, bicubic)</c> → <c>RandomHorizontalFlip(p)</c> → optional <c>ColorJitter</c> →
 /// <c>ToTensor</c> → optional <c>Normalize</c>, in that order (timm's <c>transforms_imagenet_train</c>
-/// without RandAugment, random erasing and mixup/cutmix of spec 5.2; the VQ-KD recipe of spec 3.7 has no
+/// without the RandAugment, random erasing and mixup/cutmix of the fine-tuning recipe; the VQ-KD recipe
+/// (run_vqkd_training.py) has no
 /// jitter and no Normalize).
 /// </summary>
 public sealed class ClassificationTrainTransform : ISampleTransform
@@ -30,7 +31,7 @@ public sealed class ClassificationTrainTransform : ISampleTransform
     public static ClassificationTrainTransform FineTuning(int size) =>
         new(new RandomResizedCrop(size), 0.5, null, PixelNormalization.ImageNet);
 
-    /// <summary>The VQ-KD training transform (spec 3.7): RRC(size), flip 0.5, [0,1] output.</summary>
+    /// <summary>The VQ-KD training transform (run_vqkd_training.py): RRC(size), flip 0.5, [0,1] output.</summary>
     public static ClassificationTrainTransform Tokenizer(int size) => new(new RandomResizedCrop(size));
 
     /// <summary>The crop.</summary>

@@ -3,7 +3,7 @@ using BeitV2.Ml.Imaging;
 namespace BeitV2.Ml.Data;
 
 /// <summary>
-/// The mmsegmentation ADE20K training pipeline of spec 5.5 scaled to a crop size S:
+/// The mmsegmentation ADE20K training pipeline of the unilm beit2/semantic_segmentation configs, scaled to a crop size S:
 /// <c>Resize(img_scale=(4S, S), ratio_range=(0.5, 2.0), keep_ratio)</c> → <c>RandomCrop(S,
 /// cat_max_ratio=0.75)</c> → <c>RandomFlip(0.5)</c> → <c>Normalize</c> → <c>Pad(S, pad_val=0,
 /// seg_pad_val=255)</c>, applied with the same geometry to image and mask (S = 512 gives the reference's

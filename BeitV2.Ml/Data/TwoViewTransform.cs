@@ -3,7 +3,7 @@ using BeitV2.Ml.Imaging;
 namespace BeitV2.Ml.Data;
 
 /// <summary>
-/// BEiT v2's MIM pretraining augmentation (<c>DataAugmentationForBEiT</c>, spec 4.5): one common
+/// BEiT v2's MIM pretraining augmentation (<c>DataAugmentationForBEiT</c> in unilm beit2/datasets.py): one common
 /// <c>ColorJitter(0.4, 0.4, 0.4)</c> → <c>RandomHorizontalFlip(0.5)</c> → random resized crop box, shared
 /// by two outputs: the model view (size S, bicubic, ToTensor + Normalize) and the tokenizer view
 /// (size S2, bicubic, ToTensor only, [0,1]).

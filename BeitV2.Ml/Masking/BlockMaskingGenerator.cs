@@ -151,7 +151,7 @@ public sealed class BlockMaskingGenerator
         {
             double targetArea = Uniform(MinNumPatches, budget);
             double aspect = Math.Exp(Uniform(_logAspectMin, _logAspectMax));
-            // Python's round() is half-to-even; spelled out because it is part of the spec.
+            // Python's round() is half-to-even; spelled out because the reference (beit2/masking_generator.py) rounds so.
             int h = (int)Math.Round(Math.Sqrt(targetArea * aspect), MidpointRounding.ToEven);
             int w = (int)Math.Round(Math.Sqrt(targetArea / aspect), MidpointRounding.ToEven);
             if (w < Width && h < Height)

@@ -48,10 +48,7 @@ public sealed record MimConfig : VitTrunkConfig
         ImgSize = 32, PatchSize = 8, EmbedDim = 32, Depth = 4, NumHeads = 2, VocabSize = vocabSize, EarlyLayers = 2, HeadLayers = 1, DropPathRate = 0,
     };
 
-    /// <summary>
-    /// The fine-tuning config a checkpoint of this model converts into (unilm run_class_finetuning.py with
-    /// <c>--rel_pos_bias</c>: the shared relative table is copied into every block; mean pooling; dropouts left to the run).
-    /// </summary>
+    /// <summary>The fine-tuning backbone config that a checkpoint of this model converts into (as unilm beit2/run_class_finetuning.py loads a pretraining checkpoint).</summary>
     public VitConfig ToBackbone(int numClasses) => new()
     {
         ImgSize = ImgSize, PatchSize = PatchSize, InChans = InChans, NumClasses = numClasses, EmbedDim = EmbedDim,

@@ -7,8 +7,8 @@ namespace BeitV2.Ml.Models;
 /// <summary>
 /// From-scratch initialisation as the reference does it. Irrelevant when a checkpoint is loaded,
 /// but it decides how our own training starts, so it follows the two reference recipes:
-/// fine-tune (spec 2.7: truncation at ±2 absolute, head scaled by init_scale) and pretraining
-/// (spec 4.7: truncation at ±1 std, Conv2d included).
+/// fine-tune (unilm beit2/modeling_finetune.py: truncation at ±2 absolute, head scaled by init_scale) and
+/// pretraining (beit2/modeling_pretrain.py: truncation at ±1 std, Conv2d included).
 /// </summary>
 internal static class ModelInit
 {

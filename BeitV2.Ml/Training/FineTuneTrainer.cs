@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace BeitV2.Ml.Training;
 
 /// <summary>
-/// Options of <see cref="FineTuneTrainer"/> (spec 5.2, 5.3). Defaults are small (base recipe
+/// Options of <see cref="FineTuneTrainer"/> (unilm beit2/run_class_finetuning.py). Defaults are small (base recipe
 /// settings with a short plan); the presets are the get_started_for_image_classification.md rows.
 /// Mixup / CutMix, RandAugment, random erasing and model EMA are data-side or not implemented.
 /// </summary>
@@ -39,7 +39,7 @@ public sealed record FineTuneOptions : TrainerOptions
     /// <summary>Base from the 300-epoch pt1k checkpoint: as above with layer decay 0.65, drop path 0.1.</summary>
     public static FineTuneOptions BaseFromPt1k300() => BaseFromPt1k1600() with { LayerDecay = 0.65, DropPathRate = 0.1 };
 
-    /// <summary>Base from pt1k_ft21k: lr 5e-5, 30 epochs, warmup 20 (as the spec table records it), layer decay 0.75, drop path 0.1.</summary>
+    /// <summary>Base from pt1k_ft21k: lr 5e-5, 30 epochs, warmup 20 (as get_started_for_image_classification.md gives it), layer decay 0.75, drop path 0.1.</summary>
     public static FineTuneOptions BaseFromPt1kFt21k() => new()
     {
         Epochs = 30, WarmupEpochs = 20, LearningRate = 5e-5, MinLearningRate = 1e-6, LayerDecay = 0.75, DropPathRate = 0.1,
@@ -140,23 +140,5 @@ public sealed class FineTuneTrainer : TrainerBase
     {
         model.eval();
         return ClassificationEvaluation.Run(validation, Device, model.forward, model.Config.NumClasses, cancellationToken);
-    }
-}
-
-/// <summary>Losses of the trainers.</summary>
-public static class Losses
-{
-    /// <summary>
-    /// timm LabelSmoothingCrossEntropy: mean over the batch of (1 − s)·nll + s·mean_k(−log p_k)
-    /// (equal to PyTorch's cross_entropy with label_smoothing = s).
-    /// </summary>
-    public static Tensor LabelSmoothingCrossEntropy(Tensor logits, Tensor target, double smoothing)
-    {
-        using var scope = NewDisposeScope();
-        var logp = nn.functional.log_softmax(logits, -1);
-        var nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1);
-        var smooth = -logp.mean(new long[] { -1 });
-        var loss = ((1 - smoothing) * nll + smoothing * smooth).mean();
-        return loss.MoveToOuterDisposeScope();
     }
 }

@@ -18,9 +18,9 @@ public enum ProbeFeature
 
 /// <summary>
 /// Options of <see cref="LinearProbeTrainer"/>. BEiT v2 ships no probing script and its protocol is
-/// not documented (spec 5.4); <see cref="Reference"/> follows BEiT v1's run_linear_eval as far as the
-/// spec records it (AdamW, cosine, 100 epochs, lr 1e-3 × batch / 256) with MAE's non-affine BatchNorm
-/// before the linear layer. Warmup and weight decay are not recorded there; 0 is used for both.
+/// not documented (unilm issue #1574 asks for it, unanswered); <see cref="Reference"/> follows BEiT v1's
+/// beit/run_linear_eval.py (AdamW, cosine, 100 epochs, lr 1e-3 × batch / 256) with MAE's non-affine BatchNorm
+/// before the linear layer. Warmup and weight decay are left out; 0 is used for both.
 /// </summary>
 public sealed record LinearProbeOptions : TrainerOptions
 {

@@ -15,7 +15,8 @@ public sealed record ParameterGroup(string Name, int? LayerId, double LrScale, d
     IReadOnlyList<string> ParameterNames, IReadOnlyList<Parameter> Parameters);
 
 /// <summary>
-/// Parameter groups of the reference optimisers (spec 3.7, 4.6, 5.2, 5.5).
+/// Parameter groups of the reference optimisers (unilm beit2/optim_factory.py as the tokenizer, pretraining,
+/// fine-tuning and segmentation scripts call it).
 /// <list type="bullet">
 /// <item>Frozen parameters (requires_grad false, e.g. the VQ-KD codebook) are left out.</item>
 /// <item>No weight decay for parameters of at most one dimension (LayerNorm, layer scale, q/v biases), for names ending in

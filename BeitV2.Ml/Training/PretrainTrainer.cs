@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Training;
 
-/// <summary>Options of <see cref="PretrainTrainer"/> (spec 4.6). Defaults are small; the presets are the PRETRAINING.md commands.</summary>
+/// <summary>Options of <see cref="PretrainTrainer"/> (unilm beit2/run_beitv2_pretraining.py). Defaults are small; the presets are the PRETRAINING.md commands.</summary>
 public sealed record PretrainTrainerOptions : TrainerOptions
 {
     public PretrainTrainerOptions()

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace BeitV2.Ml.Training;
 
 /// <summary>
-/// Options of <see cref="SegmentationTrainer"/> (spec 5.5): AdamW (0.9, 0.999), weight decay 0.05,
+/// Options of <see cref="SegmentationTrainer"/> (the unilm beit2/semantic_segmentation UperNet configs): AdamW (0.9, 0.999), weight decay 0.05,
 /// layer decay, poly schedule (power 1, min lr 0) with linear warmup from ratio 1e-6, iteration based.
 /// Warmup is <see cref="TrainerOptions.WarmupSteps"/> iterations (or <see cref="TrainerOptions.WarmupEpochs"/> × batches).
 /// </summary>

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Training;
 
-/// <summary>Options of <see cref="TokenizerTrainer"/> (spec 3.7). Defaults are small; <see cref="Reference"/> is the published recipe.</summary>
+/// <summary>Options of <see cref="TokenizerTrainer"/> (unilm beit2 TOKENIZER.md and run_vqkd_training.py). Defaults are small; <see cref="Reference"/> is the published recipe.</summary>
 public sealed record TokenizerTrainerOptions : TrainerOptions
 {
     public TokenizerTrainerOptions()

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using BeitV2.Ml.Catalog;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Models;
 using TorchSharp.Modules;
@@ -209,19 +210,11 @@ public static class TrainingCheckpoint
 
     private static void TryWriteManifest(nn.Module module, string staging, string weights)
     {
-        (string Kind, object Config) described;
-        try
-        {
-            described = ModelKind.Describe(module);
-        }
-        catch (ArgumentException)
-        {
-            return; // not a library model (e.g. a probe head): weights only
-        }
+        if (ModelCatalog.Default.EntryOf(module) is not { } entry) return; // not a library model (e.g. a probe head): weights only
         var manifest = new ModelManifest
         {
-            Kind = described.Kind,
-            Config = JsonSerializer.SerializeToElement(described.Config, described.Config.GetType(), ModelJson.Options),
+            Kind = entry.Kind,
+            Config = entry.WriteConfig(entry.ConfigOf(module)),
             WeightsSha256 = DurableFiles.Sha256(weights),
         };
         DurableFiles.WriteAllBytes(Path.Combine(staging, ModelPackage.ManifestFile), JsonSerializer.SerializeToUtf8Bytes(manifest, ModelJson.Options));

@@ -1,11 +1,10 @@
 using System.Text;
-using BeitV2.Web.Tests.Imaging;
 
 namespace BeitV2.Web.Tests.Api;
 
 /// <summary>
 /// Every class of bad input gets the contract's status as a ProblemDetails with a detail, and the
-/// service keeps serving afterwards with nothing left behind (design/api.md, Conventions).
+/// service keeps serving afterwards with nothing left behind.
 /// </summary>
 [Collection(ApiCollection.Name)]
 public sealed class BadInputTests(SeededApi api)

@@ -6,7 +6,7 @@ namespace BeitV2.Web.Tests.Api;
 
 /// <summary>
 /// The four inference routes through the whole HTTP pipeline, several images per request, against
-/// the contract's response shapes (docs: design/api.md, Inference).
+/// the contract's response shapes (README, Inference).
 /// </summary>
 [Collection(ApiCollection.Name)]
 public sealed class InferenceEndpointTests(SeededApi api)

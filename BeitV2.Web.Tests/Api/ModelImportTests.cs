@@ -3,7 +3,6 @@ using System.Text.Json;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Imaging;
 using BeitV2.Ml.Models.Vqkd;
-using BeitV2.Web.Tests.Checkpoints;
 using static TorchSharp.torch;
 
 namespace BeitV2.Web.Tests.Api;
@@ -28,7 +27,7 @@ public sealed class ImportApi : IDisposable
 
 /// <summary>
 /// <c>POST /api/v1/models/import</c> with the official-format fixtures, the imported models at work,
-/// and the registry routes (list, get, delete, default) (design/api.md, Models).
+/// and the registry routes (list, get, delete, default).
 /// </summary>
 [Collection(ApiCollection.Name)]
 public sealed class ModelImportTests(ImportApi api) : IClassFixture<ImportApi>
@@ -121,6 +120,7 @@ public sealed class ModelImportTests(ImportApi api) : IClassFixture<ImportApi>
         { "config is not an object", 400 },
         { "config with an impossible value", 400 },
         { "labels file with the wrong line count", 400 },
+        { "labels file for a model without classes", 400 },
         { "empty labels file", 400 },
         { "no file part", 400 },
         { "no kind", 400 },
@@ -158,6 +158,7 @@ public sealed class ModelImportTests(ImportApi api) : IClassFixture<ImportApi>
             "config is not an object" => ImportForm("vit_cls.pth", "classifier", config: "[4]"),
             "config with an impossible value" => ImportForm("vit_cls.pth", "classifier", config: """{"num_heads": 5}"""),
             "labels file with the wrong line count" => ImportForm("vit_cls.pth", "classifier", labels: "a\nb\nc\n"),
+            "labels file for a model without classes" => ImportForm("vqkd.pth", "tokenizer", config: VqkdHeads, labels: "a\nb\n"),
             "empty labels file" => ImportForm("vit_cls.pth", "classifier", labels: "\n"),
             "no file part" => Fields(("kind", "classifier")),
             "no kind" => ImportForm("vit_cls.pth", null),

@@ -6,7 +6,6 @@ using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Vqkd;
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Inference;
-using BeitV2.Web.Tests.Imaging;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -47,7 +46,7 @@ public sealed class PixelBudgetApi : IDisposable
 }
 
 /// <summary>
-/// Memory per request is bounded (issue 15, point 3): the request's pixels are budgeted from the headers before
+/// Memory per request is bounded: the request's pixels are budgeted from the headers before
 /// anything is decoded, decoding shares a process-wide byte budget (queue, then 429), and thin images are
 /// refused with 422 on every route and output format instead of overflowing.
 /// </summary>

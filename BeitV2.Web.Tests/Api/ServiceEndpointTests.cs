@@ -6,7 +6,7 @@ using BeitV2.Ml.Models.Vqkd;
 
 namespace BeitV2.Web.Tests.Api;
 
-/// <summary>Health, readiness, /api/v1/info, /metrics and the OpenAPI document (design/api.md, Service).</summary>
+/// <summary>Health, readiness, /api/v1/info, /metrics and the OpenAPI document.</summary>
 [Collection(ApiCollection.Name)]
 public sealed class ServiceEndpointTests(SeededApi api)
 {

@@ -1,6 +1,5 @@
 using System.Net;
 using BeitV2.Web.Registry;
-using BeitV2.Web.Tests.Checkpoints;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace BeitV2.Web.Tests.Api;

@@ -4,7 +4,6 @@ using System.Net.Http.Headers;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;
 using BeitV2.Web.Tests.Api;
-using BeitV2.Web.Tests.Data;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;

@@ -14,7 +14,7 @@ namespace BeitV2.Web.Tests.Ui;
 
 /// <summary>
 /// Browser tests run one at a time (one Kestrel host with Hangfire, one browser) and never next to
-/// another host (Hangfire's process-wide state, see stack-facts).
+/// another host (Hangfire keeps process-wide static state, e.g. GlobalConfiguration and JobStorage.Current).
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class UiCollection : ICollectionFixture<UiApp>

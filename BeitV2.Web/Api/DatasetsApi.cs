@@ -2,6 +2,7 @@ using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Data;
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Datasets;
+using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;
 using Microsoft.Extensions.Options;
@@ -50,7 +51,7 @@ public static class DatasetsApi
         var info = catalog.Get(id);
         var users = jobs.List().Where(j => !JobStatus.IsFinished(j.Status) && j.Dataset == info.Id).Select(j => j.Id).ToList();
         if (users.Count > 0 && !info.BuiltIn)
-            throw ApiProblemException.Conflict(
+            throw new ConflictException(
                 $"Dataset '{info.Id}' is used by {(users.Count == 1 ? "job" : "jobs")} {string.Join(", ", users.Take(10))} (queued or running); " +
                 "cancel or wait for them, then delete it.");
         catalog.Delete(info.Id);
@@ -62,7 +63,7 @@ public static class DatasetsApi
     {
         var max = limits.Value.MaxImportBytes;
         if (request.ContentLength is { } length && length > max)
-            throw ApiProblemException.TooLarge($"The upload is {length} bytes; the limit is {max} bytes (Limits:MaxImportBytes).");
+            throw new TooLargeException($"The upload is {length} bytes; the limit is {max} bytes (Limits:MaxImportBytes).");
         var room = storage.Room();
         if (request.ContentLength is { } declared && declared > room.Bytes) throw room.Insufficient("the upload", declared);
 
@@ -70,7 +71,7 @@ public static class DatasetsApi
         using var upload = await MultipartUpload.ReadAsync(request, "file", _ => Path.Combine(data.Sub("tmp"), $"dataset-{Guid.NewGuid():N}.zip"),
             max, "Limits:MaxImportBytes", room, ct: ct);
         if (upload.StagedFile is null)
-            throw ApiProblemException.BadRequest("The form has no 'file' part: attach the zip archive as 'file'.");
+            throw new InvalidRequestException("The form has no 'file' part: attach the zip archive as 'file'.");
         var name = upload.Field("name") is { Length: > 0 } n ? n.Trim() : Path.GetFileNameWithoutExtension(upload.FileName);
         if (string.IsNullOrWhiteSpace(name)) name = "dataset";
 
@@ -84,19 +85,14 @@ public static class DatasetsApi
             var info = catalog.Add(zip, name, archiveLimits);
             return TypedResults.Created($"/api/v1/datasets/{info.Id}", info);
         }
-        catch (DatasetException e)
+        // The exception handler maps every other dataset error; these two answers name the limits and the room that applied here.
+        catch (DatasetException e) when (e.Error == DatasetError.TooLarge)
         {
-            throw e.Error switch
-            {
-                DatasetError.TooLarge => ApiProblemException.TooLarge(
-                    e.Message + $" Limits: {storageOptions.Value.MaxDatasetBytes} bytes per dataset (Storage:MaxDatasetBytes), " +
-                    $"{archiveLimits.MaxFileBytes} bytes per file, {archiveLimits.MaxFiles} files."),
-                DatasetError.InsufficientStorage => extractRoom.Insufficient("the extracted dataset"),
-                DatasetError.InvalidArchive => ApiProblemException.BadRequest(e.Message),
-                _ => ApiProblemException.Unprocessable(e.Message),
-            };
+            throw new TooLargeException(
+                e.Message + $" Limits: {storageOptions.Value.MaxDatasetBytes} bytes per dataset (Storage:MaxDatasetBytes), " +
+                $"{archiveLimits.MaxFileBytes} bytes per file, {archiveLimits.MaxFiles} files.");
         }
-        catch (IOException e) when (StorageBudget.IsDiskFull(e))
+        catch (Exception e) when (e is DatasetException { Error: DatasetError.InsufficientStorage } || e is IOException io && StorageBudget.IsDiskFull(io))
         {
             throw extractRoom.Insufficient("the extracted dataset");
         }
@@ -111,9 +107,9 @@ public static class DatasetsApi
         switch (CheckpointFormat.Detect(path))
         {
             case CheckpointFileKind.TorchScript:
-                throw ApiProblemException.UnsupportedMediaType("This zip is a TorchScript model, not a dataset. " + CheckpointFormat.TorchScriptAdvice);
+                throw new UnsupportedInputException("This zip is a TorchScript model, not a dataset. " + CheckpointFormat.TorchScriptAdvice);
             case CheckpointFileKind.PyTorchZip or CheckpointFileKind.Safetensors:
-                throw ApiProblemException.UnsupportedMediaType("This file is a model checkpoint, not a dataset: import it with POST /api/v1/models/import.");
+                throw new UnsupportedInputException("This file is a model checkpoint, not a dataset: import it with POST /api/v1/models/import.");
         }
     }
 }

@@ -1,4 +1,5 @@
 using BeitV2.Ml.Imaging.Rendering;
+using BeitV2.Web.Errors;
 using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
@@ -42,14 +43,14 @@ public static class InferenceApi
     private static async Task<IResult> Tokens(HttpRequest request, InferenceService inference, string? model, string? format, CancellationToken ct)
     {
         if (format is not null and not "json" and not "png")
-            throw ApiProblemException.BadRequest($"format must be 'json' or 'png', not '{format}'.");
+            throw new InvalidRequestException($"format must be 'json' or 'png', not '{format}'.");
         var info = inference.ResolveModel(model, "tokens", ApiModelKinds.Tokenizer);
         using var run = await inference.RunAsync<long[]>(request, info, Operations.Tokens, ct, keepImages: format == "png");
         var grid = info.ImageSize / info.PatchSize;
         if (format == "png")
         {
-            if (run.Images.Count != 1) throw ApiProblemException.BadRequest("format=png takes exactly one image.");
-            var png = TokenPictures.Render(run.Images[0].Image!, run.Plans[0]!, run.Results[0], grid, grid, info.CodebookSize ?? 0);
+            if (run.Images.Count != 1) throw new InvalidRequestException("format=png takes exactly one image.");
+            var png = TokenMapRenderer.RenderPng(run.Images[0].Image!, run.Plans[0]!, TokenMapRenderer.ToGrid(run.Results[0], grid, grid), info.CodebookSize ?? 0);
             return TypedResults.File(png, "image/png");
         }
         var images = run.Results.Select((ids, i) => new ImageTokens(i,
@@ -64,7 +65,7 @@ public static class InferenceApi
     {
         pooling ??= "cls";
         if (pooling is not "cls" and not "mean")
-            throw ApiProblemException.BadRequest($"pooling must be 'cls' or 'mean', not '{pooling}'.");
+            throw new InvalidRequestException($"pooling must be 'cls' or 'mean', not '{pooling}'.");
         var info = inference.ResolveModel(model, "embeddings", ApiModelKinds.Backbone, ApiModelKinds.Classifier, ApiModelKinds.Pretrain);
         using var run = await inference.RunAsync<FeatureResult>(request, info, Operations.Features, ct);
         var data = run.Results.Select((f, i) =>
@@ -84,7 +85,7 @@ public static class InferenceApi
         string? model, int? topK, CancellationToken ct)
     {
         var k = topK ?? 5;
-        if (k < 1) throw ApiProblemException.BadRequest($"topK must be at least 1, not {k}.");
+        if (k < 1) throw new InvalidRequestException($"topK must be at least 1, not {k}.");
         var info = inference.ResolveModel(model, "classify", ApiModelKinds.Classifier);
         using var run = await inference.RunAsync<float[]>(request, info, Operations.Classify, ct);
         var images = run.Results.Select((p, i) => new ImagePredictions(i,
@@ -97,7 +98,7 @@ public static class InferenceApi
         string? model, string? format, CancellationToken ct)
     {
         if (format is not null and not "json" and not "png" and not "overlay")
-            throw ApiProblemException.BadRequest($"format must be 'json', 'png' or 'overlay', not '{format}'.");
+            throw new InvalidRequestException($"format must be 'json', 'png' or 'overlay', not '{format}'.");
         var info = inference.ResolveModel(model, "segment", ApiModelKinds.Segmenter);
         using var run = await inference.RunAsync<int[]>(request, info, Operations.Segment, ct, keepImages: format == "overlay");
         var size = info.ImageSize;
@@ -105,7 +106,7 @@ public static class InferenceApi
         int[] Mask(int i) => ClassMapResizer.FromFullImageResize(run.Results[i], size, size, run.Images[i].Width, run.Images[i].Height);
         if (format is "png" or "overlay")
         {
-            if (run.Images.Count != 1) throw ApiProblemException.BadRequest($"format={format} takes exactly one image.");
+            if (run.Images.Count != 1) throw new InvalidRequestException($"format={format} takes exactly one image.");
             var (width, height) = (run.Images[0].Width, run.Images[0].Height);
             var png = format == "png"
                 ? SegmentationRenderer.MaskPng(Mask(0), width, height)

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Errors;
 using BeitV2.Web.Jobs;
 
 namespace BeitV2.Web.Api;
@@ -46,7 +46,7 @@ public static class JobsApi
             {
                 store.Get(id);
                 var n = tail ?? 500;
-                if (n < 1) throw ApiProblemException.BadRequest($"tail must be at least 1, not {n}.");
+                if (n < 1) throw new InvalidRequestException($"tail must be at least 1, not {n}.");
                 return TypedResults.Ok(JobArtifacts.ReadLog(id, store.JobDirectory(id), n));
             })
             .WithSummary("The job's log lines (the newest 'tail', default 500), as broadcast on the hub's 'log' messages")
@@ -56,7 +56,7 @@ public static class JobsApi
             {
                 var job = store.Get(id);
                 if (job.Type != JobTypes.Tokenizer)
-                    throw ApiProblemException.NotFound($"Job '{id}' is a {job.Type} job; only tokenizer jobs have codebook statistics.");
+                    throw new NotFoundException($"Job '{id}' is a {job.Type} job; only tokenizer jobs have codebook statistics.");
                 return TypedResults.Ok(JobArtifacts.ReadCodebook(id, store.JobDirectory(id), JobArtifacts.ConfiguredCodebookSize(job)));
             })
             .WithSummary("Tokenizer jobs: how often each code was assigned so far in the current epoch (live codebook usage)")
@@ -79,7 +79,7 @@ public static class JobsApi
     private static async Task<IResult> Create(HttpRequest http, JobPlanner planner, JobStore store, JobScheduler scheduler, CancellationToken ct)
     {
         if (!http.HasJsonContentType())
-            throw ApiProblemException.UnsupportedMediaType("Send the job as application/json: {\"type\": \"finetune\", \"dataset\": \"fashion-mnist\"}.");
+            throw new UnsupportedInputException("Send the job as application/json: {\"type\": \"finetune\", \"dataset\": \"fashion-mnist\"}.");
         JobRequest? request;
         try
         {
@@ -87,9 +87,9 @@ public static class JobsApi
         }
         catch (JsonException e)
         {
-            throw ApiProblemException.BadRequest($"The body is not a valid job request: {e.Message}");
+            throw new InvalidRequestException($"The body is not a valid job request: {e.Message}");
         }
-        if (request is null) throw ApiProblemException.BadRequest("The body is empty; send a JSON job request.");
+        if (request is null) throw new InvalidRequestException("The body is empty; send a JSON job request.");
         var id = "job-" + Guid.NewGuid().ToString("N")[..12];
         var job = store.Create(planner.Validate(request, id));
         job = scheduler.Enqueue(job.Id);

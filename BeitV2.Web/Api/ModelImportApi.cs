@@ -1,6 +1,8 @@
 using System.Text.Json;
+using BeitV2.Ml.Catalog;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Web.Configuration;
+using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 using Microsoft.Extensions.Options;
@@ -10,7 +12,7 @@ namespace BeitV2.Web.Api;
 
 /// <summary>
 /// <c>POST /api/v1/models/import</c>: an official unilm <c>.pth</c> or a timm/our <c>.safetensors</c>
-/// file becomes a registered model. The architecture is inferred from the tensor shapes; a
+/// file becomes a registered model. The architecture is deduced from the tensor shapes; a
 /// <c>config</c> JSON (official keyword names) overrides what the weights cannot tell.
 /// </summary>
 public static class ModelImportApi
@@ -50,32 +52,32 @@ public static class ModelImportApi
         IOptions<LimitsOptions> limits, ImportGate gate, ILoggerFactory logs, CancellationToken ct)
     {
         if (!request.HasFormContentType)
-            throw ApiProblemException.UnsupportedMediaType("Send multipart/form-data with a 'file' part (the checkpoint) and a 'kind' field.");
+            throw new UnsupportedInputException("Send multipart/form-data with a 'file' part (the checkpoint) and a 'kind' field.");
         var max = limits.Value.MaxImportBytes;
         if (request.ContentLength is { } length && length > max)
-            throw ApiProblemException.TooLarge($"The upload is {length} bytes; the limit is {max} bytes (Limits:MaxImportBytes).");
+            throw new TooLargeException($"The upload is {length} bytes; the limit is {max} bytes (Limits:MaxImportBytes).");
         var room = storage.Room();
         if (request.ContentLength is { } declared && declared > room.Bytes) throw room.Insufficient("the upload", declared);
         // Taken before the body is read, so concurrent uploads do not each stage a file either.
         using var held = gate.TryEnter()
-                         ?? throw ApiProblemException.TooManyRequests("Another model import is in progress; imports run one at a time. Retry shortly.");
+                         ?? throw new CapacityException("Another model import is in progress; imports run one at a time. Retry shortly.");
         // The checkpoint streams into its staging file (no copy of the body anywhere else), bounded as it arrives.
         // The reader tells .pth from .safetensors by the extension, so the staging file keeps the client's.
         using var form = await MultipartUpload.ReadAsync(request, "file",
             fileName => Path.Combine(data.Sub("tmp"), $"import-{Guid.NewGuid():N}{MultipartUpload.SafeExtension(fileName)}"),
             max, "Limits:MaxImportBytes", room, ["labels"], ct);
         if (form.StagedFile is null)
-            throw ApiProblemException.BadRequest("The form has no 'file' part: attach the checkpoint as 'file'.");
+            throw new InvalidRequestException("The form has no 'file' part: attach the checkpoint as 'file'.");
         var kind = form.Field("kind")?.Trim().ToLowerInvariant();
         if (string.IsNullOrEmpty(kind) || !ApiModelKinds.All.Contains(kind))
-            throw ApiProblemException.BadRequest($"'kind' must be one of {string.Join(", ", ApiModelKinds.All)}.");
+            throw new InvalidRequestException($"'kind' must be one of {string.Join(", ", ApiModelKinds.All)}.");
         var overrides = ParseConfig(form.Field("config"));
-        ArchitectureInference.CheckOverrides(overrides);
+        ArchitectureDeduction.CheckOverrides(overrides);
         var labels = ReadLabels(form.SmallFile("labels"));
         var fileName = form.FileName ?? "";
         var name = form.Field("name") is { Length: > 0 } n ? n.Trim() : Path.GetFileNameWithoutExtension(fileName);
         bool? makeDefault = form.Field("makeDefault") is { } md ? bool.TryParse(md, out var b) ? b
-            : throw ApiProblemException.BadRequest("makeDefault must be true or false.") : null;
+            : throw new InvalidRequestException("makeDefault must be true or false.") : null;
 
         var temp = form.StagedFile;
         try
@@ -85,53 +87,43 @@ public static class ModelImportApi
             switch (CheckpointFormat.Detect(temp))
             {
                 case CheckpointFileKind.TorchScript:
-                    throw ApiProblemException.UnsupportedMediaType(CheckpointFormat.TorchScriptAdvice);
+                    throw new UnsupportedInputException(CheckpointFormat.TorchScriptAdvice);
                 case CheckpointFileKind.Unknown:
-                    throw ApiProblemException.Unprocessable(
+                    throw new UnusableInputException(
                         $"Cannot read '{Path.GetFileName(fileName)}': it is neither a PyTorch state dict (.pth written by torch.save) nor a safetensors file.");
             }
             using var scope = NewDisposeScope();
             var sd = CheckpointKeys.Normalize(StateDictFile.Read(temp));
-            InferredModel inferred;
+            DeducedModel deduced;
             try
             {
-                inferred = ArchitectureInference.Infer(sd, overrides);
+                deduced = ArchitectureDeduction.Deduce(sd, overrides);
             }
             catch (ArgumentException e)
             {
-                throw ApiProblemException.BadRequest(e.Message);
+                throw new InvalidRequestException(e.Message);
             }
-            var actualKind = ApiKindOf(inferred);
+            var shape = ModelCatalog.Default[deduced.Kind].Describe(deduced.Config);
+            var actualKind = ApiModelKinds.Of(deduced.Kind, shape);
             if (actualKind != kind)
-                throw ApiProblemException.Unprocessable($"The file is a {actualKind} ({inferred.Kind}), not a {kind}.");
-            var classes = ClassCount(inferred);
-            if (labels is not null && classes is { } c && labels.Count != c)
-                throw ApiProblemException.BadRequest($"The labels file has {labels.Count} lines; the model has {c} classes.");
+                throw new UnusableInputException($"The file is a {actualKind} ({deduced.Kind}), not a {kind}.");
+            // A label per class: a model without a classification or segmentation head takes none.
+            var classes = shape.Classes ?? 0;
+            if (labels is not null && labels.Count != classes)
+                throw new InvalidRequestException($"The labels file has {labels.Count} lines; the model has {classes} classes.");
             if (labels is null && classes == 1000 && kind == ApiModelKinds.Classifier)
                 labels = LabelStore.ImageNet1k;
-            using var module = ArchitectureInference.BuildAndLoad(inferred, sd);
+            using var module = ArchitectureDeduction.BuildAndLoad(deduced, sd);
             var info = registry.Add(module, name, $"import:{fileName}", labels,
-                new ModelLineage(Notes: inferred.Notes), makeDefault);
+                new ModelLineage(Notes: deduced.Notes), makeDefault);
             logs.CreateLogger("Import").LogInformation("Imported {File} as {Id}", fileName, info.Id);
-            return TypedResults.Created($"/api/v1/models/{info.Id}", new ImportResponse(info, inferred.Notes, inferred.DefaultedFields));
+            return TypedResults.Created($"/api/v1/models/{info.Id}", new ImportResponse(info, deduced.Notes, deduced.DefaultedFields));
         }
         catch (NotSupportedException e)
         {
-            throw ApiProblemException.Unprocessable(e.Message);
+            throw new UnusableInputException(e.Message);
         }
     }
-
-    private static string ApiKindOf(InferredModel inferred) => inferred.Kind switch
-    {
-        ModelKind.VitCls => ClassCount(inferred) > 0 ? ApiModelKinds.Classifier : ApiModelKinds.Backbone,
-        ModelKind.Mim => ApiModelKinds.Pretrain,
-        ModelKind.Vqkd => ApiModelKinds.Tokenizer,
-        ModelKind.Segmenter => ApiModelKinds.Segmenter,
-        _ => ApiModelKinds.Teacher,
-    };
-
-    private static int? ClassCount(InferredModel inferred) => inferred.ConfigJson.TryGetProperty("num_classes", out var n) && n.ValueKind == JsonValueKind.Number
-        ? n.GetInt32() : null;
 
     private static JsonElement? ParseConfig(string? text)
     {
@@ -140,12 +132,12 @@ public static class ModelImportApi
         {
             using var doc = JsonDocument.Parse(text);
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw ApiProblemException.BadRequest("'config' must be a JSON object of constructor keyword arguments.");
+                throw new InvalidRequestException("'config' must be a JSON object of constructor keyword arguments.");
             return doc.RootElement.Clone();
         }
         catch (JsonException e)
         {
-            throw ApiProblemException.BadRequest($"'config' is not valid JSON: {e.Message}");
+            throw new InvalidRequestException($"'config' is not valid JSON: {e.Message}");
         }
     }
 
@@ -155,7 +147,7 @@ public static class ModelImportApi
         var text = System.Text.Encoding.UTF8.GetString(file);
         var lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
         while (lines.Count > 0 && lines[^1].Length == 0) lines.RemoveAt(lines.Count - 1);
-        if (lines.Count == 0) throw ApiProblemException.BadRequest("The labels file is empty.");
+        if (lines.Count == 0) throw new InvalidRequestException("The labels file is empty.");
         return lines;
     }
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using BeitV2.Ml.Data;
 using BeitV2.Web.Configuration;
+using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 using Microsoft.Extensions.Options;
 
@@ -88,7 +89,7 @@ public sealed partial class DatasetCatalog
     public DatasetInfo? Find(string id) => List().FirstOrDefault(d => d.Id == id);
 
     public DatasetInfo Get(string id) => Find(id)
-        ?? throw ApiProblemException.NotFound($"No dataset with id '{id}'. GET /api/v1/datasets lists them.");
+        ?? throw new NotFoundException($"No dataset with id '{id}'. GET /api/v1/datasets lists them.");
 
     /// <summary>Extracts an uploaded zip as a new dataset.</summary>
     /// <exception cref="DatasetException">The archive is unsafe, unreadable or has no supported layout.</exception>
@@ -118,7 +119,7 @@ public sealed partial class DatasetCatalog
     {
         var info = Get(id);
         if (info.BuiltIn)
-            throw ApiProblemException.Conflict($"'{info.Id}' is a built-in dataset (read from Storage:FashionMnistDirectory); only uploaded datasets can be deleted.");
+            throw new ConflictException($"'{info.Id}' is a built-in dataset (read from Storage:FashionMnistDirectory); only uploaded datasets can be deleted.");
         var trash = Path.Combine(DatasetsDirectory, $".deleted-{info.Id}-{Guid.NewGuid():N}");
         try
         {
@@ -126,7 +127,7 @@ public sealed partial class DatasetCatalog
         }
         catch (DirectoryNotFoundException)
         {
-            throw ApiProblemException.NotFound($"No dataset with id '{id}' (it was deleted meanwhile).");
+            throw new NotFoundException($"No dataset with id '{id}' (it was deleted meanwhile).");
         }
         File.Delete(Path.Combine(DatasetsDirectory, info.Id + ".json"));
         try
@@ -155,7 +156,7 @@ public sealed partial class DatasetCatalog
         var info = Get(id);
         if (info.BuiltIn)
         {
-            var (train, test) = FashionSplits() ?? throw ApiProblemException.NotFound($"The Fashion-MNIST files are gone from '{fashionDirectory}'.");
+            var (train, test) = FashionSplits() ?? throw new NotFoundException($"The Fashion-MNIST files are gone from '{fashionDirectory}'.");
             if (maxTrain is { } mt) train = train.Subset(DatasetSplit.Take(train.Count, mt, seed));
             if (maxValidation is { } mv) test = test.Subset(DatasetSplit.Take(test.Count, mv, seed + 1));
             if (id == FashionMnist) return (train, test.Count > 0 ? test : null);

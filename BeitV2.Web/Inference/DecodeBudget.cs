@@ -1,5 +1,5 @@
 using BeitV2.Web.Configuration;
-using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Errors;
 using Microsoft.Extensions.Options;
 
 namespace BeitV2.Web.Inference;
@@ -54,7 +54,7 @@ public sealed class DecodeBudget(IOptions<LimitsOptions> options)
             if (await waiter.Granted.Task) return new Lease(this, bytes);
         }
         ct.ThrowIfCancellationRequested();
-        throw ApiProblemException.TooManyRequests(
+        throw new CapacityException(
             $"The server is decoding other images and its decode memory (Limits:MaxDecodeBytes = {Capacity} bytes) stayed full for " +
             $"{timeout} ms (Limits:DecodeQueueTimeoutMs); retry later.");
     }

@@ -1,3 +1,4 @@
+using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 
@@ -20,14 +21,14 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
         {
             var info = registry.Get(id);
             if (!kinds.Contains(info.Kind))
-                throw ApiProblemException.BadRequest(
+                throw new InvalidRequestException(
                     $"Model '{id}' is a {info.Kind}; {operation} needs a {string.Join(" or ", kinds)}.");
             return info;
         }
         foreach (var kind in kinds)
             if (registry.DefaultId(kind) is { } defaultId)
                 return registry.Get(defaultId);
-        throw ApiProblemException.NotReady(
+        throw new ModelNotReadyException(
             $"No {string.Join(" or ", kinds)} model is registered, so {operation} cannot run. Import one with " +
             "POST /api/v1/models/import (an official BEiT v2 .pth or timm .safetensors file).");
     }
@@ -48,7 +49,7 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
         {
             var worker = await host.GetAsync(info);
             if (!worker.Model.Operations.Contains(operation))
-                throw ApiProblemException.BadRequest($"Model '{info.Id}' ({info.Kind}) does not support {operation}.");
+                throw new InvalidRequestException($"Model '{info.Id}' ({info.Kind}) does not support {operation}.");
             var input = worker.Model.Input;
             var tasks = new List<Task<object>>(uploads.Count);
             var plans = new List<BeitV2.Ml.Imaging.EvalTransformPlan?>(uploads.Count);
@@ -63,7 +64,7 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
                     // Unloaded between lookup and enqueue (LRU eviction or delete): load again once.
                     worker = await host.GetAsync(registry.Get(info.Id));
                     task = worker.TryEnqueue(operation, pixels, pooled: true)
-                           ?? throw ApiProblemException.NotReady($"Model '{info.Id}' is being unloaded; retry.");
+                           ?? throw new ModelNotReadyException($"Model '{info.Id}' is being unloaded; retry.");
                 }
                 tasks.Add(task);
             }

@@ -3,6 +3,7 @@ using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Vqkd;
 using BeitV2.Ml.Precision;
 using BeitV2.Web.Configuration;
+using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 using Microsoft.Extensions.Options;
@@ -75,7 +76,7 @@ public sealed class ModelHost : IDisposable
                 BeitVisionTransformer v => new ServedVit(info, v),
                 BeitMim m => new ServedMim(info, m),
                 BeitV2.Ml.Models.Segmentation.BeitSegmenter s => new ServedSegmenter(info, s),
-                _ => throw ApiProblemException.BadRequest($"Model '{info.Id}' ({info.Kind}) cannot be served for inference."),
+                _ => throw new InvalidRequestException($"Model '{info.Id}' ({info.Kind}) cannot be served for inference."),
             };
             logger.LogInformation("Loaded model {Id} on {Device} ({Precision})", info.Id, DeviceName, devices.InferencePrecision.Name());
             return new BatchingWorker(served, options, logger, devices.Gate(DeviceName), devices.InferencePrecision,

@@ -1,3 +1,4 @@
+using BeitV2.Web.Errors;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace BeitV2.Web.Infrastructure;
@@ -33,7 +34,7 @@ public static class MultipartForms
         }
         catch (Exception e) when ((e is IOException or InvalidDataException) && !ct.IsCancellationRequested)
         {
-            throw new ApiProblemException(StatusCodes.Status400BadRequest, "Malformed multipart body", MalformedDetail);
+            throw new MalformedBodyException(MalformedDetail);
         }
     }
 }

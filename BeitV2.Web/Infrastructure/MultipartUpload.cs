@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using BeitV2.Web.Errors;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
 
@@ -44,16 +45,16 @@ public sealed class MultipartUpload : IDisposable
     /// <param name="maxFileBytes">413 above it (<paramref name="limitName"/> names the setting).</param>
     /// <param name="room">507 when the file outgrows it.</param>
     /// <param name="smallFileFields">Other file parts to keep in memory (up to 4 MiB each); any other file part is skipped.</param>
-    /// <exception cref="ApiProblemException">415 not multipart, 400 malformed, 413 too large, 507 no room.</exception>
+    /// <exception cref="DomainException">415 not multipart, 400 malformed, 413 too large, 507 no room.</exception>
     public static async Task<MultipartUpload> ReadAsync(HttpRequest request, string fileField, Func<string, string> stagingPath, long maxFileBytes,
         string limitName, StorageRoom room, IReadOnlyCollection<string>? smallFileFields = null, CancellationToken ct = default)
     {
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var type)
             || !type.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
-            throw ApiProblemException.UnsupportedMediaType($"Send multipart/form-data with a '{fileField}' part.");
+            throw new UnsupportedInputException($"Send multipart/form-data with a '{fileField}' part.");
         var boundary = HeaderUtilities.RemoveQuotes(type.Boundary).Value;
         if (string.IsNullOrEmpty(boundary) || boundary.Length > 70)
-            throw ApiProblemException.BadRequest("The multipart/form-data content type has no valid boundary parameter.");
+            throw new InvalidRequestException("The multipart/form-data content type has no valid boundary parameter.");
 
         var upload = new MultipartUpload();
         try
@@ -62,14 +63,14 @@ public sealed class MultipartUpload : IDisposable
             var parts = 0;
             while (await Malformed(() => reader.ReadNextSectionAsync(ct)) is { } section)
             {
-                if (++parts > MaxParts) throw ApiProblemException.BadRequest($"The form has more than {MaxParts} parts.");
+                if (++parts > MaxParts) throw new InvalidRequestException($"The form has more than {MaxParts} parts.");
                 if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
                     || !disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase))
-                    throw ApiProblemException.BadRequest("Every part of the form needs a 'Content-Disposition: form-data; name=...' header.");
+                    throw new InvalidRequestException("Every part of the form needs a 'Content-Disposition: form-data; name=...' header.");
                 var name = HeaderUtilities.RemoveQuotes(disposition.Name).Value ?? "";
                 if (name == fileField)
                 {
-                    if (upload.StagedFile is not null) throw ApiProblemException.BadRequest($"The form has more than one '{fileField}' part.");
+                    if (upload.StagedFile is not null) throw new InvalidRequestException($"The form has more than one '{fileField}' part.");
                     upload.FileName = Path.GetFileName(HeaderUtilities.RemoveQuotes(disposition.FileNameStar.HasValue ? disposition.FileNameStar : disposition.FileName).Value ?? "");
                     upload.StagedFile = stagingPath(upload.FileName);
                     upload.FileBytes = await StreamToFileAsync(section.Body, upload.StagedFile, maxFileBytes, limitName, room, ct);
@@ -119,7 +120,7 @@ public sealed class MultipartUpload : IDisposable
             while ((read = await Malformed(() => body.ReadAsync(buffer.AsMemory(), ct).AsTask())) > 0)
             {
                 written += read;
-                if (written > max) throw ApiProblemException.TooLarge($"The file is larger than {max} bytes, the limit ({limitName}).");
+                if (written > max) throw new TooLargeException($"The file is larger than {max} bytes, the limit ({limitName}).");
                 if (written > room.Bytes) throw room.Insufficient("the upload");
                 try
                 {
@@ -145,7 +146,7 @@ public sealed class MultipartUpload : IDisposable
         int read;
         while ((read = await Malformed(() => body.ReadAsync(buffer.AsMemory(), ct).AsTask())) > 0)
         {
-            if (memory.Length + read > max) throw ApiProblemException.TooLarge($"{what} is larger than {max} bytes.");
+            if (memory.Length + read > max) throw new TooLargeException($"{what} is larger than {max} bytes.");
             if (keep) memory.Write(buffer, 0, read);
         }
         return memory.ToArray();
@@ -162,7 +163,7 @@ public sealed class MultipartUpload : IDisposable
         }
         catch (Exception e) when (e is InvalidDataException || (e is IOException && e is not BadHttpRequestException))
         {
-            throw ApiProblemException.BadRequest($"The multipart/form-data body is malformed: {e.Message}");
+            throw new InvalidRequestException($"The multipart/form-data body is malformed: {e.Message}");
         }
     }
 }

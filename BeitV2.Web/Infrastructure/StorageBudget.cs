@@ -1,4 +1,5 @@
 using BeitV2.Web.Configuration;
+using BeitV2.Web.Errors;
 using Microsoft.Extensions.Options;
 
 namespace BeitV2.Web.Infrastructure;
@@ -19,7 +20,7 @@ public sealed class DriveFreeSpaceProbe : IFreeSpaceProbe
 public readonly record struct StorageRoom(long Bytes, string Explanation)
 {
     /// <summary>The 507 answer for something of <paramref name="needed"/> bytes (or more, when unknown) that does not fit.</summary>
-    public ApiProblemException Insufficient(string what, long? needed = null) => StorageBudget.Insufficient(
+    public InsufficientStorageException Insufficient(string what, long? needed = null) => new(
         $"Not enough storage for {what}{(needed is { } n ? $" ({n} bytes)" : "")}: only {Bytes} bytes may still be written ({Explanation}). " +
         "Free space by deleting finished jobs, unused datasets or models (DELETE /api/v1/jobs/{id}, /api/v1/datasets/{id}, /api/v1/models/{id}).");
 }
@@ -51,8 +52,6 @@ public sealed class StorageBudget(DataDirectory data, IFreeSpaceProbe probe, IOp
         }
         return new StorageRoom(Math.Max(0, room), why);
     }
-
-    public static ApiProblemException Insufficient(string detail) => new(Status507, "Insufficient storage", detail);
 
     /// <summary>True for "no space left on device" and "disk quota exceeded" (ENOSPC, EDQUOT on Linux, ERROR_DISK_FULL / ERROR_HANDLE_DISK_FULL on Windows).</summary>
     public static bool IsDiskFull(IOException e) => e.HResult is 28 or 122 or unchecked((int)0x80070070) or unchecked((int)0x80070027);

@@ -1,5 +1,6 @@
 using BeitV2.Ml.Imaging;
 using BeitV2.Web.Configuration;
+using BeitV2.Web.Errors;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using SixLabors.ImageSharp;
@@ -45,7 +46,7 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
     {
         var l = limits.Value;
         if (request.ContentLength is { } length && length > l.MaxUploadBytes)
-            throw ApiProblemException.TooLarge($"The request body is {length} bytes; the limit is {l.MaxUploadBytes} bytes (Limits:MaxUploadBytes).");
+            throw new TooLargeException($"The request body is {length} bytes; the limit is {l.MaxUploadBytes} bytes (Limits:MaxUploadBytes).");
         // Bound the body for this route (the server-wide limit is the larger import limit).
         if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
             bodySize.MaxRequestBodySize = l.MaxUploadBytes;
@@ -64,23 +65,23 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
             }
             catch (InvalidDataException e) when (e.Message.Contains("count limit", StringComparison.OrdinalIgnoreCase))
             {
-                throw ApiProblemException.TooLarge(
+                throw new TooLargeException(
                     $"The form has too many parts; at most {l.MaxImagesPerRequest} images are accepted per request (Limits:MaxImagesPerRequest).");
             }
             var files = form.Files.GetFiles(PartName);
             if (files.Count == 0)
-                throw ApiProblemException.BadRequest(form.Files.Count == 0
+                throw new InvalidRequestException(form.Files.Count == 0
                     ? $"The multipart body has no file parts; send one or more parts named '{PartName}'."
                     : $"No part is named '{PartName}' (got: {string.Join(", ", form.Files.Select(f => f.Name).Distinct())}).");
             CheckCount(files.Count, l);
             var total = files.Sum(f => f.Length);
             if (total > l.MaxUploadBytes)
-                throw ApiProblemException.TooLarge($"The images total {total} bytes; the limit is {l.MaxUploadBytes} bytes.");
+                throw new TooLargeException($"The images total {total} bytes; the limit is {l.MaxUploadBytes} bytes.");
             for (var i = 0; i < files.Count; i++)
             {
                 var f = files[i];
                 if (f.ContentType is { Length: > 0 } ct0 && !IsAcceptableType(ct0))
-                    throw ApiProblemException.UnsupportedMediaType($"Part {i} ('{f.FileName}') has content type '{ct0}', not an image.");
+                    throw new UnsupportedInputException($"Part {i} ('{f.FileName}') has content type '{ct0}', not an image.");
                 await using var s = f.OpenReadStream();
                 var bytes = await ReadAllAsync(s, l.MaxUploadBytes, ct);
                 images.Add(new EncodedImage(i, f.FileName, bytes, HeaderAt(decoder, bytes, i)));
@@ -90,17 +91,17 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
         {
             var type = request.ContentType;
             if (string.IsNullOrEmpty(type) && request.ContentLength is null or 0)
-                throw ApiProblemException.BadRequest($"The request has no body: send multipart/form-data with parts named '{PartName}', or a raw image body.");
+                throw new InvalidRequestException($"The request has no body: send multipart/form-data with parts named '{PartName}', or a raw image body.");
             if (!string.IsNullOrEmpty(type) && !IsAcceptableType(type))
-                throw ApiProblemException.UnsupportedMediaType($"Content type '{type}' is not accepted: use multipart/form-data or image/*.");
+                throw new UnsupportedInputException($"Content type '{type}' is not accepted: use multipart/form-data or image/*.");
             var bytes = await ReadAllAsync(request.Body, l.MaxUploadBytes, ct, request.ContentLength);
-            if (bytes.Length == 0) throw ApiProblemException.BadRequest("The request body is empty.");
+            if (bytes.Length == 0) throw new InvalidRequestException("The request body is empty.");
             images.Add(new EncodedImage(0, null, bytes, HeaderAt(decoder, bytes, 0)));
         }
         // The whole request's pixels, from the headers: refused before a single one is decoded.
         var pixels = images.Sum(i => i.Header.Pixels);
         if (pixels > l.MaxPixelsPerRequest)
-            throw ApiProblemException.TooLarge(
+            throw new TooLargeException(
                 $"The {images.Count} image(s) of this request declare {pixels} pixels in all; at most {l.MaxPixelsPerRequest} are accepted " +
                 "per request (Limits:MaxPixelsPerRequest). Send fewer or smaller images per request.");
         return images;
@@ -109,7 +110,7 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
     private static void CheckCount(int count, LimitsOptions l)
     {
         if (count > l.MaxImagesPerRequest)
-            throw ApiProblemException.TooLarge($"{count} images in one request; the limit is {l.MaxImagesPerRequest} (Limits:MaxImagesPerRequest).");
+            throw new TooLargeException($"{count} images in one request; the limit is {l.MaxImagesPerRequest} (Limits:MaxImagesPerRequest).");
     }
 
     private static ImageHeader HeaderAt(ImageDecoder decoder, byte[] bytes, int index)
@@ -159,7 +160,7 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
         while ((read = await stream.ReadAsync(chunk, ct)) > 0)
         {
             if (buffer.Length + read > limit)
-                throw ApiProblemException.TooLarge($"The image data exceeds {limit} bytes (Limits:MaxUploadBytes).");
+                throw new TooLargeException($"The image data exceeds {limit} bytes (Limits:MaxUploadBytes).");
             buffer.Write(chunk, 0, read);
         }
         return buffer.ToArray();

@@ -9,6 +9,7 @@ using BeitV2.Ml.Models.Vqkd;
 using BeitV2.Ml.Precision;
 using BeitV2.Ml.Training;
 using BeitV2.Web.Datasets;
+using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 using static TorchSharp.torch;
@@ -58,32 +59,32 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
     {
         var type = request.Type?.Trim().ToLowerInvariant();
         if (type is null || !JobTypes.All.Contains(type))
-            throw ApiProblemException.BadRequest($"'type' must be one of {string.Join(", ", JobTypes.All)}.");
+            throw new InvalidRequestException($"'type' must be one of {string.Join(", ", JobTypes.All)}.");
         if (type == JobTypes.Pipeline) return ValidatePipeline(request, id);
         if (string.IsNullOrWhiteSpace(request.Dataset))
-            throw ApiProblemException.BadRequest("'dataset' is required: a dataset id from GET /api/v1/datasets, e.g. \"fashion-mnist\".");
+            throw new InvalidRequestException("'dataset' is required: a dataset id from GET /api/v1/datasets, e.g. \"fashion-mnist\".");
         var settings = JobSettings.Parse(request.Config);
         if (settings.MixedPrecision == ComputePrecision.Fp16 && !devices.TrainingOnCuda)
-            throw ApiProblemException.BadRequest(
+            throw new InvalidRequestException(
                 $"config.mixedPrecision \"fp16\" requires a CUDA device; this server trains on {string.Join(", ", devices.TrainingDevices)}. " +
                 "Use \"fp32\" here (\"bf16\" also runs on the CPU, but much slower than fp32 on CPUs without native bfloat16).");
         var dataset = datasets.Get(request.Dataset);
         switch (type)
         {
             case JobTypes.LinearProbe or JobTypes.FineTune when dataset.Kind != "classification":
-                throw ApiProblemException.BadRequest($"A {type} job needs a classification dataset; '{dataset.Id}' is {dataset.Kind}.");
+                throw new InvalidRequestException($"A {type} job needs a classification dataset; '{dataset.Id}' is {dataset.Kind}.");
             case JobTypes.Segmentation when dataset.Kind != "segmentation":
-                throw ApiProblemException.BadRequest($"A segmentation job needs a segmentation dataset; '{dataset.Id}' is {dataset.Kind}.");
+                throw new InvalidRequestException($"A segmentation job needs a segmentation dataset; '{dataset.Id}' is {dataset.Kind}.");
         }
         var trainImages = Math.Min(dataset.Images, settings.MaxTrainImages ?? int.MaxValue);
         if (trainImages < settings.BatchSize)
-            throw ApiProblemException.BadRequest($"config.batchSize ({settings.BatchSize}) is larger than the {trainImages} training images of '{dataset.Id}'.");
+            throw new InvalidRequestException($"config.batchSize ({settings.BatchSize}) is larger than the {trainImages} training images of '{dataset.Id}'.");
 
         string? baseModel = null;
         if (!string.IsNullOrWhiteSpace(request.BaseModel))
             baseModel = CheckKind(request.BaseModel, "baseModel", type, BaseKinds[type]).Id;
         else if (type == JobTypes.LinearProbe)
-            throw ApiProblemException.BadRequest("A linear-probe job needs 'baseModel': the backbone, classifier or pretrain model to probe.");
+            throw new InvalidRequestException("A linear-probe job needs 'baseModel': the backbone, classifier or pretrain model to probe.");
 
         string? teacher = null;
         if (TeacherKinds.TryGetValue(type, out var teacherKinds))
@@ -92,12 +93,12 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             else
             {
                 teacher = teacherKinds.Select(registry.DefaultId).FirstOrDefault(d => d is not null)
-                          ?? throw ApiProblemException.BadRequest(
+                          ?? throw new InvalidRequestException(
                               $"A {type} job needs 'teacher' ({string.Join(" or ", teacherKinds)}), and no default one is registered.");
             }
         }
         else if (!string.IsNullOrWhiteSpace(request.Teacher))
-            throw ApiProblemException.BadRequest($"A {type} job takes no 'teacher'.");
+            throw new InvalidRequestException($"A {type} job takes no 'teacher'.");
 
         return new JobRecord
         {
@@ -112,9 +113,9 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
     {
         Pipeline.PipelineSettings.Parse(request.Config);
         if (request.Dataset is { Length: > 0 } d && d != DatasetCatalog.FashionMnist)
-            throw ApiProblemException.BadRequest($"The pipeline runs on '{DatasetCatalog.FashionMnist}' (and its segmentation scenes), not '{d}'.");
+            throw new InvalidRequestException($"The pipeline runs on '{DatasetCatalog.FashionMnist}' (and its segmentation scenes), not '{d}'.");
         if (!string.IsNullOrWhiteSpace(request.BaseModel) || !string.IsNullOrWhiteSpace(request.Teacher))
-            throw ApiProblemException.BadRequest("A pipeline job trains its own teacher, tokenizer and backbone: it takes no 'baseModel' or 'teacher'.");
+            throw new InvalidRequestException("A pipeline job trains its own teacher, tokenizer and backbone: it takes no 'baseModel' or 'teacher'.");
         var fm = datasets.Get(DatasetCatalog.FashionMnist);
         datasets.Get(DatasetCatalog.FashionMnistSeg);
         return new JobRecord
@@ -127,9 +128,9 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
 
     private ModelInfo CheckKind(string id, string field, string type, string[] kinds)
     {
-        var info = registry.Find(id.Trim()) ?? throw ApiProblemException.NotFound($"'{field}': no model with id '{id}'.");
+        var info = registry.Find(id.Trim()) ?? throw new NotFoundException($"'{field}': no model with id '{id}'.");
         if (!kinds.Contains(info.Kind))
-            throw ApiProblemException.BadRequest($"'{field}' of a {type} job must be a {string.Join(" or ", kinds)}; '{info.Id}' is a {info.Kind}.");
+            throw new InvalidRequestException($"'{field}' of a {type} job must be a {string.Join(" or ", kinds)}; '{info.Id}' is a {info.Kind}.");
         return info;
     }
 

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Hangfire;
 using Hangfire.States;
-using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Errors;
 
 namespace BeitV2.Web.Jobs;
 
@@ -44,7 +44,7 @@ public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, 
     {
         var job = store.Get(jobId);
         if (JobStatus.IsFinished(job.Status))
-            throw ApiProblemException.Conflict($"Job '{jobId}' has already finished ({job.Status}).");
+            throw new ConflictException($"Job '{jobId}' has already finished ({job.Status}).");
         var updated = store.Update(jobId, j => j.Status switch
         {
             JobStatus.Queued => j with { Status = JobStatus.Cancelled, FinishedAt = DateTimeOffset.UtcNow, Attempt = "" },
@@ -61,7 +61,7 @@ public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, 
     {
         var job = store.Get(jobId);
         if (job.Status is not (JobStatus.Cancelled or JobStatus.Failed))
-            throw ApiProblemException.Conflict($"Job '{jobId}' is {job.Status}; only cancelled or failed jobs can be resumed.");
+            throw new ConflictException($"Job '{jobId}' is {job.Status}; only cancelled or failed jobs can be resumed.");
         return Enqueue(jobId);
     }
 
@@ -93,13 +93,6 @@ public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, 
         cts.Dispose();
     }
 
-    /// <summary>Interrupts every running job (they checkpoint and go back to queued).</summary>
-    public void BeginShutdown()
-    {
-        MarkShuttingDown();
-        InterruptRunning();
-    }
-
     /// <summary>From now on a stopped run counts as interrupted (back to the queue), not cancelled.</summary>
     public void MarkShuttingDown() => ShuttingDown = true;
 
@@ -109,6 +102,4 @@ public sealed class JobScheduler(JobStore store, IBackgroundJobClient hangfire, 
         foreach (var cts in running.Values)
             try { cts.Cancel(); } catch (ObjectDisposedException) { }
     }
-
-    public bool IsRunning(string jobId) => running.ContainsKey(jobId);
 }

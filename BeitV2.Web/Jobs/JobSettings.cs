@@ -1,6 +1,6 @@
 using System.Text.Json;
 using BeitV2.Ml.Precision;
-using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Errors;
 
 namespace BeitV2.Web.Jobs;
 
@@ -85,7 +85,7 @@ public sealed record JobSettings
         return s;
     }
 
-    private static ApiProblemException Bad(string detail) => ApiProblemException.BadRequest(detail);
+    private static InvalidRequestException Bad(string detail) => new(detail);
 
     private static int Int(JsonProperty p, int min, int max)
     {

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 
 namespace BeitV2.Web.Jobs;
@@ -48,7 +49,7 @@ public sealed class JobStore
     public JobRecord? Find(string id) => IsSafeId(id) ? Read(id) : null;
 
     public JobRecord Get(string id) => Find(id)
-        ?? throw ApiProblemException.NotFound($"No job with id '{id}'. GET /api/v1/jobs lists the jobs.");
+        ?? throw new NotFoundException($"No job with id '{id}'. GET /api/v1/jobs lists the jobs.");
 
     public JobRecord Create(JobRecord job)
     {
@@ -104,14 +105,14 @@ public sealed class JobStore
             {
                 var job = Get(id);
                 if (!JobStatus.IsFinished(job.Status))
-                    throw ApiProblemException.Conflict(
+                    throw new ConflictException(
                         $"Job '{id}' is {job.Status}; cancel it (POST /api/v1/jobs/{id}/cancel) and delete it once it has stopped.");
                 Directory.Move(JobDirectory(id), trash);
             }
         }
         catch (DirectoryNotFoundException)
         {
-            throw ApiProblemException.NotFound($"No job with id '{id}' (it was deleted meanwhile).");
+            throw new NotFoundException($"No job with id '{id}' (it was deleted meanwhile).");
         }
         try
         {

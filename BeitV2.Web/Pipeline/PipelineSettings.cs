@@ -1,5 +1,5 @@
 using System.Text.Json;
-using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Errors;
 
 namespace BeitV2.Web.Pipeline;
 
@@ -10,16 +10,16 @@ public sealed record PipelineSettings(string Preset = "fashion-small", int Seed 
     {
         var s = new PipelineSettings();
         if (config is not { } c || c.ValueKind == JsonValueKind.Null) return s;
-        if (c.ValueKind != JsonValueKind.Object) throw ApiProblemException.BadRequest("'config' of a pipeline job must be a JSON object, e.g. {\"preset\": \"fashion-small\"}.");
+        if (c.ValueKind != JsonValueKind.Object) throw new InvalidRequestException("'config' of a pipeline job must be a JSON object, e.g. {\"preset\": \"fashion-small\"}.");
         foreach (var p in c.EnumerateObject())
         {
             s = p.Name switch
             {
                 "preset" when p.Value.ValueKind == JsonValueKind.String && PipelinePreset.Names.Contains(p.Value.GetString()!) => s with { Preset = p.Value.GetString()! },
-                "preset" => throw ApiProblemException.BadRequest($"config.preset must be one of {string.Join(", ", PipelinePreset.Names)}, got {p.Value.GetRawText()}."),
+                "preset" => throw new InvalidRequestException($"config.preset must be one of {string.Join(", ", PipelinePreset.Names)}, got {p.Value.GetRawText()}."),
                 "seed" when p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var seed) && seed >= 0 => s with { Seed = seed },
-                "seed" => throw ApiProblemException.BadRequest($"config.seed must be a non-negative integer, got {p.Value.GetRawText()}."),
-                _ => throw ApiProblemException.BadRequest($"Unknown config key '{p.Name}' for a pipeline job. Known keys: preset, seed."),
+                "seed" => throw new InvalidRequestException($"config.seed must be a non-negative integer, got {p.Value.GetRawText()}."),
+                _ => throw new InvalidRequestException($"Unknown config key '{p.Name}' for a pipeline job. Known keys: preset, seed."),
             };
         }
         return s;

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Web.Configuration;
+using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 using Microsoft.Extensions.Options;
 using static TorchSharp.torch;
@@ -88,7 +89,7 @@ public sealed partial class ModelRegistry
     }
 
     public ModelInfo Get(string id) =>
-        Find(id) ?? throw ApiProblemException.NotFound($"No model with id '{id}'. GET /api/v1/models lists the registered models.");
+        Find(id) ?? throw new NotFoundException($"No model with id '{id}'. GET /api/v1/models lists the registered models.");
 
     /// <summary>The model registered as output <paramref name="output"/> of job <paramref name="jobId"/>, if any.</summary>
     public ModelInfo? FindOutput(string jobId, string output)
@@ -173,7 +174,7 @@ public sealed partial class ModelRegistry
         {
             var info = Get(id);
             if (info.IsDefault)
-                throw ApiProblemException.Conflict($"'{id}' is the default {info.Kind}; make another model the default first.");
+                throw new ConflictException($"'{id}' is the default {info.Kind}; make another model the default first.");
             // Rename first (atomic), then delete: a crash leaves a hidden folder, never half a model.
             var trash = Path.Combine(ModelsDirectory, $".deleted-{id}-{Guid.NewGuid():N}");
             Directory.Move(PackageDirectory(id), trash);

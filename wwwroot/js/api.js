@@ -1,4 +1,4 @@
-// The REST API (design/api.md). Every failure becomes an ApiError whose message is readable:
+// The REST API (/api/v1, described at /swagger). Every failure becomes an ApiError whose message is readable:
 // the ProblemDetails `detail` (or `title`) the service sends, or a plain sentence for network errors.
 
 const KEY_STORAGE = 'beitv2.apiKey';

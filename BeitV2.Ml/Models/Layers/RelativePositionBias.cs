@@ -20,9 +20,6 @@ public sealed class RelativePositionBias : ExplicitModule
         Register(this, window, numHeads);
     }
 
-    /// <summary>(2Wh−1)(2Ww−1) + 3 rows: relative offsets, then cls→token, token→cls, cls→cls.</summary>
-    public static int TableRows((int H, int W) window) => (2 * window.H - 1) * (2 * window.W - 1) + 3;
-
     /// <summary>
     /// Registers a zero-initialised table (the reference's trunc-normal init is commented out) and
     /// the index on <paramref name="module"/>. The index is a pure function of the window, so it is
@@ -30,7 +27,7 @@ public sealed class RelativePositionBias : ExplicitModule
     /// </summary>
     internal static void Register(nn.Module module, (int H, int W) window, int numHeads)
     {
-        module.register_parameter(TableName, ModuleExtensions.Param(zeros(TableRows(window), numHeads)));
+        module.register_parameter(TableName, ModuleExtensions.Param(zeros(RelativePositionIndex.TableRows(window.H, window.W), numHeads)));
         int t = window.H * window.W + 1;
         module.register_buffer(IndexName, tensor(RelativePositionIndex.Build(window.H, window.W), new long[] { t, t }, dtype: int64), persistent: false);
     }
