@@ -3,6 +3,7 @@ using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
+using BeitV2.Ml.Serving;
 using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Tests.Checkpoints;
@@ -76,20 +77,47 @@ public sealed class ModelCatalogTests
     public void OperationsFollowTheConfig()
     {
         var catalog = ModelCatalog.Default;
-        Assert.Equal(new[] { ModelOperation.Features, ModelOperation.Classify },
+        Assert.Equal(new[] { Operation.Features, Operation.Classify },
             catalog[ModelKind.VitCls].Operations(VitConfig.Micro(numClasses: 10)).Order());
-        Assert.Equal(new[] { ModelOperation.Features }, catalog[ModelKind.VitCls].Operations(VitConfig.Micro(numClasses: 0)));
-        Assert.Equal(new[] { ModelOperation.Features }, catalog[ModelKind.Mim].Operations(MimConfig.Micro()));
-        Assert.Equal(new[] { ModelOperation.Tokens }, catalog[ModelKind.Vqkd].Operations(VqkdConfig.Micro()));
-        Assert.Equal(new[] { ModelOperation.Segment }, catalog[ModelKind.Segmenter].Operations(catalog[ModelKind.Segmenter].Preset("micro")));
+        Assert.Equal(new[] { Operation.Features }, catalog[ModelKind.VitCls].Operations(VitConfig.Micro(numClasses: 0)));
+        Assert.Equal(new[] { Operation.Features }, catalog[ModelKind.Mim].Operations(MimConfig.Micro()));
+        Assert.Equal(new[] { Operation.Tokens }, catalog[ModelKind.Vqkd].Operations(VqkdConfig.Micro()));
+        Assert.Equal(new[] { Operation.Segment }, catalog[ModelKind.Segmenter].Operations(catalog[ModelKind.Segmenter].Preset("micro")));
         Assert.Empty(catalog[ModelKind.ClipTeacher].Operations(ClipVisionConfig.ViTB16()));
         Assert.Empty(catalog[ModelKind.DinoTeacher].Operations(DinoConfig.ViTB16()));
 
         using var headless = new BeitVisionTransformer(VitConfig.Micro(numClasses: 0));
-        Assert.Equal(new[] { ModelOperation.Features }, catalog.OperationsOf(headless));
+        Assert.Equal(new[] { Operation.Features }, catalog.OperationsOf(headless));
         using var probe = nn.Linear(4, 2);
         Assert.Null(catalog.EntryOf(probe));
         Assert.Contains("not a BeitV2 model", Assert.Throws<ArgumentException>(() => catalog.OperationsOf(probe)).Message);
+    }
+
+    [Fact]
+    public void ServedModelsServeWhatTheirEntrySays()
+    {
+        // The entry's operations (what the API lists and admits) and the serving wrapper's must agree for every config.
+        var catalog = ModelCatalog.Default;
+        var configs = new (string Kind, object Config)[]
+        {
+            (ModelKind.VitCls, VitConfig.Micro(numClasses: 10)), (ModelKind.VitCls, VitConfig.Micro(numClasses: 0)),
+            (ModelKind.Mim, MimConfig.Micro()),
+            // Serving refuses a codebook that k-means never initialised; a codebook without k-means init is ready.
+            (ModelKind.Vqkd, VqkdConfig.Micro() with { QuantizeKmeansInit = false }),
+            (ModelKind.Segmenter, catalog[ModelKind.Segmenter].Preset("micro")),
+        };
+        foreach (var (kind, config) in configs)
+        {
+            var entry = catalog[kind];
+            var module = entry.Create(config); // the served model owns and disposes it
+            var preprocessing = entry.DefaultPreprocessing(config);
+            Assert.NotNull(preprocessing);
+            using var served = entry.Serve(module, preprocessing!);
+            Assert.NotNull(served);
+            Assert.Equal(entry.Operations(config).Order(), served!.Operations.Select(o => o.Operation).Order());
+        }
+        foreach (var kind in new[] { ModelKind.ClipTeacher, ModelKind.DinoTeacher })
+            Assert.Null(catalog[kind].DefaultPreprocessing(catalog[kind].Preset("base")));
     }
 
     [Fact]
@@ -144,7 +172,7 @@ public sealed class ModelCatalogTests
         ConfigOfModel = m => m.Config,
         LoadWeights = (m, sd) => StateDictLoader.Load(m, sd, "toy model"),
         Describer = c => new ModelShape("toy-linear", 1, 1, c.Width, 1, null, null),
-        Serves = _ => new HashSet<ModelOperation> { ModelOperation.Features },
+        Serves = _ => new HashSet<Operation> { Operation.Features },
         Presets = new Dictionary<string, ToyConfig> { ["micro"] = new() { Width = 3 } },
     };
 
@@ -168,7 +196,7 @@ public sealed class ModelCatalogTests
         using var x = randn(2, 3);
         Assert.True(toy.forward(x).Equals(model.forward(x)));
         Assert.Equal(new ModelShape("toy-linear", 1, 1, 3, 1, null, null), catalog["toy"].Describe(toy.Config));
-        Assert.Equal(new[] { ModelOperation.Features }, catalog.OperationsOf(toy));
+        Assert.Equal(new[] { Operation.Features }, catalog.OperationsOf(toy));
 
         // The library's own catalogue does not know it: the same refusal as for any unknown kind.
         Assert.Contains("Unknown model kind 'toy'", Assert.Throws<CheckpointException>(() => ModelPackage.Load(dir)).Message);

@@ -1,8 +1,10 @@
 using BeitV2.Ml.Checkpoints;
+using BeitV2.Ml.Imaging;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
+using BeitV2.Ml.Serving;
 using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Catalog;
@@ -52,10 +54,30 @@ public sealed class ModelCatalog
 
     /// <summary>What a built model can serve.</summary>
     /// <exception cref="ArgumentException">the module is not a model of any kind in the catalogue.</exception>
-    public IReadOnlySet<ModelOperation> OperationsOf(nn.Module module)
+    public IReadOnlySet<Operation> OperationsOf(nn.Module module)
     {
         var (entry, config) = Describe(module);
         return entry.Operations(config);
+    }
+
+    /// <summary>The preprocessing a built model expects by default (what <see cref="ModelPackage.Save"/> writes); null when it is not served.</summary>
+    public ModelPreprocessing? DefaultPreprocessing(nn.Module module)
+    {
+        var (entry, config) = Describe(module);
+        return entry.DefaultPreprocessing(config);
+    }
+
+    /// <summary>
+    /// A loaded package wrapped for serving, with its manifest's preprocessing (the kind's default for packages
+    /// written before manifests carried it); null when its kind is not served.
+    /// </summary>
+    /// <exception cref="CheckpointException">the manifest names preprocessing this build cannot apply.</exception>
+    public ServedModel? Serve(LoadedModel package)
+    {
+        var (entry, config) = Describe(package.Module);
+        return entry.DefaultPreprocessing(config) is { } fallback
+            ? entry.Serve(package.Module, package.Manifest.Preprocessing ?? fallback)
+            : null;
     }
 
     /// <summary>The six kinds of the library, one entry each.</summary>
@@ -68,8 +90,9 @@ public sealed class ModelCatalog
             LoadWeights = (m, sd) => VitCheckpoint.Load(m, sd),
             Describer = c => new ModelShape("beit-vit", c.ImgSize, c.PatchSize, c.EmbedDim, c.Depth, null, c.NumClasses > 0 ? c.NumClasses : null),
             Serves = c => c.NumClasses > 0
-                ? new HashSet<ModelOperation> { ModelOperation.Features, ModelOperation.Classify }
-                : new HashSet<ModelOperation> { ModelOperation.Features },
+                ? new HashSet<Operation> { Operation.Features, Operation.Classify }
+                : new HashSet<Operation> { Operation.Features },
+            Serving = new(c => ModelPreprocessing.Centre(c.ImgSize, PixelNormalization.ImageNet), (m, p) => new ServedVit(m, p)),
             Presets = new Dictionary<string, VitConfig>
             {
                 ["micro"] = VitConfig.Micro(), ["small"] = VitConfig.Small(), ["tiny"] = VitConfig.Tiny(),
@@ -85,7 +108,8 @@ public sealed class ModelCatalog
             ConfigOfModel = m => m.Config,
             LoadWeights = (m, sd) => MimCheckpoint.Load(m, sd),
             Describer = c => new ModelShape("beitv2-mim", c.ImgSize, c.PatchSize, c.EmbedDim, c.Depth, c.VocabSize, null),
-            Serves = _ => new HashSet<ModelOperation> { ModelOperation.Features },
+            Serves = _ => new HashSet<Operation> { Operation.Features },
+            Serving = new(c => ModelPreprocessing.Centre(c.ImgSize, PixelNormalization.ImageNet), (m, p) => new ServedMim(m, p)),
             Presets = new Dictionary<string, MimConfig>
             {
                 ["micro"] = MimConfig.Micro(), ["small"] = MimConfig.Small(), ["tiny"] = MimConfig.Tiny(),
@@ -100,7 +124,10 @@ public sealed class ModelCatalog
             ConfigOfModel = m => m.Config,
             LoadWeights = (m, sd) => VqkdCheckpoint.Load(m, sd),
             Describer = c => new ModelShape("vqkd", c.Encoder.ImgSize, c.Encoder.PatchSize, c.Encoder.EmbedDim, c.Encoder.Depth, c.NEmbed, null),
-            Serves = _ => new HashSet<ModelOperation> { ModelOperation.Tokens },
+            Serves = _ => new HashSet<Operation> { Operation.Tokens },
+            // The tokenizer's own input mapping (modeling_vqkd.py pre_process) as a mean/std over [0, 1] pixels.
+            Serving = new(c => ModelPreprocessing.Centre(c.Encoder.ImgSize, VqkdPreProcess.Normalization(c.ProcessType)),
+                (m, p) => new ServedTokenizer(m, p)),
             Presets = new Dictionary<string, VqkdConfig>
             {
                 // Targets of CLIP ViT-B/16 (512-d), the default teacher; a planner sets decoder_out_dim to its teacher's width.
@@ -138,7 +165,9 @@ public sealed class ModelCatalog
             LoadWeights = (m, sd) => SegmenterCheckpoint.Load(m, sd),
             Describer = c => new ModelShape("beit-upernet", c.Backbone.ImgSize, c.Backbone.PatchSize, c.Backbone.EmbedDim, c.Backbone.Depth,
                 null, c.NumClasses),
-            Serves = _ => new HashSet<ModelOperation> { ModelOperation.Segment },
+            Serves = _ => new HashSet<Operation> { Operation.Segment },
+            // The mask must cover the whole image: resized, not cropped.
+            Serving = new(c => ModelPreprocessing.FullResize(c.Backbone.ImgSize, PixelNormalization.ImageNet), (m, p) => new ServedSegmenter(m, p)),
             Presets = new Dictionary<string, SegmentationConfig>
             {
                 ["micro"] = SegmentationConfig.Micro(), ["base"] = SegmentationConfig.Base(), ["large"] = SegmentationConfig.Large(),

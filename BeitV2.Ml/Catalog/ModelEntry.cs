@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Models;
+using BeitV2.Ml.Serving;
 using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Catalog;
@@ -46,7 +47,11 @@ public abstract class ModelEntry
 
     public abstract ModelShape Describe(object config);
     /// <summary>What a model of this config can serve (none for a teacher; a ViT classifies only with a head).</summary>
-    public abstract IReadOnlySet<ModelOperation> Operations(object config);
+    public abstract IReadOnlySet<Operation> Operations(object config);
+    /// <summary>The preprocessing a model of this config expects (written into new packages' manifests); null when the kind is not served.</summary>
+    public abstract ModelPreprocessing? DefaultPreprocessing(object config);
+    /// <summary>The model wrapped for serving with <paramref name="preprocessing"/>; null when the kind is not served (teachers).</summary>
+    public abstract ServedModel? Serve(nn.Module module, ModelPreprocessing preprocessing);
 
     // Deduction of the config from a state dict (ArchitectureDeduction); not every kind needs one.
     internal abstract bool CanDeduce { get; }
@@ -73,7 +78,9 @@ public sealed class ModelEntry<TConfig, TModule>(string kind) : ModelEntry(kind)
     public Action<TModule, IReadOnlyDictionary<string, Tensor>>? ImportWeights { get; init; }
     public required Func<TConfig, ModelShape> Describer { get; init; }
     /// <summary>What a model of a config can serve; nothing when not set.</summary>
-    public Func<TConfig, IReadOnlySet<ModelOperation>>? Serves { get; init; }
+    public Func<TConfig, IReadOnlySet<Operation>>? Serves { get; init; }
+    /// <summary>How a model of this kind is served; null when it is not (teachers).</summary>
+    public Serving<TConfig, TModule>? Serving { get; init; }
     /// <summary>Ready-made configs by size; a caller sets its own class, vocabulary or target counts with <c>with</c>.</summary>
     public IReadOnlyDictionary<string, TConfig> Presets { get; init; } = new Dictionary<string, TConfig>();
     /// <summary>How the config is read back from a state dict; null when the kind cannot be imported.</summary>
@@ -99,8 +106,11 @@ public sealed class ModelEntry<TConfig, TModule>(string kind) : ModelEntry(kind)
         BuildWith(ImportWeights ?? LoadWeights, config, stateDict);
 
     public override ModelShape Describe(object config) => Describer(Typed(config));
-    public override IReadOnlySet<ModelOperation> Operations(object config) =>
-        Serves?.Invoke(Typed(config)) ?? new HashSet<ModelOperation>();
+    public override IReadOnlySet<Operation> Operations(object config) =>
+        Serves?.Invoke(Typed(config)) ?? new HashSet<Operation>();
+    public override ModelPreprocessing? DefaultPreprocessing(object config) => Serving?.DefaultPreprocessing(Typed(config));
+    public override ServedModel? Serve(nn.Module module, ModelPreprocessing preprocessing) =>
+        Serving?.Wrap(module as TModule ?? throw new ArgumentException($"{module.GetType().Name} is not a {Kind} model.", nameof(module)), preprocessing);
 
     internal override bool CanDeduce => Deduction is not null;
     internal override string? Signature => Deduction?.Signature;
@@ -138,3 +148,10 @@ internal sealed record Deduction<TConfig>(
     string Signature,
     Func<IReadOnlyDictionary<string, Tensor>, JsonObject?, DeductionNotes, TConfig> Read,
     Action<TConfig> Validate);
+
+/// <summary>How a kind is served: the input its models expect by default and their serving wrapper.</summary>
+/// <param name="DefaultPreprocessing">written into new packages' manifests; the fallback for packages without one.</param>
+/// <param name="Wrap">the loaded model with the preprocessing its manifest names.</param>
+public sealed record Serving<TConfig, TModule>(
+    Func<TConfig, ModelPreprocessing> DefaultPreprocessing,
+    Func<TModule, ModelPreprocessing, ServedModel> Wrap);

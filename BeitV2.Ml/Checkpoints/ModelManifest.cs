@@ -25,4 +25,9 @@ public sealed record ModelManifest
     public string? WeightsSha256 { get; init; }
     public DateTimeOffset CreatedUtc { get; init; } = DateTimeOffset.UtcNow;
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+    /// <summary>
+    /// The input the model expects (optional, additive): absent in packages written before it existed, which
+    /// are served with their kind's defaults; null for kinds that are not served from images (teachers).
+    /// </summary>
+    public ModelPreprocessing? Preprocessing { get; init; }
 }

@@ -54,6 +54,7 @@ public static class ModelPackage
                 Labels = labels,
                 WeightsSha256 = DurableFiles.Sha256(weightsPath),
                 Metadata = metadata,
+                Preprocessing = entry.DefaultPreprocessing(config),
             };
             var manifestPath = Path.Combine(staging, ManifestFile);
             File.WriteAllText(manifestPath, JsonSerializer.Serialize(manifest, ModelJson.Options));

@@ -20,6 +20,9 @@ public sealed record PixelNormalization(double MeanR, double MeanG, double MeanB
     /// script's default when <c>--imagenet_default_mean_and_std</c> is not given.</summary>
     public static PixelNormalization Half { get; } = new(0.5, 0.5, 0.5, 0.5, 0.5, 0.5);
 
+    /// <summary>mean 0, std 1: the [0, 1] pixels unchanged (a VQ-KD tokenizer whose process_type maps nothing).</summary>
+    public static PixelNormalization Unit { get; } = new(0, 0, 0, 1, 1, 1);
+
     /// <summary>OpenAI CLIP statistics (the CLIP teacher's own preprocessing).</summary>
     public static PixelNormalization Clip { get; } =
         new(0.48145466, 0.4578275, 0.40821073, 0.26862954, 0.26130258, 0.27577711);

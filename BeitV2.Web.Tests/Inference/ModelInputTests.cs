@@ -1,3 +1,4 @@
+using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Imaging;
 using BeitV2.Web.Inference;
 using SixLabors.ImageSharp;
@@ -22,19 +23,22 @@ public sealed class ModelInputTests
     }
 
     [Theory]
-    [InlineData(640, 480, InputGeometry.CenterCrop, true)]    // resize + crop inside the image
-    [InlineData(224, 224, InputGeometry.CenterCrop, true)]    // no resampling at all
-    [InlineData(100, 60, InputGeometry.CenterCrop, true)]     // upscaled
-    [InlineData(300, 200, InputGeometry.CenterCrop, false)]   // [0, 1] input (tokenizers)
-    [InlineData(300, 200, InputGeometry.FullResize, true)]    // segmentation: the whole image
-    [InlineData(224, 224, InputGeometry.FullResize, true)]
-    public void Prepare_EqualsTheEvaluationTransformOnACopy(int width, int height, InputGeometry geometry, bool normalize)
+    [InlineData(640, 480, ModelPreprocessing.CenterCrop, true)]    // resize + crop inside the image
+    [InlineData(224, 224, ModelPreprocessing.CenterCrop, true)]    // no resampling at all
+    [InlineData(100, 60, ModelPreprocessing.CenterCrop, true)]     // upscaled
+    [InlineData(300, 200, ModelPreprocessing.CenterCrop, false)]   // [0, 1] input (tokenizers)
+    [InlineData(300, 200, ModelPreprocessing.Squash, true)]    // segmentation: the whole image
+    [InlineData(224, 224, ModelPreprocessing.Squash, true)]
+    public void Prepare_EqualsTheEvaluationTransformOnACopy(int width, int height, string geometry, bool normalize)
     {
         using var image = Photo(width, height, width + height);
-        var input = new ModelInput(224, geometry, normalize ? PixelNormalization.ImageNet : null);
+        var normalization = normalize ? PixelNormalization.ImageNet : PixelNormalization.Unit;
+        var input = new ModelInput(geometry == ModelPreprocessing.CenterCrop
+            ? ModelPreprocessing.Centre(224, normalization)
+            : ModelPreprocessing.FullResize(224, normalization));
         var transform = new EvalTransform(224, normalization: PixelNormalization.ImageNet);
         var rgb = RgbBuffer.FromImage(image);
-        var view = geometry == InputGeometry.CenterCrop ? transform.CropU8(rgb)
+        var view = geometry == ModelPreprocessing.CenterCrop ? transform.CropU8(rgb)
             : width == 224 && height == 224 ? rgb : PilResize.Resize(rgb, 224, 224);
         var expected = transform.ToChw(view, normalize);
 
@@ -43,7 +47,7 @@ public sealed class ModelInputTests
         {
             Assert.True(actual.Length >= input.Length);
             Assert.Equal(expected, actual.AsSpan(0, input.Length).ToArray());
-            Assert.Equal(geometry == InputGeometry.CenterCrop, plan is not null);
+            Assert.Equal(geometry == ModelPreprocessing.CenterCrop, plan is not null);
         }
         finally
         {

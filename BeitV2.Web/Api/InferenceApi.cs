@@ -1,4 +1,5 @@
 using BeitV2.Ml.Imaging.Rendering;
+using BeitV2.Ml.Serving;
 using BeitV2.Web.Errors;
 using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
@@ -44,19 +45,24 @@ public static class InferenceApi
     {
         if (format is not null and not "json" and not "png")
             throw new InvalidRequestException($"format must be 'json' or 'png', not '{format}'.");
-        var info = inference.ResolveModel(model, "tokens", ApiModelKinds.Tokenizer);
-        using var run = await inference.RunAsync<long[]>(request, info, Operations.Tokens, ct, keepImages: format == "png");
+        var info = inference.ResolveModel(model, Operation.Tokens);
+        using var run = await inference.RunAsync(request, info, ServedOperations.Tokens, ct, keepImages: format == "png");
         var grid = info.ImageSize / info.PatchSize;
         if (format == "png")
         {
             if (run.Images.Count != 1) throw new InvalidRequestException("format=png takes exactly one image.");
-            var png = TokenMapRenderer.RenderPng(run.Images[0].Image!, run.Plans[0]!, TokenMapRenderer.ToGrid(run.Results[0], grid, grid), info.CodebookSize ?? 0);
+            var only = run.Images[0];
+            var png = TokenMapRenderer.RenderPng(only.Image.Image!, only.Plan!, TokenMapRenderer.ToGrid(only.Result.Ids, grid, grid), info.CodebookSize ?? 0);
             return TypedResults.File(png, "image/png");
         }
-        var images = run.Results.Select((ids, i) => new ImageTokens(i,
-            Enumerable.Range(0, grid).Select(r => ids.Skip(r * grid).Take(grid).Select(v => (int)v).ToArray()).ToArray(),
-            ids.Distinct().Count(),
-            TokenView.From(run.Images[i].Width, run.Images[i].Height, run.Plans[i]))).ToList();
+        var images = run.Images.Select((item, i) =>
+        {
+            var ids = item.Result.Ids;
+            return new ImageTokens(i,
+                Enumerable.Range(0, grid).Select(r => ids.Skip(r * grid).Take(grid).Select(v => (int)v).ToArray()).ToArray(),
+                ids.Distinct().Count(),
+                TokenView.From(item.Image.Width, item.Image.Height, item.Plan));
+        }).ToList();
         return TypedResults.Ok(new TokensResponse(info.Id, grid, grid, info.CodebookSize ?? 0, images));
     }
 
@@ -66,10 +72,11 @@ public static class InferenceApi
         pooling ??= "cls";
         if (pooling is not "cls" and not "mean")
             throw new InvalidRequestException($"pooling must be 'cls' or 'mean', not '{pooling}'.");
-        var info = inference.ResolveModel(model, "embeddings", ApiModelKinds.Backbone, ApiModelKinds.Classifier, ApiModelKinds.Pretrain);
-        using var run = await inference.RunAsync<FeatureResult>(request, info, Operations.Features, ct);
-        var data = run.Results.Select((f, i) =>
+        var info = inference.ResolveModel(model, Operation.Features);
+        using var run = await inference.RunAsync(request, info, ServedOperations.Features, ct);
+        var data = run.Images.Select((item, i) =>
         {
+            var f = item.Result;
             var v = pooling == "cls" ? f.Cls : f.Mean;
             if (normalize == true)
             {
@@ -86,10 +93,10 @@ public static class InferenceApi
     {
         var k = topK ?? 5;
         if (k < 1) throw new InvalidRequestException($"topK must be at least 1, not {k}.");
-        var info = inference.ResolveModel(model, "classify", ApiModelKinds.Classifier);
-        using var run = await inference.RunAsync<float[]>(request, info, Operations.Classify, ct);
-        var images = run.Results.Select((p, i) => new ImagePredictions(i,
-            p.Select((prob, c) => (prob, c)).OrderByDescending(x => x.prob).Take(k)
+        var info = inference.ResolveModel(model, Operation.Classify);
+        using var run = await inference.RunAsync(request, info, ServedOperations.Classify, ct);
+        var images = run.Images.Select((item, i) => new ImagePredictions(i,
+            item.Result.Probabilities.Select((prob, c) => (prob, c)).OrderByDescending(x => x.prob).Take(k)
              .Select(x => new ClassPrediction(x.c, labels.Label(info.Id, x.c), x.prob)).ToList())).ToList();
         return TypedResults.Ok(new ClassifyResponse(info.Id, images));
     }
@@ -99,23 +106,25 @@ public static class InferenceApi
     {
         if (format is not null and not "json" and not "png" and not "overlay")
             throw new InvalidRequestException($"format must be 'json', 'png' or 'overlay', not '{format}'.");
-        var info = inference.ResolveModel(model, "segment", ApiModelKinds.Segmenter);
-        using var run = await inference.RunAsync<int[]>(request, info, Operations.Segment, ct, keepImages: format == "overlay");
-        var size = info.ImageSize;
+        var info = inference.ResolveModel(model, Operation.Segment);
+        using var run = await inference.RunAsync(request, info, ServedOperations.Segment, ct, keepImages: format == "overlay");
         // One full-size mask at a time (4 bytes per pixel of the original image), dropped once encoded.
-        int[] Mask(int i) => ClassMapResizer.FromFullImageResize(run.Results[i], size, size, run.Images[i].Width, run.Images[i].Height);
+        static int[] Mask(ImageRun<ClassMap> item) => ClassMapResizer.FromFullImageResize(item.Result.Classes, item.Result.Width, item.Result.Height,
+            item.Image.Width, item.Image.Height);
         if (format is "png" or "overlay")
         {
             if (run.Images.Count != 1) throw new InvalidRequestException($"format={format} takes exactly one image.");
-            var (width, height) = (run.Images[0].Width, run.Images[0].Height);
+            var only = run.Images[0];
+            var (width, height) = (only.Image.Width, only.Image.Height);
             var png = format == "png"
-                ? SegmentationRenderer.MaskPng(Mask(0), width, height)
-                : SegmentationRenderer.OverlayPng(run.Images[0].Image!, Mask(0), width, height);
+                ? SegmentationRenderer.MaskPng(Mask(only), width, height)
+                : SegmentationRenderer.OverlayPng(only.Image.Image!, Mask(only), width, height);
             return TypedResults.File(png, "image/png");
         }
-        var images = run.Images.Select((image, i) =>
+        var images = run.Images.Select((item, i) =>
         {
-            var mask = Mask(i);
+            var image = item.Image;
+            var mask = Mask(item);
             var classes = mask.GroupBy(c => c).OrderByDescending(g => g.Count())
                 .Select(g => new SegmentClass(g.Key, labels.Label(info.Id, g.Key), (double)g.Count() / mask.Length)).ToList();
             return new ImageSegmentation(i, image.Width, image.Height, classes,

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using BeitV2.Ml.Devices;
 using BeitV2.Ml.Precision;
+using BeitV2.Ml.Serving;
 using BeitV2.Web.Configuration;
 using static TorchSharp.torch;
 
@@ -19,10 +20,41 @@ namespace BeitV2.Web.Inference;
 /// batch runs between two training steps; on the CPU the gate is open) and runs in the configured
 /// <c>Ml:InferencePrecision</c>. Results are copied to the CPU inside the batch.
 /// </remarks>
-public sealed class BatchingWorker : IDisposable
+public sealed class BatchingWorker : IOperationQueue, IDisposable
 {
-    private sealed record Pending(string Operation, float[] Pixels, bool Pooled, TaskCompletionSource<object> Completion, long EnqueuedTicks);
+    /// <summary>One queued image; a batch holds images of one operation, so their results have one type.</summary>
+    private abstract class Pending(Operation operation, float[] pixels, bool pooled, long enqueuedTicks)
+    {
+        public Operation Operation { get; } = operation;
+        public float[] Pixels { get; } = pixels;
+        public bool Pooled { get; } = pooled;
+        public long EnqueuedTicks { get; } = enqueuedTicks;
 
+        /// <summary>Runs the operation on the batch tensor; the returned action hands each image its result.</summary>
+        public abstract Action Run(ServedModel model, Tensor input, IReadOnlyList<Pending> batch);
+        public abstract void Fail(Exception e);
+    }
+
+    private sealed class Pending<TResult>(ServedOperation<TResult> operation, float[] pixels, bool pooled, long enqueuedTicks)
+        : Pending(operation.Operation, pixels, pooled, enqueuedTicks)
+    {
+        public TaskCompletionSource<TResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override Action Run(ServedModel model, Tensor input, IReadOnlyList<Pending> batch)
+        {
+            var results = operation.Run(model, input);
+            return () =>
+            {
+                for (var i = 0; i < batch.Count; i++)
+                    if (batch[i] is Pending<TResult> p) p.Completion.TrySetResult(results[i]);
+                    else batch[i].Fail(new InvalidOperationException($"A {batch[i].Operation.Name()} image was batched with {Operation.Name()} ones."));
+            };
+        }
+
+        public override void Fail(Exception e) => Completion.TrySetException(e);
+    }
+
+    private readonly string id;
     private readonly ServedModel model;
     private readonly InferenceOptions options;
     private readonly ILogger logger;
@@ -38,31 +70,37 @@ public sealed class BatchingWorker : IDisposable
 
     private readonly Func<int> incoming;
 
+    /// <param name="id">the model's registry id (thread name, logs).</param>
     /// <param name="incoming">Requests for this model accepted but not queued yet (<see cref="ArrivingRequests"/>); none when null.</param>
-    public BatchingWorker(ServedModel model, InferenceOptions options, ILogger logger, DeviceGate? gate = null,
+    public BatchingWorker(string id, ServedModel model, InferenceOptions options, ILogger logger, DeviceGate? gate = null,
         ComputePrecision precision = ComputePrecision.Fp32, Func<int>? incoming = null)
     {
         this.incoming = incoming ?? (() => 0);
+        this.id = id;
         this.model = model;
+        Input = new ModelInput(model.Preprocessing);
         this.options = options;
         this.logger = logger;
         this.gate = gate;
         this.precision = precision;
-        thread = new Thread(Run) { IsBackground = true, Name = $"inference:{model.Info.Id}" };
+        thread = new Thread(Run) { IsBackground = true, Name = $"inference:{id}" };
         thread.Start();
     }
 
     public ServedModel Model => model;
+
+    /// <summary>How an image becomes this model's input (its manifest's preprocessing).</summary>
+    public ModelInput Input { get; }
 
     /// <summary>
     /// Queues one image (its first 3·S² floats, CHW); null when the worker was stopped (the model was unloaded) —
     /// get a fresh worker then. A <paramref name="pooled"/> array (from <see cref="ModelInput.Prepare"/>) goes back
     /// to <see cref="System.Buffers.ArrayPool{T}.Shared"/> once its pixels are in the batch tensor.
     /// </summary>
-    public Task<object>? TryEnqueue(string operation, float[] pixels, bool pooled = false)
+    public Task<TResult>? TryEnqueue<TResult>(ServedOperation<TResult> operation, float[] pixels, bool pooled = false)
     {
-        var tcs = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
-        return queue.Writer.TryWrite(new Pending(operation, pixels, pooled, tcs, Stopwatch.GetTimestamp())) ? tcs.Task : null;
+        var pending = new Pending<TResult>(operation, pixels, pooled, Stopwatch.GetTimestamp());
+        return queue.Writer.TryWrite(pending) ? pending.Completion.Task : null;
     }
 
     private void Run()
@@ -143,7 +181,7 @@ public sealed class BatchingWorker : IDisposable
 
     private void Execute(List<Pending> batch)
     {
-        var op = batch[0].Operation;
+        var op = batch[0].Operation.Name();
         var start = Stopwatch.GetTimestamp();
         foreach (var p in batch) InferenceMetrics.QueueSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(p.EnqueuedTicks, start).TotalSeconds);
         InferenceMetrics.BatchSize.WithLabels(op).Observe(batch.Count);
@@ -154,8 +192,8 @@ public sealed class BatchingWorker : IDisposable
         }
         try
         {
-            object[] results;
-            var size = model.Input.Size;
+            Action complete;
+            var size = Input.Size;
             var per = 3 * size * size;
             long computeStart;
             using (gate?.Enter())
@@ -175,16 +213,16 @@ public sealed class BatchingWorker : IDisposable
                     if (batch[i].Pooled) System.Buffers.ArrayPool<float>.Shared.Return(batch[i].Pixels);
                 }
                 if (model.Device.type != TorchSharp.DeviceType.CPU) input = input.to(model.Device);
-                results = model.Execute(op, input);
+                complete = batch[0].Run(model, input, batch);
             }
             InferenceMetrics.ComputeSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(computeStart).TotalSeconds);
-            for (var i = 0; i < batch.Count; i++) batch[i].Completion.TrySetResult(results[i]);
+            complete();
         }
         catch (Exception e)
         {
             InferenceMetrics.Failures.WithLabels(op).Inc();
-            logger.LogError(e, "Inference batch of {Count} failed on {Model}/{Operation}", batch.Count, model.Info.Id, op);
-            foreach (var p in batch) p.Completion.TrySetException(e);
+            logger.LogError(e, "Inference batch of {Count} failed on {Model}/{Operation}", batch.Count, id, op);
+            foreach (var p in batch) p.Fail(e);
         }
     }
 

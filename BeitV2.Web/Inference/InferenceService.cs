@@ -1,3 +1,5 @@
+using BeitV2.Ml.Imaging;
+using BeitV2.Ml.Serving;
 using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
@@ -6,7 +8,7 @@ namespace BeitV2.Web.Inference;
 
 /// <summary>
 /// The shared steps of every inference request: pick the model (explicit id or the default of the
-/// right kind), check it can do the operation, check the uploads' headers (admission, MaxInFlight and
+/// right kind) and check that its kind serves the operation (the one check, <see cref="OperationKinds"/>), check the uploads' headers (admission, MaxInFlight and
 /// MaxQueued, is the rate limiter's "inference" policy, before the endpoint runs), then decode them one at
 /// a time under the process-wide <see cref="DecodeBudget"/>, shrink each to the model's input and release
 /// its full-size pixels before the next is decoded, and run each input through the model's batching worker.
@@ -14,9 +16,10 @@ namespace BeitV2.Web.Inference;
 public sealed class InferenceService(ModelRegistry registry, ModelHost host, UploadedImageReader reader,
     ArrivingRequests arriving, DecodeBudget budget)
 {
-    /// <summary>Resolves the model for an operation; <paramref name="kinds"/> are the acceptable API kinds, in order of preference for the default.</summary>
-    public ModelInfo ResolveModel(string? id, string operation, params string[] kinds)
+    /// <summary>Resolves the model for an operation: the one named, if its kind serves the operation, else the default of the first kind that has one.</summary>
+    public ModelInfo ResolveModel(string? id, Operation op)
     {
+        var (operation, kinds) = OperationKinds.For(op);
         if (!string.IsNullOrWhiteSpace(id))
         {
             var info = registry.Get(id);
@@ -33,10 +36,10 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
             "POST /api/v1/models/import (an official BEiT v2 .pth or timm .safetensors file).");
     }
 
-    /// <summary>Decodes the request's images and runs <paramref name="operation"/> on each; results in image order.</summary>
+    /// <summary>Decodes the request's images and runs <paramref name="operation"/> on each (of a model <see cref="ResolveModel"/> returned); results in image order.</summary>
     /// <param name="keepImages">Keep the decoded full-size images in the result (for responses drawn over
     /// them); otherwise only their sizes are kept.</param>
-    public async Task<InferenceRun<T>> RunAsync<T>(HttpRequest request, ModelInfo info, string operation, CancellationToken ct, bool keepImages = false)
+    public async Task<InferenceRun<T>> RunAsync<T>(HttpRequest request, ModelInfo info, ServedOperation<T> operation, CancellationToken ct, bool keepImages = false)
     {
         // Admission (MaxInFlight, MaxQueued) is the rate limiter's "inference" policy, before the endpoint runs.
         InferenceMetrics.InFlight.Inc();
@@ -45,14 +48,13 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
         using var arrival = arriving.Enter(info.Id);
         var uploads = await reader.ReadAsync(request, ct);   // headers only: every limit checked, nothing decoded
         var images = new List<UploadedImage>(uploads.Count);
+        var label = operation.Operation.Name();
         try
         {
             var worker = await host.GetAsync(info);
-            if (!worker.Model.Operations.Contains(operation))
-                throw new InvalidRequestException($"Model '{info.Id}' ({info.Kind}) does not support {operation}.");
-            var input = worker.Model.Input;
-            var tasks = new List<Task<object>>(uploads.Count);
-            var plans = new List<BeitV2.Ml.Imaging.EvalTransformPlan?>(uploads.Count);
+            var input = worker.Input;
+            var tasks = new List<Task<T>>(uploads.Count);
+            var plans = new List<EvalTransformPlan?>(uploads.Count);
             foreach (var upload in uploads)
             {
                 var (image, pixels, plan) = await DecodeAndShrinkAsync(upload, input, keepImages, ct);
@@ -70,12 +72,12 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
             }
             arrival.Dispose();
             var results = await Task.WhenAll(tasks);
-            InferenceMetrics.Requests.WithLabels(operation, "ok").Inc();
-            return new InferenceRun<T>(info, images, plans, results.Cast<T>().ToList());
+            InferenceMetrics.Requests.WithLabels(label, "ok").Inc();
+            return new InferenceRun<T>(info, images.Select((image, i) => new ImageRun<T>(image, plans[i], results[i])).ToList());
         }
         catch
         {
-            InferenceMetrics.Requests.WithLabels(operation, "error").Inc();
+            InferenceMetrics.Requests.WithLabels(label, "error").Inc();
             foreach (var image in images) image.Dispose();
             throw;
         }
@@ -84,7 +86,7 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
     // One image's full-size pixels exist only inside its share of the decode budget: decoded, turned into the
     // model's (small) input, and released, unless the response is drawn over the image (then the budget is
     // held until the run is disposed).
-    private async Task<(UploadedImage Image, float[] Pixels, BeitV2.Ml.Imaging.EvalTransformPlan? Plan)> DecodeAndShrinkAsync(
+    private async Task<(UploadedImage Image, float[] Pixels, EvalTransformPlan? Plan)> DecodeAndShrinkAsync(
         EncodedImage upload, ModelInput input, bool keep, CancellationToken ct)
     {
         var lease = await budget.AcquireAsync(upload.Header.DecodedBytes, ct);
@@ -124,11 +126,14 @@ internal sealed class InFlightGauge : IDisposable
     }
 }
 
-/// <summary>The decoded images of a request with the model's result for each; disposing frees the images.</summary>
-public sealed record InferenceRun<T>(ModelInfo Model, IReadOnlyList<UploadedImage> Images, IReadOnlyList<BeitV2.Ml.Imaging.EvalTransformPlan?> Plans, IReadOnlyList<T> Results) : IDisposable
+/// <summary>The decoded images of a request, each with the model's result; disposing frees the images.</summary>
+public sealed record InferenceRun<T>(ModelInfo Model, IReadOnlyList<ImageRun<T>> Images) : IDisposable
 {
     public void Dispose()
     {
-        foreach (var image in Images) image.Dispose();
+        foreach (var image in Images) image.Image.Dispose();
     }
 }
+
+/// <summary>One uploaded image, the resize and crop it got (null for a full resize) and the model's result for it.</summary>
+public sealed record ImageRun<T>(UploadedImage Image, EvalTransformPlan? Plan, T Result);

@@ -1,7 +1,7 @@
+using BeitV2.Ml.Catalog;
 using BeitV2.Ml.Checkpoints;
-using BeitV2.Ml.Models;
-using BeitV2.Ml.Models.Vqkd;
 using BeitV2.Ml.Precision;
+using BeitV2.Ml.Serving;
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
@@ -70,16 +70,19 @@ public sealed class ModelHost : IDisposable
         {
             var package = ModelPackage.Load(registry.PackageDirectory(info.Id), device);
             package.Module.eval();
-            ServedModel served = package.Module switch
+            ServedModel served;
+            try
             {
-                VqkdTokenizer t => new ServedTokenizer(info, t),
-                BeitVisionTransformer v => new ServedVit(info, v),
-                BeitMim m => new ServedMim(info, m),
-                BeitV2.Ml.Models.Segmentation.BeitSegmenter s => new ServedSegmenter(info, s),
-                _ => throw new InvalidRequestException($"Model '{info.Id}' ({info.Kind}) cannot be served for inference."),
-            };
+                served = ModelCatalog.Default.Serve(package)
+                         ?? throw new InvalidRequestException($"Model '{info.Id}' ({info.Kind}) cannot be served for inference.");
+            }
+            catch
+            {
+                package.Dispose();
+                throw;
+            }
             logger.LogInformation("Loaded model {Id} on {Device} ({Precision})", info.Id, DeviceName, devices.InferencePrecision.Name());
-            return new BatchingWorker(served, options, logger, devices.Gate(DeviceName), devices.InferencePrecision,
+            return new BatchingWorker(info.Id, served, options, logger, devices.Gate(DeviceName), devices.InferencePrecision,
                 () => arriving.Count(info.Id));
         }
         catch

@@ -29,9 +29,8 @@ public sealed class ModelWarmup(ModelRegistry registry, ModelHost host, IOptions
             {
                 var worker = await host.GetAsync(registry.Get(id));
                 var operation = worker.Model.Operations.First();
-                var size = worker.Model.Input.Size;
-                var blank = new float[3 * size * size];
-                var batch = Enumerable.Range(0, Math.Max(1, options.Value.MaxBatch)).Select(_ => worker.TryEnqueue(operation, blank)).OfType<Task<object>>().ToList();
+                var blank = new float[worker.Input.Length];
+                var batch = Enumerable.Range(0, Math.Max(1, options.Value.MaxBatch)).Select(_ => operation.TryEnqueueOn(worker, blank)).OfType<Task>().ToList();
                 await Task.WhenAll(batch).WaitAsync(stoppingToken);
                 logger.LogInformation("Warmed up {Id} ({Operation}, batch of {Batch}) in {Ms:F0} ms", id, operation, batch.Count, clock.Elapsed.TotalMilliseconds);
             }

@@ -5,6 +5,7 @@ using BeitV2.Web.Configuration;
 using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
 using static TorchSharp.torch;
 
 namespace BeitV2.Web.Registry;
@@ -14,14 +15,22 @@ namespace BeitV2.Web.Registry;
 /// folder whose manifest metadata also carries the registry fields (name, source, lineage), so a
 /// model is written in one atomic rename. <c>defaults.json</c> names the default model per kind.
 /// </summary>
+/// <remarks>
+/// The models and defaults are read once and kept until <see cref="GetChangeToken"/>'s token fires: at once
+/// when this server imports, deletes or changes a default, and when another server sharing the folder
+/// changed it (<see cref="ModelsFolderChangeToken"/>: one <c>stat</c> per lookup, not a listing).
+/// </remarks>
 public sealed partial class ModelRegistry
 {
     private const string DefaultsFile = "defaults.json";
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
     private readonly Lock gate = new();
     private readonly ILogger<ModelRegistry> logger;
-    private Dictionary<string, ModelInfo>? cache;
-    private string? cacheStamp;
+    private Snapshot? cache;
+    private CancellationTokenSource changes = new();
+
+    /// <summary>The models and defaults as read, and the token that says when they are stale.</summary>
+    private sealed record Snapshot(Dictionary<string, ModelInfo> Models, Dictionary<string, string> Defaults, IChangeToken Token);
 
     public ModelRegistry(DataDirectory data, IOptions<ModelsOptions> options, ILogger<ModelRegistry> logger)
     {
@@ -67,6 +76,24 @@ public sealed partial class ModelRegistry
         if (copied > 0) logger.LogInformation("Seeded {Count} bundled default model(s) from {Bundle}", copied, bundle);
     }
 
+    /// <summary>
+    /// Fires when the registered models or defaults change: actively when this server imports, deletes or
+    /// changes a default; on lookup (<see cref="IChangeToken.HasChanged"/>) when another server changed the folder.
+    /// </summary>
+    public IChangeToken GetChangeToken()
+    {
+        lock (gate) return Load().Token;
+    }
+
+    // Called under the lock (or before the registry is shared) after every write.
+    private void Changed()
+    {
+        var fired = changes;
+        changes = new CancellationTokenSource();
+        cache = null;
+        fired.Cancel();
+    }
+
     public string ModelsDirectory { get; }
 
     /// <summary>Raised after a model was deleted or replaced, so loaded copies can be dropped.</summary>
@@ -79,13 +106,13 @@ public sealed partial class ModelRegistry
 
     public IReadOnlyList<ModelInfo> List()
     {
-        lock (gate) return Load().Values.OrderBy(m => m.CreatedAt).ToList();
+        lock (gate) return Load().Models.Values.OrderBy(m => m.CreatedAt).ToList();
     }
 
     public ModelInfo? Find(string id)
     {
         if (!IsValidId(id)) return null;
-        lock (gate) return Load().GetValueOrDefault(id);
+        lock (gate) return Load().Models.GetValueOrDefault(id);
     }
 
     public ModelInfo Get(string id) =>
@@ -94,22 +121,26 @@ public sealed partial class ModelRegistry
     /// <summary>The model registered as output <paramref name="output"/> of job <paramref name="jobId"/>, if any.</summary>
     public ModelInfo? FindOutput(string jobId, string output)
     {
-        lock (gate) return Load().Values.FirstOrDefault(m => m.Lineage?.JobId == jobId && m.Lineage.Output == output);
+        lock (gate) return Load().Models.Values.FirstOrDefault(m => m.Lineage?.JobId == jobId && m.Lineage.Output == output);
     }
 
     public string PackageDirectory(string id) => Path.Combine(ModelsDirectory, id);
 
     public string? DefaultId(string kind)
     {
-        lock (gate) return ReadDefaults().GetValueOrDefault(kind) is { } id && Load().ContainsKey(id) ? id : null;
+        lock (gate)
+        {
+            var snapshot = Load();
+            return snapshot.Defaults.GetValueOrDefault(kind) is { } id && snapshot.Models.ContainsKey(id) ? id : null;
+        }
     }
 
     public IReadOnlyDictionary<string, string> Defaults()
     {
         lock (gate)
         {
-            var models = Load();
-            return ReadDefaults().Where(kv => models.ContainsKey(kv.Value)).ToDictionary();
+            var snapshot = Load();
+            return snapshot.Defaults.Where(kv => snapshot.Models.ContainsKey(kv.Value)).ToDictionary();
         }
     }
 
@@ -141,17 +172,17 @@ public sealed partial class ModelRegistry
         ModelPackage.Save(model, PackageDirectory(id), labels, metadata);
         lock (gate)
         {
-            cache = null;
-            var info = Load()[id];
-            var defaults = ReadDefaults();
+            Changed();
+            var info = Load().Models[id];
+            var defaults = ReadDefaults();   // the file, not the snapshot: it is about to be rewritten
             if (makeDefault == true || (makeDefault is null && !defaults.ContainsKey(info.Kind)))
             {
                 defaults[info.Kind] = id;
                 WriteDefaults(defaults);
-                cache = null;
+                Changed();
             }
             logger.LogInformation("Registered model {Id} ({Kind}, {Architecture}) from {Source}", id, info.Kind, info.Architecture, source);
-            return Load()[id];
+            return Load().Models[id];
         }
     }
 
@@ -163,7 +194,7 @@ public sealed partial class ModelRegistry
             var defaults = ReadDefaults();
             defaults[info.Kind] = id;
             WriteDefaults(defaults);
-            cache = null;
+            Changed();
         }
     }
 
@@ -178,7 +209,7 @@ public sealed partial class ModelRegistry
             // Rename first (atomic), then delete: a crash leaves a hidden folder, never half a model.
             var trash = Path.Combine(ModelsDirectory, $".deleted-{id}-{Guid.NewGuid():N}");
             Directory.Move(PackageDirectory(id), trash);
-            cache = null;
+            Changed();
             try { Directory.Delete(trash, recursive: true); }
             catch (IOException e) { logger.LogWarning(e, "Could not remove {Trash}", trash); }
         }
@@ -196,18 +227,27 @@ public sealed partial class ModelRegistry
         return id;
     }
 
-    private Dictionary<string, ModelInfo> Load()
+    // Under the lock. The token is taken before the folder is read, so a change made while reading fires it.
+    private Snapshot Load()
     {
-        // Other servers may share the models folder (scale-out): the cache is valid while the folder's
-        // entries (names and their timestamps) and defaults.json are unchanged. That is one readdir and a
-        // stat per model, far cheaper than reading the manifests.
-        var stamp = Stamp();
-        if (cache is not null && stamp == cacheStamp) return cache;
-        cacheStamp = stamp;
+        if (cache is { } cached && !cached.Token.HasChanged) return cached;
+        IChangeToken token;
+        List<string> folders;
+        try
+        {
+            Directory.CreateDirectory(ModelsDirectory);
+            token = new CompositeChangeToken([new CancellationChangeToken(changes.Token), new ModelsFolderChangeToken(ModelsDirectory)]);
+            folders = Directory.EnumerateDirectories(ModelsDirectory).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The data directory is gone or unreadable (the readiness check says so): no models, asked again next time.
+            logger.LogWarning("Cannot read the models folder: {Message}", e.Message);
+            return new Snapshot(new Dictionary<string, ModelInfo>(), new Dictionary<string, string>(), new CancellationChangeToken(new CancellationToken(true)));
+        }
         var defaults = ReadDefaults();
         var result = new Dictionary<string, ModelInfo>(StringComparer.Ordinal);
-        Directory.CreateDirectory(ModelsDirectory);
-        foreach (var dir in Directory.EnumerateDirectories(ModelsDirectory))
+        foreach (var dir in folders)
         {
             var id = Path.GetFileName(dir);
             if (id.StartsWith('.') || !IsValidId(id)) continue;
@@ -228,15 +268,7 @@ public sealed partial class ModelRegistry
                 logger.LogWarning("Skipping {Dir}: {Message}", dir, e.Message);
             }
         }
-        return cache = result;
-    }
-
-    private string Stamp()
-    {
-        Directory.CreateDirectory(ModelsDirectory);
-        var parts = Directory.EnumerateFileSystemEntries(ModelsDirectory).Order(StringComparer.Ordinal)
-            .Select(e => $"{Path.GetFileName(e)}@{File.GetLastWriteTimeUtc(e).Ticks}");
-        return string.Join('|', parts);
+        return cache = new Snapshot(result, defaults, token);
     }
 
     private Dictionary<string, string> ReadDefaults()

@@ -34,7 +34,7 @@ public sealed class NormEmaVectorQuantizer : ExplicitModule<Tensor, Quantization
     public double Decay { get; }
     public double Beta { get; } = 1.0;
 
-    /// <summary>Whether eval-mode forwards update the usage statistic (the reference does).</summary>
+    /// <summary>Whether eval-mode forwards update the usage statistic (the reference does; serving uses <see cref="NearestCodes"/>, which never does).</summary>
     public bool TrackUsageInEval { get; set; } = true;
 
     public NormEmaVectorQuantizer(int nEmbed, int embeddingDim, double decay, bool kmeansInit) : base(nameof(NormEmaVectorQuantizer))
@@ -75,8 +75,7 @@ public sealed class NormEmaVectorQuantizer : ExplicitModule<Tensor, Quantization
             throw new InvalidOperationException("The codebook was never initialised (initted = 0): train the tokenizer first or load trained weights.");
 
         var weight = embedding.Weight;
-        var d = zFlat.pow(2).sum(1, keepdim: true) + weight.pow(2).sum(1) - 2 * zFlat.matmul(weight.t());
-        var indices = d.argmin(1);
+        var indices = Nearest(zFlat);
         var zq = weight.index_select(0, indices).view(z.shape);
 
         using (no_grad())
@@ -104,6 +103,27 @@ public sealed class NormEmaVectorQuantizer : ExplicitModule<Tensor, Quantization
         var straightThrough = z + (zq - z).detach();
         var output = straightThrough.permute(0, 3, 1, 2);
         return new Quantization(output.MoveToOuterDisposeScope(), loss.MoveToOuterDisposeScope(), indices.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The code index of each position of a (B, C, H, W) input, (B·H·W) in b, h, w order, as <see cref="forward"/>
+    /// assigns them, without anything else: no one-hot, no usage statistic, no codebook update, no check of
+    /// the <c>initted</c> flag (a device round trip; whoever serves checks it once). Writes nothing, so
+    /// concurrent callers share the module safely.
+    /// </summary>
+    public Tensor NearestCodes(Tensor zIn)
+    {
+        using var scope = NewDisposeScope();
+        var z = nn.functional.normalize(zIn.permute(0, 2, 3, 1), p: 2, dim: -1);
+        return Nearest(z.reshape(-1, CodebookDim)).MoveToOuterDisposeScope();
+    }
+
+    // Squared distances to every code (|z|² + |e|² − 2 z·e, the reference's order), arg-minimised.
+    private Tensor Nearest(Tensor zFlat)
+    {
+        var weight = embedding.Weight;
+        var d = zFlat.pow(2).sum(1, keepdim: true) + weight.pow(2).sum(1) - 2 * zFlat.matmul(weight.t());
+        return d.argmin(1);
     }
 
     private static void EmaInPlace(Tensor movingAvg, Tensor value, double decay) =>

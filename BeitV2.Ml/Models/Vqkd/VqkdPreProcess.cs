@@ -1,4 +1,4 @@
-using BeitV2.Ml.Models.Layers;
+using BeitV2.Ml.Imaging;
 using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Models.Vqkd;
@@ -14,4 +14,17 @@ public static class VqkdPreProcess
         var x = images.max().le(1.0).item<bool>() ? images * 255.0 : images.alias();
         return (x / 127.5 - 1.0).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// <c>pre_process</c> of [0, 1] pixels as a normalisation applied to them directly, so that serving maps
+    /// each pixel once (no batch maximum, no second pass): 'default' (×255, /127.5, −1) is mean = std = 0.5,
+    /// equal to the last bit in float32 for all 256 values of u8/255; 'imagenet_norm' is ImageNet's mean/std;
+    /// any other type passes the pixels through.
+    /// </summary>
+    public static PixelNormalization Normalization(string processType) => processType switch
+    {
+        "default" => PixelNormalization.Half,
+        "imagenet_norm" => PixelNormalization.ImageNet,
+        _ => PixelNormalization.Unit,
+    };
 }

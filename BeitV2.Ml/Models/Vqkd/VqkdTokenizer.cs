@@ -111,10 +111,34 @@ public sealed class VqkdTokenizer : ExplicitModule<Tensor, Tensor>
         return x.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Token ids (B, h·w) of images already mapped to the encoder's input (what <see cref="PreProcess"/> returns),
+    /// the same ids as <see cref="GetCodebookIndices"/> but without its state writes: no usage statistic
+    /// (the reference's eval forward updates <c>cluster_size</c>), no batch maximum. The serving path; the
+    /// caller checks once that the codebook is initialised.
+    /// </summary>
+    public Tensor TokenIds(Tensor imagesPre)
+    {
+        using var scope = NewDisposeScope();
+        var (_, _, _, map) = EncodeToCodeSpace(imagesPre, keepHidden: false);
+        return quantize.NearestCodes(map).view(map.shape[0], -1).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Encoder → task layer → quantizer on pre-processed images.</summary>
     public VqkdEncoding Encode(Tensor imagesPre, bool keepHidden = false)
     {
         using var scope = NewDisposeScope();
+        var (features, encoderOut, taskOut, map) = EncodeToCodeSpace(imagesPre, keepHidden);
+        var q = quantize.forward(map);
+        var result = new VqkdEncoding(q.Quantized, q.Indices.view(map.shape[0], -1), q.Loss, encoderOut, taskOut, features.Hidden);
+        foreach (var t in new[] { result.Quantized, result.Indices, result.CommitLoss, result.EncoderOut, result.EncodeTaskOut }.Concat(result.EncoderHidden))
+            t.MoveToOuterDisposeScope();
+        return result;
+    }
+
+    // Encoder → fc_norm'd patch tokens → task layer → (B, D, h, w) map, in the caller's dispose scope.
+    private (VitOutput Features, Tensor EncoderOut, Tensor TaskOut, Tensor Map) EncodeToCodeSpace(Tensor imagesPre, bool keepHidden)
+    {
         var features = encoder.ForwardFeatures(imagesPre, keepHidden);
         var encoderOut = encoder.ForwardPatchTokensFrom(features);
         // The reference runs the task layer with autocast off, on input cast to the layer's own dtype
@@ -123,12 +147,7 @@ public sealed class VqkdTokenizer : ExplicitModule<Tensor, Tensor>
         long b = taskOut.shape[0], n = taskOut.shape[1];
         int gh = (int)imagesPre.shape[2] / Config.Encoder.PatchSize, gw = (int)imagesPre.shape[3] / Config.Encoder.PatchSize;
         if (gh * gw != n) throw new InvalidOperationException($"Token count {n} does not match the {gh}x{gw} grid.");
-        var map = taskOut.transpose(1, 2).reshape(b, -1, gh, gw);
-        var q = quantize.forward(map);
-        var result = new VqkdEncoding(q.Quantized, q.Indices.view(b, -1), q.Loss, encoderOut, taskOut, features.Hidden);
-        foreach (var t in new[] { result.Quantized, result.Indices, result.CommitLoss, result.EncoderOut, result.EncodeTaskOut }.Concat(result.EncoderHidden))
-            t.MoveToOuterDisposeScope();
-        return result;
+        return (features, encoderOut, taskOut, taskOut.transpose(1, 2).reshape(b, -1, gh, gw));
     }
 
     /// <summary>Decoder on the code map → task layer: (reconstruction (B, N, out), decoder patch features (B, N, C), decoder block outputs).</summary>
