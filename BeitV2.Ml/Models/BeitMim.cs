@@ -41,54 +41,28 @@ public sealed record MimLoss(Tensor Total, Tensor Final, Tensor Aggregated, doub
 /// </summary>
 public sealed class BeitMim : ExplicitModule<Tensor, Tensor?, Tensor[]>
 {
-    private readonly PatchEmbed patchEmbed;
-    private readonly Dropout posDrop;
-    private readonly RelativePositionBias? relPosBias;
-    private readonly ModuleList<Block> blocks;
+    private readonly VitTrunk trunk;
     private readonly LayerNorm norm;
     private readonly Linear lmHead;
     private readonly ModuleList<Block> clsPtLayers;
     private readonly LayerNorm? clsPtNorm;
     private readonly Linear? clsPtLmHead;
 
-    public MimConfig Config { get; }
-
     public BeitMim(MimConfig config) : base(nameof(BeitMim))
     {
-        config.Validate();
         Config = config;
         var c = config;
-        patchEmbed = new PatchEmbed(c.ImgSize, c.PatchSize, c.InChans, c.EmbedDim);
-        var grid = (patchEmbed.GridSize, patchEmbed.GridSize);
-        register_parameter("cls_token", ModuleExtensions.Param(zeros(1, 1, c.EmbedDim)));
-        register_parameter("mask_token", ModuleExtensions.Param(zeros(1, 1, c.EmbedDim)));
-        if (c.UseAbsPosEmb) register_parameter("pos_embed", ModuleExtensions.Param(zeros(1, patchEmbed.NumPatches + 1, c.EmbedDim)));
-        register_module("patch_embed", patchEmbed);
-        posDrop = nn.Dropout(c.DropRate);
-        register_module("pos_drop", posDrop);
-        if (c.UseSharedRelPosBias)
-        {
-            relPosBias = new RelativePositionBias(grid, c.NumHeads);
-            register_module("rel_pos_bias", relPosBias);
-        }
-
-        (int, int)? window = c.UseRelPosBias ? grid : null;
-        Block NewBlock(double dropPath) => new(c.EmbedDim, c.NumHeads, c.MlpRatio, c.QkvBias, c.QkScale, c.DropRate,
-            c.AttnDropRate, dropPath, c.InitValues, c.NormEps, window, c.AttnHeadDim);
-
-        var dpr = ModuleExtensions.LinearRates(c.DropPathRate, c.Depth);
-        blocks = new ModuleList<Block>();
-        for (var i = 0; i < c.Depth; i++) blocks.Add(NewBlock(dpr[i]));
-        register_module("blocks", blocks);
+        trunk = new VitTrunk(this, c, maskToken: true);
         norm = ModuleExtensions.LayerNorm(c.EmbedDim, c.NormEps);
         register_module("norm", norm);
         lmHead = nn.Linear(c.EmbedDim, c.VocabSize);
         register_module("lm_head", lmHead);
 
         // The head blocks continue the drop-path ramp of a model of max(depth, early+head) blocks.
+        var grid = (trunk.GridSize, trunk.GridSize);
         var headDpr = ModuleExtensions.LinearRates(c.DropPathRate, Math.Max(c.Depth, c.EarlyLayers + c.HeadLayers));
         clsPtLayers = new ModuleList<Block>();
-        for (var i = c.EarlyLayers; i < c.EarlyLayers + c.HeadLayers; i++) clsPtLayers.Add(NewBlock(headDpr[i]));
+        for (var i = c.EarlyLayers; i < c.EarlyLayers + c.HeadLayers; i++) clsPtLayers.Add(Block.For(c, grid, headDpr[i]));
         register_module("cls_pt_layers", clsPtLayers);
         if (!c.SharedLmHead)
         {
@@ -97,55 +71,30 @@ public sealed class BeitMim : ExplicitModule<Tensor, Tensor?, Tensor[]>
             register_module("cls_pt_norm", clsPtNorm);
             register_module("cls_pt_lm_head", clsPtLmHead);
         }
-        ModelInit.InitPretrain(this, c.InitStd, blocks.ToList(), clsPtLayers.ToList(), c.EarlyLayers);
+        ModelInit.InitPretrain(this, c.InitStd, trunk.Blocks, clsPtLayers.ToList(), c.EarlyLayers);
     }
 
-    public int NumPatches => patchEmbed.NumPatches;
+    public MimConfig Config { get; }
+    public VitTrunk Trunk => trunk;
+    public int NumPatches => trunk.NumPatches;
 
     /// <summary>Both branches' token states. A null mask means nothing is masked.</summary>
     public MimFeatures ForwardFeatures(Tensor images, Tensor? boolMaskedPos, bool keepHidden = false)
     {
         using var scope = NewDisposeScope();
-        var x = patchEmbed.forward(images);
-        long b = x.shape[0], n = x.shape[1];
-        if (n != NumPatches && (Config.UseRelPosBias || Config.UseSharedRelPosBias))
-            throw new ArgumentException($"This model is built for {Config.ImgSize}x{Config.ImgSize} inputs; got {images.shape[2]}x{images.shape[3]}.");
-        var mask = boolMaskedPos ?? zeros(b, n, dtype: @bool, device: images.device);
-        if (mask.shape.Length != 2 || mask.shape[0] != b || mask.shape[1] != n)
-            throw new ArgumentException($"bool_masked_pos must be ({b}, {n}); got ({string.Join(", ", mask.shape)}).");
-
-        var maskToken = get_parameter("mask_token")!.expand(b, n, -1);
-        var w = mask.unsqueeze(-1).to_type(maskToken.dtype);
-        x = x * (1 - w) + maskToken * w;
-        x = cat(new[] { get_parameter("cls_token")!.expand(b, -1, -1), x }, 1);
-        if (Config.UseAbsPosEmb)
-        {
-            Tensor pos = get_parameter("pos_embed")!;
-            if (pos.shape[1] != x.shape[1])
-                pos = PositionEmbedding.Interpolate(pos, (int)images.shape[2] / Config.PatchSize, (int)images.shape[3] / Config.PatchSize);
-            x = x + pos;
-        }
-        x = posDrop.forward(x);
-        var shared = relPosBias?.forward();
-
-        var hidden = new List<Tensor>();
-        Tensor? early = null;
-        for (var i = 0; i < blocks.Count; i++)
-        {
-            x = blocks[i].forward(x, shared);
-            if (keepHidden) hidden.Add(x);
-            if (i + 1 == Config.EarlyLayers) early = x[.., 1..];
-        }
-        var agg = cat(new[] { x[.., ..1], early! }, 1);
+        var pass = trunk.Forward(images, keepHidden ? trunk.AllBlocks : new[] { Config.EarlyLayers - 1 }, boolMaskedPos);
+        var x = pass.Tokens;
+        var agg = cat(new[] { x[.., ..1], pass.Block(Config.EarlyLayers - 1)[.., 1..] }, 1);
         var aggHidden = new List<Tensor>();
         foreach (var blk in clsPtLayers)
         {
-            agg = blk.forward(agg, shared);
+            agg = blk.forward(agg, pass.SharedBias);
             if (keepHidden) aggHidden.Add(agg);
         }
         var final = norm.forward(x);
         var aggregated = (clsPtNorm ?? norm).forward(agg);
-        foreach (var t in hidden.Concat(aggHidden).Append(final).Append(aggregated)) t.MoveToOuterDisposeScope();
+        var hidden = keepHidden ? pass.Intermediates : Array.Empty<Tensor>();
+        ModuleExtensions.MoveToOuterDisposeScope(hidden.Concat(aggHidden).Append(final).Append(aggregated));
         return new MimFeatures(final, aggregated, hidden, aggHidden);
     }
 

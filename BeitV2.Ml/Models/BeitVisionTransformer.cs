@@ -21,65 +21,43 @@ public sealed record VitOutput(Tensor Tokens, Tensor Features, IReadOnlyList<Ten
 
 /// <summary>
 /// The BEiT (v2) vision transformer of unilm <c>modeling_finetune.VisionTransformer</c>: the
-/// classification / fine-tuning model, the segmentation backbone and the VQ-KD encoder and
-/// decoder. Every constructor flag of the reference is honoured; state-dict names are the
-/// official ones.
+/// classification / fine-tuning model and the VQ-KD encoder and decoder: the shared trunk
+/// (<see cref="VitTrunk"/>) followed by the final norm or mean pooling with fc_norm, and the head.
+/// Every constructor flag of the reference is honoured; state-dict names are the official ones.
 /// </summary>
 public sealed class BeitVisionTransformer : ExplicitModule<Tensor, Tensor>
 {
-    private readonly PatchEmbed patchEmbed;
-    private readonly Dropout posDrop;
-    private readonly RelativePositionBias? relPosBias;
-    private readonly ModuleList<Block> blocks;
+    private readonly VitTrunk trunk;
     private readonly LayerNorm? norm;
     private readonly LayerNorm? fcNorm;
     private readonly Linear? head;
 
-    public VitConfig Config { get; }
-
     public BeitVisionTransformer(VitConfig config) : base(nameof(BeitVisionTransformer))
     {
-        config.Validate();
         Config = config;
-        var c = config;
-        patchEmbed = new PatchEmbed(c.ImgSize, c.PatchSize, c.InChans, c.EmbedDim);
-        var grid = (patchEmbed.GridSize, patchEmbed.GridSize);
-
-        register_parameter("cls_token", ModuleExtensions.Param(zeros(1, 1, c.EmbedDim)));
-        if (c.UseAbsPosEmb) register_parameter("pos_embed", ModuleExtensions.Param(zeros(1, patchEmbed.NumPatches + 1, c.EmbedDim)));
-        register_module("patch_embed", patchEmbed);
-        posDrop = nn.Dropout(c.DropRate);
-        register_module("pos_drop", posDrop);
-
-        if (c.UseSharedRelPosBias)
+        trunk = new VitTrunk(this, config);
+        if (config.UseMeanPooling)
         {
-            relPosBias = new RelativePositionBias(grid, c.NumHeads);
-            register_module("rel_pos_bias", relPosBias);
-        }
-
-        blocks = Block.StackFor(c, grid);
-        register_module("blocks", blocks);
-
-        if (c.UseMeanPooling)
-        {
-            fcNorm = ModuleExtensions.LayerNorm(c.EmbedDim, c.NormEps);
+            fcNorm = ModuleExtensions.LayerNorm(config.EmbedDim, config.NormEps);
             register_module("fc_norm", fcNorm);
         }
         else
         {
-            norm = ModuleExtensions.LayerNorm(c.EmbedDim, c.NormEps);
+            norm = ModuleExtensions.LayerNorm(config.EmbedDim, config.NormEps);
             register_module("norm", norm);
         }
-        if (c.NumClasses > 0)
+        if (config.NumClasses > 0)
         {
-            head = nn.Linear(c.EmbedDim, c.NumClasses);
+            head = nn.Linear(config.EmbedDim, config.NumClasses);
             register_module("head", head);
         }
-        ModelInit.InitFineTune(this, c);
+        ModelInit.InitFineTune(this, config);
     }
 
-    public IReadOnlyList<Block> Blocks => blocks.ToList();
-    public PatchEmbed PatchEmbed => patchEmbed;
+    public VitConfig Config { get; }
+    public VitTrunk Trunk => trunk;
+    public IReadOnlyList<Block> Blocks => trunk.Blocks;
+    public PatchEmbed PatchEmbed => trunk.PatchEmbed;
     public Linear? Head => head;
     public int Depth => Config.Depth;
 
@@ -105,21 +83,11 @@ public sealed class BeitVisionTransformer : ExplicitModule<Tensor, Tensor>
     public VitOutput ForwardFeatures(Tensor images, bool keepHidden = false)
     {
         using var scope = NewDisposeScope();
-        var x = Embed(images);
-        var shared = relPosBias?.forward();
-        var hidden = new List<Tensor>();
-        foreach (var blk in blocks)
-        {
-            x = blk.forward(x, shared);
-            if (keepHidden) hidden.Add(x);
-        }
-        var tokens = norm is null ? x : norm.forward(x);
+        var pass = trunk.Forward(images, keepHidden ? trunk.AllBlocks : null);
+        var tokens = norm is null ? pass.Tokens : norm.forward(pass.Tokens);
         var features = fcNorm is not null ? fcNorm.forward(tokens[.., 1..].mean(new long[] { 1 })) : tokens[.., 0];
-        var result = new VitOutput(tokens, features, hidden);
-        tokens.MoveToOuterDisposeScope();
-        features.MoveToOuterDisposeScope();
-        foreach (var h in hidden) h.MoveToOuterDisposeScope();
-        return result;
+        ModuleExtensions.MoveToOuterDisposeScope(pass.Intermediates.Append(tokens).Append(features));
+        return new VitOutput(tokens, features, pass.Intermediates);
     }
 
     /// <summary>
@@ -144,37 +112,5 @@ public sealed class BeitVisionTransformer : ExplicitModule<Tensor, Tensor>
     {
         using var output = ForwardFeatures(images);
         return fcNorm is not null ? fcNorm.forward(output.Tokens) : output.Tokens.alias();
-    }
-
-    /// <summary>Patch embedding, [CLS] prepended, absolute position embedding (interpolated if the grid differs).</summary>
-    internal Tensor Embed(Tensor images)
-    {
-        using var scope = NewDisposeScope();
-        var x = patchEmbed.forward(images);
-        var b = x.shape[0];
-        var cls = get_parameter("cls_token")!.expand(b, -1, -1);
-        x = cat(new[] { cls, x }, 1);
-        if (Config.UseAbsPosEmb)
-        {
-            Tensor pos = get_parameter("pos_embed")!;
-            if (x.shape[1] != pos.shape[1])
-                pos = PositionEmbedding.Interpolate(pos, (int)images.shape[2] / Config.PatchSize, (int)images.shape[3] / Config.PatchSize);
-            x = x + pos;
-        }
-        else if (Config.UseRelPosBias || Config.UseSharedRelPosBias)
-        {
-            EnsureGrid(images);
-        }
-        x = posDrop.forward(x);
-        return x.MoveToOuterDisposeScope();
-    }
-
-    private void EnsureGrid(Tensor images)
-    {
-        var g = patchEmbed.GridSize;
-        if (images.shape[2] / Config.PatchSize != g || images.shape[3] / Config.PatchSize != g)
-            throw new ArgumentException(
-                $"This model's relative position bias is built for {Config.ImgSize}x{Config.ImgSize} inputs; got {images.shape[2]}x{images.shape[3]}. " +
-                "Resize the input, or load the checkpoint into a model of that size (tables are resized on load).");
     }
 }

@@ -7,39 +7,19 @@ namespace BeitV2.Ml.Models;
 /// (<c>modeling_pretrain.VisionTransformerForMaskedImageModelingCLS</c>): its keyword arguments
 /// plus <c>norm_eps</c>. Defaults are the class defaults.
 /// </summary>
-public sealed record MimConfig
+public sealed record MimConfig : VitTrunkConfig
 {
-    [JsonConverter(typeof(IntOrFirstOfListConverter))]
-    public int ImgSize { get; init; } = 224;
-    public int PatchSize { get; init; } = 16;
-    public int InChans { get; init; } = 3;
-    public int VocabSize { get; init; } = 8192;
-    public int EmbedDim { get; init; } = 768;
-    public int Depth { get; init; } = 12;
-    public int NumHeads { get; init; } = 12;
-    public double MlpRatio { get; init; } = 4.0;
-    public bool QkvBias { get; init; } = true;
-    public double? QkScale { get; init; }
-    public double DropRate { get; init; }
-    public double AttnDropRate { get; init; }
-    public double DropPathRate { get; init; }
-    public double NormEps { get; init; } = 1e-6;
-    public double InitValues { get; init; }
-    public int? AttnHeadDim { get; init; }
-    public bool UseAbsPosEmb { get; init; } = true;
-    public bool UseRelPosBias { get; init; }
-    public bool UseSharedRelPosBias { get; init; }
-    public double InitStd { get; init; } = 0.02;
-    /// <summary>Blocks after which the patch states feed the aggregation head (9 for base, 21 for large).</summary>
-    public int EarlyLayers { get; init; } = 6;
-    /// <summary>Blocks in the aggregation head (2 in the published recipe).</summary>
-    public int HeadLayers { get; init; } = 2;
-    /// <summary>When true the head reuses the final norm and lm_head; otherwise it has cls_pt_norm/cls_pt_lm_head.</summary>
-    public bool SharedLmHead { get; init; } = true;
-    public bool UseCheckpoint { get; init; }
+    /// <summary>The reference MIM class builds qkv biases unless told otherwise (the fine-tuning class does not).</summary>
+    public MimConfig() => QkvBias = true;
 
-    [JsonIgnore] public int GridSize => ImgSize / PatchSize;
-    [JsonIgnore] public int NumPatches => GridSize * GridSize;
+    [JsonPropertyOrder(3)] public int VocabSize { get; init; } = 8192;
+    [JsonPropertyOrder(19)] public double InitStd { get; init; } = 0.02;
+    /// <summary>Blocks after which the patch states feed the aggregation head (9 for base, 21 for large).</summary>
+    [JsonPropertyOrder(20)] public int EarlyLayers { get; init; } = 6;
+    /// <summary>Blocks in the aggregation head (2 in the published recipe).</summary>
+    [JsonPropertyOrder(21)] public int HeadLayers { get; init; } = 2;
+    /// <summary>When true the head reuses the final norm and lm_head; otherwise it has cls_pt_norm/cls_pt_lm_head.</summary>
+    [JsonPropertyOrder(22)] public bool SharedLmHead { get; init; } = true;
 
     /// <summary>beit_base_patch16_224_8k_vocab_cls_pt as run by PRETRAINING.md.</summary>
     public static MimConfig Base() => new()
@@ -77,13 +57,11 @@ public sealed record MimConfig
         UseRelPosBias = true, UseSharedRelPosBias = false, UseMeanPooling = true,
     };
 
-    public void Validate()
+    public override void Validate()
     {
-        VitConfig.Require(ImgSize > 0 && PatchSize > 0 && ImgSize % PatchSize == 0, $"img_size {ImgSize} must be a positive multiple of patch_size {PatchSize}");
-        VitConfig.Require(VocabSize > 0 && EmbedDim > 0 && Depth > 0 && NumHeads > 0, "sizes must be positive");
-        VitConfig.Require(AttnHeadDim is not null || EmbedDim % NumHeads == 0, $"embed_dim {EmbedDim} must be divisible by num_heads {NumHeads}");
-        VitConfig.Require(EarlyLayers >= 1 && EarlyLayers <= Depth, $"early_layers {EarlyLayers} must be in 1..depth ({Depth})");
-        VitConfig.Require(HeadLayers >= 0, "head_layers must be >= 0");
-        VitConfig.Require(NormEps > 0, "norm_eps must be positive");
+        ValidateTrunk();
+        Require(VocabSize > 0, "sizes must be positive");
+        Require(EarlyLayers >= 1 && EarlyLayers <= Depth, $"early_layers {EarlyLayers} must be in 1..depth ({Depth})");
+        Require(HeadLayers >= 0, "head_layers must be >= 0");
     }
 }

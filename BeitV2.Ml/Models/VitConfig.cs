@@ -10,37 +10,12 @@ namespace BeitV2.Ml.Models;
 /// Defaults are the reference class defaults (not the presets): e.g. qkv_bias is off and the
 /// absolute position embedding is on unless a caller says otherwise.
 /// </summary>
-public sealed record VitConfig
+public sealed record VitConfig : VitTrunkConfig
 {
-    [JsonConverter(typeof(IntOrFirstOfListConverter))]
-    public int ImgSize { get; init; } = 224;
-    public int PatchSize { get; init; } = 16;
-    public int InChans { get; init; } = 3;
     /// <summary>0 means no head (features only).</summary>
-    public int NumClasses { get; init; } = 1000;
-    public int EmbedDim { get; init; } = 768;
-    public int Depth { get; init; } = 12;
-    public int NumHeads { get; init; } = 12;
-    public double MlpRatio { get; init; } = 4.0;
-    public bool QkvBias { get; init; }
-    public double? QkScale { get; init; }
-    public double DropRate { get; init; }
-    public double AttnDropRate { get; init; }
-    public double DropPathRate { get; init; }
-    public double NormEps { get; init; } = 1e-6;
-    /// <summary>Layer scale init; layer-scale parameters exist only when &gt; 0.</summary>
-    public double InitValues { get; init; }
-    public int? AttnHeadDim { get; init; }
-    public bool UseAbsPosEmb { get; init; } = true;
-    public bool UseRelPosBias { get; init; }
-    public bool UseSharedRelPosBias { get; init; }
-    public bool UseMeanPooling { get; init; } = true;
-    public double InitScale { get; init; } = 0.001;
-    /// <summary>Gradient checkpointing in the reference; memory only, no numerical effect. Accepted and ignored.</summary>
-    public bool UseCheckpoint { get; init; }
-
-    [JsonIgnore] public int GridSize => ImgSize / PatchSize;
-    [JsonIgnore] public int NumPatches => GridSize * GridSize;
+    [JsonPropertyOrder(3)] public int NumClasses { get; init; } = 1000;
+    [JsonPropertyOrder(19)] public bool UseMeanPooling { get; init; } = true;
+    [JsonPropertyOrder(20)] public double InitScale { get; init; } = 0.001;
 
     /// <summary>BEiT v2 ViT-B/16 as fine-tuned by unilm (per-layer relative bias, mean pooling, layer scale 0.1).</summary>
     public static VitConfig Base(int numClasses = 1000) => new()
@@ -76,19 +51,9 @@ public sealed record VitConfig
         ImgSize = 32, PatchSize = 8, EmbedDim = 32, Depth = 2, NumHeads = 2,
     };
 
-    /// <summary>Throws a clear error for configs the reference itself would reject or mis-build.</summary>
-    public void Validate()
+    public override void Validate()
     {
-        Require(ImgSize > 0 && PatchSize > 0 && ImgSize % PatchSize == 0, $"img_size {ImgSize} must be a positive multiple of patch_size {PatchSize}");
-        Require(InChans > 0 && EmbedDim > 0 && Depth >= 0 && NumHeads > 0 && NumClasses >= 0, "sizes must be positive");
-        Require(AttnHeadDim is not null || EmbedDim % NumHeads == 0, $"embed_dim {EmbedDim} must be divisible by num_heads {NumHeads}");
-        Require(MlpRatio > 0, "mlp_ratio must be positive");
-        Require(DropPathRate is >= 0 and < 1 && DropRate is >= 0 and < 1 && AttnDropRate is >= 0 and < 1, "dropout rates must be in [0, 1)");
-        Require(NormEps > 0, "norm_eps must be positive");
-    }
-
-    internal static void Require(bool ok, string message)
-    {
-        if (!ok) throw new ArgumentException("Invalid model config: " + message);
+        ValidateTrunk();
+        Require(NumClasses >= 0, "num_classes must be >= 0");
     }
 }

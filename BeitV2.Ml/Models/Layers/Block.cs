@@ -40,18 +40,21 @@ public sealed class Block : ExplicitModule<Tensor, Tensor?, Tensor>
     }
 
     /// <summary>
-    /// The block stack of a <see cref="VitConfig"/> model (<c>blocks.0..depth-1</c>): drop path rising
-    /// linearly over the blocks, per-layer relative tables over <paramref name="grid"/> when configured.
+    /// The block stack of a trunk (<c>blocks.0..depth-1</c>): drop path rising linearly over the blocks, per-layer
+    /// relative tables over <paramref name="grid"/> when configured.
     /// </summary>
-    public static TorchSharp.Modules.ModuleList<Block> StackFor(VitConfig c, (int H, int W) grid)
+    public static TorchSharp.Modules.ModuleList<Block> StackFor(VitTrunkConfig c, (int H, int W) grid)
     {
         var dpr = ModuleExtensions.LinearRates(c.DropPathRate, c.Depth);
         var blocks = new TorchSharp.Modules.ModuleList<Block>();
-        for (var i = 0; i < c.Depth; i++)
-            blocks.Add(new Block(c.EmbedDim, c.NumHeads, c.MlpRatio, c.QkvBias, c.QkScale, c.DropRate, c.AttnDropRate,
-                dpr[i], c.InitValues, c.NormEps, c.UseRelPosBias ? grid : null, c.AttnHeadDim));
+        for (var i = 0; i < c.Depth; i++) blocks.Add(For(c, grid, dpr[i]));
         return blocks;
     }
+
+    /// <summary>One block of a trunk with the given drop-path rate (MIM's aggregation head continues the trunk's ramp).</summary>
+    public static Block For(VitTrunkConfig c, (int H, int W) grid, double dropPathRate) =>
+        new(c.EmbedDim, c.NumHeads, c.MlpRatio, c.QkvBias, c.QkScale, c.DropRate, c.AttnDropRate,
+            dropPathRate, c.InitValues, c.NormEps, c.UseRelPosBias ? grid : null, c.AttnHeadDim);
 
     public Attention Attn => attn;
     public Mlp Mlp => mlp;

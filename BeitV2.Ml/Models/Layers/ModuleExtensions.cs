@@ -19,4 +19,15 @@ internal static class ModuleExtensions
         using var t = linspace(0, rate, count, dtype: float32);
         return t.data<float>().Select(v => (double)v).ToArray();
     }
+
+    /// <summary>
+    /// Moves each distinct tensor once to the enclosing dispose scope (a tensor listed twice, such as the last block's
+    /// output that is also kept as an intermediate, would otherwise be moved two scopes out).
+    /// </summary>
+    public static void MoveToOuterDisposeScope(IEnumerable<Tensor?> tensors)
+    {
+        var moved = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var t in tensors)
+            if (t is not null && moved.Add(t)) t.MoveToOuterDisposeScope();
+    }
 }

@@ -6,8 +6,8 @@ namespace BeitV2.Ml.Models.Segmentation;
 
 /// <summary>
 /// The segmentation backbone of unilm beit2/semantic_segmentation/backbone/beit.py (class
-/// <c>BEiT</c>): the BEiT transformer (cls_token, patch_embed, optional pos_embed / shared
-/// rel_pos_bias, blocks with per-layer relative tables and layer scale) without any final norm or
+/// <c>BEiT</c>): the BEiT trunk (<see cref="VitTrunk"/>: cls_token, patch_embed, optional pos_embed /
+/// shared rel_pos_bias, blocks with per-layer relative tables and layer scale) without any final norm or
 /// head, followed by four necks that turn the selected blocks' patch tokens into a feature pyramid.
 /// </summary>
 /// <remarks>
@@ -22,41 +22,22 @@ namespace BeitV2.Ml.Models.Segmentation;
 /// </remarks>
 public sealed class BeitSegmentationBackbone : ExplicitModule<Tensor, Tensor[]>
 {
-    private readonly PatchEmbed patchEmbed;
-    private readonly Dropout posDrop;
-    private readonly RelativePositionBias? relPosBias;
-    private readonly ModuleList<Block> blocks;
+    private readonly VitTrunk trunk;
     private readonly nn.Module<Tensor, Tensor>[] necks;
     private readonly int[] outIndices;
 
     public VitConfig Config { get; }
     public IReadOnlyList<int> OutIndices => outIndices;
-    public int GridSize => patchEmbed.GridSize;
+    public int GridSize => trunk.GridSize;
 
     public BeitSegmentationBackbone(VitConfig config, IReadOnlyList<int> outIndices) : base(nameof(BeitSegmentationBackbone))
     {
-        config.Validate();
         SegmentationConfig.ValidateOutIndices(outIndices, config.Depth);
         SegmentationConfig.ValidatePatchSize(config);
         Config = config;
         this.outIndices = outIndices.ToArray();
         var c = config;
-        patchEmbed = new PatchEmbed(c.ImgSize, c.PatchSize, c.InChans, c.EmbedDim);
-        var grid = (patchEmbed.GridSize, patchEmbed.GridSize);
-
-        register_parameter("cls_token", ModuleExtensions.Param(zeros(1, 1, c.EmbedDim)));
-        if (c.UseAbsPosEmb) register_parameter("pos_embed", ModuleExtensions.Param(zeros(1, patchEmbed.NumPatches + 1, c.EmbedDim)));
-        register_module("patch_embed", patchEmbed);
-        posDrop = nn.Dropout(c.DropRate);
-        register_module("pos_drop", posDrop);
-        if (c.UseSharedRelPosBias)
-        {
-            relPosBias = new RelativePositionBias(grid, c.NumHeads);
-            register_module("rel_pos_bias", relPosBias);
-        }
-
-        blocks = Block.StackFor(c, grid);
-        register_module("blocks", blocks);
+        trunk = new VitTrunk(this, c);
 
         long e = c.EmbedDim;
         necks = c.PatchSize == 16
@@ -89,59 +70,48 @@ public sealed class BeitSegmentationBackbone : ExplicitModule<Tensor, Tensor[]>
         SegmentationInit.InitBackbone(this);
     }
 
-    public IReadOnlyList<Block> Blocks => blocks.ToList();
-    public PatchEmbed PatchEmbed => patchEmbed;
+    public VitTrunk Trunk => trunk;
+    public IReadOnlyList<Block> Blocks => trunk.Blocks;
+    public PatchEmbed PatchEmbed => trunk.PatchEmbed;
 
     /// <summary>The feature pyramid: one map per out index, strides P/4·4, … (4, 8, 16, 32 for P = 16).</summary>
-    public override Tensor[] forward(Tensor images) => Run(images, applyNecks: true, hidden: null);
+    public override Tensor[] forward(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        var maps = ForwardFeatureMaps(images);
+        var features = new Tensor[maps.Length];
+        for (var i = 0; i < maps.Length; i++) features[i] = necks[i].forward(maps[i]);
+        ModuleExtensions.MoveToOuterDisposeScope(features);
+        return features;
+    }
 
     /// <summary>The selected blocks' patch tokens as (B, C, H/P, W/P) maps, before the necks.</summary>
-    public Tensor[] ForwardFeatureMaps(Tensor images) => Run(images, applyNecks: false, hidden: null);
+    public Tensor[] ForwardFeatureMaps(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        EnsureGrid(images);
+        var pass = trunk.Forward(images, outIndices);
+        long b = images.shape[0], g = trunk.GridSize;
+        var maps = pass.Intermediates.Select(x => x[.., 1..].permute(0, 2, 1).reshape(b, -1, g, g).contiguous()).ToArray();
+        ModuleExtensions.MoveToOuterDisposeScope(maps);
+        return maps;
+    }
 
     /// <summary>The raw output (B, T, C) of every block, [CLS] first (diagnostics / parity with the ViT).</summary>
     public Tensor[] ForwardHidden(Tensor images)
     {
-        var hidden = new List<Tensor>();
-        foreach (var t in Run(images, applyNecks: false, hidden)) t.Dispose();
-        return hidden.ToArray();
-    }
-
-    private Tensor[] Run(Tensor images, bool applyNecks, List<Tensor>? hidden)
-    {
         using var scope = NewDisposeScope();
         EnsureGrid(images);
-        var b = images.shape[0];
-        var x = patchEmbed.forward(images);
-        var cls = get_parameter("cls_token")!.expand(b, -1, -1);
-        x = cat(new[] { cls, x }, 1);
-        if (Config.UseAbsPosEmb) x = x + get_parameter("pos_embed")!;
-        x = posDrop.forward(x);
-        var shared = relPosBias?.forward();
-
-        long g = patchEmbed.GridSize;
-        var features = new List<Tensor>();
-        for (var i = 0; i < blocks.Count; i++)
-        {
-            x = blocks[i].forward(x, shared);
-            hidden?.Add(x);
-            if (Array.IndexOf(outIndices, i) >= 0)
-                features.Add(x[.., 1..].permute(0, 2, 1).reshape(b, -1, g, g).contiguous());
-        }
-        if (applyNecks)
-            for (var i = 0; i < features.Count; i++)
-                features[i] = necks[i].forward(features[i]);
-
-        foreach (var f in features) f.MoveToOuterDisposeScope();
-        if (hidden is not null)
-            foreach (var h in hidden) h.MoveToOuterDisposeScope();
-        return features.ToArray();
+        var hidden = trunk.Forward(images, trunk.AllBlocks).Intermediates.ToArray();
+        ModuleExtensions.MoveToOuterDisposeScope(hidden);
+        return hidden;
     }
 
     private void EnsureGrid(Tensor images)
     {
         if (images.dim() != 4)
             throw new ArgumentException($"Expected images of shape (B, C, H, W), got ({string.Join(", ", images.shape)}).");
-        var g = patchEmbed.GridSize;
+        var g = trunk.GridSize;
         if (images.shape[2] / Config.PatchSize != g || images.shape[3] / Config.PatchSize != g)
             throw new ArgumentException(
                 $"The segmentation backbone is built for {Config.ImgSize}x{Config.ImgSize} inputs (its relative position tables " +

@@ -6,23 +6,12 @@ using static TorchSharp.torch;
 namespace BeitV2.Ml.Models.Teachers;
 
 /// <summary>The DINO ViT constructor arguments (unilm <c>vqkd_teacher/dino.py</c>) plus the LayerNorm eps.</summary>
-public sealed record DinoConfig
+public sealed record DinoConfig : VitShapeConfig
 {
-    [JsonConverter(typeof(IntOrFirstOfListConverter))]
-    public int ImgSize { get; init; } = 224;
-    public int PatchSize { get; init; } = 16;
-    public int InChans { get; init; } = 3;
-    public int NumClasses { get; init; }
-    public int EmbedDim { get; init; } = 768;
-    public int Depth { get; init; } = 12;
-    public int NumHeads { get; init; } = 12;
-    public double MlpRatio { get; init; } = 4.0;
-    public bool QkvBias { get; init; } = true;
-    public double? QkScale { get; init; }
-    public double DropRate { get; init; }
-    public double AttnDropRate { get; init; }
-    public double DropPathRate { get; init; }
-    public double NormEps { get; init; } = 1e-6;
+    /// <summary>DINO's ViT has qkv biases by default.</summary>
+    public DinoConfig() => QkvBias = true;
+
+    [JsonPropertyOrder(3)] public int NumClasses { get; init; }
 
     /// <summary>DINO ViT-B/16 (dino_vitbase16_pretrain), the alternative VQ-KD teacher.</summary>
     public static DinoConfig ViTB16() => new();
