@@ -177,17 +177,23 @@ public static class FloodBench
         return form;
     }
 
-    /// <summary>A complete PNG structure whose IDAT inflates to one byte while the header declares width×height RGB pixels.</summary>
-    public static byte[] HeaderOnlyPng(int width, int height)
+    /// <summary>The PNG signature and an IHDR for an 8-bit RGB image of <paramref name="width"/>×<paramref name="height"/>.</summary>
+    private static void WriteSignatureAndHeader(Stream ms, int width, int height)
     {
-        using var ms = new MemoryStream();
         ms.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
         var ihdr = new byte[13];
         BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
         BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
-        ihdr[8] = 8;
-        ihdr[9] = 2;
+        ihdr[8] = 8; // bit depth
+        ihdr[9] = 2; // colour type: RGB
         Chunk(ms, "IHDR", ihdr);
+    }
+
+    /// <summary>A complete PNG structure whose IDAT inflates to one byte while the header declares width×height RGB pixels.</summary>
+    public static byte[] HeaderOnlyPng(int width, int height)
+    {
+        using var ms = new MemoryStream();
+        WriteSignatureAndHeader(ms, width, height);
         using (var z = new MemoryStream())
         {
             using (var zl = new ZLibStream(z, CompressionLevel.Optimal, leaveOpen: true)) zl.Write([0]);
@@ -201,13 +207,7 @@ public static class FloodBench
     public static byte[] ZeroPng(int width, int height)
     {
         using var ms = new MemoryStream();
-        ms.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
-        var ihdr = new byte[13];
-        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
-        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
-        ihdr[8] = 8;
-        ihdr[9] = 2;
-        Chunk(ms, "IHDR", ihdr);
+        WriteSignatureAndHeader(ms, width, height);
         using (var z = new MemoryStream())
         {
             using (var zl = new ZLibStream(z, CompressionLevel.SmallestSize, leaveOpen: true))

@@ -1,6 +1,7 @@
 // BeitV2.Web: the ASP.NET Core host. This file is the table of contents; each area lives in its
 // own extension method.
 using BeitV2.Web.Api;
+using BeitV2.Web.Hosting;
 using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using BeitV2.Ml.Models;
 using BeitV2.Web.Inference;
+using BeitV2.Web.Hosting;
 using BeitV2.Web.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using BeitV2.Ml.Models;
+using BeitV2.Web.Hosting;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;
 using Microsoft.Extensions.Diagnostics.HealthChecks;

@@ -1,3 +1,4 @@
+using BeitV2.Web.Hosting;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Tests.Api;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -1,6 +1,7 @@
 using BeitV2.Ml.Imaging.Rendering;
 using BeitV2.Ml.Serving;
 using BeitV2.Web.Errors;
+using BeitV2.Web.Hosting;
 using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;

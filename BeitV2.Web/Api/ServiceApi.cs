@@ -1,4 +1,5 @@
 using BeitV2.Web.Configuration;
+using BeitV2.Web.Hosting;
 using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
@@ -10,21 +11,13 @@ namespace BeitV2.Web.Api;
 /// <summary>Health and <c>/api/v1/info</c>: what runs, on which device, which models are missing.</summary>
 public static class ServiceApi
 {
-    /// <summary>The kinds the service needs a default of to answer all inference routes.</summary>
-    private static readonly (string Kind, string Route)[] Needed =
-    {
-        (ApiModelKinds.Tokenizer, "/api/v1/tokens"),
-        (ApiModelKinds.Backbone + "|" + ApiModelKinds.Classifier + "|" + ApiModelKinds.Pretrain, "/api/v1/embeddings"),
-        (ApiModelKinds.Classifier, "/api/v1/classify"),
-        (ApiModelKinds.Segmenter, "/api/v1/segment"),
-    };
-
-    public sealed record MissingModel(string Kind, string Route, string HowToFix);
-
     /// <param name="Device">the inference device: "cpu" or "cuda:N" (details in <paramref name="Compute"/>).</param>
     /// <param name="Compute">devices and precision: inference device and precision, CUDA, TF32, training devices, GPU sharing.</param>
     public sealed record InfoResponse(string Name, string Version, string Device, int Threads, IReadOnlyDictionary<string, string> DefaultModels,
         IReadOnlyList<MissingModel> MissingModels, IReadOnlyList<string> LoadedModels, object Limits, object Inference, ComputeInfo Compute);
+
+    /// <summary>One entry of <c>checks</c> in the readiness answer.</summary>
+    public sealed record ReadinessCheck(string Name, string Status, string? Description);
 
     /// <param name="Status">"ready"; "missing-models" when only default models are missing; "not-ready" when another check fails.</param>
     /// <param name="Checks">every readiness check (models, data-directory, postgres and redis when configured) with its state.</param>
@@ -43,7 +36,7 @@ public static class ServiceApi
                 var checks = report.Entries.Select(e => new ReadinessCheck(e.Key, e.Value.Status.ToString().ToLowerInvariant(), e.Value.Description)).ToList();
                 var failing = report.Entries.Where(e => e.Value.Status == HealthStatus.Unhealthy).Select(e => e.Key).ToList();
                 var status = failing.Count == 0 ? "ready" : failing.All(f => f == HealthChecks.Models) ? "missing-models" : "not-ready";
-                var body = new ReadinessResponse(status, Missing(registry), checks);
+                var body = new ReadinessResponse(status, MissingDefaultModels.Of(registry), checks);
                 return failing.Count == 0 ? Results.Ok(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
             })
             .WithTags("Service").WithSummary("200 when every readiness check passes (default models, writable data directory, PostgreSQL and Redis when configured), else 503 naming the failing ones")
@@ -57,7 +50,7 @@ public static class ServiceApi
                     host.DeviceName,
                     TorchSharp.torch.get_num_threads(),
                     registry.Defaults(),
-                    Missing(registry),
+                    MissingDefaultModels.Of(registry),
                     host.LoadedIds,
                     limits.Value,
                     inference.Value,
@@ -65,11 +58,4 @@ public static class ServiceApi
             .WithTags("Service").WithSummary("Version, device (and compute: precision, CUDA, training devices), default models, missing models, limits");
         return app;
     }
-
-    public static IReadOnlyList<MissingModel> Missing(ModelRegistry registry) => Needed
-        .Where(n => n.Kind.Split('|').All(k => registry.DefaultId(k) is null))
-        .Select(n => new MissingModel(n.Kind.Replace("|", " or "), n.Route,
-            $"No {n.Kind.Replace("|", " or ")} is registered: import one with POST /api/v1/models/import " +
-            "(multipart 'file' = an official BEiT v2 .pth or timm .safetensors, 'kind' = " + n.Kind.Split('|')[0] + ")."))
-        .ToList();
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using BeitV2.Ml.Training;
+using BeitV2.Web.Hosting;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;
 using BeitV2.Web.Registry;

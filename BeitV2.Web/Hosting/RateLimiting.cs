@@ -4,10 +4,11 @@ using System.Text;
 using System.Threading.RateLimiting;
 using BeitV2.Web.Configuration;
 using BeitV2.Web.Inference;
+using BeitV2.Web.Infrastructure;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
 
-namespace BeitV2.Web.Infrastructure;
+namespace BeitV2.Web.Hosting;
 
 /// <summary>
 /// Back-pressure with ASP.NET Core's rate limiter: the inference routes share one concurrency limiter

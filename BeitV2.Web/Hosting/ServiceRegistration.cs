@@ -1,7 +1,8 @@
 using BeitV2.Web.Inference;
+using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 
-namespace BeitV2.Web.Infrastructure;
+namespace BeitV2.Web.Hosting;
 
 public static class ServiceRegistration
 {

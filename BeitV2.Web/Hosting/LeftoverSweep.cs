@@ -1,9 +1,10 @@
 using System.Text.RegularExpressions;
 using BeitV2.Web.Configuration;
+using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;
 using Microsoft.Extensions.Options;
 
-namespace BeitV2.Web.Infrastructure;
+namespace BeitV2.Web.Hosting;
 
 /// <summary>
 /// At start-up, before training resumes, removes what interrupted writes leave in the data directory:

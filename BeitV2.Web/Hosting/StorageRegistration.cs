@@ -1,4 +1,5 @@
-namespace BeitV2.Web.Infrastructure;
+using BeitV2.Web.Infrastructure;
+namespace BeitV2.Web.Hosting;
 
 public static class StorageRegistration
 {

@@ -1,4 +1,5 @@
-using BeitV2.Web.Api;
+using BeitV2.Web.Inference;
+using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;
 using BeitV2.Web.Registry;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -6,7 +7,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using StackExchange.Redis;
 
-namespace BeitV2.Web.Infrastructure;
+namespace BeitV2.Web.Hosting;
 
 /// <summary>
 /// Readiness on ASP.NET Core health checks: the default models (the existing rule), the data directory
@@ -41,15 +42,12 @@ public static class HealthChecks
     }
 }
 
-/// <summary>One entry of <c>checks</c> in the readiness answer.</summary>
-public sealed record ReadinessCheck(string Name, string Status, string? Description);
-
 /// <summary>A default model of every kind the inference routes need is registered.</summary>
 public sealed class ModelsHealthCheck(ModelRegistry registry) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken ct = default)
     {
-        var missing = ServiceApi.Missing(registry);
+        var missing = MissingDefaultModels.Of(registry);
         return Task.FromResult(missing.Count == 0
             ? HealthCheckResult.Healthy("a default model of every kind is registered")
             : HealthCheckResult.Unhealthy("no default " + string.Join(", ", missing.Select(m => m.Kind)) + " model is registered"));

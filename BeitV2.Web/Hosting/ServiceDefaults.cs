@@ -1,10 +1,11 @@
 using System.Reflection;
 using BeitV2.Web.Configuration;
+using BeitV2.Web.Infrastructure;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.OpenApi;
 using Prometheus;
 
-namespace BeitV2.Web.Infrastructure;
+namespace BeitV2.Web.Hosting;
 
 /// <summary>Cross-cutting set-up in one place: options, errors as ProblemDetails, limits, API key, security headers, OpenAPI, metrics.</summary>
 public static class ServiceDefaults
