@@ -177,4 +177,29 @@ public class TrainerFactoryTests
         Assert.Contains("'the MIM model' (BeitMim) cannot serve as a VQ-KD teacher",
             Assert.Throws<ArgumentException>(() => TokenizerTrainer.TeacherOf(mim, "the MIM model")).Message);
     }
+
+    [Fact]
+    public void LinearProbe_ReadsWhatTheBackbonesOwnHeadWouldUnlessAsked()
+    {
+        using var meanPooled = new BeitVisionTransformer(VitConfig.Micro(numClasses: 0) with { UseMeanPooling = true });
+        using var clsPooled = new BeitVisionTransformer(VitConfig.Micro(numClasses: 0) with { UseMeanPooling = false });
+        using var mim = new BeitMim(MimConfig.Micro());
+        var options = new LinearProbeOptions { NumClasses = 3 };
+        ProbeFeature FeatureOf(nn.Module backbone, ProbeFeature? asked = null)
+        {
+            var trainer = LinearProbeTrainer.For(backbone, options, asked);
+            trainer.Probe.Dispose();
+            return trainer.Options.Feature;
+        }
+        Assert.Equal(ProbeFeature.Mean, FeatureOf(meanPooled));
+        Assert.Equal(ProbeFeature.Cls, FeatureOf(clsPooled));
+        Assert.Equal(ProbeFeature.Cls, FeatureOf(mim));
+        Assert.Equal(ProbeFeature.Cls, FeatureOf(meanPooled, ProbeFeature.Cls));
+        Assert.Equal(meanPooled.Config.ImgSize, LinearProbeTrainer.InputSize(meanPooled));
+        Assert.Equal(mim.Config.ImgSize, LinearProbeTrainer.InputSize(mim));
+
+        using var segmenter = new BeitSegmenter(SegmentationConfig.Micro());
+        Assert.Contains("ViT or MIM", Assert.Throws<ArgumentException>(() => LinearProbeTrainer.For(segmenter, options)).Message);
+        Assert.Contains("ViT or MIM", Assert.Throws<ArgumentException>(() => LinearProbeTrainer.InputSize(segmenter)).Message);
+    }
 }

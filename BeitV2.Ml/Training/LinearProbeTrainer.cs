@@ -179,6 +179,29 @@ public sealed class LinearProbeTrainer : TrainerBase
         Freeze();
     }
 
+    /// <summary>
+    /// A probe on a ViT or MIM backbone. Without <paramref name="feature"/> it reads what the backbone's own head
+    /// would: the patch mean for a mean-pooling ViT, else the [CLS] token.
+    /// </summary>
+    /// <exception cref="ArgumentException">the backbone is neither a ViT nor a MIM model.</exception>
+    public static LinearProbeTrainer For(nn.Module backbone, LinearProbeOptions options, ProbeFeature? feature = null) => backbone switch
+    {
+        BeitVisionTransformer vit => new(vit, options with { Feature = feature ?? (vit.Config.UseMeanPooling ? ProbeFeature.Mean : ProbeFeature.Cls) }),
+        BeitMim mim => new(mim, options with { Feature = feature ?? ProbeFeature.Cls }),
+        _ => throw new ArgumentException(NeedsVitOrMim, nameof(backbone)),
+    };
+
+    /// <summary>The image size a backbone takes (its data must be prepared at that size before the probe is built).</summary>
+    /// <exception cref="ArgumentException">the backbone is neither a ViT nor a MIM model.</exception>
+    public static int InputSize(nn.Module backbone) => backbone switch
+    {
+        BeitVisionTransformer vit => vit.Config.ImgSize,
+        BeitMim mim => mim.Config.ImgSize,
+        _ => throw new ArgumentException(NeedsVitOrMim, nameof(backbone)),
+    };
+
+    private const string NeedsVitOrMim = "A linear probe needs a ViT or MIM base model.";
+
     public LinearProbeOptions Options { get; }
     public LinearProbeHead Probe => probe;
 

@@ -148,21 +148,11 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
     {
         var s = run.Settings;
         var backbone = LoadModel(job.BaseModel!, owned).Module;
-        var size = backbone switch
-        {
-            BeitVisionTransformer vit => vit.Config.ImgSize,
-            BeitMim mim => mim.Config.ImgSize,
-            _ => throw new ArgumentException("A linear probe needs a ViT or MIM base model."),
-        };
+        var size = LinearProbeTrainer.InputSize(backbone);
         var (train, validation, classes) = Data(job, s, Classification(size, s), new ClassificationEvalTransform(new EvalTransform(size)));
         var options = run.Options(new LinearProbeOptions { NumClasses = classes.Count });
         ProbeFeature? asked = s.ProbeFeature switch { "cls" => ProbeFeature.Cls, "mean" => ProbeFeature.Mean, _ => null };
-        var trainer = backbone switch
-        {
-            BeitVisionTransformer vit => new LinearProbeTrainer(vit,
-                options with { Feature = asked ?? (vit.Config.UseMeanPooling ? ProbeFeature.Mean : ProbeFeature.Cls) }),
-            _ => new LinearProbeTrainer((BeitMim)backbone, options with { Feature = asked ?? ProbeFeature.Cls }),
-        };
+        var trainer = LinearProbeTrainer.For(backbone, options, asked);
         Own(trainer.Probe, owned);
         return new Built((progress, ct) =>
         {
