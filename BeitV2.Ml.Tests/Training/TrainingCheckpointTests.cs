@@ -35,6 +35,26 @@ public class TrainingCheckpointTests
     }
 
     [Fact]
+    public void ACheckpointsManifest_IsThePackageManifestOfItsModel()
+    {
+        // A finished job's checkpoint is registered and served like a package: same kind, config and preprocessing.
+        using var dir = new TempDirectory();
+        using var model = new BeitVisionTransformer(VitConfig.Micro(numClasses: 2));
+        var checkpoint = dir.Combine("ckpt");
+        var package = dir.Combine("package");
+        TrainingCheckpoint.Save(checkpoint, model, null, new TrainingCheckpointState { Stage = "finetune", Step = 1, StepsPerEpoch = 1, PlannedSteps = 1 });
+        ModelPackage.Save(model, package);
+        var fromCheckpoint = ModelPackage.ReadManifest(checkpoint);
+        var fromPackage = ModelPackage.ReadManifest(package);
+        Assert.Equal(fromPackage.Kind, fromCheckpoint.Kind);
+        Assert.Equal(fromPackage.Config.GetRawText(), fromCheckpoint.Config.GetRawText());
+        Assert.Equal(fromPackage.WeightsSha256, fromCheckpoint.WeightsSha256);
+        Assert.NotNull(fromCheckpoint.Preprocessing);
+        Assert.Equal(System.Text.Json.JsonSerializer.Serialize(fromPackage.Preprocessing, ModelJson.Options),
+            System.Text.Json.JsonSerializer.Serialize(fromCheckpoint.Preprocessing, ModelJson.Options));
+    }
+
+    [Fact]
     public void Resume_RejectsAnotherStageOrModel()
     {
         using var dir = new TempDirectory();

@@ -47,19 +47,29 @@ public static class ModelPackage
         {
             var weightsPath = Path.Combine(staging, "weights.safetensors");
             DurableFiles.SaveWeights(model, weightsPath);
-            var manifest = new ModelManifest
-            {
-                Kind = entry.Kind,
-                Config = entry.WriteConfig(config),
-                Labels = labels,
-                WeightsSha256 = DurableFiles.Sha256(weightsPath),
-                Metadata = metadata,
-                Preprocessing = entry.DefaultPreprocessing(config),
-            };
-            var manifestPath = Path.Combine(staging, ManifestFile);
-            File.WriteAllText(manifestPath, JsonSerializer.Serialize(manifest, ModelJson.Options));
-            DurableFiles.Fsync(manifestPath);
+            WriteManifest(entry, config, staging, weightsPath, labels, metadata);
         });
+    }
+
+    /// <summary>
+    /// Writes the manifest of a model of <paramref name="entry"/>'s kind next to its saved weights: kind, config,
+    /// the weights' SHA-256 and the kind's preprocessing. Packages and training checkpoints describe a model alike,
+    /// so a checkpoint folder also loads (and serves) as a package.
+    /// </summary>
+    internal static void WriteManifest(ModelEntry entry, object config, string directory, string weightsPath,
+        IReadOnlyList<string>? labels = null, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var manifest = new ModelManifest
+        {
+            Kind = entry.Kind,
+            Config = entry.WriteConfig(config),
+            Labels = labels,
+            Weights = Path.GetFileName(weightsPath),
+            WeightsSha256 = DurableFiles.Sha256(weightsPath),
+            Metadata = metadata,
+            Preprocessing = entry.DefaultPreprocessing(config),
+        };
+        DurableFiles.WriteAllBytes(Path.Combine(directory, ManifestFile), JsonSerializer.SerializeToUtf8Bytes(manifest, ModelJson.Options));
     }
 
     public static ModelManifest ReadManifest(string directory)

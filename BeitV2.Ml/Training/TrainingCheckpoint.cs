@@ -211,13 +211,7 @@ public static class TrainingCheckpoint
     private static void TryWriteManifest(nn.Module module, string staging, string weights)
     {
         if (ModelCatalog.Default.EntryOf(module) is not { } entry) return; // not a library model (e.g. a probe head): weights only
-        var manifest = new ModelManifest
-        {
-            Kind = entry.Kind,
-            Config = entry.WriteConfig(entry.ConfigOf(module)),
-            WeightsSha256 = DurableFiles.Sha256(weights),
-        };
-        DurableFiles.WriteAllBytes(Path.Combine(staging, ModelPackage.ManifestFile), JsonSerializer.SerializeToUtf8Bytes(manifest, ModelJson.Options));
+        ModelPackage.WriteManifest(entry, entry.ConfigOf(module), staging, weights);
     }
 
 }
