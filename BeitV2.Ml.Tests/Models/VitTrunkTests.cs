@@ -124,10 +124,26 @@ public sealed class VitTrunkTests
         using (NewDisposeScope())
         {
             output = vit.ForwardFeatures(images, keepHidden: true);
-            Assert.Same(output.Tokens, output.Hidden[^1]);
+            // The last block's output, twice: two handles on one storage, so disposing either leaves the other.
+            Assert.NotSame(output.Tokens, output.Hidden[^1]);
+            Assert.True(output.Tokens.allclose(output.Hidden[^1], rtol: 0, atol: 0));
         }
         Assert.True(output.Tokens.IsInvalid, "the tokens outlived the scope they were returned into");
         Assert.All(output.Hidden, h => Assert.True(h.IsInvalid));
         Assert.True(output.Features.IsInvalid);
+    }
+
+    [Fact]
+    public void KeptLastBlock_OutlivesTheTokensItEquals()
+    {
+        manual_seed(4);
+        using var vit = new BeitVisionTransformer(VitConfig.Micro());
+        using var images = randn(1, 3, 32, 32);
+        using var pass = vit.Trunk.Forward(images, [vit.Trunk.Depth - 1]);
+        var last = pass.Block(vit.Trunk.Depth - 1);
+        using var expected = pass.Tokens.clone();
+        pass.Tokens.Dispose();
+        Assert.False(last.IsInvalid, "disposing Tokens disposed the kept last block");
+        Assert.True(last.allclose(expected, rtol: 0, atol: 0));
     }
 }

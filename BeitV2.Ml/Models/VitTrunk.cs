@@ -111,7 +111,9 @@ public sealed class VitTrunk
         for (var i = 0; i < blocks.Count; i++)
         {
             x = blocks[i].forward(x, shared);
-            if (Array.BinarySearch(indices, i) >= 0) kept.Add(x);
+            // The last block's output is also Tokens: keep it as a second handle (alias) so that disposing one
+            // does not dispose the other.
+            if (Array.BinarySearch(indices, i) >= 0) kept.Add(i == blocks.Count - 1 ? x.alias() : x);
         }
         ModuleExtensions.MoveToOuterDisposeScope(kept.Append(x).Append(shared));
         return new TrunkOutput(x, indices, kept, shared);

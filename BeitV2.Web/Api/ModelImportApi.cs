@@ -108,9 +108,11 @@ public static class ModelImportApi
             if (actualKind != kind)
                 throw new UnusableInputException($"The file is a {actualKind} ({deduced.Kind}), not a {kind}.");
             // A label per class: a model without a classification or segmentation head takes none.
-            var classes = shape.Classes ?? 0;
-            if (labels is not null && labels.Count != classes)
-                throw new InvalidRequestException($"The labels file has {labels.Count} lines; the model has {classes} classes.");
+            // Labels are checked against the model's classes when it has some; a tokenizer's labels (names for
+            // its visual words, say) are kept as given.
+            var classes = shape.Classes;
+            if (labels is not null && classes is { } c && labels.Count != c)
+                throw new InvalidRequestException($"The labels file has {labels.Count} lines; the model has {c} classes.");
             if (labels is null && classes == 1000 && kind == ApiModelKinds.Classifier)
                 labels = LabelStore.ImageNet1k;
             using var module = ArchitectureDeduction.BuildAndLoad(deduced, sd);

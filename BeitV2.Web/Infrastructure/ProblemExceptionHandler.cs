@@ -18,8 +18,8 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
     {
         var (status, title, detail) = Classify(exception);
         detail = ClientText.Scrub(detail);
-        // A deliberate 5xx (503: no model of the needed kind yet) is a state of the service, not a bug.
-        if (status >= 500 && exception is DomainException) logger.LogWarning("{Status} on {Path}: {Detail}", status, context.Request.Path, detail);
+        // A deliberate 5xx (503: no model of the needed kind yet; 507: no room on disk) is a state of the service, not a bug.
+        if (status >= 500 && exception is DomainException or DatasetException or CheckpointException or ImageDecodeException) logger.LogWarning("{Status} on {Path}: {Detail}", status, context.Request.Path, detail);
         else if (status >= 500) logger.LogError(exception, "Unhandled error on {Path}", context.Request.Path);
         else logger.LogDebug("Client error {Status} on {Path}: {Detail}", status, context.Request.Path, detail);
         if (status == StatusCodes.Status429TooManyRequests) context.Response.Headers.RetryAfter = "1";
