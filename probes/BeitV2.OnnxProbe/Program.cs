@@ -143,6 +143,16 @@ void Speed(string size, int runs, int threads)
         }
         catch (Exception e) { Console.WriteLine($"{mode}: session FAILED {e.Message.Split('\n')[0]}"); }
     }
+    // The naive anchor: the PyTorch reference exported by torch.onnx.export (probes/anchor/export_anchor.py), default ORT options otherwise as ours.
+    if (Environment.GetEnvironmentVariable("PROBE_ANCHOR") is { Length: > 0 } anchor)
+    {
+        var sw = Stopwatch.StartNew();
+        var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = threads, InterOpNumThreads = 1,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, OptimizedModelFilePath = Path.Combine(outDir, $"{size}.anchor.optimized.onnx") };
+        var s = new InferenceSession(anchor, so);
+        Console.WriteLine($"anchor: session {sw.ElapsedMilliseconds} ms; optimized: {OpCounts(Path.Combine(outDir, $"{size}.anchor.optimized.onnx"))}");
+        sessions.Add(("anchor", s));
+    }
     var rng = new Random(1);
     foreach (var batch in new[] { 1, 8 })
     {

@@ -75,7 +75,9 @@ public static class VitOnnxExporter
             string LN(string input, string prefix) => gr.Node("LayerNormalization", new[] { input,
                 gr.Initializer($"{prefix}.weight", W($"{prefix}.weight"), C), gr.Initializer($"{prefix}.bias", W($"{prefix}.bias"), C) },
                 attrs: new[] { Int("axis", -1), Float("epsilon", eps) });
-            string Linear(string input, string prefix, long inDim, long outDim, float[]? colScale = null)
+            // With SkipLayerNormalization the bias of proj/fc2 goes into its bias input (deferred): one Add less each.
+            string? deferredBias = null;
+            string Linear(string input, string prefix, long inDim, long outDim, float[]? colScale = null, bool deferBias = false)
             {
                 var wt = WT($"{prefix}.weight");
                 var bias = W($"{prefix}.bias");
@@ -85,7 +87,9 @@ public static class VitOnnxExporter
                     for (var col = 0; col < outDim; col++) bias[col] *= colScale[col];
                 }
                 var y = gr.Node("MatMul", new[] { input, gr.Initializer($"{prefix}.weight_t", wt, inDim, outDim) });
-                return gr.Node("Add", new[] { y, gr.Initializer($"{prefix}.bias", bias, outDim) });
+                var biasName = gr.Initializer($"{prefix}.bias", bias, outDim);
+                if (deferBias) { deferredBias = biasName; return y; }
+                return gr.Node("Add", new[] { y, biasName });
             }
             float[]? gamma1 = c.InitValues > 0 ? W($"{b}.gamma_1") : null, gamma2 = c.InitValues > 0 ? W($"{b}.gamma_2") : null;
 
@@ -145,7 +149,7 @@ public static class VitOnnxExporter
                 var o = gr.Node("MatMul", new[] { a, v });
                 attnOut = gr.Node("Reshape", new[] { gr.Node("Transpose", new[] { o }, attrs: Ints("perm", 0, 2, 1, 3)), "shape_nta" });
             }
-            var proj = Linear(attnOut, $"{b}.attn.proj", A, C, fold ? gamma1 : null);
+            var proj = Linear(attnOut, $"{b}.attn.proj", A, C, fold ? gamma1 : null, deferBias: skipLn && fold);
             if (gamma1 is not null && !fold) proj = gr.Node("Mul", new[] { proj, gr.Initializer($"{b}.gamma_1", gamma1, C) });
             string h2;
             if (skipLn) (x, h2) = SkipLn(x, proj, $"{b}.norm2");
@@ -158,15 +162,17 @@ public static class VitOnnxExporter
             // Exact (erf) GELU as torch's default: 0.5·x·(1 + erf(x/√2)); ORT's optimiser recognises this pattern.
             var erf = gr.Node("Erf", new[] { gr.Node("Div", new[] { f1, "sqrt2" }) });
             var gelu = gr.Node("Mul", new[] { gr.Node("Mul", new[] { f1, gr.Node("Add", new[] { erf, "one" }) }), "half" });
-            var f2 = Linear(gelu, $"{b}.mlp.fc2", hidden, C, fold ? gamma2 : null);
+            var f2 = Linear(gelu, $"{b}.mlp.fc2", hidden, C, fold ? gamma2 : null, deferBias: skipLn && fold && i + 1 < c.Depth);
             if (gamma2 is not null && !fold) f2 = gr.Node("Mul", new[] { f2, gr.Initializer($"{b}.gamma_2", gamma2, C) });
             if (skipLn && i + 1 < c.Depth) (x, pendingNorm1) = SkipLn(x, f2, $"blocks.{i + 1}.norm1");
             else x = gr.Node("Add", new[] { x, f2 });
 
             (string Sum, string Normed) SkipLn(string input, string skip, string prefix)
             {
-                var outs = gr.NodeMulti("SkipLayerNormalization", new[] { input, skip,
-                    gr.Initializer($"{prefix}.weight", W($"{prefix}.weight"), C), gr.Initializer($"{prefix}.bias", W($"{prefix}.bias"), C) },
+                var inputs = new List<string> { input, skip, gr.Initializer($"{prefix}.weight", W($"{prefix}.weight"), C), gr.Initializer($"{prefix}.bias", W($"{prefix}.bias"), C) };
+                if (deferredBias is not null) inputs.Add(deferredBias);
+                deferredBias = null;
+                var outs = gr.NodeMulti("SkipLayerNormalization", inputs.ToArray(),
                     4, new[] { gr.Fresh("sln"), "", "", gr.Fresh("sum") }, "com.microsoft", Float("epsilon", eps));
                 return (outs[3], outs[0]);
             }
