@@ -127,6 +127,8 @@ void Speed(string size, int runs, int threads)
     manual_seed(0);
     using var model = new BeitVisionTransformer(config);
     model.eval();
+    long Rss() { GC.Collect(); GC.WaitForPendingFinalizers(); return Environment.WorkingSet / 1_000_000; }
+    Console.WriteLine($"RSS with the TorchSharp model: {Rss()} MB");
     var sessions = new List<(string Name, InferenceSession S)>();
     foreach (var mode in modes)
     {
@@ -138,7 +140,8 @@ void Speed(string size, int runs, int threads)
         try
         {
             var s = Session(proto, $"{size}.{mode}", threads);
-            Console.WriteLine($"{mode}: export {exportMs} ms, {bytes / 1e6:F1} MB, session {sw.ElapsedMilliseconds} ms; optimized: {OpCounts(Path.Combine(outDir, $"{size}.{mode}.optimized.onnx"))}");
+            proto = null;
+            Console.WriteLine($"{mode}: export {exportMs} ms, {bytes / 1e6:F1} MB, session {sw.ElapsedMilliseconds} ms, RSS now {Rss()} MB; optimized: {OpCounts(Path.Combine(outDir, $"{size}.{mode}.optimized.onnx"))}");
             sessions.Add((mode.ToString(), s));
         }
         catch (Exception e) { Console.WriteLine($"{mode}: session FAILED {e.Message.Split('\n')[0]}"); }
@@ -162,21 +165,29 @@ void Speed(string size, int runs, int threads)
         var times = new Dictionary<string, List<double>> { ["torch"] = new() };
         foreach (var s in sessions) times[s.Name] = new();
         var load0 = File.ReadAllText("/proc/loadavg").Trim();
+        float[] torchLogits = Array.Empty<float>();
+        var maxDiff = new Dictionary<string, double>();
         for (var r = -1; r < runs; r++)   // r = -1: warm-up
         {
             var t0 = Stopwatch.GetTimestamp();
             using (inference_mode())
             using (var logits = model.forward(input)) _ = logits.data<float>().ToArray();
+            if (r == -1)
+                using (inference_mode())
+                using (var o = model.ForwardFeatures(input)) torchLogits = o.Features.contiguous().data<float>().ToArray();
             if (r >= 0) times["torch"].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
             foreach (var (name, s) in sessions)
             {
                 t0 = Stopwatch.GetTimestamp();
                 _ = RunOrt(s, data, shape, new[] { "logits" });
                 if (r >= 0) times[name].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                if (r == -1 && name != "anchor")
+                    maxDiff[name] = RunOrt(s, data, shape, new[] { "features" })["features"].Select((v, i) => Math.Abs(v - torchLogits[i])).Max();
             }
         }
         var load1 = File.ReadAllText("/proc/loadavg").Trim();
         Console.WriteLine($"{size} batch {batch}, {runs} runs alternating, {threads} threads; loadavg before [{load0}] after [{load1}]");
+        Console.WriteLine($"  features vs TorchSharp (max|torch| {torchLogits.Max(Math.Abs):F3}): " + string.Join("; ", maxDiff.Select(p => $"{p.Key} {p.Value:E2}")));
         foreach (var (name, list) in times)
         {
             var sorted = list.Order().ToArray();
