@@ -18,7 +18,44 @@ var modes = (Environment.GetEnvironmentVariable("PROBE_MODES") ?? "Standard,Stan
 
 if (verb == "parity") Parity(args.Length > 1 ? args[1] : "/work/shared/fixtures/reference");
 else if (verb == "speed") Speed(args.Length > 1 ? args[1] : "base", args.Length > 2 ? int.Parse(args[2]) : 5, args.Length > 3 ? int.Parse(args[3]) : 2);
+else if (verb == "rss") Rss(args.Length > 1 ? args[1] : "Standard", args.Length > 2 && args[2] == "noprepack", args.Length > 3 && args[3] == "noarena");
 else throw new ArgumentException($"unknown verb {verb}");
+
+// Resident memory of one Base classifier session, step by step (one process per configuration).
+void Rss(string variant, bool noPrepack, bool noArena)
+{
+    long Mb() { GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect(); return Environment.WorkingSet / 1_000_000; }
+    var steps = new List<string> { $"start {Mb()}" };
+    var model = new BeitVisionTransformer(VitConfig.Base());
+    model.eval();
+    steps.Add($"torch model {Mb()}");
+    var proto = VitOnnxExporter.Export(model, variant);
+    steps.Add($"+proto {Mb()}");
+    var bytes = proto.ToByteArray();
+    proto = null;
+    steps.Add($"bytes only {Mb()}");
+    model.Dispose();
+    steps.Add($"torch model disposed {Mb()}");
+    var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = 2, InterOpNumThreads = 1,
+        LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, EnableCpuMemArena = !noArena };
+    if (noPrepack) so.AddSessionConfigEntry("session.disable_prepacking", "1");
+    using var session = new InferenceSession(bytes, so);
+    steps.Add($"+session {Mb()}");
+    bytes = null;
+    steps.Add($"bytes dropped {Mb()}");
+    foreach (var batch in new[] { 1, 8 })
+    {
+        var data = new float[batch * 3 * 224 * 224];
+        var t0 = Stopwatch.GetTimestamp();
+        _ = RunOrt(session, data, new long[] { batch, 3, 224, 224 }, new[] { "logits" });
+        var ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        t0 = Stopwatch.GetTimestamp();
+        _ = RunOrt(session, data, new long[] { batch, 3, 224, 224 }, new[] { "logits" });
+        steps.Add($"after batch {batch} {Mb()} ({ms:F0}, {Stopwatch.GetElapsedTime(t0).TotalMilliseconds:F0} ms)");
+    }
+    var peak = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM")).Split(':')[1].Trim();
+    Console.WriteLine($"rss {variant} prepack={(noPrepack ? "off" : "on")} arena={(noArena ? "off" : "on")} (MB): {string.Join(" | ", steps)} | peak {peak}");
+}
 
 InferenceSession Session(ModelProto model, string tag, int threads, GraphOptimizationLevel level = GraphOptimizationLevel.ORT_ENABLE_ALL)
 {
