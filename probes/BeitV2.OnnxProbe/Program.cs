@@ -16,7 +16,8 @@ Directory.CreateDirectory(outDir);
 var modes = (Environment.GetEnvironmentVariable("PROBE_MODES") ?? "Standard,Standard+fold,Standard+fold+sln,MsAttention,MsAttention+fold+sln,MsMha")
     .Split(',').ToArray();
 
-if (verb == "parity") Parity(args.Length > 1 ? args[1] : "/work/shared/fixtures/reference");
+if (verb == "parity") Parity(args.Length > 1 ? args[1]
+    : Environment.GetEnvironmentVariable("BEITV2_FIXTURES") is { Length: > 0 } env ? env : Path.Combine("..", "shared", "fixtures", "reference"));
 else if (verb == "speed") Speed(args.Length > 1 ? args[1] : "base", args.Length > 2 ? int.Parse(args[2]) : 5, args.Length > 3 ? int.Parse(args[3]) : 2);
 else if (verb == "rss") Rss(args.Length > 1 ? args[1] : "Standard", args.Length > 2 && args[2] == "noprepack", args.Length > 3 && args[3] == "noarena");
 else throw new ArgumentException($"unknown verb {verb}");
