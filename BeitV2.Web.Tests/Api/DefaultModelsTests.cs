@@ -69,7 +69,7 @@ public sealed class DefaultModelsTests
         var models = host.Services.GetRequiredService<BeitV2.Web.Inference.ModelHost>();
         var defaults = Defaults();
         string[] expected = [defaults["classifier"], defaults["tokenizer"], defaults["segmenter"]];
-        var deadline = DateTime.UtcNow.AddSeconds(180); // generous: warming three models on a loaded machine
+        var deadline = DateTime.UtcNow.AddMinutes(10); // generous: warming three models on a loaded machine
         while (!expected.All(models.LoadedIds.Contains) && DateTime.UtcNow < deadline) await Task.Delay(100);
         Assert.Equal(expected.Order(), models.LoadedIds.Order()); // no request was made: the warm-up loaded them, and only them
         host.AssertNoServerErrors();

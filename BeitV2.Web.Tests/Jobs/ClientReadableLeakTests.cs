@@ -16,7 +16,7 @@ namespace BeitV2.Web.Tests.Jobs;
 [Collection(JobsCollection.Name)]
 public sealed class ClientReadableLeakTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan Timeout = Jobs.Patience;
     private static readonly Regex ExceptionName = new(@"\b(System|Microsoft|TorchSharp|BeitV2)\.[A-Za-z.]+Exception\b");
 
     [Fact]

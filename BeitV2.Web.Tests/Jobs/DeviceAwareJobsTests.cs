@@ -30,7 +30,7 @@ public sealed class DeviceAwareJobsTests
             type = "finetune", dataset = "fashion-mnist",
             config = new { epochs = 1, batchSize = 16, maxTrainImages = 64, maxValImages = 32, mixedPrecision = "bf16" },
         });
-        var job = await Jobs.WaitAsync(client, id, TimeSpan.FromSeconds(120), "succeeded");
+        var job = await Jobs.WaitAsync(client, id, Jobs.Patience, "succeeded");
         var checkpoint = Path.Combine(host.DataDirectory, job.Items("checkpoints").Last().Str("path"));
         var state = TrainingCheckpoint.ReadState(checkpoint);
         Assert.Equal("bf16", state.Precision);

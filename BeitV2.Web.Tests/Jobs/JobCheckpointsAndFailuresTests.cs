@@ -10,7 +10,7 @@ namespace BeitV2.Web.Tests.Jobs;
 [Collection(JobsCollection.Name)]
 public sealed class JobCheckpointsAndFailuresTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan Timeout = Jobs.Patience;
 
     [Fact]
     public async Task Job_KeepsTheNewestCheckpoints_AndListsOnlyThose()

@@ -6,7 +6,7 @@ namespace BeitV2.Web.Tests.Jobs;
 [Collection(JobsCollection.Name)]
 public sealed class JobHoldTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan Timeout = Jobs.Patience;
 
     /// <summary>1 epoch × 8 steps, every step reported.</summary>
     private static object EightSteps => new

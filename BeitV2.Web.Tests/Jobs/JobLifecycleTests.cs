@@ -9,7 +9,7 @@ namespace BeitV2.Web.Tests.Jobs;
 [Collection(JobsCollection.Name)]
 public sealed class JobLifecycleTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan Timeout = Jobs.Patience;
 
     /// <summary>A fine-tune long enough to interrupt: 3 epochs × 32 steps.</summary>
     private static object LongFineTune => new
@@ -136,7 +136,7 @@ public sealed class JobLifecycleTests
             type = "finetune", dataset = "fashion-mnist",
             config = new { epochs = 4, batchSize = 32, maxTrainImages = 3000, maxValImages = 500, lr = 3e-3, warmupSteps = 20, minCropScale = 0.6, layerDecay = 0.9 },
         });
-        var job = await Jobs.WaitAsync(client, id, TimeSpan.FromSeconds(240), "succeeded");
+        var job = await Jobs.WaitAsync(client, id, Jobs.Patience, "succeeded");
         var accuracy = job.GetProperty("lastMetrics").GetProperty("accuracy").GetDouble();
         Assert.True(accuracy > 0.5, $"held-out accuracy {accuracy} (chance 0.1)");
     }

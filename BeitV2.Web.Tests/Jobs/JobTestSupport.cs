@@ -17,6 +17,12 @@ public sealed class JobsCollection
 
 internal static class Jobs
 {
+    /// <summary>
+    /// How long a test waits for a job event before it fails: minutes, far beyond what the tiny jobs take even on a
+    /// loaded 2-core machine, so that only a job that never gets there fails (never one that is merely slow).
+    /// </summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromMinutes(10);
+
     public static async Task<string> StartAsync(HttpClient client, object request)
     {
         var json = await client.PostAsJsonAsync("/api/v1/jobs", request).JsonAsync(HttpStatusCode.Accepted);

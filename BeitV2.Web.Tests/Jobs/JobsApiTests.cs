@@ -10,7 +10,7 @@ namespace BeitV2.Web.Tests.Jobs;
 [Collection(JobsCollection.Name)]
 public sealed class JobsApiTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan Timeout = Jobs.Patience;
 
     private static object Tiny(int images = 64, int epochs = 1, int batch = 16) =>
         new { epochs, batchSize = batch, maxTrainImages = images, maxValImages = 32, workers = 2 };

@@ -16,7 +16,7 @@ namespace BeitV2.Web.Tests.Jobs;
 [Collection(JobsCollection.Name)]
 public sealed class OutputRegistrationCrashTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(180);
+    private static readonly TimeSpan Timeout = Jobs.Patience;
 
     [Fact]
     public async Task RunDyingAfterRegistering_Restarted_OneModel_NoDuplicatedRows()

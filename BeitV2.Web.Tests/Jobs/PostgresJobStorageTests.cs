@@ -8,7 +8,7 @@ namespace BeitV2.Web.Tests.Jobs;
 [Collection(JobsCollection.Name)]
 public sealed class PostgresJobStorageTests(PostgresServer postgres) : IClassFixture<PostgresServer>
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan Timeout = Jobs.Patience;
 
     [Fact]
     public async Task Job_RunsToSuccess_WithItsQueueInPostgres()

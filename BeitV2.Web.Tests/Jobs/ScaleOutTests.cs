@@ -30,7 +30,7 @@ public sealed class ScaleOutServices : IDisposable
 [Collection(JobsCollection.Name)]
 public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper output) : IClassFixture<ScaleOutServices>
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(180);
+    private static readonly TimeSpan Timeout = Jobs.Patience;
 
     // Short for a quick test, long enough that a starved but live server is not taken for dead: these are
     // minimum waits (the job is held through them), so a slow machine only makes the test longer.
