@@ -4,6 +4,7 @@ using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
+using BeitV2.Ml.Onnx;
 using BeitV2.Ml.Serving;
 using static TorchSharp.torch;
 
@@ -93,6 +94,7 @@ public sealed class ModelCatalog
                 ? new HashSet<Operation> { Operation.Features, Operation.Classify }
                 : new HashSet<Operation> { Operation.Features },
             Serving = new(c => ModelPreprocessing.Centre(c.ImgSize, PixelNormalization.ImageNet), (m, p) => new ServedVit(m, p)),
+            Onnx = VitOnnxExporter.Export,
             Presets = ModelPresets.Vits,
             Deduction = new(ArchitectureDeduction.IsBeitClassifier,
                 "a BEiT v2 classifier or backbone (cls_token, patch_embed.proj.weight, blocks.N.*)",

@@ -52,6 +52,11 @@ public abstract class ModelEntry
     public abstract ModelPreprocessing? DefaultPreprocessing(object config);
     /// <summary>The model wrapped for serving with <paramref name="preprocessing"/>; null when the kind is not served (teachers).</summary>
     public abstract ServedModel? Serve(nn.Module module, ModelPreprocessing preprocessing);
+    /// <summary>Whether models of this kind can be written as ONNX graphs.</summary>
+    public abstract bool CanExportOnnx { get; }
+    /// <summary>The model as an ONNX graph.</summary>
+    /// <exception cref="NotSupportedException">the kind is not exported (<see cref="CanExportOnnx"/>).</exception>
+    public abstract global::Onnx.ModelProto ExportOnnx(nn.Module module, Onnx.OnnxExportOptions options);
 
     // Deduction of the config from a state dict (ArchitectureDeduction); not every kind needs one.
     internal abstract bool CanDeduce { get; }
@@ -81,6 +86,8 @@ public sealed class ModelEntry<TConfig, TModule>(string kind) : ModelEntry(kind)
     public Func<TConfig, IReadOnlySet<Operation>>? Serves { get; init; }
     /// <summary>How a model of this kind is served; null when it is not (teachers).</summary>
     public Serving<TConfig, TModule>? Serving { get; init; }
+    /// <summary>Writes a model as an ONNX graph (<see cref="Onnx.OnnxNames"/>); null when the kind is not exported (teachers).</summary>
+    public Func<TModule, Onnx.OnnxExportOptions, global::Onnx.ModelProto>? Onnx { get; init; }
     /// <summary>Ready-made configs by size; a caller sets its own class, vocabulary or target counts with <c>with</c>.</summary>
     public IReadOnlyDictionary<string, TConfig> Presets { get; init; } = new Dictionary<string, TConfig>();
     /// <summary>How the config is read back from a state dict; null when the kind cannot be imported.</summary>
@@ -111,6 +118,11 @@ public sealed class ModelEntry<TConfig, TModule>(string kind) : ModelEntry(kind)
     public override ModelPreprocessing? DefaultPreprocessing(object config) => Serving?.DefaultPreprocessing(Typed(config));
     public override ServedModel? Serve(nn.Module module, ModelPreprocessing preprocessing) =>
         Serving?.Wrap(module as TModule ?? throw new ArgumentException($"{module.GetType().Name} is not a {Kind} model.", nameof(module)), preprocessing);
+
+    public override bool CanExportOnnx => Onnx is not null;
+    public override global::Onnx.ModelProto ExportOnnx(nn.Module module, Onnx.OnnxExportOptions options) =>
+        (Onnx ?? throw new NotSupportedException($"A {Kind} model cannot be exported to ONNX."))(
+            module as TModule ?? throw new ArgumentException($"{module.GetType().Name} is not a {Kind} model.", nameof(module)), options);
 
     internal override bool CanDeduce => Deduction is not null;
     internal override string? Signature => Deduction?.Signature;

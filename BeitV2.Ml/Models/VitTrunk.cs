@@ -84,6 +84,8 @@ public sealed class VitTrunk
 
     public VitTrunkConfig Config { get; }
     public PatchEmbed PatchEmbed => patchEmbed;
+    /// <summary>The shared relative position bias (<c>rel_pos_bias</c>), or null when the config has none.</summary>
+    public RelativePositionBias? SharedRelPosBias => relPosBias;
     public IReadOnlyList<Block> Blocks { get; }
     public int GridSize => patchEmbed.GridSize;
     public int NumPatches => patchEmbed.NumPatches;

@@ -1,0 +1,44 @@
+using Google.Protobuf;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using static TorchSharp.torch;
+using Tensor = TorchSharp.torch.Tensor;
+
+namespace BeitV2.Ml.Tests.Onnx;
+
+/// <summary>Runs an exported graph once in ONNX Runtime (CPU, default optimisations) on TorchSharp tensors; every output back as a tensor.</summary>
+public static class OnnxTestRun
+{
+    public static Dictionary<string, Tensor> Run(global::Onnx.ModelProto model, IReadOnlyDictionary<string, Tensor> inputs,
+        GraphOptimizationLevel level = GraphOptimizationLevel.ORT_ENABLE_ALL)
+    {
+        using var options = new SessionOptions { GraphOptimizationLevel = level, IntraOpNumThreads = 2 };
+        using var session = new InferenceSession(model.ToByteArray(), options);
+        var values = new List<NamedOnnxValue>();
+        foreach (var (name, t) in inputs)
+        {
+            using var c = t.detach().cpu().contiguous();
+            var dims = c.shape.Select(d => (int)d).ToArray();
+            values.Add(c.dtype switch
+            {
+                ScalarType.Float32 => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<float>(c.data<float>().ToArray(), dims)),
+                ScalarType.Bool => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<bool>(c.data<bool>().ToArray(), dims)),
+                ScalarType.Int64 => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<long>(c.data<long>().ToArray(), dims)),
+                _ => throw new ArgumentException($"{name}: {c.dtype} inputs are not supported here."),
+            });
+        }
+        using var results = session.Run(values);
+        var outputs = new Dictionary<string, Tensor>();
+        foreach (var r in results)
+        {
+            switch (r.Value)
+            {
+                case DenseTensor<float> f: outputs[r.Name] = tensor(f.Buffer.ToArray(), f.Dimensions.ToArray().Select(d => (long)d).ToArray()); break;
+                case DenseTensor<long> l: outputs[r.Name] = tensor(l.Buffer.ToArray(), l.Dimensions.ToArray().Select(d => (long)d).ToArray()); break;
+                case DenseTensor<int> i: outputs[r.Name] = tensor(i.Buffer.ToArray(), i.Dimensions.ToArray().Select(d => (long)d).ToArray()); break;
+                default: throw new InvalidOperationException($"{r.Name}: unexpected output type {r.Value?.GetType().Name}.");
+            }
+        }
+        return outputs;
+    }
+}
