@@ -12,8 +12,25 @@ public static class OnnxTestRun
     public static Dictionary<string, Tensor> Run(global::Onnx.ModelProto model, IReadOnlyDictionary<string, Tensor> inputs,
         GraphOptimizationLevel level = GraphOptimizationLevel.ORT_ENABLE_ALL)
     {
-        using var options = new SessionOptions { GraphOptimizationLevel = level, IntraOpNumThreads = 2 };
-        using var session = new InferenceSession(model.ToByteArray(), options);
+        using var session = new OnnxTestSession(model, level);
+        return session.Run(inputs);
+    }
+}
+
+/// <summary>One ONNX Runtime session (CPU, 2 threads) over an exported graph, run as often as needed (as serving runs one session on every batch size).</summary>
+public sealed class OnnxTestSession : IDisposable
+{
+    private readonly SessionOptions options;
+    private readonly InferenceSession session;
+
+    public OnnxTestSession(global::Onnx.ModelProto model, GraphOptimizationLevel level = GraphOptimizationLevel.ORT_ENABLE_ALL)
+    {
+        options = new SessionOptions { GraphOptimizationLevel = level, IntraOpNumThreads = 2 };
+        session = new InferenceSession(model.ToByteArray(), options);
+    }
+
+    public Dictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs)
+    {
         var values = new List<NamedOnnxValue>();
         foreach (var (name, t) in inputs)
         {
@@ -40,5 +57,11 @@ public static class OnnxTestRun
             }
         }
         return outputs;
+    }
+
+    public void Dispose()
+    {
+        session.Dispose();
+        options.Dispose();
     }
 }

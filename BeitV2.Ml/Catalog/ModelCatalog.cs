@@ -108,6 +108,7 @@ public sealed class ModelCatalog
             Describer = c => new ModelShape("beitv2-mim", c.ImgSize, c.PatchSize, c.EmbedDim, c.Depth, c.VocabSize, null),
             Serves = _ => new HashSet<Operation> { Operation.Features },
             Serving = new(c => ModelPreprocessing.Centre(c.ImgSize, PixelNormalization.ImageNet), (m, p) => new ServedMim(m, p)),
+            Onnx = MimOnnxExporter.Export,
             Presets = ModelPresets.Mims,
             Deduction = new(ArchitectureDeduction.IsMim, "a pretraining checkpoint (… + lm_head)",
                 ArchitectureDeduction.Mim, c => c.Validate()),
@@ -122,6 +123,7 @@ public sealed class ModelCatalog
             // The tokenizer's own input mapping (modeling_vqkd.py pre_process) as a mean/std over [0, 1] pixels.
             Serving = new(c => ModelPreprocessing.Centre(c.Encoder.ImgSize, VqkdPreProcess.Normalization(c.ProcessType)),
                 (m, p) => new ServedTokenizer(m, p)),
+            Onnx = VqkdOnnxExporter.Export,
             Presets = ModelPresets.Vqkds,
             Deduction = new(ArchitectureDeduction.IsVqkd, "a VQ-KD tokenizer (encoder.*, decoder.*, quantize.*)",
                 ArchitectureDeduction.Vqkd, c => c.Validate()),

@@ -64,6 +64,7 @@ public sealed class BeitMim : ExplicitModule<Tensor, Tensor?, Tensor[]>
         clsPtLayers = new ModuleList<Block>();
         for (var i = c.EarlyLayers; i < c.EarlyLayers + c.HeadLayers; i++) clsPtLayers.Add(Block.For(c, grid, headDpr[i]));
         register_module("cls_pt_layers", clsPtLayers);
+        AggregationBlocks = clsPtLayers.ToList();
         if (!c.SharedLmHead)
         {
             clsPtNorm = ModuleExtensions.LayerNorm(c.EmbedDim, c.NormEps);
@@ -77,6 +78,8 @@ public sealed class BeitMim : ExplicitModule<Tensor, Tensor?, Tensor[]>
     public MimConfig Config { get; }
     public VitTrunk Trunk => trunk;
     public int NumPatches => trunk.NumPatches;
+    /// <summary>The aggregation head's blocks (<c>cls_pt_layers</c>), in order.</summary>
+    public IReadOnlyList<Block> AggregationBlocks { get; }
 
     /// <summary>Both branches' token states. A null mask means nothing is masked.</summary>
     public MimFeatures ForwardFeatures(Tensor images, Tensor? boolMaskedPos, bool keepHidden = false)

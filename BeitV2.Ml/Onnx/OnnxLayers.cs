@@ -5,7 +5,8 @@ namespace BeitV2.Ml.Onnx;
 
 /// <summary>
 /// The common layers written as ONNX nodes from a module's state dict (<see cref="Weights"/>): Linear, LayerNorm,
-/// exact GELU. Initializers are named after the state-dict keys (a transposed Linear weight gets <c>_t</c>).
+/// exact GELU. Initializers are named after the state-dict keys (a transposed Linear weight gets <c>_t</c>); a layer
+/// written twice (MIM's shared norm and lm_head serve both branches) reuses the constants written the first time.
 /// </summary>
 public static class OnnxLayers
 {
@@ -15,17 +16,20 @@ public static class OnnxLayers
     /// <summary>x·Wᵀ + b of <c>nn.Linear</c> <paramref name="key"/> (weight (out, in) stored transposed for MatMul).</summary>
     public static string Linear(this OnnxGraph g, IReadOnlyDictionary<string, Tensor> sd, string key, string x, bool bias = true)
     {
-        var w = sd[$"{key}.weight"];
-        string wt;
-        using (var t = w.detach().t()) wt = g.Initializer($"{key}.weight_t", t);
+        var wt = $"{key}.weight_t";
+        if (!g.HasInitializer(wt))
+            using (var t = sd[$"{key}.weight"].detach().t()) g.Initializer(wt, t);
         var y = g.Node("MatMul", new[] { x, wt });
-        return bias && sd.TryGetValue($"{key}.bias", out var b) ? g.Node("Add", new[] { y, g.Initializer($"{key}.bias", b) }) : y;
+        return bias && sd.TryGetValue($"{key}.bias", out var b) ? g.Node("Add", new[] { y, g.Constant($"{key}.bias", b) }) : y;
     }
 
     /// <summary><c>nn.LayerNorm</c> <paramref name="key"/> over the last axis.</summary>
     public static string LayerNorm(this OnnxGraph g, IReadOnlyDictionary<string, Tensor> sd, string key, string x, double eps, string? output = null) =>
-        g.Node("LayerNormalization", new[] { x, g.Initializer($"{key}.weight", sd[$"{key}.weight"]), g.Initializer($"{key}.bias", sd[$"{key}.bias"]) },
+        g.Node("LayerNormalization", new[] { x, g.Constant($"{key}.weight", sd[$"{key}.weight"]), g.Constant($"{key}.bias", sd[$"{key}.bias"]) },
             output, attrs: new[] { Int("axis", -1), Float("epsilon", (float)eps) });
+
+    /// <summary>The float32 constant <paramref name="name"/>: written from <paramref name="value"/> unless the graph has it already.</summary>
+    public static string Constant(this OnnxGraph g, string name, Tensor value) => g.HasInitializer(name) ? name : g.Initializer(name, value);
 
     /// <summary>
     /// torch's default (exact, erf) GELU, 0.5·x·(1 + erf(x/√2)): opset 17 has no Gelu, and ONNX Runtime's optimiser
