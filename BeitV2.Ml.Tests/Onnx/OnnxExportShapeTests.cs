@@ -59,6 +59,25 @@ public sealed class OnnxExportShapeTests(ITestOutputHelper log)
         }
         foreach (var name in worstTorch.Keys.Order())
             log.WriteLine($"{kind} {name}: vs TorchSharp {worstTorch[name]}; vs its batch-1 run {worstBatch[name]}");
+        if (model is VqkdTokenizer t) log.WriteLine(CodeMargins(t, images));
+    }
+
+    /// <summary>
+    /// How far the token ids were from a tie (an exact match of ids means little if every token has one clear code):
+    /// distinct ids, and the smallest gap between the nearest and second-nearest code's distance (TorchSharp).
+    /// </summary>
+    internal static string CodeMargins(VqkdTokenizer t, Tensor imagesPre)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        using var e = t.Encode(imagesPre);
+        var z = nn.functional.normalize(e.EncodeTaskOut.reshape(-1, t.Config.EmbedDim), p: 2, dim: -1);
+        var w = t.Quantizer.Embedding.Weight;
+        var d = z.pow(2).sum(1, keepdim: true) + w.pow(2).sum(1) - 2 * z.matmul(w.t());
+        var two = d.topk(2, dim: 1, largest: false).values;
+        var margin = (two[.., 1] - two[.., 0]).min().item<float>();
+        var distinct = e.Indices.unique().Item1.numel();
+        return $"token ids: {distinct} distinct of {t.Config.NEmbed} codes over {e.Indices.numel()} tokens; smallest margin (2nd-nearest − nearest distance) {margin:g3}";
     }
 
     private static readonly string[] OddGridNames =
@@ -110,6 +129,7 @@ public sealed class OnnxExportShapeTests(ITestOutputHelper log)
             log.WriteLine($"diagnostics {output}: {OnnxCompare.Strictly(output, want, got)}");
         }
         Assert.Empty(expected.Keys.Except(diagnostics.Keys));
+        if (model is VqkdTokenizer t) log.WriteLine(CodeMargins(t, images));
     }
 
     private static nn.Module Build(string name)

@@ -105,6 +105,7 @@ public sealed class OnnxParityTests(ITestOutputHelper log)
         Assert.Contains(OnnxNames.TokenIds, onPath);
         var missing = onPath.Where(n => !compared.Contains(n)).ToList();
         Assert.True(missing.Count == 0, $"not computed by the exported graph: {string.Join(", ", missing)}");
+        log.WriteLine(OnnxExportShapeTests.CodeMargins(model, images));
     }
 
     /// <summary>Compares every graph output the fixture also lists (strict, integers exactly); logs each share of the tolerance; returns the names compared.</summary>

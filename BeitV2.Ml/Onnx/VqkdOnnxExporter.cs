@@ -44,7 +44,8 @@ public static class VqkdOnnxExporter
 
         // d = z.pow(2).sum(1, keepdim) + e.pow(2).sum(1) − 2·z·eᵀ and argmin (first index on ties), in the reference's
         // order: (z² + e²) − (2·(z·eᵀ)). The codes' squared norms depend only on the weights, so they are computed once
-        // here by the same torch expression the reference evaluates (NormEmaVectorQuantizer.Nearest) and stored.
+        // here by the same torch expression the reference evaluates (NormEmaVectorQuantizer.Nearest) and stored. The
+        // z·eᵀ MatMul must stay float32 under any int8 rewrite of the graph: quantising it would move ids near ties.
         var codebook = model.Quantizer.Embedding.Weight;
         string codeSq;
         using (var sq = codebook.detach().pow(2).sum(1)) codeSq = g.Initializer("quantize.embedding.weight_sq_sum", sq);
