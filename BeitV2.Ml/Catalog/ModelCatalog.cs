@@ -160,6 +160,7 @@ public sealed class ModelCatalog
             Serves = _ => new HashSet<Operation> { Operation.Segment },
             // The mask must cover the whole image: resized, not cropped.
             Serving = new(c => ModelPreprocessing.FullResize(c.Backbone.ImgSize, PixelNormalization.ImageNet), (m, p) => new ServedSegmenter(m, p)),
+            Onnx = SegmenterOnnxExporter.Export,
             Presets = ModelPresets.Segmenters,
             Deduction = new(ArchitectureDeduction.IsSegmenter, "an mmseg segmenter (backbone.*, decode_head.*)",
                 ArchitectureDeduction.Segmenter, c => c.Validate()),
