@@ -1,3 +1,5 @@
+using BeitV2.Ml.Onnx;
+using BeitV2.Ml.Tests.Parity;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -6,13 +8,18 @@ using Tensor = TorchSharp.torch.Tensor;
 
 namespace BeitV2.Ml.Tests.Onnx;
 
-/// <summary>Runs an exported graph once in ONNX Runtime (CPU, default optimisations) on TorchSharp tensors; every output back as a tensor.</summary>
+/// <summary>
+/// Runs an exported graph once in ONNX Runtime (default optimisations) on TorchSharp tensors; every output back as a tensor.
+/// The session runs on <see cref="ParityDevice"/> (<c>BEITV2_TEST_DEVICE</c>: the CPU, or the CUDA provider in
+/// <c>scripts/gpu-check</c>, TF32 off) with serving's session settings.
+/// </summary>
 public static class OnnxTestRun
 {
     public static Dictionary<string, Tensor> Run(global::Onnx.ModelProto model, IReadOnlyDictionary<string, Tensor> inputs,
         GraphOptimizationLevel level = GraphOptimizationLevel.ORT_ENABLE_ALL)
     {
-        using var options = new SessionOptions { GraphOptimizationLevel = level, IntraOpNumThreads = 2 };
+        using var options = new OnnxSessionSettings { IntraOpThreads = 2 }.Create(ParityDevice.Name);
+        options.GraphOptimizationLevel = level;
         using var session = new InferenceSession(model.ToByteArray(), options);
         var values = new List<NamedOnnxValue>();
         foreach (var (name, t) in inputs)

@@ -50,9 +50,11 @@ public static class ServingSupport
         ModelPackage.Save(model, directory);
     }
 
+    /// <summary>Serving on <see cref="Parity.ParityDevice"/> (the CPU, or a GPU under <c>scripts/gpu-check</c>), one thread.</summary>
     public static ServingOptions Options(ServingEngine engine, OnnxExporter? exporter = null) => new()
     {
         Engine = engine,
+        Device = Parity.ParityDevice.Name,
         Threads = 1,
         Exporter = exporter ?? OnnxExporter.Default,
     };
