@@ -26,7 +26,7 @@ public sealed class OnnxGraphCacheTests
     private static string[] Entries(string package)
     {
         var root = Path.Combine(package, OnnxGraphCache.FolderName);
-        return Directory.Exists(root) ? Directory.GetDirectories(root).Select(Path.GetFileName).Order().ToArray()! : [];
+        return Directory.Exists(root) ? Directory.GetDirectories(root).Select(d => Path.GetFileName(d)).Order().ToArray() : [];
     }
 
     /// <summary>Classify answers of the model in <paramref name="package"/> on fixed images, by the given engine.</summary>
@@ -62,7 +62,7 @@ public sealed class OnnxGraphCacheTests
         Assert.StartsWith("fp32-", entry);
         var folder = Path.Combine(package, OnnxGraphCache.FolderName, entry);
         Assert.Equal([OnnxGraphCache.SidecarFile, OnnxGraphCache.ModelFile, OnnxGraphCache.DataFile],
-            Directory.GetFiles(folder).Select(Path.GetFileName).Order().ToArray());
+            Directory.GetFiles(folder).Select(f => Path.GetFileName(f)).Order().ToArray());
         // The weights live in the data file: the graph file holds the graph and the small constants only.
         Assert.True(new FileInfo(Path.Combine(folder, OnnxGraphCache.DataFile)).Length > new FileInfo(Path.Combine(folder, OnnxGraphCache.ModelFile)).Length);
 
@@ -206,6 +206,24 @@ public sealed class OnnxGraphCacheTests
             graph.Graph.Node[0].OpType = "NoSuchOperator";
             return graph;
         }
+    }
+
+    [Fact]
+    public void LeftoversOfACrashedWrite_AreRemoved_OnlyOnceTheyAreOld()
+    {
+        using var dir = new TempDirectory();
+        var package = NewPackage(dir);
+        using (ServedModelLoader.Load(package, Options(ServingEngine.Onnx)).Model) { }
+        var root = Path.Combine(package, OnnxGraphCache.FolderName);
+        // What a crash mid-export leaves: a staging folder. An old one is garbage; a young one may be another server's export.
+        var old = Directory.CreateDirectory(Path.Combine(root, ".tmp-crashed"));
+        File.WriteAllText(Path.Combine(old.FullName, OnnxGraphCache.ModelFile), "half a graph");
+        Directory.SetLastWriteTimeUtc(old.FullName, DateTime.UtcNow.AddDays(-1));
+        var young = Directory.CreateDirectory(Path.Combine(root, ".tmp-in-progress"));
+
+        using (ServedModelLoader.Load(package, Options(ServingEngine.Onnx)).Model) { }   // a cache hit
+        Assert.False(Directory.Exists(old.FullName));
+        Assert.True(Directory.Exists(young.FullName));
     }
 
     [Fact]

@@ -67,7 +67,11 @@ public static class OnnxGraphCache
         if (Directory.Exists(entry))
         {
             var problem = Verify(entry, key, out var bytes);
-            if (problem is null) return new OnnxCachedGraph(Path.Combine(entry, ModelFile), false, null, TimeSpan.Zero, bytes);
+            if (problem is null)
+            {
+                RemoveLeftovers(root);
+                return new OnnxCachedGraph(Path.Combine(entry, ModelFile), false, null, TimeSpan.Zero, bytes);
+            }
             rebuilt = problem;
         }
 
@@ -142,17 +146,27 @@ public static class OnnxGraphCache
         TryDelete(aside);
     }
 
+    private static bool IsLeftover(DirectoryInfo dir) =>
+        dir.Name.StartsWith(StagingPrefix, StringComparison.Ordinal) || dir.Name.StartsWith(StalePrefix, StringComparison.Ordinal);
+
+    /// <summary>Removes staging and set-aside folders older than <see cref="LeftoverAge"/> (what a crash mid-write leaves).</summary>
+    private static void RemoveLeftovers(string root)
+    {
+        try
+        {
+            foreach (var dir in new DirectoryInfo(root).EnumerateDirectories().Where(IsLeftover))
+                if (DateTime.UtcNow - dir.LastWriteTimeUtc > LeftoverAge) TryDelete(dir.FullName);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
     /// <summary>Removes entries of other weights (the package's weights were replaced) and leftovers of crashed writes.</summary>
     private static void RemoveOthers(string root, OnnxGraphKey key)
     {
+        RemoveLeftovers(root);
         foreach (var dir in new DirectoryInfo(root).EnumerateDirectories())
         {
-            if (dir.Name == key.Folder) continue;
-            if (dir.Name.StartsWith(StagingPrefix, StringComparison.Ordinal) || dir.Name.StartsWith(StalePrefix, StringComparison.Ordinal))
-            {
-                if (DateTime.UtcNow - dir.LastWriteTimeUtc > LeftoverAge) TryDelete(dir.FullName);
-                continue;
-            }
+            if (dir.Name == key.Folder || IsLeftover(dir)) continue;
             if (ReadWeights(dir.FullName) is { } sha && string.Equals(sha, key.WeightsSha256, StringComparison.OrdinalIgnoreCase)) continue; // same weights, other precision
             try { RemoveAside(root, dir.FullName); }
             catch (IOException) { }

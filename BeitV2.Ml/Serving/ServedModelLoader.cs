@@ -115,6 +115,7 @@ public static class ServedModelLoader
             // uncached (an export that itself fails this way fails again there, and the caller falls back to TorchSharp).
             graph = null;
         }
+        if (graph is not { Built: false }) ReleaseExportMemory();
         session = graph is null
             ? new InferenceSession(Export().ToByteArray(), sessionOptions)
             : new InferenceSession(graph.ModelPath, sessionOptions);
@@ -127,6 +128,17 @@ public static class ServedModelLoader
             session.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// An export holds the weights up to three times (the TorchSharp model, float copies, the graph's bytes); once they are
+    /// written and the model disposed, that garbage is collected and returned to the system before ONNX Runtime makes its
+    /// own copy, so the first load's peak does not stack the two. A blocking full collection, once per exported package.
+    /// </summary>
+    private static void ReleaseExportMemory()
+    {
+        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 
     /// <summary>The package's TorchSharp model on the CPU, checked as serving checks it, written as a graph; the model is disposed.</summary>
