@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# BeitV2 for NVIDIA GPUs: the ASP.NET Core service built against the CUDA build of libtorch.
+# BeitV2 for NVIDIA GPUs: the ASP.NET Core service built against the CUDA builds of libtorch and ONNX Runtime.
 #
 #   docker build -t beitv2:cuda .
 #   echo "Security__ApiKey=$(openssl rand -hex 32)" > beitv2.env    # clients send this key
@@ -11,17 +11,22 @@
 # Security__AllowAnonymous=true serves without a key on purpose (trusted networks only).
 #
 # Stage 1 builds with the .NET SDK and `-p:BeitV2Cuda=true`, which swaps the CPU libtorch
-# (libtorch-cpu-linux-x64) for TorchSharp-cuda-linux 0.107 = libtorch 2.10 for CUDA 12.8.
+# (libtorch-cpu-linux-x64) for TorchSharp-cuda-linux 0.107 = libtorch 2.10 for CUDA 12.8, and the CPU
+# ONNX Runtime for Microsoft.ML.OnnxRuntime.Gpu.Linux 1.32.0 (the CUDA execution provider).
 # A plain `dotnet build` never asks for the CUDA packages (see BeitV2.Ml/BeitV2.Ml.csproj).
-# Stage 2 is the runtime: Ubuntu 24.04 with the CUDA 12.8 base layer and the ASP.NET Core runtime.
+# Stage 2 is the runtime: Ubuntu 24.04 with CUDA 13 + cuDNN 9 and the ASP.NET Core runtime.
 # See README.md, "GPU deployment", for configuration and for what has and has not been verified.
 
-# CUDA 12.8 matches libtorch-cuda-12.8 (the libtorch of TorchSharp-cuda-linux 0.107). libtorch's
-# "shared-with-deps" distribution carries its own cuBLAS, cuDNN, cuFFT, NCCL, ... libraries, so the
-# small `base` flavour is enough: it brings cudart, the NVIDIA container environment and the
-# NVIDIA_REQUIRE_CUDA check (the container refuses to start on a driver older than CUDA 12.8 needs,
-# R570+). Use 12.8.1-cudnn-runtime-ubuntu24.04 instead if a libtorch build ever expects system libraries.
-ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-base-ubuntu24.04
+# Two CUDA stacks live in this image, one per engine:
+# - ONNX Runtime 1.32's CUDA provider (the default serving engine, Inference:Engine=onnx) is a CUDA 13 build: it
+#   links libcudart.so.13, libcublas.so.13, libcublasLt.so.13 and libcurand.so.10, and dlopens libcudnn.so.9
+#   (and libcufft.so.12, libnvrtc.so.13 when an operator needs them); the package ships none of them
+#   (readelf of its libonnxruntime_providers_cuda.so: docs/notes/gpu-probe-2026-12.md). The `cudnn-runtime`
+#   flavour of the CUDA 13.0 image carries that set (the `base` flavour has cudart only).
+# - libtorch (training, and serving with Inference:Engine=torch) is the "shared-with-deps" build for CUDA 12.8: it
+#   carries its own CUDA 12 cuBLAS, cuDNN, ... under renamed sonames, so it needs only the driver.
+# The image's NVIDIA_REQUIRE_CUDA check makes the container refuse a driver older than CUDA 13.0 needs (R580+).
+ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
 ARG DOTNET_SDK_IMAGE=mcr.microsoft.com/dotnet/sdk:10.0-noble
 ARG DOTNET_RUNTIME_IMAGE=mcr.microsoft.com/dotnet/aspnet:10.0-noble
 
@@ -45,7 +50,8 @@ RUN dotnet restore BeitV2.Web/BeitV2.Web.csproj -p:BeitV2Cuda=true
 COPY . .
 RUN dotnet publish BeitV2.Web/BeitV2.Web.csproj -c Release -p:BeitV2Cuda=true -o /app \
  && test -f /app/BeitV2.Web.dll \
- && test -n "$(find /app -name 'libtorch_cuda.so*' -print -quit)"
+ && test -n "$(find /app -name 'libtorch_cuda.so*' -print -quit)" \
+ && test -n "$(find /app -name 'libonnxruntime_providers_cuda.so' -print -quit)"
 
 # ---------------------------------------------------------------- runtime
 FROM ${DOTNET_RUNTIME_IMAGE} AS dotnet
@@ -72,7 +78,9 @@ ENV DOTNET_ROOT=/usr/share/dotnet \
     Storage__DataDirectory=/data \
     Ml__Device=auto \
     Ml__InferencePrecision=fp32 \
-    Ml__AllowTf32=false
+    Ml__AllowTf32=false \
+    Inference__Engine=onnx \
+    Inference__Precision=fp32
 
 WORKDIR /app
 COPY --from=build /app ./

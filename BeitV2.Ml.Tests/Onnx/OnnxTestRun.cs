@@ -1,3 +1,5 @@
+using BeitV2.Ml.Onnx;
+using BeitV2.Ml.Tests.Parity;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -6,7 +8,11 @@ using Tensor = TorchSharp.torch.Tensor;
 
 namespace BeitV2.Ml.Tests.Onnx;
 
-/// <summary>Runs an exported graph once in ONNX Runtime (CPU, default optimisations) on TorchSharp tensors; every output back as a tensor.</summary>
+/// <summary>
+/// Runs an exported graph once in ONNX Runtime (default optimisations) on TorchSharp tensors; every output back as a tensor.
+/// The session runs on <see cref="ParityDevice"/> (<c>BEITV2_TEST_DEVICE</c>: the CPU, or the CUDA provider in
+/// <c>scripts/gpu-check</c>, TF32 off) with serving's session settings.
+/// </summary>
 public static class OnnxTestRun
 {
     public static Dictionary<string, Tensor> Run(global::Onnx.ModelProto model, IReadOnlyDictionary<string, Tensor> inputs,
@@ -17,7 +23,7 @@ public static class OnnxTestRun
     }
 }
 
-/// <summary>One ONNX Runtime session (CPU, 2 threads) over an exported graph, run as often as needed (as serving runs one session on every batch size).</summary>
+/// <summary>One ONNX Runtime session (on the test device, 2 threads) over an exported graph, run as often as needed (as serving runs one session on every batch size).</summary>
 public sealed class OnnxTestSession : IDisposable
 {
     private readonly SessionOptions options;
@@ -25,7 +31,8 @@ public sealed class OnnxTestSession : IDisposable
 
     public OnnxTestSession(global::Onnx.ModelProto model, GraphOptimizationLevel level = GraphOptimizationLevel.ORT_ENABLE_ALL)
     {
-        options = new SessionOptions { GraphOptimizationLevel = level, IntraOpNumThreads = 2 };
+        options = new OnnxSessionSettings { IntraOpThreads = 2 }.Create(ParityDevice.Name);
+        options.GraphOptimizationLevel = level;
         session = new InferenceSession(model.ToByteArray(), options);
     }
 

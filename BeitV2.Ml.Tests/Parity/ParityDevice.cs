@@ -22,6 +22,9 @@ public static class ParityDevice
 
     public static Device Device => Resolved.Value;
 
+    /// <summary>"cpu" or "cuda:N": the same device for ONNX Runtime (its CUDA execution provider on a GPU).</summary>
+    public static string Name => TorchRuntime.Name(Device);
+
     /// <summary>The tensor on the test device (itself on the CPU default).</summary>
     public static Tensor On(this Tensor t) => Device.type == TorchSharp.DeviceType.CPU ? t : t.to(Device);
 

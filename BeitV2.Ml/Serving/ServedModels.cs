@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace BeitV2.Ml.Serving;
 
 /// <summary>VQ-KD: token ids per patch, on pixels already mapped as its process_type maps them (see <see cref="VqkdPreProcess.Normalization"/>).</summary>
-public sealed class ServedTokenizer : ServedModel
+public sealed class ServedTokenizer : TorchServedModel
 {
     private readonly VqkdTokenizer model;
 
@@ -21,7 +21,7 @@ public sealed class ServedTokenizer : ServedModel
 
     public override IReadOnlyList<ServedOperation> Operations { get; } = [ServedOperations.Tokens];
 
-    public override TokensResult[] Tokens(Tensor batch)
+    protected override TokensResult[] Tokens(Tensor batch)
     {
         var ids = model.TokenIds(batch).cpu();
         return PerImage(ids, i => new TokensResult(ids[i].data<long>().ToArray()));
@@ -29,20 +29,20 @@ public sealed class ServedTokenizer : ServedModel
 }
 
 /// <summary>The BEiT ViT (backbone or classifier): pooled features and, with a head, class probabilities.</summary>
-public sealed class ServedVit(BeitVisionTransformer model, ModelPreprocessing preprocessing) : ServedModel(model, preprocessing, model.Config.ImgSize)
+public sealed class ServedVit(BeitVisionTransformer model, ModelPreprocessing preprocessing) : TorchServedModel(model, preprocessing, model.Config.ImgSize)
 {
     public override IReadOnlyList<ServedOperation> Operations { get; } = model.Head is null
         ? [ServedOperations.Features]
         : [ServedOperations.Features, ServedOperations.Classify];
 
-    public override ClassProbabilities[] Classify(Tensor batch)
+    protected override ClassProbabilities[] Classify(Tensor batch)
     {
         using var output = model.ForwardFeatures(batch);
         var probs = model.ForwardHead(output.Features).softmax(-1).cpu();
         return PerImage(probs, i => new ClassProbabilities(Row(probs, i)));
     }
 
-    public override FeaturesResult[] Features(Tensor batch)
+    protected override FeaturesResult[] Features(Tensor batch)
     {
         using var output = model.ForwardFeatures(batch);
         // [CLS]: the last block's [CLS] after the final norm (identity for mean-pooling models).
@@ -54,11 +54,11 @@ public sealed class ServedVit(BeitVisionTransformer model, ModelPreprocessing pr
 }
 
 /// <summary>The MIM pretraining model as a feature extractor: its final normed [CLS] (trained by patch aggregation) and patch mean.</summary>
-public sealed class ServedMim(BeitMim model, ModelPreprocessing preprocessing) : ServedModel(model, preprocessing, model.Config.ImgSize)
+public sealed class ServedMim(BeitMim model, ModelPreprocessing preprocessing) : TorchServedModel(model, preprocessing, model.Config.ImgSize)
 {
     public override IReadOnlyList<ServedOperation> Operations { get; } = [ServedOperations.Features];
 
-    public override FeaturesResult[] Features(Tensor batch)
+    protected override FeaturesResult[] Features(Tensor batch)
     {
         using var f = model.ForwardFeatures(batch, null);
         var cls = f.Final[.., 0].cpu();
@@ -73,11 +73,11 @@ public sealed class ServedMim(BeitMim model, ModelPreprocessing preprocessing) :
 /// onto the original image.
 /// </summary>
 public sealed class ServedSegmenter(BeitSegmenter model, ModelPreprocessing preprocessing)
-    : ServedModel(model, preprocessing, model.Config.Backbone.ImgSize)
+    : TorchServedModel(model, preprocessing, model.Config.Backbone.ImgSize)
 {
     public override IReadOnlyList<ServedOperation> Operations { get; } = [ServedOperations.Segment];
 
-    public override ClassMap[] Segment(Tensor batch)
+    protected override ClassMap[] Segment(Tensor batch)
     {
         var size = Preprocessing.InputSize;
         var classes = model.Predict(batch, (size, size)).cpu();

@@ -1,5 +1,3 @@
-using static TorchSharp.torch;
-
 namespace BeitV2.Ml.Serving;
 
 /// <summary>Where batches are queued (the batching worker); typed per operation.</summary>
@@ -21,10 +19,10 @@ public abstract class ServedOperation(Operation operation)
 }
 
 /// <summary>An operation whose result per image is a <typeparamref name="TResult"/>.</summary>
-public sealed class ServedOperation<TResult>(Operation operation, Func<ServedModel, Tensor, TResult[]> run) : ServedOperation(operation)
+public sealed class ServedOperation<TResult>(Operation operation, Func<ServedModel, ImageBatch, TResult[]> run) : ServedOperation(operation)
 {
     /// <summary>Runs the operation on a batch (B, 3, S, S); one result per image, in batch order.</summary>
-    public TResult[] Run(ServedModel model, Tensor batch) => run(model, batch);
+    public TResult[] Run(ServedModel model, ImageBatch batch) => run(model, batch);
 
     public override Task? TryEnqueueOn(IOperationQueue queue, float[] pixels) => queue.TryEnqueue(this, pixels);
 }
@@ -36,4 +34,14 @@ public static class ServedOperations
     public static ServedOperation<FeaturesResult> Features { get; } = new(Operation.Features, (m, b) => m.Features(b));
     public static ServedOperation<ClassProbabilities> Classify { get; } = new(Operation.Classify, (m, b) => m.Classify(b));
     public static ServedOperation<ClassMap> Segment { get; } = new(Operation.Segment, (m, b) => m.Segment(b));
+
+    /// <summary>The instance of <paramref name="operation"/>.</summary>
+    public static ServedOperation Of(Operation operation) => operation switch
+    {
+        Operation.Tokens => Tokens,
+        Operation.Features => Features,
+        Operation.Classify => Classify,
+        Operation.Segment => Segment,
+        _ => throw new ArgumentOutOfRangeException(nameof(operation), operation, null),
+    };
 }

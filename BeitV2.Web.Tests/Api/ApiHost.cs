@@ -12,17 +12,20 @@ namespace BeitV2.Web.Tests.Api;
 /// The real service (Program, all middleware, routes and singletons) on an in-memory test server,
 /// with its own fresh data directory and the given configuration. It runs in the Production
 /// environment, as deployed. Error-level log entries are recorded: the contract says a 5xx is
-/// always a bug, so tests can check none happened.
+/// always a bug, so tests can check none happened (warnings are kept apart, for tests of what is logged).
 /// </summary>
 public sealed class ApiHost : WebApplicationFactory<Program>
 {
     private readonly TempDirectory data = new();
     private readonly Dictionary<string, string?> settings;
     private readonly ErrorLog errors = new();
+    private readonly Action<IServiceCollection>? services;
 
     /// <param name="settings">Configuration overrides ("Section:Key" = value) on top of the test defaults.</param>
-    public ApiHost(IReadOnlyDictionary<string, string?>? settings = null)
+    /// <param name="services">Registrations on top of the service's own (test doubles of its seams).</param>
+    public ApiHost(IReadOnlyDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
+        this.services = services;
         this.settings = new Dictionary<string, string?>
         {
             ["Storage:DataDirectory"] = data.Path,
@@ -42,6 +45,9 @@ public sealed class ApiHost : WebApplicationFactory<Program>
 
     /// <summary>Error-level log entries written by the service so far.</summary>
     public IReadOnlyCollection<string> ErrorLogs => errors.Entries;
+
+    /// <summary>Warning-level log entries written by the service so far.</summary>
+    public IReadOnlyCollection<string> WarningLogs => errors.Warnings;
 
     /// <summary>Registers <paramref name="model"/> (and disposes it) as the registry does for imports and jobs.</summary>
     public ModelInfo Seed(nn.Module model, string name, IReadOnlyList<string>? labels = null, bool? makeDefault = null)
@@ -75,6 +81,7 @@ public sealed class ApiHost : WebApplicationFactory<Program>
             logging.ClearProviders();
             logging.AddProvider(errors);
         });
+        if (services is not null) builder.ConfigureServices(services);
     }
 
     protected override void Dispose(bool disposing)
@@ -86,8 +93,10 @@ public sealed class ApiHost : WebApplicationFactory<Program>
     private sealed class ErrorLog : ILoggerProvider
     {
         private readonly ConcurrentQueue<string> entries = new();
+        private readonly ConcurrentQueue<string> warnings = new();
 
         public IReadOnlyCollection<string> Entries => entries.ToArray();
+        public IReadOnlyCollection<string> Warnings => warnings.ToArray();
 
         public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
 
@@ -97,11 +106,12 @@ public sealed class ApiHost : WebApplicationFactory<Program>
         {
             public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
-            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Error;
+            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
 
             public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
             {
-                if (IsEnabled(logLevel)) owner.entries.Enqueue($"{category}: {formatter(state, exception)} {exception}");
+                if (!IsEnabled(logLevel)) return;
+                (logLevel >= LogLevel.Error ? owner.entries : owner.warnings).Enqueue($"{category}: {formatter(state, exception)} {exception}");
             }
         }
     }

@@ -12,9 +12,12 @@ namespace BeitV2.Web.Api;
 public static class ServiceApi
 {
     /// <param name="Device">the inference device: "cpu" or "cuda:N" (details in <paramref name="Compute"/>).</param>
+    /// <param name="Inference">the <c>Inference:*</c> settings, including <c>engine</c>, <c>precision</c> and <c>onnx</c> (session options).</param>
     /// <param name="Compute">devices and precision: inference device and precision, CUDA, TF32, training devices, GPU sharing.</param>
+    /// <param name="Served">the loaded models (those of <paramref name="LoadedModels"/> that finished loading), each with the engine that serves it.</param>
     public sealed record InfoResponse(string Name, string Version, string Device, int Threads, IReadOnlyDictionary<string, string> DefaultModels,
-        IReadOnlyList<MissingModel> MissingModels, IReadOnlyList<string> LoadedModels, object Limits, object Inference, ComputeInfo Compute);
+        IReadOnlyList<MissingModel> MissingModels, IReadOnlyList<string> LoadedModels, object Limits, object Inference, ComputeInfo Compute,
+        IReadOnlyList<ServedModelInfo> Served);
 
     /// <summary>One entry of <c>checks</c> in the readiness answer.</summary>
     public sealed record ReadinessCheck(string Name, string Status, string? Description);
@@ -54,8 +57,10 @@ public static class ServiceApi
                     host.LoadedIds,
                     limits.Value,
                     inference.Value,
-                    devices.Describe())))
-            .WithTags("Service").WithSummary("Version, device (and compute: precision, CUDA, training devices), default models, missing models, limits");
+                    devices.Describe(),
+                    host.Served)))
+            .WithTags("Service").WithSummary("Version, device (and compute: precision, CUDA, training devices), default models, missing models, limits, " +
+                "the serving engine and each loaded model's engine");
         return app;
     }
 }

@@ -52,10 +52,24 @@ public sealed class MlOptions
     public string? TrainingDevices { get; set; }
 }
 
-/// <summary><c>Inference:*</c>: dynamic batching and back-pressure.</summary>
+/// <summary><c>Inference:*</c>: the serving engine, dynamic batching and back-pressure.</summary>
 public sealed class InferenceOptions
 {
     public const string Section = "Inference";
+    /// <summary>
+    /// What runs the models: <c>onnx</c> (default; ONNX Runtime on a graph exported once per model package and cached
+    /// beside it) or <c>torch</c> (TorchSharp). Kinds without an exporter, and models whose export or session fails,
+    /// are served by TorchSharp under <c>onnx</c> too (logged; <c>/api/v1/info</c> names the engine of each loaded model).
+    /// </summary>
+    public string Engine { get; set; } = "onnx";
+    /// <summary>
+    /// Precision of the exported graphs: <c>fp32</c> (default) or <c>int8</c> (dynamic quantisation of the MatMul weights;
+    /// needs <c>Engine=onnx</c>: the server refuses to start with int8 on the torch engine). TorchSharp's own
+    /// mixed precision is <c>Ml:InferencePrecision</c>.
+    /// </summary>
+    public string Precision { get; set; } = "fp32";
+    /// <summary>ONNX Runtime session options (<c>Inference:Onnx:*</c>), one session per loaded model.</summary>
+    public InferenceOnnxOptions Onnx { get; set; } = new();
     /// <summary>Most images merged into one forward pass.</summary>
     public int MaxBatch { get; set; } = 8;
     /// <summary>How long the first image of a batch may wait for others that have not arrived yet (0: requests the server already has are gathered by MaxGatherMs; a lone request starts at once).</summary>
@@ -73,6 +87,33 @@ public sealed class InferenceOptions
     public int MaxLoadedModels { get; set; } = 4;
     /// <summary>Load the default tokenizer, classifier and segmenter at start-up and run one batch through each.</summary>
     public bool WarmUp { get; set; } = true;
+}
+
+/// <summary><c>Inference:Onnx:*</c>: how ONNX Runtime sessions are made (see <see cref="Ml.Onnx.OnnxSessionSettings"/>).</summary>
+public sealed class InferenceOnnxOptions
+{
+    /// <summary>Threads of each model's intra-op pool; 0 = <c>Ml:Threads</c> (0 there: one per physical core).</summary>
+    public int IntraOpThreads { get; set; }
+    /// <summary>Threads for independent graph branches (the graphs run sequentially, so 1 is enough).</summary>
+    public int InterOpThreads { get; set; } = 1;
+    /// <summary>ONNX Runtime's CPU memory arena (reuses activation buffers; off returns memory after each batch).</summary>
+    public bool Arena { get; set; } = true;
+    /// <summary>Graph optimisation level: <c>disable</c>, <c>basic</c>, <c>extended</c> or <c>all</c>.</summary>
+    public string GraphOptimization { get; set; } = "all";
+    /// <summary>Pre-packed MatMul weights (faster GEMMs for a second copy of the weights in memory).</summary>
+    public bool Prepacking { get; set; } = true;
+    /// <summary>Idle intra-op threads spin before sleeping (ONNX Runtime's default); off frees the cores sooner on a shared machine.</summary>
+    public bool AllowSpinning { get; set; } = true;
+
+    public Ml.Onnx.OnnxSessionSettings ToSettings() => new()
+    {
+        IntraOpThreads = IntraOpThreads,
+        InterOpThreads = InterOpThreads,
+        Arena = Arena,
+        GraphOptimization = GraphOptimization,
+        Prepacking = Prepacking,
+        AllowSpinning = AllowSpinning,
+    };
 }
 
 /// <summary><c>Limits:*</c>: input limits.</summary>

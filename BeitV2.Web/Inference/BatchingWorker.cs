@@ -1,10 +1,8 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using BeitV2.Ml.Devices;
-using BeitV2.Ml.Precision;
 using BeitV2.Ml.Serving;
 using BeitV2.Web.Configuration;
-using static TorchSharp.torch;
 
 namespace BeitV2.Web.Inference;
 
@@ -12,13 +10,14 @@ namespace BeitV2.Web.Inference;
 /// Dynamic batching for one served model: images of concurrent requests that ask for the same
 /// operation are merged into one forward pass of up to <c>MaxBatch</c> images, waiting at most
 /// <c>MaxWaitMs</c> after the first one for images not seen yet, and up to <c>MaxGatherMs</c> while
-/// requests for the model are still being decoded (<see cref="ArrivingRequests"/>). Torch work runs on this worker's own thread, so request
-/// threads never block on the model and tensors never cross threads.
+/// requests for the model are still being decoded (<see cref="ArrivingRequests"/>). Model work runs on this worker's own thread, so request
+/// threads never block on the model and engine state (tensors, bound buffers) never crosses threads.
 /// </summary>
 /// <remarks>
-/// Each batch holds the device's <see cref="DeviceGate"/> (on a GPU shared with a training job the
-/// batch runs between two training steps; on the CPU the gate is open) and runs in the configured
-/// <c>Ml:InferencePrecision</c>. Results are copied to the CPU inside the batch.
+/// Each image's pixels are copied once into the worker's <see cref="ImageBatch"/> (allocated once for <c>MaxBatch</c>
+/// images), which the engine reads (see <see cref="ServedModel"/>). Each batch holds the device's <see cref="DeviceGate"/>
+/// (on a GPU shared with a training job the batch runs between two training steps; on the CPU the gate is open).
+/// Results are copied to the CPU inside the batch.
 /// </remarks>
 public sealed class BatchingWorker : IOperationQueue, IDisposable
 {
@@ -30,8 +29,8 @@ public sealed class BatchingWorker : IOperationQueue, IDisposable
         public bool Pooled { get; } = pooled;
         public long EnqueuedTicks { get; } = enqueuedTicks;
 
-        /// <summary>Runs the operation on the batch tensor; the returned action hands each image its result.</summary>
-        public abstract Action Run(ServedModel model, Tensor input, IReadOnlyList<Pending> batch);
+        /// <summary>Runs the operation on the batch; the returned action hands each image its result.</summary>
+        public abstract Action Run(ServedModel model, ImageBatch input, IReadOnlyList<Pending> batch);
         public abstract void Fail(Exception e);
     }
 
@@ -40,7 +39,7 @@ public sealed class BatchingWorker : IOperationQueue, IDisposable
     {
         public TaskCompletionSource<TResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public override Action Run(ServedModel model, Tensor input, IReadOnlyList<Pending> batch)
+        public override Action Run(ServedModel model, ImageBatch input, IReadOnlyList<Pending> batch)
         {
             var results = operation.Run(model, input);
             return () =>
@@ -62,7 +61,7 @@ public sealed class BatchingWorker : IOperationQueue, IDisposable
     private readonly Thread thread;
     private readonly List<Pending> carry = new();
     private readonly DeviceGate? gate;
-    private readonly ComputePrecision precision;
+    private readonly ImageBatch input;
 
     /// <summary>Sizes of the batches run so far (most recent last, bounded); for tests and diagnostics.</summary>
     public IReadOnlyList<int> RecentBatchSizes { get { lock (recent) return recent.ToList(); } }
@@ -72,8 +71,9 @@ public sealed class BatchingWorker : IOperationQueue, IDisposable
 
     /// <param name="id">the model's registry id (thread name, logs).</param>
     /// <param name="incoming">Requests for this model accepted but not queued yet (<see cref="ArrivingRequests"/>); none when null.</param>
+    /// <param name="serving">how the model was loaded (engine, precision, device), for the API and metrics.</param>
     public BatchingWorker(string id, ServedModel model, InferenceOptions options, ILogger logger, DeviceGate? gate = null,
-        ComputePrecision precision = ComputePrecision.Fp32, Func<int>? incoming = null)
+        Func<int>? incoming = null, ServedModelInfo? serving = null)
     {
         this.incoming = incoming ?? (() => 0);
         this.id = id;
@@ -82,12 +82,16 @@ public sealed class BatchingWorker : IOperationQueue, IDisposable
         this.options = options;
         this.logger = logger;
         this.gate = gate;
-        this.precision = precision;
+        input = new ImageBatch(Math.Max(1, options.MaxBatch), Input.Size);
+        Serving = serving ?? new ServedModelInfo(id, model.Engine.Name(), "fp32", "cpu", null, 0, null);
         thread = new Thread(Run) { IsBackground = true, Name = $"inference:{id}" };
         thread.Start();
     }
 
     public ServedModel Model => model;
+
+    /// <summary>How the model was loaded: engine, precision, device, and why TorchSharp serves it when ONNX was asked for.</summary>
+    public ServedModelInfo Serving { get; }
 
     /// <summary>How an image becomes this model's input (its manifest's preprocessing).</summary>
     public ModelInput Input { get; }
@@ -193,26 +197,19 @@ public sealed class BatchingWorker : IOperationQueue, IDisposable
         try
         {
             Action complete;
-            var size = Input.Size;
-            var per = 3 * size * size;
             long computeStart;
             using (gate?.Enter())
-            using (inference_mode())
-            using (var scope = NewDisposeScope())
-            using (Autocast.Enable(precision))
             {
                 computeStart = Stopwatch.GetTimestamp();
                 if (gate is { Enabled: true })
                     InferenceMetrics.DeviceWaitSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(start, computeStart).TotalSeconds);
-                // Each image's pixels go straight into the batch tensor: no intermediate batch array.
-                var input = empty(batch.Count, 3, size, size);
-                var span = input.data<float>();
+                // Each image's pixels go straight into the worker's batch buffer, which the engine reads.
+                input.SetCount(batch.Count);
                 for (var i = 0; i < batch.Count; i++)
                 {
-                    span.CopyFrom(new ReadOnlySpan<float>(batch[i].Pixels, 0, per), 0, (long)i * per);
+                    batch[i].Pixels.AsSpan(0, input.ImageLength).CopyTo(input.Image(i));
                     if (batch[i].Pooled) System.Buffers.ArrayPool<float>.Shared.Return(batch[i].Pixels);
                 }
-                if (model.Device.type != TorchSharp.DeviceType.CPU) input = input.to(model.Device);
                 complete = batch[0].Run(model, input, batch);
             }
             InferenceMetrics.ComputeSeconds.WithLabels(op).Observe(Stopwatch.GetElapsedTime(computeStart).TotalSeconds);

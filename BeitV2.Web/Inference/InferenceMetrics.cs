@@ -42,4 +42,9 @@ public static class InferenceMetrics
     public static readonly Gauge InFlight = Metrics.CreateGauge("beitv2_inference_in_flight", "Inference requests being processed or queued.");
 
     public static readonly Gauge LoadedModels = Metrics.CreateGauge("beitv2_models_loaded", "Models held in memory for inference.");
+
+    /// <summary>1 per loaded model, labelled with what serves it (the labels of an unloaded model are removed).</summary>
+    public static readonly Gauge ModelInfo = Metrics.CreateGauge("beitv2_model_serving_info",
+        "A loaded model and what serves it: engine (onnx or torch), precision and device (value 1).",
+        new GaugeConfiguration { LabelNames = new[] { "model", "engine", "precision", "device" } });
 }

@@ -1,5 +1,4 @@
-using BeitV2.Ml.Catalog;
-using BeitV2.Ml.Checkpoints;
+using BeitV2.Ml.Onnx;
 using BeitV2.Ml.Precision;
 using BeitV2.Ml.Serving;
 using BeitV2.Web.Configuration;
@@ -7,15 +6,19 @@ using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 using Microsoft.Extensions.Options;
-using TorchSharp;
 
 namespace BeitV2.Web.Inference;
 
 /// <summary>
-/// Keeps registered models loaded on the configured device, each with its batching worker; loads
-/// on first use, unloads the least recently used beyond <c>MaxLoadedModels</c>, and drops a model
-/// when the registry deletes it.
+/// Keeps registered models loaded on the configured device and engine (<c>Inference:Engine</c>, see
+/// <see cref="ServedModelLoader"/>), each with its batching worker; loads on first use, unloads the least recently
+/// used beyond <c>MaxLoadedModels</c>, and drops a model when the registry deletes it.
 /// </summary>
+/// <remarks>
+/// The serving options are checked when the host is built, so a bad engine, precision or ONNX Runtime setting stops
+/// the server at start-up with the key to fix. A model the ONNX engine cannot serve (its kind has no exporter yet, or
+/// its export or session fails) is served by TorchSharp: logged with the reason, listed in <c>/api/v1/info</c>.
+/// </remarks>
 public sealed class ModelHost : IDisposable
 {
     private readonly ModelRegistry registry;
@@ -23,21 +26,78 @@ public sealed class ModelHost : IDisposable
     private readonly ILogger<ModelHost> logger;
     private readonly ComputeDevices devices;
     private readonly ArrivingRequests arriving;
-    private readonly torch.Device device;
+    private readonly ServingOptions serving;
     private readonly Lock gate = new();
     private readonly Dictionary<string, (Lazy<Task<BatchingWorker>> Worker, long LastUsed)> loaded = new();
     private long clock;
 
+    /// <param name="exporter">writes the ONNX graphs (the catalogue's exporters when null; tests count or fail exports).</param>
+    /// <exception cref="InvalidOperationException">an unusable <c>Inference:Engine</c>, <c>Inference:Precision</c> or <c>Inference:Onnx:*</c>.</exception>
     public ModelHost(ModelRegistry registry, IOptions<InferenceOptions> options, ComputeDevices devices, ILogger<ModelHost> logger,
-        ArrivingRequests arriving)
+        ArrivingRequests arriving, IOptions<MlOptions> ml, OnnxExporter? exporter = null)
     {
         this.arriving = arriving;
         this.registry = registry;
         this.options = options.Value;
         this.logger = logger;
         this.devices = devices;
-        device = devices.InferenceDevice;
+        serving = Configure(options.Value, ml.Value, devices, exporter ?? OnnxExporter.Default);
+        logger.LogInformation("Inference engine {Engine} ({Precision}) on {Device}", serving.Engine.Name(),
+            serving.Engine == ServingEngine.Onnx ? serving.Precision.ToString().ToLowerInvariant() : devices.InferencePrecision.Name(), DeviceName);
         registry.ModelChanged += Unload;
+    }
+
+    /// <summary>The serving options from configuration, checked.</summary>
+    /// <exception cref="InvalidOperationException">a value the server cannot serve with, naming the key.</exception>
+    public static ServingOptions Configure(InferenceOptions options, MlOptions ml, ComputeDevices devices, OnnxExporter exporter)
+    {
+        if (!ServingEngines.TryParse(options.Engine, out var engine))
+            throw new InvalidOperationException($"Inference:Engine '{options.Engine}' is not one of onnx, torch.");
+        var precision = options.Precision?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "fp32" => OnnxPrecision.Fp32,
+            "int8" => OnnxPrecision.Int8,
+            _ => throw new InvalidOperationException($"Inference:Precision '{options.Precision}' is not one of fp32, int8."),
+        };
+        if (precision == OnnxPrecision.Int8 && engine != ServingEngine.Onnx)
+            throw new InvalidOperationException(
+                "Inference:Precision=int8 needs Inference:Engine=onnx: the int8 graphs run in ONNX Runtime. The torch engine serves float32 " +
+                "(or bf16/fp16 with Ml:InferencePrecision).");
+        var settings = options.Onnx.ToSettings();
+        try
+        {
+            settings.Validate();
+            if (engine == ServingEngine.Onnx) OnnxDevices.RequireCuda(devices.InferenceDeviceName);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidOperationException(e.Message, e);
+        }
+        return new ServingOptions
+        {
+            Engine = engine,
+            Precision = precision,
+            Device = devices.InferenceDeviceName,
+            TorchPrecision = devices.InferencePrecision,
+            Tf32 = ml.AllowTf32,
+            Threads = ml.Threads,
+            Onnx = settings,
+            Exporter = exporter,
+        };
+    }
+
+    /// <summary>The configured engine and precision (a model may still be served by TorchSharp: see <see cref="Served"/>).</summary>
+    public ServingOptions Serving => serving;
+
+    /// <summary>The models loaded and ready now, with the engine that serves each.</summary>
+    public IReadOnlyList<ServedModelInfo> Served
+    {
+        get
+        {
+            lock (gate)
+                return loaded.Values.Where(e => e.Worker.IsValueCreated && e.Worker.Value.IsCompletedSuccessfully)
+                    .Select(e => e.Worker.Value.Result.Serving).OrderBy(s => s.Id, StringComparer.Ordinal).ToList();
+        }
     }
 
     /// <summary>"cpu" or "cuda:N".</summary>
@@ -68,22 +128,35 @@ public sealed class ModelHost : IDisposable
     {
         try
         {
-            var package = ModelPackage.Load(registry.PackageDirectory(info.Id), device);
-            package.Module.eval();
-            ServedModel served;
+            ServedModelLoad load;
             try
             {
-                served = ModelCatalog.Default.Serve(package)
-                         ?? throw new InvalidRequestException($"Model '{info.Id}' ({info.Kind}) cannot be served for inference.");
+                load = ServedModelLoader.Load(registry.PackageDirectory(info.Id), serving);
             }
-            catch
+            catch (NotSupportedException)
             {
-                package.Dispose();
-                throw;
+                throw new InvalidRequestException($"Model '{info.Id}' ({info.Kind}) cannot be served for inference.");
             }
-            logger.LogInformation("Loaded model {Id} on {Device} ({Precision})", info.Id, DeviceName, devices.InferencePrecision.Name());
-            return new BatchingWorker(info.Id, served, options, logger, devices.Gate(DeviceName), devices.InferencePrecision,
-                () => arriving.Count(info.Id));
+            var engine = load.Engine.Name();
+            var graph = load.Engine != ServingEngine.Onnx ? null : load.Graph is null ? "uncached" : load.Graph.Built ? "exported" : "cached";
+            if (load.Error is not null)
+                logger.LogWarning(load.Error, "Model {Id} ({Kind}) is served by TorchSharp instead of ONNX Runtime: {Reason}. Fix the cause or set " +
+                    "Inference:Engine=torch to silence this.", info.Id, load.Kind, load.Fallback);
+            else if (load.Fallback is not null)
+                logger.LogInformation("Model {Id} ({Kind}) is served by TorchSharp: {Reason}", info.Id, load.Kind, load.Fallback);
+            if (load.Graph?.Rebuilt is { } why)
+                logger.LogWarning("The cached ONNX graph of model {Id} was rebuilt: {Why}", info.Id, why);
+            logger.LogInformation("Loaded model {Id} on {Device}: {Engine} {Precision}{Graph} in {Ms:F0} ms", info.Id, DeviceName, engine, load.Precision,
+                graph switch
+                {
+                    "exported" => $", graph exported and cached ({load.Graph!.ExportTime.TotalMilliseconds:F0} ms, {load.Graph.Bytes / 1e6:F1} MB)",
+                    "cached" => ", graph from the cache (no export)",
+                    "uncached" => ", graph exported to memory (the package folder is not writable)",
+                    _ => "",
+                }, load.LoadTime.TotalMilliseconds);
+            var described = new ServedModelInfo(info.Id, engine, load.Precision, DeviceName, load.Fallback, Math.Round(load.LoadTime.TotalSeconds, 3), graph);
+            InferenceMetrics.ModelInfo.WithLabels(info.Id, engine, load.Precision, DeviceName).Set(1);
+            return new BatchingWorker(info.Id, load.Model, options, logger, devices.Gate(DeviceName), () => arriving.Count(info.Id), described);
         }
         catch
         {
@@ -114,7 +187,13 @@ public sealed class ModelHost : IDisposable
     {
         if (!loaded.Remove(id, out var entry)) return;
         if (entry.Worker.IsValueCreated)
-            entry.Worker.Value.ContinueWith(t => { if (t.IsCompletedSuccessfully) t.Result.Dispose(); }, TaskScheduler.Default);
+            entry.Worker.Value.ContinueWith(t =>
+            {
+                if (!t.IsCompletedSuccessfully) return;
+                var s = t.Result.Serving;
+                InferenceMetrics.ModelInfo.RemoveLabelled(s.Id, s.Engine, s.Precision, s.Device);
+                t.Result.Dispose();
+            }, TaskScheduler.Default);
         logger.LogInformation("Unloaded model {Id}", id);
     }
 

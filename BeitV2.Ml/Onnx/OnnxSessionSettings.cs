@@ -1,0 +1,125 @@
+using Microsoft.ML.OnnxRuntime;
+
+namespace BeitV2.Ml.Onnx;
+
+/// <summary>
+/// How ONNX Runtime sessions are made for serving (<c>Inference:Onnx:*</c>); one session per loaded model, each with
+/// its own thread pool. The defaults are ONNX Runtime's, except the thread count (see <see cref="IntraOpThreads"/>).
+/// </summary>
+public sealed record OnnxSessionSettings
+{
+    /// <summary>Threads of one session's intra-op pool; 0 = the caller's default (<c>Ml:Threads</c>, else ONNX Runtime's: one per physical core).</summary>
+    public int IntraOpThreads { get; init; }
+    /// <summary>Threads for running independent graph branches in parallel; sequential execution (the default) uses none.</summary>
+    public int InterOpThreads { get; init; } = 1;
+    /// <summary>ONNX Runtime's CPU memory arena (faster reuse of activation buffers; holds its peak until the session is disposed).</summary>
+    public bool Arena { get; init; } = true;
+    /// <summary><c>disable</c>, <c>basic</c>, <c>extended</c> or <c>all</c> (the default: also layout-specific CPU kernels).</summary>
+    public string GraphOptimization { get; init; } = "all";
+    /// <summary>
+    /// Pre-packed GEMM weights (a second, kernel-friendly copy of every MatMul weight). Off saved ~220 MB per ViT-B
+    /// session in the feasibility probe (docs/notes/onnx-probe-2026-12.md, section 5); its speed effect is small there.
+    /// </summary>
+    public bool Prepacking { get; init; } = true;
+    /// <summary>Whether idle intra-op threads spin before sleeping (ONNX Runtime's default); off frees the cores for other work sooner.</summary>
+    public bool AllowSpinning { get; init; } = true;
+
+    public static bool TryParseLevel(string? text, out GraphOptimizationLevel level)
+    {
+        switch (text?.Trim().ToLowerInvariant())
+        {
+            case "disable" or "none": level = GraphOptimizationLevel.ORT_DISABLE_ALL; return true;
+            case "basic": level = GraphOptimizationLevel.ORT_ENABLE_BASIC; return true;
+            case "extended": level = GraphOptimizationLevel.ORT_ENABLE_EXTENDED; return true;
+            case null or "" or "all": level = GraphOptimizationLevel.ORT_ENABLE_ALL; return true;
+            default: level = default; return false;
+        }
+    }
+
+    /// <summary>Checks the values (at start-up, before any model loads).</summary>
+    /// <exception cref="ArgumentException">a value that ONNX Runtime would refuse or misread.</exception>
+    public void Validate()
+    {
+        if (IntraOpThreads < 0) throw new ArgumentException($"Inference:Onnx:IntraOpThreads must be 0 (default) or more, not {IntraOpThreads}.");
+        if (InterOpThreads < 0) throw new ArgumentException($"Inference:Onnx:InterOpThreads must be 0 (default) or more, not {InterOpThreads}.");
+        if (!TryParseLevel(GraphOptimization, out _))
+            throw new ArgumentException($"Inference:Onnx:GraphOptimization '{GraphOptimization}' is not one of disable, basic, extended, all.");
+    }
+
+    /// <summary>Session options for a model served on <paramref name="device"/> ("cpu" or "cuda:N").</summary>
+    /// <param name="defaultThreads">intra-op threads when <see cref="IntraOpThreads"/> is 0 (0: ONNX Runtime's default).</param>
+    /// <param name="tf32">CUDA only: TF32 math for float32 MatMul/Conv (ONNX Runtime's CUDA provider turns it on unless told).</param>
+    /// <exception cref="InvalidOperationException">CUDA asked of a build whose ONNX Runtime has no CUDA provider.</exception>
+    public SessionOptions Create(string device, int defaultThreads = 0, bool tf32 = false)
+    {
+        Validate();
+        TryParseLevel(GraphOptimization, out var level);
+        var cuda = OnnxDevices.CudaIndex(device);
+        var options = new SessionOptions
+        {
+            GraphOptimizationLevel = level,
+            IntraOpNumThreads = IntraOpThreads > 0 ? IntraOpThreads : Math.Max(0, defaultThreads),
+            InterOpNumThreads = InterOpThreads,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            EnableCpuMemArena = Arena,
+        };
+        try
+        {
+            if (!Prepacking) options.AddSessionConfigEntry("session.disable_prepacking", "1");
+            if (!AllowSpinning) options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+            if (cuda is { } index)
+            {
+                OnnxDevices.RequireCuda(device);
+                using var provider = new OrtCUDAProviderOptions();
+                provider.UpdateOptions(new Dictionary<string, string>
+                {
+                    ["device_id"] = index.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    // float32 results stay within the parity tolerance only without TF32 (as Ml:AllowTf32 for libtorch).
+                    ["use_tf32"] = tf32 ? "1" : "0",
+                });
+                options.AppendExecutionProvider_CUDA(provider);
+            }
+            return options;
+        }
+        catch
+        {
+            options.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>Which ONNX Runtime execution provider a device name stands for.</summary>
+public static class OnnxDevices
+{
+    public const string CudaProvider = "CUDAExecutionProvider";
+
+    /// <summary>N of "cuda:N" ("cuda" = 0); null for "cpu".</summary>
+    /// <exception cref="ArgumentException">neither.</exception>
+    public static int? CudaIndex(string device)
+    {
+        var d = device.Trim().ToLowerInvariant();
+        if (d == "cpu") return null;
+        if (d == "cuda") return 0;
+        if (d.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(d.AsSpan(5), System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out var index))
+            return index;
+        throw new ArgumentException($"ONNX Runtime serves on cpu or cuda:N, not '{device}'.", nameof(device));
+    }
+
+    /// <summary>The execution providers this build's ONNX Runtime was compiled with (the CPU package: CPU only).</summary>
+    public static IReadOnlyList<string> Available() => OrtEnv.Instance().GetAvailableProviders();
+
+    /// <summary>The provider name of a device: <c>CPUExecutionProvider</c> or <c>CUDAExecutionProvider</c>.</summary>
+    public static string ProviderOf(string device) => CudaIndex(device) is null ? "CPUExecutionProvider" : CudaProvider;
+
+    /// <exception cref="InvalidOperationException">this build's ONNX Runtime has no CUDA provider.</exception>
+    public static void RequireCuda(string device)
+    {
+        if (CudaIndex(device) is null || Available().Contains(CudaProvider)) return;
+        throw new InvalidOperationException(
+            $"Ml:Device={device} with Inference:Engine=onnx needs ONNX Runtime's CUDA execution provider, which this build does not have " +
+            $"(it has {string.Join(", ", Available())}): build with -p:BeitV2Cuda=true (Microsoft.ML.OnnxRuntime.Gpu.Linux), " +
+            "or serve on the CPU (Ml:Device=cpu), or use Inference:Engine=torch.");
+    }
+}
