@@ -215,19 +215,23 @@ public sealed class OnnxExportShapeTests(ITestOutputHelper log)
             VqkdTokenizer t => new ServedTokenizer(t, preprocessing),
             _ => throw new ArgumentException(model.GetType().Name),
         };
+        using var pixels = images.cpu().contiguous();
+        var flat = pixels.data<float>().ToArray();
+        var per = (int)(flat.Length / b);
+        var batch = ImageBatch.Of((int)images.shape[2], Enumerable.Range(0, (int)b).Select(i => flat[(i * per)..((i + 1) * per)]).ToArray());
         var result = new Dictionary<string, Tensor>();
         if (model is VqkdTokenizer)
         {
-            var tokens = served.Tokens(images);
+            var tokens = served.Tokens(batch);
             result[OnnxNames.TokenIds] = tensor(tokens.SelectMany(r => r.Ids).ToArray(), b, tokens[0].Ids.Length);
             return result;
         }
-        var features = served.Features(images);
+        var features = served.Features(batch);
         result[OnnxNames.Cls] = tensor(features.SelectMany(r => r.Cls).ToArray(), b, features[0].Cls.Length);
         result[OnnxNames.Mean] = tensor(features.SelectMany(r => r.Mean).ToArray(), b, features[0].Mean.Length);
         if (model is BeitVisionTransformer { Head: not null })
         {
-            var probs = served.Classify(images);
+            var probs = served.Classify(batch);
             result[OnnxNames.Probs] = tensor(probs.SelectMany(r => r.Probabilities).ToArray(), b, probs[0].Probabilities.Length);
         }
         return result;
