@@ -93,11 +93,21 @@ public sealed class OnnxExportShapeTests(ITestOutputHelper log)
         "vqkd 40/8 (5x5), per-block rel bias + abs pos, mean pooling",
     ];
 
-    public static TheoryData<string> OddGrids() => new(OddGridNames);
+    /// <summary>Every case with its relative biases as constants, and those with relative biases also gathered at run time.</summary>
+    public static TheoryData<string, bool> OddGrids()
+    {
+        var data = new TheoryData<string, bool>();
+        foreach (var name in OddGridNames)
+        {
+            data.Add(name, false);
+            if (name.Contains("rel bias")) data.Add(name, true);
+        }
+        return data;
+    }
 
     [Theory]
     [MemberData(nameof(OddGrids))]
-    public void OddGridMatchesTorchSharp(string name)
+    public void OddGridMatchesTorchSharp(string name, bool runtimeBias)
     {
         using var scope = NewDisposeScope();
         using var model = Build(name);
@@ -107,8 +117,13 @@ public sealed class OnnxExportShapeTests(ITestOutputHelper log)
         var images = randn(new long[] { 3, 3, size, size }, generator: g);
         var inputs = new Dictionary<string, Tensor> { [OnnxNames.Images] = images };
 
+        // Runtime bias: every relative bias above the constant limit (0 here; 4 M floats when serving, a 512 px Base).
+        var servedOptions = runtimeBias ? OnnxExportOptions.Serving with { ConstantBiasLimit = 0 } : OnnxExportOptions.Serving;
+        var servedGraph = entry.ExportOnnx(model, servedOptions);
+        if (runtimeBias) AssertNoBiasConstant(servedGraph, model);
+
         // The served graph against the served TorchSharp results.
-        var served = OnnxTestRun.Run(entry.ExportOnnx(model, OnnxExportOptions.Serving), inputs);
+        var served = OnnxTestRun.Run(servedGraph, inputs);
         var expectedServed = Served(model, images);
         Assert.Equal(expectedServed.Keys.Order(), served.Keys.Order());
         foreach (var (output, got) in served)
@@ -121,7 +136,8 @@ public sealed class OnnxExportShapeTests(ITestOutputHelper log)
             mask = rand(new long[] { images.shape[0], mim.NumPatches }, generator: g).lt(0.4);
             inputs[OnnxNames.BoolMaskedPos] = mask;
         }
-        var diagnostics = OnnxTestRun.Run(entry.ExportOnnx(model, new OnnxExportOptions(Diagnostics: true, MaskInput: mask is not null)), inputs);
+        var diagnostics = OnnxTestRun.Run(entry.ExportOnnx(model,
+            new OnnxExportOptions(Diagnostics: true, MaskInput: mask is not null) { ConstantBiasLimit = servedOptions.ConstantBiasLimit }), inputs);
         var expected = Intermediates(model, images, mask);
         foreach (var (output, got) in diagnostics)
         {
@@ -130,6 +146,36 @@ public sealed class OnnxExportShapeTests(ITestOutputHelper log)
         }
         Assert.Empty(expected.Keys.Except(diagnostics.Keys));
         if (model is VqkdTokenizer t) log.WriteLine(CodeMargins(t, images));
+    }
+
+    /// <summary>
+    /// No (1, H, T, T) bias is stored in the graph, nor in what ONNX Runtime makes of it at session creation (its constant
+    /// folding would turn a plain table gather back into the large constant: the optimised model is written out and read).
+    /// </summary>
+    private static void AssertNoBiasConstant(global::Onnx.ModelProto graph, nn.Module model)
+    {
+        var c = model switch
+        {
+            BeitVisionTransformer v => (BeitV2.Ml.Models.VitTrunkConfig)v.Config,
+            BeitMim m => m.Config,
+            VqkdTokenizer tokenizer => tokenizer.Config.Encoder,
+            _ => throw new ArgumentException(model.GetType().Name),
+        };
+        long t = c.NumPatches + 1, biasElements = c.NumHeads * t * t;
+        static long Elements(global::Onnx.TensorProto p) => p.Dims.Aggregate(1L, (a, b) => a * b);
+        Assert.DoesNotContain(graph.Graph.Initializer, i => Elements(i) == biasElements && i.Dims.Count == 4);
+        Assert.Contains(graph.Graph.Node, n => n.OpType == "Gather" && n.Input[0].EndsWith("relative_position_bias_table", StringComparison.Ordinal));
+
+        using var dir = new TempDirectory();
+        var optimised = dir.File("optimised.onnx");
+        using (var options = new Microsoft.ML.OnnxRuntime.SessionOptions
+               {
+                   GraphOptimizationLevel = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                   OptimizedModelFilePath = optimised,
+               })
+        using (new Microsoft.ML.OnnxRuntime.InferenceSession(Google.Protobuf.MessageExtensions.ToByteArray(graph), options)) { }
+        var folded = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(optimised));
+        Assert.DoesNotContain(folded.Graph.Initializer, i => Elements(i) == biasElements);
     }
 
     private static nn.Module Build(string name)

@@ -21,7 +21,7 @@ public static class MimOnnxExporter
     {
         var c = model.Config;
         var sd = OnnxLayers.Weights(model);
-        var g = new OnnxGraph("beitv2_mim");
+        var g = options.NewGraph("beitv2_mim");
         long C = c.EmbedDim, N = model.NumPatches, T = N + 1, V = c.VocabSize;
         g.Input(OnnxNames.Images, new long?[] { null, c.InChans, c.ImgSize, c.ImgSize });
         string? mask = null;

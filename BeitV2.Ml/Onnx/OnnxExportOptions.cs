@@ -15,5 +15,11 @@ public enum OnnxPrecision
 /// <param name="MaskInput">MIM only: take <see cref="OnnxNames.BoolMaskedPos"/> as a second input (parity with the pretraining forward).</param>
 public sealed record OnnxExportOptions(OnnxPrecision Precision = OnnxPrecision.Fp32, bool Diagnostics = false, bool MaskInput = false)
 {
+    /// <summary>Largest relative position bias (H·T·T floats per block) written as a constant (<see cref="OnnxGraph.ConstantBiasLimit"/>).</summary>
+    public long ConstantBiasLimit { get; init; } = Models.Layers.InferenceBiasCache.MaxElements;
+
+    /// <summary>A new graph with these options' settings.</summary>
+    public OnnxGraph NewGraph(string name) => new(name) { ConstantBiasLimit = ConstantBiasLimit };
+
     public static OnnxExportOptions Serving { get; } = new();
 }

@@ -20,6 +20,12 @@ public sealed class OnnxGraph
 
     public OnnxGraph(string name) => graph = new GraphProto { Name = name };
 
+    /// <summary>
+    /// Largest relative position bias (H·T·T floats per block) stored as a constant; larger ones are gathered from their
+    /// table at run time (<see cref="VitTrunkOnnx"/>). The TorchSharp path caches biases up to the same size.
+    /// </summary>
+    public long ConstantBiasLimit { get; init; } = Models.Layers.InferenceBiasCache.MaxElements;
+
     /// <summary>Whether any node uses the <c>com.microsoft</c> domain (the model then imports it).</summary>
     public bool UsesMicrosoftDomain { get; private set; }
 

@@ -36,7 +36,7 @@ public static class SegmenterOnnxExporter
         var sd = OnnxLayers.Weights(model);
         var eps = model.named_modules().Where(m => m.module is BatchNorm2d)
             .ToDictionary(m => m.name, m => ((BatchNorm2d)m.module).eps, StringComparer.Ordinal);
-        var g = new OnnxGraph("beit_upernet");
+        var g = options.NewGraph("beit_upernet");
         long S = bc.ImgSize;
         g.Input(OnnxNames.Images, new long?[] { null, bc.InChans, S, S });
         var batch = g.Node("Slice", new[] { g.Node("Shape", new[] { OnnxNames.Images }), g.Int64s("slice_0", 0), g.Int64s("slice_1", 1) });

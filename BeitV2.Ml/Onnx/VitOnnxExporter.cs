@@ -15,7 +15,7 @@ public static class VitOnnxExporter
     {
         var c = model.Config;
         var sd = OnnxLayers.Weights(model);
-        var g = new OnnxGraph("beit_vit");
+        var g = options.NewGraph("beit_vit");
         long C = c.EmbedDim, T = c.NumPatches + 1;
         g.Input(OnnxNames.Images, new long?[] { null, c.InChans, c.ImgSize, c.ImgSize });
         var trunk = VitTrunkOnnx.Write(g, model, model.Trunk, "", OnnxNames.Images);

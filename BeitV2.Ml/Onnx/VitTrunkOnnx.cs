@@ -57,8 +57,13 @@ public static class VitTrunkOnnx
         x = g.Node("Concat", new[] { cls, x }, attrs: Int("axis", 1));
         if (c.UseAbsPosEmb) x = g.Node("Add", new[] { x, g.Initializer($"{prefix}pos_embed", sd[$"{prefix}pos_embed"]) });
 
-        using var sharedBias = SharedBias(trunk);
-        var shared = sharedBias is null ? null : g.Initializer($"{prefix}rel_pos_bias.bias", sharedBias);
+        // The shared bias: a constant, or gathered at run time from its table when too large to keep (see RuntimeBias).
+        using var sharedBias = Large(g, c) ? null : SharedBias(trunk);
+        string? shared = null;
+        if (trunk.SharedRelPosBias is not null)
+            shared = sharedBias is not null
+                ? g.Initializer($"{prefix}rel_pos_bias.bias", sharedBias)
+                : RuntimeBias(g, sd, $"{prefix}rel_pos_bias", c, x);
 
         var hidden = new List<string>(trunk.Depth);
         for (var i = 0; i < trunk.Depth; i++)
@@ -93,7 +98,12 @@ public static class VitTrunkOnnx
 
         // The additive attention bias of this block: own table (looked up by the model's index) + the shared one.
         string? biasName = null;
-        if (block.Attn.HasOwnRelativeBias)
+        if (block.Attn.HasOwnRelativeBias && Large(g, c))
+        {
+            var own = RuntimeBias(g, sd, $"{key}.attn", c, x);
+            biasName = shared is null ? own : g.Node("Add", new[] { own, shared });
+        }
+        else if (block.Attn.HasOwnRelativeBias)
         {
             using var scope = NewDisposeScope();
             var own = RelativePositionBias.Lookup(block.Attn, (c.GridSize, c.GridSize)).detach().unsqueeze(0);
@@ -130,5 +140,41 @@ public static class VitTrunkOnnx
         var m = g.Linear(sd, $"{key}.mlp.fc2", g.Gelu(g.Linear(sd, $"{key}.mlp.fc1", g.LayerNorm(sd, $"{key}.norm2", x, eps))));
         if (sd.TryGetValue($"{key}.gamma_2", out var g2)) m = g.Node("Mul", new[] { m, g.Initializer($"{key}.gamma_2", g2) });
         return g.Node("Add", new[] { x, m });
+    }
+
+    /// <summary>
+    /// Whether a (1, H, T, T) bias is above the graph's <see cref="OnnxGraph.ConstantBiasLimit"/>: a 512 px Base segmenter
+    /// would carry 50 MB of constants per block (605 MB in all, more than its weights), where the table is 0.2 MB.
+    /// </summary>
+    private static bool Large(OnnxGraph g, VitTrunkConfig c)
+    {
+        long t = c.NumPatches + 1;
+        return (long)c.NumHeads * t * t > g.ConstantBiasLimit;
+    }
+
+    /// <summary>
+    /// The bias (1, H, T, T) of <c>{key}.relative_position_bias_table</c> gathered at run time with the model's index
+    /// (as <c>RelativePositionBias.Lookup</c>: table[index] viewed (T, T, H), heads first), for biases too large to store.
+    /// The index is offset by 0·B (B read from <paramref name="anchor"/>'s shape) so that ONNX Runtime's constant folding,
+    /// which would otherwise turn the gather back into the large constant at session creation, cannot evaluate it.
+    /// </summary>
+    private static string RuntimeBias(OnnxGraph g, IReadOnlyDictionary<string, Tensor> sd, string key, VitTrunkConfig c, string anchor)
+    {
+        long t = c.NumPatches + 1;
+        var indexName = $"relative_position_index_{c.GridSize}";
+        if (!g.HasInitializer(indexName))
+        {
+            var index = RelativePositionIndex.Build(c.GridSize, c.GridSize);
+            var bytes = new byte[index.Length * sizeof(long)];
+            Buffer.BlockCopy(index, 0, bytes, 0, bytes.Length);
+            g.Raw(indexName, global::Onnx.TensorProto.Types.DataType.Int64, bytes, index.Length);
+        }
+        var batch = g.Node("Slice", new[] { g.Node("Shape", new[] { anchor }), g.Int64s("slice_0", 0), g.Int64s("slice_1", 1) });
+        var zero = g.Node("Mul", new[] { batch, g.Int64s("zero_i64", 0) });
+        var index2 = g.Node("Add", new[] { indexName, zero });
+        var table = g.Initializer($"{key}.{RelativePositionBias.TableName}", sd[$"{key}.{RelativePositionBias.TableName}"]);
+        var gathered = g.Node("Gather", new[] { table, index2 }, attrs: Int("axis", 0));
+        var viewed = g.Node("Reshape", new[] { gathered, g.Int64s($"shape_1_{t}_{t}_h", 1, t, t, -1) });
+        return g.Node("Transpose", new[] { viewed }, attrs: Ints("perm", 0, 3, 1, 2));
     }
 }

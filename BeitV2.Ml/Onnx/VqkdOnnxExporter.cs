@@ -26,7 +26,7 @@ public static class VqkdOnnxExporter
         var c = model.Config;
         var e = c.Encoder;
         var sd = OnnxLayers.Weights(model);
-        var g = new OnnxGraph("vqkd_tokenizer");
+        var g = options.NewGraph("vqkd_tokenizer");
         long C = e.EmbedDim, grid = e.GridSize, N = grid * grid, T = N + 1, D = c.EmbedDim;
         g.Input(OnnxNames.Images, new long?[] { null, e.InChans, e.ImgSize, e.ImgSize });
         var trunk = VitTrunkOnnx.Write(g, model, model.Encoder.Trunk, "encoder.", OnnxNames.Images);
