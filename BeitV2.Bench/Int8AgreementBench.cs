@@ -38,10 +38,13 @@ public static class Int8AgreementBench
           --threads N         ONNX Runtime intra-op threads (2)
           --rounds R          timed runs per case after one warm-up (9)
           --variants          also time the other int8 forms (MatMulInteger, no bias folding, 7-bit weights, u8 weights)
+          --roles LIST        default models to evaluate: any of classifier,tokenizer,segmenter (all)
           --no-eval | --no-speed
 
         Prints markdown: agreement of int8 with fp32 for the default models, then ViT-B ms/image fp32 vs int8.
         """;
+
+    private static readonly string[] AllRoles = { "classifier", "tokenizer", "segmenter" };
 
     private sealed record Options
     {
@@ -52,6 +55,7 @@ public static class Int8AgreementBench
         public int Threads { get; init; } = 2;
         public int Rounds { get; init; } = 9;
         public bool Variants { get; init; }
+        public IReadOnlyList<string> Roles { get; init; } = AllRoles;
         public bool Eval { get; init; } = true;
         public bool Speed { get; init; } = true;
     }
@@ -98,6 +102,11 @@ public static class Int8AgreementBench
                 "--threads" => o with { Threads = Positive() },
                 "--rounds" => o with { Rounds = Positive() },
                 "--variants" => o with { Variants = true },
+                "--roles" => o with
+                {
+                    Roles = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) is var r && r.Length > 0 && r.All(AllRoles.Contains)
+                        ? r : throw new ArgumentException($"--roles: a list of {string.Join(", ", AllRoles)}."),
+                },
                 "--no-eval" => o with { Eval = false },
                 "--no-speed" => o with { Speed = false },
                 _ => throw new ArgumentException($"Unknown option '{args[i]}'."),
@@ -116,7 +125,7 @@ public static class Int8AgreementBench
         var test = new FashionMnistDataset(o.Fashion, FashionMnistSplit.Test);
         var count = Math.Min(o.Limit ?? test.Count, test.Count);
         Console.WriteLine($"## Default models ({models}); Fashion-MNIST test split: {count} images\n");
-        foreach (var role in new[] { "classifier", "tokenizer", "segmenter" })
+        foreach (var role in o.Roles)
         {
             if (!defaults.TryGetValue(role, out var folder))
             {
@@ -342,7 +351,7 @@ public static class Int8AgreementBench
         Console.WriteLine($"| mIoU | {mA.MeanIoU:F4} | {mQ.MeanIoU:F4} | {mT.MeanIoU:F4} |");
         Console.WriteLine($"| mAcc | {mA.MeanAccuracy:F4} | {mQ.MeanAccuracy:F4} | {mT.MeanAccuracy:F4} |");
         Console.WriteLine($"| aAcc | {mA.PixelAccuracy:F4} | {mQ.PixelAccuracy:F4} | {mT.PixelAccuracy:F4} |\n");
-        Console.WriteLine($"**mIoU change int8 − fp32: {mQ.MeanIoU - mA.MeanIoU:+0.0000;-0.0000}**; pixel agreement int8 vs fp32 {Pct(agree, pixels)}, fp32 ONNX vs TorchSharp {Pct(fp32Torch, pixels)}.\n");
+        Console.WriteLine($"**mIoU change int8 − fp32: {(mQ.MeanIoU - mA.MeanIoU).ToString("E2", CultureInfo.InvariantCulture)}**; pixel agreement int8 vs fp32 {Pct(agree, pixels)}, fp32 ONNX vs TorchSharp {Pct(fp32Torch, pixels)}.\n");
     }
 
     private static float[][] TorchClassify(ServedModel served, float[] data, long[] shape)

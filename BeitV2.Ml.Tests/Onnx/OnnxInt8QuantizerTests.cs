@@ -68,17 +68,22 @@ public sealed class OnnxInt8QuantizerTests
     [Fact]
     public void KeepsLookupsAndMarkedMatMulsInFp32()
     {
-        // x → MatMul(W1) → h (output); h → MatMul(W2) marked keep-fp32 → MatMul(codebookᵀ) → ·(−2) → ArgMax (a lookup).
+        // x → MatMul(W1) → h (output); h → MatMul(W2) marked keep-fp32 → h2; a nearest-code lookup written as VQ-KD's
+        // exporter writes it: ArgMin(‖h2‖² − 2·h2·codebookᵀ) (the codes' norms dropped here); and a similarity ArgMax.
         var g = new OnnxGraph("lookup");
         g.Input("x", new long?[] { null, 8 });
         var rng = new Random(3);
         float[] Rand(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
         var h = g.Node("MatMul", new[] { "x", g.Initializer("w1", Rand(8 * 16), 8, 16) });
         var h2 = g.Node("MatMul", new[] { h, g.Initializer("w2", Rand(16 * 16), 16, 16) });
-        var scores = g.Node("Mul", new[] { g.Node("MatMul", new[] { h2, g.Initializer("codebook_t", Rand(16 * 32), 16, 32) }), g.Scalar("minus_two", -2f) });
-        g.Node("ArgMax", new[] { scores }, "ids", attrs: new[] { OnnxGraph.Int("axis", -1), OnnxGraph.Int("keepdims", 0) });
+        var dot = g.Node("Mul", new[] { g.Node("MatMul", new[] { h2, g.Initializer("codebook_t", Rand(16 * 32), 16, 32) }), g.Scalar("two", 2f) });
+        var zSq = g.Node("ReduceSumSquare", new[] { h2 }, attrs: new[] { OnnxGraph.Ints("axes", -1), OnnxGraph.Int("keepdims", 1) });
+        g.Node("ArgMin", new[] { g.Node("Sub", new[] { zSq, dot }) }, "ids", attrs: new[] { OnnxGraph.Int("axis", -1), OnnxGraph.Int("keepdims", 0) });
+        var similarity = g.Node("MatMul", new[] { h, g.Initializer("prototypes_t", Rand(16 * 8), 16, 8) });
+        g.Node("ArgMax", new[] { similarity }, "best", attrs: new[] { OnnxGraph.Int("axis", -1), OnnxGraph.Int("keepdims", 0) });
         g.OutputAs(h, "h", new long?[] { null, 16 });
         g.Output("ids", new long?[] { null }, TensorProto.Types.DataType.Int64);
+        g.Output("best", new long?[] { null }, TensorProto.Types.DataType.Int64);
         var model = g.ToModel();
         model.Graph.Node.Single(n => n.Output[0] == h2).DocString = OnnxInt8Quantizer.KeepFp32;
 
@@ -86,12 +91,13 @@ public sealed class OnnxInt8QuantizerTests
 
         var dq = Assert.Single(int8.Graph.Node, n => n.OpType == "DynamicQuantizeMatMul");
         Assert.Equal("x", dq.Input[0]);
-        Assert.Equal(new[] { "w2", "codebook_t" }, int8.Graph.Node.Where(n => n.OpType == "MatMul").Select(n => n.Input[1]));
-        Assert.Equal(new[] { "codebook_t", "minus_two", "w2" }, int8.Graph.Initializer.Where(t => t.DataType == (int)TensorProto.Types.DataType.Float
-            && !t.Name.EndsWith("_scale", StringComparison.Ordinal)).Select(t => t.Name).Order());
+        Assert.Equal(new[] { "w2", "codebook_t", "prototypes_t" }, int8.Graph.Node.Where(n => n.OpType == "MatMul").Select(n => n.Input[1]));
+        Assert.Equal(new[] { "codebook_t", "prototypes_t", "two", "w2" }, int8.Graph.Initializer.Where(t => t.DataType == (int)TensorProto.Types.DataType.Float
+            && !t.Name.EndsWith("_scale", StringComparison.Ordinal)).Select(t => t.Name).Order(StringComparer.Ordinal));
         using var scope = NewDisposeScope();
         var outputs = OnnxTestRun.Run(int8, new Dictionary<string, Tensor> { ["x"] = randn(3, 8) });
         Assert.Equal(new long[] { 3 }, outputs["ids"].shape);
+        Assert.Equal(new long[] { 3 }, outputs["best"].shape);
     }
 
     [Fact]
