@@ -49,6 +49,7 @@ if (args[0] == "flood")
     }
 }
 if (args[0] == "perf") return await RunPerf(args);
+if (args[0] == "int8") return Int8AgreementBench.Run(args.Skip(1).ToList());
 if (args[0] == "perf-memory") return PerfBench.MemoryChild();   // internal: the fresh process of perf's memory case
 if (args[0] == "hub")
 {

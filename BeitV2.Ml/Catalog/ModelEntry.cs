@@ -54,7 +54,7 @@ public abstract class ModelEntry
     public abstract ServedModel? Serve(nn.Module module, ModelPreprocessing preprocessing);
     /// <summary>Whether models of this kind can be written as ONNX graphs.</summary>
     public abstract bool CanExportOnnx { get; }
-    /// <summary>The model as an ONNX graph.</summary>
+    /// <summary>The model as an ONNX graph; with <see cref="Onnx.OnnxPrecision.Int8"/> its weight MatMuls quantised (<see cref="Onnx.OnnxInt8Quantizer"/>).</summary>
     /// <exception cref="NotSupportedException">the kind is not exported (<see cref="CanExportOnnx"/>).</exception>
     public abstract global::Onnx.ModelProto ExportOnnx(nn.Module module, Onnx.OnnxExportOptions options);
 
@@ -120,9 +120,13 @@ public sealed class ModelEntry<TConfig, TModule>(string kind) : ModelEntry(kind)
         Serving?.Wrap(module as TModule ?? throw new ArgumentException($"{module.GetType().Name} is not a {Kind} model.", nameof(module)), preprocessing);
 
     public override bool CanExportOnnx => Onnx is not null;
-    public override global::Onnx.ModelProto ExportOnnx(nn.Module module, Onnx.OnnxExportOptions options) =>
-        (Onnx ?? throw new NotSupportedException($"A {Kind} model cannot be exported to ONNX."))(
+    public override global::Onnx.ModelProto ExportOnnx(nn.Module module, Onnx.OnnxExportOptions options)
+    {
+        var graph = (Onnx ?? throw new NotSupportedException($"A {Kind} model cannot be exported to ONNX."))(
             module as TModule ?? throw new ArgumentException($"{module.GetType().Name} is not a {Kind} model.", nameof(module)), options);
+        // int8 is one pass over every kind's fp32 graph (the weight MatMuls), so the exporters write fp32 only.
+        return options.Precision == global::BeitV2.Ml.Onnx.OnnxPrecision.Int8 ? global::BeitV2.Ml.Onnx.OnnxInt8Quantizer.Quantize(graph) : graph;
+    }
 
     internal override bool CanDeduce => Deduction is not null;
     internal override string? Signature => Deduction?.Signature;
