@@ -282,7 +282,7 @@ public static class Int8AgreementBench
             TokensResult[] t;
             using (inference_mode())
             using (NewDisposeScope())
-                t = served.Tokens(tensor(data, shape));
+                t = served.Tokens(ImageBatch.Of(tensor(data, shape)));
             var per = a.Length / samples.Length;
             for (var i = 0; i < samples.Length; i++, images++)
             {
@@ -322,7 +322,7 @@ public static class Int8AgreementBench
             ClassMap[] t;
             using (inference_mode())
             using (NewDisposeScope())
-                t = served.Segment(tensor(data, shape));
+                t = served.Segment(ImageBatch.Of(tensor(data, shape)));
             var truth = new long[a.Length];
             var torchClasses = new long[a.Length];
             for (var i = 0; i < samples.Length; i++)
@@ -358,7 +358,7 @@ public static class Int8AgreementBench
     {
         using var _ = inference_mode();
         using var scope = NewDisposeScope();
-        return served.Classify(tensor(data, shape)).Select(p => p.Probabilities).ToArray();
+        return served.Classify(ImageBatch.Of(tensor(data, shape))).Select(p => p.Probabilities).ToArray();
     }
 
     // ---------------------------------------------------------------- speed: ViT-B/16, random weights

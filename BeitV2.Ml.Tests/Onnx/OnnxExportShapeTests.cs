@@ -261,10 +261,7 @@ public sealed class OnnxExportShapeTests(ITestOutputHelper log)
             VqkdTokenizer t => new ServedTokenizer(t, preprocessing),
             _ => throw new ArgumentException(model.GetType().Name),
         };
-        using var pixels = images.cpu().contiguous();
-        var flat = pixels.data<float>().ToArray();
-        var per = (int)(flat.Length / b);
-        var batch = ImageBatch.Of((int)images.shape[2], Enumerable.Range(0, (int)b).Select(i => flat[(i * per)..((i + 1) * per)]).ToArray());
+        var batch = ImageBatch.Of(images);
         var result = new Dictionary<string, Tensor>();
         if (model is VqkdTokenizer)
         {

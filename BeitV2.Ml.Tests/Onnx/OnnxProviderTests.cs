@@ -67,4 +67,15 @@ public sealed class OnnxProviderTests
         Assert.Throws<ArgumentException>(() => new OnnxSessionSettings().Create("tpu:0"));
         Assert.Contains("GraphOptimization", Assert.Throws<ArgumentException>(() => new OnnxSessionSettings { GraphOptimization = "max" }.Create("cpu")).Message);
     }
+
+    [Fact]
+    public void Int8Kernels_ExactAndFastAreExplicit_AutoFollowsTheCpusVnni()
+    {
+        Assert.True(new OnnxSessionSettings { Int8Kernels = "exact" }.ExactInt8Kernels);
+        Assert.False(new OnnxSessionSettings { Int8Kernels = "fast" }.ExactInt8Kernels);
+        var vnni = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported
+                   || (File.Exists("/proc/cpuinfo") && File.ReadAllText("/proc/cpuinfo").Contains("vnni", StringComparison.Ordinal));
+        Assert.Equal(System.Runtime.Intrinsics.X86.X86Base.IsSupported && !vnni, new OnnxSessionSettings().ExactInt8Kernels);
+        Assert.Contains("Int8Kernels", Assert.Throws<ArgumentException>(() => new OnnxSessionSettings { Int8Kernels = "vnni" }.Create("cpu")).Message);
+    }
 }

@@ -64,6 +64,18 @@ public sealed class ImageBatch
         return batch;
     }
 
+    /// <summary>A batch holding a copy of a (B, 3, S, S) float tensor's pixels (tools and tests; serving fills slots itself).</summary>
+    public static ImageBatch Of(TorchSharp.torch.Tensor images)
+    {
+        if (images.dim() != 4 || images.shape[1] != 3 || images.shape[2] != images.shape[3])
+            throw new ArgumentException($"Expected (B, 3, S, S) images; got ({string.Join(", ", images.shape)}).", nameof(images));
+        var batch = new ImageBatch((int)images.shape[0], (int)images.shape[2]);
+        batch.SetCount((int)images.shape[0]);
+        using var pixels = images.detach().cpu().to_type(TorchSharp.torch.ScalarType.Float32).contiguous();
+        pixels.data<float>().CopyTo(batch.pixels.AsSpan(0, batch.Count * batch.ImageLength));
+        return batch;
+    }
+
     /// <summary>Copies <paramref name="images"/> into the buffer and makes them the batch.</summary>
     public void Fill(IReadOnlyList<float[]> images)
     {

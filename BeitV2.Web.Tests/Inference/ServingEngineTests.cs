@@ -139,6 +139,7 @@ public sealed class ServingEngineTests(SeededApi api)
         { "Inference:Precision", "int8", "torch", "Inference:Precision=int8 needs Inference:Engine=onnx" },
         { "Inference:Onnx:GraphOptimization", "max", "", "Inference:Onnx:GraphOptimization 'max'" },
         { "Inference:Onnx:IntraOpThreads", "-1", "", "Inference:Onnx:IntraOpThreads must be 0" },
+        { "Inference:Onnx:Int8Kernels", "vnni", "", "Inference:Onnx:Int8Kernels 'vnni' is not one of auto, fast, exact" },
     };
 
     [Theory]

@@ -104,6 +104,8 @@ public sealed class InferenceOnnxOptions
     public bool Prepacking { get; set; } = true;
     /// <summary>Idle intra-op threads spin before sleeping (ONNX Runtime's default); off frees the cores sooner on a shared machine.</summary>
     public bool AllowSpinning { get; set; } = true;
+    /// <summary>int8 GEMM kernels on x64: <c>auto</c> (exact u8·u8 on CPUs without VNNI), <c>fast</c> (u8·s8) or <c>exact</c> (u8·u8).</summary>
+    public string Int8Kernels { get; set; } = "auto";
 
     public Ml.Onnx.OnnxSessionSettings ToSettings() => new()
     {
@@ -113,6 +115,7 @@ public sealed class InferenceOnnxOptions
         GraphOptimization = GraphOptimization,
         Prepacking = Prepacking,
         AllowSpinning = AllowSpinning,
+        Int8Kernels = Int8Kernels,
     };
 }
 
