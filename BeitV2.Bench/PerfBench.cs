@@ -4,6 +4,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using BeitV2.Ml;
+using BeitV2.Ml.Catalog;
+using BeitV2.Ml.Onnx;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Vqkd;
@@ -55,6 +57,8 @@ public static class PerfBench
         public List<double> Bare { get; } = new();
         public List<double> Overhead { get; } = new();
         public double ServerForwardMs { get; set; }
+        /// <summary>Which engine ran the bare forward.</summary>
+        public string BareEngine { get; set; } = "TorchSharp";
         /// <summary>One-image latency on the batched server (waits MaxWaitMs for company).</summary>
         public List<double> BatchedHttp { get; } = new();
         /// <summary>(batched?, clients) → per-round images/s and mean batch.</summary>
@@ -207,8 +211,8 @@ public static class PerfBench
             var image = BenchImage.Generate(640, 480);
             var limit = TimeSpan.FromSeconds(300);
             Progress($"HTTP {model}: starting the unbatched and the batched BeitV2.Web");
-            await using var unbServer = await ServerProcess.StartAsync(data, new BenchMode(1, 0), a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct);
-            await using var batServer = await ServerProcess.StartAsync(data, a.Batched, a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct);
+            await using var unbServer = await ServerProcess.StartAsync(data, new BenchMode(1, 0), a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct, engine: a.Engine);
+            await using var batServer = await ServerProcess.StartAsync(data, a.Batched, a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct, engine: a.Engine);
             using var unb = new LoadClient(unbServer.BaseAddress, image.Bytes, image.ContentType);
             using var bat = new LoadClient(batServer.BaseAddress, image.Bytes, image.ContentType);
             foreach (var c in new[] { unb, bat })
@@ -217,12 +221,14 @@ public static class PerfBench
                 await c.SequentialAsync(3, limit, ct);
             }
 
-            // One image: each request to the unbatched server, then the same forward alone in this process.
+            // One image: each request to the unbatched server, then the same forward alone in this process, in the
+            // engine the server was told to use (our ONNX graph in an ORT session with serving's options, or TorchSharp).
             using (var vit = new BeitVisionTransformer(config))
-            using (var x = randn(1, 3, 224, 224))
+            using (var bare1 = BareEngine(a, vit, out var bareNote))
             {
                 vit.eval();
-                BareForward(vit, x);   // warm-up
+                result.BareEngine = bareNote;
+                bare1.RunOnceMs();   // warm-up
                 var pairs = a.Quick ? 3 : model == "base" ? 12 : 40;
                 var before = await unb.MetricsAsync(ct);
                 for (var i = 0; i < pairs; i++)
@@ -232,7 +238,7 @@ public static class PerfBench
                     await Task.Delay(50, ct);
                     var http = await unb.ClassifyAsync(ct);
                     await Task.Delay(50, ct);
-                    var bare = BareForward(vit, x);
+                    var bare = bare1.RunOnceMs();
                     result.Http.Add(http);
                     result.Bare.Add(bare);
                     result.Overhead.Add(http / bare - 1);
@@ -280,12 +286,31 @@ public static class PerfBench
         return result;
     }
 
-    private static double BareForward(BeitVisionTransformer vit, Tensor x)
+    /// <summary>The bare batch-1 classify forward of the engine the servers run (TorchSharp unless --engine onnx).</summary>
+    private static ForwardEngine BareEngine(PerfArgs a, BeitVisionTransformer vit, out string note)
     {
-        using var _ = inference_mode();
-        var start = Stopwatch.GetTimestamp();
-        using (NewDisposeScope()) vit.ForwardHead(vit.ForwardFeatures(x).Features).softmax(-1);
-        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        if (a.Engine == "onnx")
+        {
+            var proto = ModelCatalog.Default.EntryOf(vit)!.ExportOnnx(vit, OnnxExportOptions.Serving);
+            var session = new OrtForward.Session(Google.Protobuf.MessageExtensions.ToByteArray(proto), a.EffectiveThreads);
+            note = "our ONNX graph in ONNX Runtime (serving's session options)";
+            return new OwningOrt(session, OrtForward.On(EngineKeys.Onnx, session, 1, vit.Config.ImgSize, OnnxNames.Probs));
+        }
+        note = "TorchSharp";
+        return new TorchSharpForward(1, vit.Config.ImgSize, x => vit.ForwardHead(vit.ForwardFeatures(x).Features).softmax(-1));
+    }
+
+    /// <summary>An ORT engine that also owns its session.</summary>
+    private sealed class OwningOrt(OrtForward.Session session, OrtForward inner) : ForwardEngine
+    {
+        public override string Key => inner.Key;
+        public override double RunOnceMs() => inner.RunOnceMs();
+        public override void Dispose()
+        {
+            inner.Dispose();
+            session.Dispose();
+            base.Dispose();
+        }
     }
 
     /// <summary>The hidden <c>perf-memory</c> verb: load the Base classifier, run one batch of 8, print VmHWM in MiB.</summary>
@@ -372,7 +397,7 @@ public static class PerfBench
             L("### The server over HTTP");
             L();
             L($"`POST /api/v1/classify?topK=5`, one generated 640×480 JPEG per request (decode, resize, crop, normalise, forward, JSON). Two BeitV2.Web servers run side by side: unbatched (Inference:MaxBatch 1) and batched (MaxBatch {a.Batched.MaxBatch}, MaxWaitMs {a.Batched.MaxWaitMs}, MaxGatherMs 100: the defaults). " +
-              "Each one-image request is followed by the same batch-1 forward alone in the bench process, and the overhead is the median over these pairs; throughput phases alternate between the two servers, and the gain is the median of the per-round ratios.");
+              $"Inference:Engine {(a.Engine is null ? "the server's default" : $"`{a.Engine}` (Inference__Engine)")}; each one-image request is followed by the same batch-1 forward alone in the bench process ({http.First().BareEngine}), and the overhead is the median over these pairs; throughput phases alternate between the two servers, and the gain is the median of the per-round ratios.");
             L();
             L("| preset | one image over HTTP ms | bare forward ms | HTTP overhead | server forward ms | one image, batched server ms | 8 clients img/s unbatched → batched | gain | mean batch | 32 clients img/s unbatched → batched | gain | mean batch | peak RSS unbatched / batched |");
             L("|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|");
