@@ -48,7 +48,7 @@ public static class EngineBench
 
     public sealed record Settings(
         IReadOnlyList<string> Sizes, IReadOnlyList<string> Kinds, IReadOnlyList<int> Batches, IReadOnlyList<string> Engines,
-        int? Reps, int Threads, int SettleMs, bool Heavy, bool Quick, string Python);
+        int? Reps, int Threads, int SettleMs, bool Heavy, bool Quick, string Python, int WaitQuietSeconds = 0);
 
     /// <summary>Repetitions and warm-up runs per engine: fewer where one forward takes seconds.</summary>
     public static (int Warmup, int Reps) Runs(Settings s, string kind, string size, int batch)
@@ -126,6 +126,9 @@ public static class EngineBench
                             else c.Missing[key] = $"n/a (the reference failed: {error})";
                         }
                     }
+                    // On a shared machine: wait (bounded) for a window in which other processes leave the cores alone.
+                    await CpuMonitor.WaitQuietAsync(() => workers.Select(w => w.Pid).Append(Environment.ProcessId).ToArray(), 0.2,
+                        TimeSpan.FromSeconds(s.WaitQuietSeconds), Progress, ct);
                     RoundRobin(s, c, engines, workers);
                 }
                 finally

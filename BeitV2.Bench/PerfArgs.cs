@@ -22,6 +22,8 @@ public sealed record PerfArgs
     public int SettleMs { get; init; } = 200;
     /// <summary>Also the Base segmenter at batch 8 (512 px; minutes per repetition).</summary>
     public bool Heavy { get; init; }
+    /// <summary>Before each engine case, wait up to this long for other processes to use &lt; 0.2 cores (0 = don't wait).</summary>
+    public int WaitQuietSeconds { get; init; }
     /// <summary>Inference:Engine of the servers of the http part (passed as Inference__Engine); null = the server's default.</summary>
     public string? Engine { get; init; }
     /// <summary>Torch intra-op threads of both sides (and OPENBLAS/OMP threads of the Python side); 0 = cores.</summary>
@@ -42,7 +44,7 @@ public sealed record PerfArgs
     public bool Has(string part) => Parts.Contains(part);
 
     public EngineBench.Settings EngineSettings => new(Models, Cases, Batches, NoPython ? Engines.Where(e => !EngineKeys.IsPyTorch(e)).ToList() : Engines,
-        Reps, EffectiveThreads, SettleMs, Heavy, Quick, Python);
+        Reps, EffectiveThreads, SettleMs, Heavy, Quick, Python, WaitQuietSeconds);
 
     public const string Usage = """
         usage: BeitV2.Bench perf [options]
@@ -58,6 +60,7 @@ public sealed record PerfArgs
           --pytorch-spinning         also PyTorch with libgomp's default spin-waiting (engine pytorch-spin), labelled
           --heavy                    also the Base segmenter at batch 8 (512 px: ~2 min per engine and repetition)
           --settle-ms MS             pause between two engines' forwards (200)
+          --wait-quiet S             before each engine case wait up to S s until other processes use < 0.2 cores (0)
           --threads N                threads of every engine: torch intra-op, ORT intra-op, OpenBLAS (0 = cores)
           --rounds R                 rounds of the matmul cases, C# then PyTorch in each; medians (1)
           --batched B:W              Inference:MaxBatch:MaxWaitMs of the batched server (8:0, the defaults; MaxGatherMs stays 100)
@@ -104,6 +107,7 @@ public sealed record PerfArgs
                 "--pytorch-spinning" => a with { Engines = EngineKeys.All.Where(e => a.Engines.Contains(e) || e == EngineKeys.PyTorchSpinning).ToList() },
                 "--heavy" => a with { Heavy = true },
                 "--settle-ms" => a with { SettleMs = Int() },
+                "--wait-quiet" => a with { WaitQuietSeconds = Int() },
                 "--engine" => a with { Engine = Next() is var e && e is "onnx" or "torch" ? e : throw new ArgumentException($"--engine must be onnx or torch, not '{e}'.") },
                 "--threads" => a with { Threads = Int() },
                 "--rounds" => a with { Rounds = Math.Max(1, Int()) },
