@@ -223,8 +223,12 @@ public static class PerfBench
 
             // One image: each request to the unbatched server, then the same forward alone in this process, in the
             // engine the server was told to use (our ONNX graph in an ORT session with serving's options, or TorchSharp).
+            // The engine the server says it runs (a build without Inference:Engine serves with TorchSharp).
+            var serverEngine = LoadClient.EngineOf(await unb.InfoAsync(ct)) ?? "torch";
+            if (a.Engine is not null && serverEngine != a.Engine)
+                Progress($"  the server runs engine '{serverEngine}' although Inference__Engine={a.Engine} was passed (a build without that setting?); the bare forward follows the server");
             using (var vit = new BeitVisionTransformer(config))
-            using (var bare1 = BareEngine(a, vit, out var bareNote))
+            using (var bare1 = BareEngine(serverEngine, a.EffectiveThreads, vit, out var bareNote))
             {
                 vit.eval();
                 result.BareEngine = bareNote;
@@ -286,17 +290,17 @@ public static class PerfBench
         return result;
     }
 
-    /// <summary>The bare batch-1 classify forward of the engine the servers run (TorchSharp unless --engine onnx).</summary>
-    private static ForwardEngine BareEngine(PerfArgs a, BeitVisionTransformer vit, out string note)
+    /// <summary>The bare batch-1 classify forward in the engine the server runs (onnx: our graph in ORT; else TorchSharp).</summary>
+    private static ForwardEngine BareEngine(string engine, int threads, BeitVisionTransformer vit, out string note)
     {
-        if (a.Engine == "onnx")
+        if (engine == "onnx")
         {
             var proto = ModelCatalog.Default.EntryOf(vit)!.ExportOnnx(vit, OnnxExportOptions.Serving);
-            var session = new OrtForward.Session(Google.Protobuf.MessageExtensions.ToByteArray(proto), a.EffectiveThreads);
-            note = "our ONNX graph in ONNX Runtime (serving's session options)";
+            var session = new OrtForward.Session(Google.Protobuf.MessageExtensions.ToByteArray(proto), threads);
+            note = "our ONNX graph in ONNX Runtime with serving's session options (server engine: onnx)";
             return new OwningOrt(session, OrtForward.On(EngineKeys.Onnx, session, 1, vit.Config.ImgSize, OnnxNames.Probs));
         }
-        note = "TorchSharp";
+        note = $"TorchSharp (server engine: {engine})";
         return new TorchSharpForward(1, vit.Config.ImgSize, x => vit.ForwardHead(vit.ForwardFeatures(x).Features).softmax(-1));
     }
 

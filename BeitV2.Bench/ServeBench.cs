@@ -27,7 +27,11 @@ public static class ServeBench
     private sealed record Concurrent(ThroughputResult Load, ServerSide Server);
 
     private sealed record ModeResult(BenchMode Mode, string Device, int ServerThreads, double FirstRequestMs,
-        Phase<Sequential> Sequential, Phase<Concurrent> Concurrent);
+        Phase<Sequential> Sequential, Phase<Concurrent> Concurrent)
+    {
+        /// <summary>Inference:Engine as the server reports it; null for a build without the setting (TorchSharp).</summary>
+        public string? Engine { get; init; }
+    }
 
     public static async Task<string> RunAsync(BenchArgs a, string commandLine, CancellationToken ct)
     {
@@ -96,7 +100,7 @@ public static class ServeBench
                 }, ct);
                 Progress($"  {concurrent.Value.Load.RequestsPerSecond:0.00} req/s, mean batch {concurrent.Value.Server.MeanBatch:0.00}");
                 results.Add(new ModeResult(mode, info.GetProperty("device").GetString() ?? "?", info.GetProperty("threads").GetInt32(),
-                    firstMs, sequential, concurrent));
+                    firstMs, sequential, concurrent) { Engine = LoadClient.EngineOf(info) });
             }
 
             // 3. Peak memory with the three Base models loaded, a fresh server per engine.
@@ -167,7 +171,8 @@ public static class ServeBench
         L($"- date: {DateTimeOffset.Now:yyyy-MM-dd HH:mm zzz}; total bench time {elapsed.TotalSeconds:0} s");
         L($"- machine: {Environment.ProcessorCount} cores ({CpuName()}), {MemoryGiB():0} GiB RAM, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}, TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}, CUDA available: {cuda.is_available()}");
         L($"- server: BeitV2.Web child process on 127.0.0.1, device `{results.FirstOrDefault()?.Device ?? a.Device}`, torch threads {results.FirstOrDefault()?.ServerThreads ?? a.EffectiveThreads} (Ml:Threads={a.EffectiveThreads}), Inference:MaxInFlight 64, " +
-          $"Inference:Engine {(a.Engine is null ? "the server's default" : $"`{a.Engine}` (Inference__Engine)")}");
+          $"Inference:Engine {(a.Engine is null ? "the server's default" : $"`{a.Engine}` passed as Inference__Engine")}, " +
+          $"reported by the server: {results.FirstOrDefault()?.Engine ?? "none (a build without the setting: TorchSharp)"}");
         L($"- model: BEiT v2 {arch} classifier (`{modelId}`), {config.ImgSize} px, {config.NumClasses} classes, {parameters / 1e6:0.0} M parameters, random weights");
         L($"- request: `POST /api/v1/classify?topK=5`, one image per request as a raw `{image.ContentType}` body: {image.Description}; the server decodes, resizes (shorter side 256, Pillow bicubic), centre-crops 224 and normalises");
         L();
