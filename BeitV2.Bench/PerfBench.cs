@@ -344,15 +344,7 @@ public static class PerfBench
     }
 
     /// <summary>VmHWM (peak resident set) of a process, from /proc; 0 where there is no /proc.</summary>
-    private static long PeakBytes(int pid)
-    {
-        try
-        {
-            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], Inv) * 1024;
-        }
-        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException) { return 0; }
-    }
+    private static long PeakBytes(int pid) => ProcStatusLine.Read(pid, "VmHWM:");
 
     // ------------------------------------------------------------------ report
 

@@ -57,14 +57,5 @@ public static partial class ServeMemory
     [GeneratedRegex("Warmed up|Warm-up of model")]
     private static partial Regex WarmUpLine();
 
-    /// <summary>A size line of /proc/PID/status in bytes; 0 where there is no /proc.</summary>
-    public static long Status(int pid, string field)
-    {
-        try
-        {
-            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal));
-            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-        }
-        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException) { return 0; }
-    }
+    public static long Status(int pid, string field) => ProcStatusLine.Read(pid, field);
 }
