@@ -43,7 +43,7 @@ public sealed record PerfArgs
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
     public bool Has(string part) => Parts.Contains(part);
 
-    public EngineBench.Settings EngineSettings => new(Models, Cases, Batches, NoPython ? Engines.Where(e => !EngineKeys.IsPyTorch(e)).ToList() : Engines,
+    public EngineBench.Settings EngineSettings => new(Models, Cases, Batches, NoPython ? Engines.Where(e => !EngineKeys.IsPyTorch(e) && e != EngineKeys.Anchor).ToList() : Engines,
         Reps, EffectiveThreads, SettleMs, Heavy, Quick, Python, WaitQuietSeconds);
 
     public const string Usage = """

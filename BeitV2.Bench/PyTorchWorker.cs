@@ -23,7 +23,14 @@ public sealed class PyTorchWorker : IDisposable
         WaitPolicy = spinning ? "(unset: libgomp spins)" : "PASSIVE";
         var psi = PythonReference.StartInfo(python, threads, spinning, "worker");
         psi.RedirectStandardInput = true;
-        process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {python}");
+        try
+        {
+            process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {python}");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException($"{python} could not be started ({e.Message}). Install Debian's PyTorch (apt-get install python3-torch) or pass --no-python.", e);
+        }
         stderr = process.StandardError.ReadToEndAsync();
     }
 
