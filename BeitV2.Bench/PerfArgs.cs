@@ -53,7 +53,7 @@ public sealed record PerfArgs
           --parts LIST               any of matmul,engines,train,http,memory (matmul,engines,http,memory)
           --cases LIST               engine comparison: any of classifier,tokenizer,segmenter (all)
           --batches LIST             engine comparison: batch sizes (1,8)
-          --reps N                   engine comparison: repetitions per engine (Base 7 at batch 1, 3 at 8; tiny 15 / 6;
+          --reps N                   engine comparison: repetitions per engine (Base 9 at batch 1, 5 at 8; tiny 15 / 6;
                                      Base segmenter 2); each repetition runs every engine once, in rotating order
           --engines LIST             any of anchor,onnx,onnx-int8,torch,pytorch,pytorch-spin (all but pytorch-spin)
           --precisions LIST          fp32,int8 (both): int8 = the onnx-int8 engine
