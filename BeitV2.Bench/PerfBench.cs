@@ -20,9 +20,9 @@ using static TorchSharp.torch;
 namespace BeitV2.Bench;
 
 /// <summary>
-/// The <c>perf</c> command: the issue-7 benchmark. The same model cases in TorchSharp and in the PyTorch
-/// reference path (forward at batch 1 and 8 of backbone, tokenizer and segmenter, MIM and VQ-KD training
-/// steps, matrix-multiply rate), then the real server over HTTP (one image, 8 and 32 clients, batched and
+/// The <c>perf</c> command: the engine comparison of issue 17 (<see cref="EngineBench"/>: the naive ONNX Runtime
+/// anchor, our ONNX graphs, TorchSharp and PyTorch eager taking turns on the same cases), the matmul rate and
+/// training steps against PyTorch, then the real server over HTTP (one image, 8 and 32 clients, batched and
 /// unbatched) and peak memory with Base loaded; a markdown report with ratios and the targets.
 /// </summary>
 public static class PerfBench
