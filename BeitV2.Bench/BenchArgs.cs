@@ -33,6 +33,10 @@ public sealed record BenchArgs
     public int ForwardRuns1 { get; init; } = 10;
     public int ForwardRuns8 { get; init; } = 3;
     public bool KeepData { get; init; }
+    /// <summary>Inference:Engine of every server (onnx | torch), passed as Inference__Engine; null = the server's default.</summary>
+    public string? Engine { get; init; }
+    /// <summary>Engines whose peak RSS with the Base classifier, tokenizer and segmenter loaded is measured, each on a fresh server ("default" = the server's own choice).</summary>
+    public IReadOnlyList<string> RssEngines { get; init; } = Array.Empty<string>();
     /// <summary>Before each measured phase, wait up to this long for other processes to leave the cores alone (0 = don't wait).</summary>
     public double WaitQuietSeconds { get; init; }
     /// <summary>Cores other processes may use for the machine to count as quiet.</summary>
@@ -61,6 +65,10 @@ public sealed record BenchArgs
           --wait-quiet S             before each phase wait up to S s until other processes use < 0.2 cores (0)
           --retries R                run a phase again (up to R times) while other processes used > 0.2 cores during it (0)
           --keep-data                keep the temporary data directory
+          --engine onnx|torch        Inference:Engine of the servers, passed as Inference__Engine (the server's default)
+          --rss LIST                 also the peak RSS (VmHWM) of a fresh server with the Base classifier, tokenizer and
+                                     segmenter as defaults, after its start-up warm-up of all three, once per engine:
+                                     any of torch,onnx,default (e.g. torch,onnx to compare; ~3 min each)
 
         Starts BeitV2.Web as a child process on 127.0.0.1 once per mode and prints markdown tables.
         On Linux each phase also reports the CPU that other processes used meanwhile (from /proc).
@@ -88,12 +96,22 @@ public sealed record BenchArgs
                 "--image" => a with { Image = Next() },
                 "--forward-runs" => ParseRuns(a, Next()),
                 "--keep-data" => a with { KeepData = true },
+                "--engine" => a with { Engine = Next() is var e && e is "onnx" or "torch" ? e : throw new ArgumentException($"--engine must be onnx or torch, not '{e}'.") },
+                "--rss" => a with { RssEngines = ParseEngines(Next()) },
                 "--wait-quiet" => a with { WaitQuietSeconds = Int() },
                 "--retries" => a with { Retries = Int() },
                 _ => throw new ArgumentException($"Unknown option '{args[i]}'."),
             };
         }
         return a;
+    }
+
+    private static IReadOnlyList<string> ParseEngines(string s)
+    {
+        var items = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct().ToList();
+        if (items.Count == 0 || items.Any(e => e is not ("onnx" or "torch" or "default")))
+            throw new ArgumentException($"--rss takes any of torch,onnx,default, not '{s}'.");
+        return items;
     }
 
     private static BenchArgs ParseRuns(BenchArgs a, string s)

@@ -259,8 +259,7 @@ public static class FloodBench
         }
         catch (IOException) { return default; }
 
-        static long Kib(string line) =>
-            long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        static long Kib(string line) => ProcStatusLine.Bytes(line) ?? 0;
     }
 
     private static string Mib(long bytes) => (bytes / (1024.0 * 1024)).ToString("0", CultureInfo.InvariantCulture);

@@ -81,6 +81,19 @@ public sealed class LoadClient(Uri baseAddress, byte[] image, string contentType
     public async Task<JsonElement> InfoAsync(CancellationToken ct) =>
         JsonDocument.Parse(await http.GetStringAsync("api/v1/info", ct)).RootElement.Clone();
 
+    /// <summary>
+    /// The Inference:Engine the server reports in <c>/api/v1/info</c> (its <c>inference</c> options), or null for a
+    /// build without that setting, which serves with TorchSharp.
+    /// </summary>
+    public static string? EngineOf(JsonElement info)
+    {
+        foreach (var section in info.EnumerateObject().Where(p => p.NameEquals("inference") && p.Value.ValueKind == JsonValueKind.Object))
+            foreach (var p in section.Value.EnumerateObject())
+                if (string.Equals(p.Name, "engine", StringComparison.OrdinalIgnoreCase) && p.Value.ValueKind == JsonValueKind.String)
+                    return p.Value.GetString();
+        return null;
+    }
+
     private static string Truncate(string s) => s.Length > 300 ? s[..300] + "…" : s;
 
     public void Dispose() => http.Dispose();

@@ -4,6 +4,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using BeitV2.Ml;
+using BeitV2.Ml.Catalog;
+using BeitV2.Ml.Onnx;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Models.Vqkd;
@@ -18,9 +20,9 @@ using static TorchSharp.torch;
 namespace BeitV2.Bench;
 
 /// <summary>
-/// The <c>perf</c> command: the issue-7 benchmark. The same model cases in TorchSharp and in the PyTorch
-/// reference path (forward at batch 1 and 8 of backbone, tokenizer and segmenter, MIM and VQ-KD training
-/// steps, matrix-multiply rate), then the real server over HTTP (one image, 8 and 32 clients, batched and
+/// The <c>perf</c> command: the engine comparison of issue 17 (<see cref="EngineBench"/>: the naive ONNX Runtime
+/// anchor, our ONNX graphs, TorchSharp and PyTorch eager taking turns on the same cases), the matmul rate and
+/// training steps against PyTorch, then the real server over HTTP (one image, 8 and 32 clients, batched and
 /// unbatched) and peak memory with Base loaded; a markdown report with ratios and the targets.
 /// </summary>
 public static class PerfBench
@@ -55,6 +57,8 @@ public static class PerfBench
         public List<double> Bare { get; } = new();
         public List<double> Overhead { get; } = new();
         public double ServerForwardMs { get; set; }
+        /// <summary>Which engine ran the bare forward.</summary>
+        public string BareEngine { get; set; } = "TorchSharp";
         /// <summary>One-image latency on the batched server (waits MaxWaitMs for company).</summary>
         public List<double> BatchedHttp { get; } = new();
         /// <summary>(batched?, clients) → per-round images/s and mean batch.</summary>
@@ -81,12 +85,15 @@ public static class PerfBench
         }
 
         string pyInfo = "not run (--no-python)", verifyNote = "";
+        BenchMachine.Blas blas = BenchMachine.FromLinkerCache();
         if (py is not null)
         {
             var info = (await py.RunAsync(ct, "info")).Single();
+            blas = BenchMachine.Blas.FromPython(info);
             pyInfo = $"PyTorch {info.GetProperty("torch").GetString()} (Debian python3-torch, Python {info.GetProperty("python").GetString()}), " +
-                     $"BLAS {info.GetProperty("blas_info").GetString()} → `{info.GetProperty("blas").GetString()}`, torch threads {info.GetProperty("threads").GetInt32()}, " +
-                     $"interop {info.GetProperty("interop").GetInt32()}, OPENBLAS_NUM_THREADS={info.GetProperty("openblas_threads").GetString()}";
+                     $"BLAS {blas} (libblas.so.3 alternative: `{info.GetProperty("blas").GetString()}`), torch threads {info.GetProperty("threads").GetInt32()}, " +
+                     $"interop {info.GetProperty("interop").GetInt32()}, OPENBLAS_NUM_THREADS={info.GetProperty("openblas_threads").GetString()}, " +
+                     $"OMP_WAIT_POLICY={info.GetProperty("omp_wait_policy").GetString()}";
             var fixtures = a.Fixtures ?? FindFixtures();
             if (fixtures is null) verifyNote = "the official fixtures were not found (--fixtures), so the PyTorch models were not checked against them";
             else
@@ -98,42 +105,23 @@ public static class PerfBench
                              $"{checks.Count} outputs, token ids exact, largest float difference {worst:0.0e0}, all within the strict tolerance)";
             }
         }
+        var refusal = BenchMachine.Refusal(blas);
+        if (refusal is not null) Progress("libblas.so.3 is the netlib reference BLAS: no ratio against PyTorch will be printed (apt-get install " + BenchMachine.OpenBlasPackage + ")");
 
-        // 1. Matmul rate and forward cases, C# then PyTorch in each round.
-        for (var round = 1; round <= a.Rounds; round++)
+        // 1. Matmul rate, C# then PyTorch in each round.
+        for (var round = 1; round <= a.Rounds && a.Has("matmul"); round++)
         {
-            if (a.Has("matmul"))
-            {
-                Progress($"round {round}: matmul, TorchSharp");
-                foreach (var (name, m, k, n) in MatmulShapes)
-                    Get($"matmul {name}", "-", 1, "GFLOP/s", true, $"{m}×{k} · {k}×{n}, fp32, best of 15").Cs.Add(Matmul(m, k, n, a.Quick));
-                if (py is not null)
-                {
-                    Progress($"round {round}: matmul, PyTorch");
-                    foreach (var j in await py.RunAsync(ct, "run", "--cases", "matmul", a.Quick ? "--quick" : "--seed=0"))
-                        Get($"matmul {j.GetProperty("case").GetString()!["matmul/".Length..]}", "-", 1, "GFLOP/s", true).Py.Add(j.GetProperty("gflops").GetDouble());
-                }
-            }
-            if (!a.Has("forward")) continue;
-            foreach (var model in a.Models)
-            {
-                Progress($"round {round}: forward {model}, TorchSharp");
-                // The Base segmenter (512 px, ~12 s per image) runs in the first round only.
-                foreach (var (name, batch, ms, detail) in ForwardCs(model, a.Quick, heavy: round == 1))
-                    Get($"forward {name}", model, batch, "ms/img", false, detail).Cs.Add(ms);
-                if (py is null) continue;
-                Progress($"round {round}: forward {model}, PyTorch");
-                foreach (var j in await py.RunAsync(ct, "run", "--cases", "forward", "--model", model, a.Quick ? "--quick" : "--seed=0", round == 1 ? "--seed=0" : "--no-heavy"))
-                    Get($"forward {j.GetProperty("case").GetString()!["forward/".Length..]}", model, j.GetProperty("batch").GetInt32(), "ms/img", false)
-                        .Py.Add(j.GetProperty("ms_per_image").GetDouble());
-            }
+            Progress($"round {round}: matmul, TorchSharp");
+            foreach (var (name, m, k, n) in MatmulShapes)
+                Get($"matmul {name}", "-", 1, "GFLOP/s", true, $"{m}×{k} · {k}×{n}, fp32, best of 15").Cs.Add(Matmul(m, k, n, a.Quick));
+            if (py is null) continue;
+            Progress($"round {round}: matmul, PyTorch");
+            foreach (var j in await py.RunAsync(ct, "run", "--cases", "matmul", a.Quick ? "--quick" : "--seed=0"))
+                Get($"matmul {j.GetProperty("case").GetString()!["matmul/".Length..]}", "-", 1, "GFLOP/s", true).Py.Add(j.GetProperty("gflops").GetDouble());
         }
-        foreach (var c in cases.Where(c => c.Name == "forward tokenizer").ToList())
-        {
-            var t = Get("tokenizer tokens/s", c.Model, c.Batch, "tokens/s", true, "196 tokens per 224 px image");
-            t.Cs.AddRange(c.Cs.Select(ms => 196 * 1000 / ms));
-            t.Py.AddRange(c.Py.Select(ms => 196 * 1000 / ms));
-        }
+
+        // 1b. The engines, taking turns per repetition.
+        var engineCases = a.Has("engines") ? await EngineBench.RunAsync(a.EngineSettings, ct) : new List<EngineBench.Case>();
 
         // 2. Training steps.
         if (a.Has("train"))
@@ -173,7 +161,7 @@ public static class PerfBench
             memory = new Memory(cs, pyMiB, server);
         }
 
-        var report = Report(a, commandLine, cases, http, memory, pyInfo, verifyNote, total.Elapsed);
+        var report = Report(a, commandLine, cases, engineCases, http, memory, pyInfo, verifyNote, refusal, total.Elapsed);
         if (a.Out is not null) await File.WriteAllTextAsync(a.Out, report, ct);
         return report;
     }
@@ -189,63 +177,6 @@ public static class PerfBench
         using var _ = inference_mode();
         var times = TimeRuns(() => mm(x, y), 2, quick ? 5 : 15);
         return 2.0 * m * k * n / times.Min() / 1e6;
-    }
-
-    /// <summary>The same run counts as bench_reference.py's forward_cases.</summary>
-    private static (int Warmup, int Runs) ForwardRuns(string model, int batch, bool heavy, bool quick) =>
-        quick ? (1, batch == 1 ? 2 : 1)
-        : heavy ? (0, batch == 1 ? 2 : 1)   // Base segmenter at 512 px: ~12 s per image; one-time costs are noise there
-        : model == "base" ? (1, batch == 1 ? 5 : 2) : (2, batch == 1 ? 20 : 6);
-
-    private static IEnumerable<(string Name, int Batch, double MsPerImage, string Detail)> ForwardCs(string model, bool quick, bool heavy)
-    {
-        var tiny = model == "tiny";
-        var results = new List<(string, int, double, string)>();
-        using (var vit = new BeitVisionTransformer(tiny ? VitConfig.Tiny(1000) : VitConfig.Base(1000)))
-        {
-            vit.eval();
-            foreach (var batch in new[] { 1, 8 })
-            {
-                var (w, n) = ForwardRuns(model, batch, false, quick);
-                results.Add(("backbone", batch, TimeModel(batch, 224, w, n, x => vit.ForwardHead(vit.ForwardFeatures(x).Features).softmax(-1)) / batch,
-                    $"classifier: features + head + softmax, 224 px, {Params(vit)}"));
-            }
-        }
-        var tokConfig = (tiny ? TrainBench.TinyTokenizer() : VqkdConfig.Base3xClip()) with { QuantizeKmeansInit = false };
-        using (var tok = new VqkdTokenizer(tokConfig))
-        {
-            tok.eval();
-            foreach (var batch in new[] { 1, 8 })
-            {
-                var (w, n) = ForwardRuns(model, batch, false, quick);
-                results.Add(("tokenizer", batch, TimeModel(batch, 224, w, n, x => tok.GetCodebookIndices(x.clamp(0, 1))) / batch,
-                    $"VQ-KD get_codebook_indices, 224 px, {Params(tok)}"));
-            }
-        }
-        if (!tiny && !heavy) return results;
-        var segConfig = tiny ? TrainBench.TinySegmentation() : SegmentationConfig.Base(150);
-        using (var seg = new BeitSegmenter(segConfig))
-        {
-            seg.eval();
-            var size = segConfig.Backbone.ImgSize;
-            foreach (var batch in new[] { 1, 8 })
-            {
-                var (w, n) = ForwardRuns(model, batch, !tiny, quick);
-                results.Add(("segmenter", batch, TimeModel(batch, size, w, n, x => seg.Predict(x)) / batch,
-                    $"UperNet class map, {size} px, {Params(seg)}"));
-            }
-        }
-        return results;
-    }
-
-    private static string Params(nn.Module m) => (m.parameters().Sum(p => p.numel()) / 1e6).ToString("0.0", Inv) + " M params";
-
-    /// <summary>Median ms per batch of <paramref name="forward"/> on a random (B,3,S,S) batch, in inference mode.</summary>
-    private static double TimeModel(int batch, int size, int warmup, int runs, Func<Tensor, Tensor> forward)
-    {
-        using var x = randn(batch, 3, size, size);
-        using var _ = inference_mode();
-        return Median(TimeRuns(() => forward(x), warmup, runs));
     }
 
     private static List<double> TimeRuns(Func<Tensor> run, int warmup, int runs)
@@ -280,8 +211,8 @@ public static class PerfBench
             var image = BenchImage.Generate(640, 480);
             var limit = TimeSpan.FromSeconds(300);
             Progress($"HTTP {model}: starting the unbatched and the batched BeitV2.Web");
-            await using var unbServer = await ServerProcess.StartAsync(data, new BenchMode(1, 0), a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct);
-            await using var batServer = await ServerProcess.StartAsync(data, a.Batched, a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct);
+            await using var unbServer = await ServerProcess.StartAsync(data, new BenchMode(1, 0), a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct, engine: a.Engine);
+            await using var batServer = await ServerProcess.StartAsync(data, a.Batched, a.EffectiveThreads, "cpu", TimeSpan.FromSeconds(120), ct, engine: a.Engine);
             using var unb = new LoadClient(unbServer.BaseAddress, image.Bytes, image.ContentType);
             using var bat = new LoadClient(batServer.BaseAddress, image.Bytes, image.ContentType);
             foreach (var c in new[] { unb, bat })
@@ -290,12 +221,18 @@ public static class PerfBench
                 await c.SequentialAsync(3, limit, ct);
             }
 
-            // One image: each request to the unbatched server, then the same forward alone in this process.
+            // One image: each request to the unbatched server, then the same forward alone in this process, in the
+            // engine the server was told to use (our ONNX graph in an ORT session with serving's options, or TorchSharp).
+            // The engine the server says it runs (a build without Inference:Engine serves with TorchSharp).
+            var serverEngine = LoadClient.EngineOf(await unb.InfoAsync(ct)) ?? "torch";
+            if (a.Engine is not null && serverEngine != a.Engine)
+                Progress($"  the server runs engine '{serverEngine}' although Inference__Engine={a.Engine} was passed (a build without that setting?); the bare forward follows the server");
             using (var vit = new BeitVisionTransformer(config))
-            using (var x = randn(1, 3, 224, 224))
+            using (var bare1 = BareEngine(serverEngine, a.EffectiveThreads, vit, out var bareNote))
             {
                 vit.eval();
-                BareForward(vit, x);   // warm-up
+                result.BareEngine = bareNote;
+                bare1.RunOnceMs();   // warm-up
                 var pairs = a.Quick ? 3 : model == "base" ? 12 : 40;
                 var before = await unb.MetricsAsync(ct);
                 for (var i = 0; i < pairs; i++)
@@ -305,7 +242,7 @@ public static class PerfBench
                     await Task.Delay(50, ct);
                     var http = await unb.ClassifyAsync(ct);
                     await Task.Delay(50, ct);
-                    var bare = BareForward(vit, x);
+                    var bare = bare1.RunOnceMs();
                     result.Http.Add(http);
                     result.Bare.Add(bare);
                     result.Overhead.Add(http / bare - 1);
@@ -353,12 +290,31 @@ public static class PerfBench
         return result;
     }
 
-    private static double BareForward(BeitVisionTransformer vit, Tensor x)
+    /// <summary>The bare batch-1 classify forward in the engine the server runs (onnx: our graph in ORT; else TorchSharp).</summary>
+    private static ForwardEngine BareEngine(string engine, int threads, BeitVisionTransformer vit, out string note)
     {
-        using var _ = inference_mode();
-        var start = Stopwatch.GetTimestamp();
-        using (NewDisposeScope()) vit.ForwardHead(vit.ForwardFeatures(x).Features).softmax(-1);
-        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        if (engine == "onnx")
+        {
+            var proto = ModelCatalog.Default.EntryOf(vit)!.ExportOnnx(vit, OnnxExportOptions.Serving);
+            var session = new OrtForward.Session(Google.Protobuf.MessageExtensions.ToByteArray(proto), threads);
+            note = "our ONNX graph in ONNX Runtime with serving's session options (server engine: onnx)";
+            return new OwningOrt(session, OrtForward.On(EngineKeys.Onnx, session, 1, vit.Config.ImgSize, OnnxNames.Probs));
+        }
+        note = $"TorchSharp (server engine: {engine})";
+        return new TorchSharpForward(1, vit.Config.ImgSize, x => vit.ForwardHead(vit.ForwardFeatures(x).Features).softmax(-1));
+    }
+
+    /// <summary>An ORT engine that also owns its session.</summary>
+    private sealed class OwningOrt(OrtForward.Session session, OrtForward inner) : ForwardEngine
+    {
+        public override string Key => inner.Key;
+        public override double RunOnceMs() => inner.RunOnceMs();
+        public override void Dispose()
+        {
+            inner.Dispose();
+            session.Dispose();
+            base.Dispose();
+        }
     }
 
     /// <summary>The hidden <c>perf-memory</c> verb: load the Base classifier, run one batch of 8, print VmHWM in MiB.</summary>
@@ -388,48 +344,38 @@ public static class PerfBench
     }
 
     /// <summary>VmHWM (peak resident set) of a process, from /proc; 0 where there is no /proc.</summary>
-    private static long PeakBytes(int pid)
-    {
-        try
-        {
-            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], Inv) * 1024;
-        }
-        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException) { return 0; }
-    }
+    private static long PeakBytes(int pid) => ProcStatusLine.Read(pid, "VmHWM:");
 
     // ------------------------------------------------------------------ report
 
-    /// <summary>Multiply-adds ×2 of the classifier forward per image (patch embedding, blocks, head).</summary>
-    private static double ClassifierGflop(VitConfig c)
-    {
-        double n = c.NumPatches, t = n + 1, d = c.EmbedDim, h = d * c.MlpRatio;
-        var block = 2 * t * d * 3 * d + 2 * 2 * t * t * d + 2 * t * d * d + 2 * 2 * t * d * h;
-        return (2 * n * d * 3 * c.PatchSize * c.PatchSize + c.Depth * block + 2 * d * c.NumClasses) / 1e9;
-    }
-
     private sealed record Memory(double CsLibraryMiB, double? PyMiB, double? ServerMiB);
 
-    private static string Report(PerfArgs a, string commandLine, List<Case> cases, List<HttpResult> http, Memory? memory,
-        string pyInfo, string verifyNote, TimeSpan elapsed)
+    private static string Report(PerfArgs a, string commandLine, List<Case> cases, List<EngineBench.Case> engineCases, List<HttpResult> http, Memory? memory,
+        string pyInfo, string verifyNote, string? refusal, TimeSpan elapsed)
     {
         var sb = new StringBuilder();
         void L(string line = "") => sb.AppendLine(line);
         string F(double v, string format = "0.0") => double.IsNaN(v) ? "–" : v.ToString(format, Inv);
         string Ratio(double v) => double.IsNaN(v) ? "–" : v.ToString("0.00", Inv) + "×";
+        var engines = a.EngineSettings.Engines;
 
-        L("## BeitV2 performance against the PyTorch reference");
+        L("## BeitV2 performance: ONNX Runtime, TorchSharp and the PyTorch reference");
         L();
         L($"- command: `dotnet run -c Release --project BeitV2.Bench -- {commandLine}`{(a.Quick ? " (**--quick: smoke run, not figures to publish**)" : "")}");
-        L($"- date: {DateTimeOffset.Now:yyyy-MM-dd HH:mm zzz}; bench time {elapsed.TotalMinutes:0.0} min; {a.Rounds} round(s) of the matmul and forward cases, medians");
-        L($"- machine: {Environment.ProcessorCount} cores ({ServeBench.CpuName()}), {RuntimeInformation.OSDescription}");
-        L($"- BeitV2: TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version} (libtorch 2.10 CPU, MKL statically linked, OpenMP), {a.EffectiveThreads} torch threads, {RuntimeInformation.FrameworkDescription}; inference with the fused attention (`Attention.UseFusedInference`) and `inference_mode`");
+        L($"- date: {DateTimeOffset.Now:yyyy-MM-dd HH:mm zzz}; bench time {elapsed.TotalMinutes:0.0} min; load average at the end {BenchMachine.LoadAverage()}");
+        L($"- machine: {Environment.ProcessorCount} cores ({ServeBench.CpuName()}), {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
+        L($"- threads per engine: {a.EffectiveThreads} (ORT intra-op {a.EffectiveThreads}, inter-op 1, sequential; torch intra-op {a.EffectiveThreads} on both torch sides; OPENBLAS_NUM_THREADS={a.EffectiveThreads})");
+        L($"- ONNX Runtime {OrtVersion()} (NuGet Microsoft.ML.OnnxRuntime, CPU provider), graph optimisation level ORT_ENABLE_ALL (ORT's default, as serving uses it) for the anchor and our graphs alike");
+        L($"- TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version} (libtorch 2.10 CPU, MKL statically linked, libgomp), in this process; OMP_WAIT_POLICY here: {Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"}; inference with the fused attention and `inference_mode`");
         L($"- PyTorch reference: {pyInfo}; models in `BeitV2.Bench/reference/beitv2_models.py`, written op for op after the official code{(verifyNote.Length > 0 ? "; " + verifyNote : "")}");
-        L("- every model has random weights (speed does not depend on them); fp32; the same batch, input size and run counts on both sides");
+        L("- the naive ORT anchor: that reference exported by `bench_reference.py export` with `torch.onnx.export` (opset 17, default constant folding, dynamic batch) and run with the same session options as our graphs");
+        L($"- every model has random weights (speed does not depend on them); each repetition runs every engine once on the same batch, in rotating order, {a.SettleMs} ms apart; the C# engines share this process, PyTorch runs in a worker process of its own");
         L();
+        if (refusal is not null) { L($"> **{refusal}**"); L(); }
+        if (engineCases.Count > 0) L(EngineReport.Tables(engineCases, engines, refusal));
         if (cases.Count > 0)
         {
-            L("### Model cases");
+            L("### Matmul and training cases (TorchSharp against PyTorch)");
             L();
             L("Speed-up = PyTorch time ÷ BeitV2 time (> 1: BeitV2 is faster).");
             L();
@@ -438,7 +384,7 @@ public static class PerfBench
             foreach (var c in cases)
             {
                 var fmt = c.Unit is "GFLOP/s" or "tokens/s" ? "0" : c.Unit == "img/s" ? "0.00" : "0.0";
-                L($"| {c.Name} | {c.Model} | {c.Batch} | {c.Unit} | {F(c.CsMedian, fmt)} | {F(c.PyMedian, fmt)} | {Ratio(c.SpeedUp)} | {c.Detail} |");
+                L($"| {c.Name} | {c.Model} | {c.Batch} | {c.Unit} | {F(c.CsMedian, fmt)} | {F(c.PyMedian, fmt)}{(refusal is not null && c.Py.Count > 0 ? " ⚠ netlib" : "")} | {(refusal is not null ? "withheld" : Ratio(c.SpeedUp))} | {c.Detail} |");
             }
             L();
         }
@@ -447,7 +393,7 @@ public static class PerfBench
             L("### The server over HTTP");
             L();
             L($"`POST /api/v1/classify?topK=5`, one generated 640×480 JPEG per request (decode, resize, crop, normalise, forward, JSON). Two BeitV2.Web servers run side by side: unbatched (Inference:MaxBatch 1) and batched (MaxBatch {a.Batched.MaxBatch}, MaxWaitMs {a.Batched.MaxWaitMs}, MaxGatherMs 100: the defaults). " +
-              "Each one-image request is followed by the same batch-1 forward alone in the bench process, and the overhead is the median over these pairs; throughput phases alternate between the two servers, and the gain is the median of the per-round ratios.");
+              $"Inference:Engine {(a.Engine is null ? "the server's default" : $"`{a.Engine}` (Inference__Engine)")}; each one-image request is followed by the same batch-1 forward alone in the bench process ({http.First().BareEngine}), and the overhead is the median over these pairs; throughput phases alternate between the two servers, and the gain is the median of the per-round ratios.");
             L();
             L("| preset | one image over HTTP ms | bare forward ms | HTTP overhead | server forward ms | one image, batched server ms | 8 clients img/s unbatched → batched | gain | mean batch | 32 clients img/s unbatched → batched | gain | mean batch | peak RSS unbatched / batched |");
             L("|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|");
@@ -473,31 +419,17 @@ public static class PerfBench
             if (memory.PyMiB is { } py2) L($"BeitV2.Ml / PyTorch: {memory.CsLibraryMiB / py2:0.00}.");
             L();
         }
-        L(Targets(a, cases, http));
+        L(Targets(cases, engineCases, http));
         return sb.ToString();
     }
 
-    private static string Targets(PerfArgs a, List<Case> cases, List<HttpResult> http)
+    private static string Targets(List<Case> cases, List<EngineBench.Case> engineCases, List<HttpResult> http)
     {
         var sb = new StringBuilder();
         sb.AppendLine("### Targets");
         sb.AppendLine();
         string Mark(bool ok) => ok ? "met" : "**missed**";
-        var b1 = cases.FirstOrDefault(c => c.Name == "forward backbone" && c.Model == "base" && c.Batch == 1);
-        var b8 = cases.FirstOrDefault(c => c.Name == "forward backbone" && c.Model == "base" && c.Batch == 8);
-        var rate = cases.FirstOrDefault(c => c.Name == "matmul square2048");
-        if (b8 is not null && rate is not null)
-        {
-            // Two readings of "the machine's rate": libtorch's own sgemm (what this forward can use), and the
-            // fastest sgemm measured here on either side (OpenBLAS in PyTorch beats libtorch's MKL on this AMD CPU).
-            var gflops = ClassifierGflop(VitConfig.Base(1000)) / (b8.CsMedian / 1000);
-            var share = gflops / rate.CsMedian;
-            var best = double.IsNaN(rate.PyMedian) ? rate.CsMedian : Math.Max(rate.CsMedian, rate.PyMedian);
-            sb.AppendLine(string.Create(Inv, $"- Base forward at batch 8 reaches {gflops:0} GFLOP/s ({ClassifierGflop(VitConfig.Base(1000)):0.0} GFLOP per image) = {100 * share:0} % of libtorch's measured fp32 matmul rate {rate.CsMedian:0} GFLOP/s, " +
-                $"{100 * gflops / best:0} % of the fastest rate measured on this machine ({best:0} GFLOP/s) (target ≥ 80 %): {(share >= 0.8 && gflops / best >= 0.8 ? "met" : share >= 0.8 ? "met against libtorch's rate, **missed** against the fastest" : "**missed**")}"));
-        }
-        if (b1 is not null && b8 is not null)
-            sb.AppendLine(string.Create(Inv, $"- Base batch 1 per image = {b1.CsMedian / b8.CsMedian:0.00}× batch 8 (target ≤ 1.20×): {Mark(b1.CsMedian / b8.CsMedian <= 1.2)}"));
+        if (engineCases.Count > 0) sb.Append(EngineReport.Targets(engineCases));
         var baseHttp = http.FirstOrDefault(r => r.Model == "base");
         if (baseHttp is not null)
         {
@@ -506,14 +438,16 @@ public static class PerfBench
             var gain = Median(baseHttp.Gain[8]);
             sb.AppendLine(string.Create(Inv, $"- Base with 8 clients, batched {gain:0.00}× unbatched (target ≥ 1.3×): {Mark(gain >= 1.3)}"));
         }
-        var compared = cases.Where(c => c.Cs.Count > 0 && c.Py.Count > 0 && !c.Name.StartsWith("matmul", StringComparison.Ordinal)).ToList();
-        if (compared.Count > 0)
-        {
-            var slower = compared.Where(c => c.SpeedUp < 1).ToList();
-            sb.AppendLine($"- Every model case at least as fast as PyTorch: {Mark(slower.Count == 0)}" +
-                          (slower.Count > 0 ? $" (slower: {string.Join(", ", slower.Select(c => $"{c.Name} {c.Model} b{c.Batch} {c.SpeedUp:0.00}×"))})" : $" ({compared.Count} cases, slowest {compared.Min(c => c.SpeedUp):0.00}×)"));
-        }
+        var rate = cases.FirstOrDefault(c => c.Name == "matmul square2048");
+        if (rate is not null && engineCases.Count > 0)
+            sb.Append(EngineReport.TorchSharpTargets(engineCases, rate.CsMedian, double.IsNaN(rate.PyMedian) ? rate.CsMedian : Math.Max(rate.CsMedian, rate.PyMedian)));
         return sb.ToString();
+    }
+
+    private static string OrtVersion()
+    {
+        try { return Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString(); }
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException) { return $"? ({e.Message})"; }
     }
 
     private static double Median(List<double> x)

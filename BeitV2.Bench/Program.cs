@@ -5,7 +5,7 @@
 //   dotnet run -c Release --project BeitV2.Bench -- hub --servers URL,URL [--jobs 4] [--clients 50]
 //   dotnet run -c Release --project BeitV2.Bench -- attention [--model base|tiny] [--rounds 3]
 //   dotnet run -c Release --project BeitV2.Bench -- flood [--requests 4] [--images 32] [--rss-cap-gib 8]
-//   dotnet run -c Release --project BeitV2.Bench -- perf [--model both] [--rounds 1] [--parts matmul,forward,train,http] ...
+//   dotnet run -c Release --project BeitV2.Bench -- perf [--sizes base,tiny] [--cases classifier,tokenizer,segmenter] [--parts matmul,engines,http,memory] ...
 //
 // Registers a random-initialised classifier in a temporary data directory, times the torch forward
 // alone, then starts the real BeitV2.Web once per Inference configuration (unbatched, batched) on a

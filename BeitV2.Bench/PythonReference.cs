@@ -5,13 +5,20 @@ namespace BeitV2.Bench;
 
 /// <summary>
 /// Runs <c>reference/bench_reference.py</c> (the PyTorch side of <c>perf</c>) as a child process with the
-/// same thread count as the C# side and returns its JSON lines.
+/// same thread count as the C# side and <c>OMP_WAIT_POLICY=PASSIVE</c>, and returns its JSON lines.
 /// </summary>
 public sealed class PythonReference(string python, int threads)
 {
     public static string ScriptPath => Path.Combine(AppContext.BaseDirectory, "reference", "bench_reference.py");
 
-    public async Task<List<JsonElement>> RunAsync(CancellationToken ct, params string[] args)
+    /// <summary>
+    /// How the reference runs: <paramref name="threads"/> torch threads, OpenBLAS threads and OpenMP threads, and
+    /// <c>OMP_WAIT_POLICY=PASSIVE</c> unless <paramref name="spinning"/>. With libgomp's default, torch's OpenMP
+    /// threads spin after each parallel region and on 2 cores take the CPU from OpenBLAS's own threads: the
+    /// Base batch-1 forward was ~2.5× slower (720–860 ms against 252–277 ms passive; issue 17), which is what a
+    /// competent PyTorch user would not leave in place.
+    /// </summary>
+    public static ProcessStartInfo StartInfo(string python, int threads, bool spinning, params string[] args)
     {
         var psi = new ProcessStartInfo(python)
         {
@@ -21,11 +28,20 @@ public sealed class PythonReference(string python, int threads)
         };
         psi.ArgumentList.Add(ScriptPath);
         foreach (var a in args) psi.ArgumentList.Add(a);
+        var n = threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
         psi.ArgumentList.Add("--threads");
-        psi.ArgumentList.Add(threads.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        // Debian's torch 1.13 multiplies through the system BLAS (OpenBLAS), which reads its thread count when it loads.
-        psi.Environment["OPENBLAS_NUM_THREADS"] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        psi.Environment["OMP_NUM_THREADS"] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        psi.ArgumentList.Add(n);
+        // Debian's torch 1.13 multiplies through the system BLAS (libblas.so.3), which reads its thread count when it loads.
+        psi.Environment["OPENBLAS_NUM_THREADS"] = n;
+        psi.Environment["OMP_NUM_THREADS"] = n;
+        if (spinning) psi.Environment.Remove("OMP_WAIT_POLICY");
+        else psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        return psi;
+    }
+
+    public async Task<List<JsonElement>> RunAsync(CancellationToken ct, params string[] args)
+    {
+        var psi = StartInfo(python, threads, spinning: false, args);
         using var process = new Process { StartInfo = psi };
         try
         {

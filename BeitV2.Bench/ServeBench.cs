@@ -27,7 +27,11 @@ public static class ServeBench
     private sealed record Concurrent(ThroughputResult Load, ServerSide Server);
 
     private sealed record ModeResult(BenchMode Mode, string Device, int ServerThreads, double FirstRequestMs,
-        Phase<Sequential> Sequential, Phase<Concurrent> Concurrent);
+        Phase<Sequential> Sequential, Phase<Concurrent> Concurrent)
+    {
+        /// <summary>Inference:Engine as the server reports it; null for a build without the setting (TorchSharp).</summary>
+        public string? Engine { get; init; }
+    }
 
     public static async Task<string> RunAsync(BenchArgs a, string commandLine, CancellationToken ct)
     {
@@ -71,7 +75,7 @@ public static class ServeBench
             {
                 ct.ThrowIfCancellationRequested();
                 Progress($"mode {mode.Name}: starting BeitV2.Web");
-                await using var server = await ServerProcess.StartAsync(data, mode, a.EffectiveThreads, a.Device, TimeSpan.FromSeconds(120), ct, a.Precision);
+                await using var server = await ServerProcess.StartAsync(data, mode, a.EffectiveThreads, a.Device, TimeSpan.FromSeconds(120), ct, a.Precision, a.Engine);
                 using var client = new LoadClient(server.BaseAddress, image.Bytes, image.ContentType);
                 var info = await client.InfoAsync(ct);
                 int[] Pids() => new[] { Environment.ProcessId, server.Pid };
@@ -96,10 +100,25 @@ public static class ServeBench
                 }, ct);
                 Progress($"  {concurrent.Value.Load.RequestsPerSecond:0.00} req/s, mean batch {concurrent.Value.Server.MeanBatch:0.00}");
                 results.Add(new ModeResult(mode, info.GetProperty("device").GetString() ?? "?", info.GetProperty("threads").GetInt32(),
-                    firstMs, sequential, concurrent));
+                    firstMs, sequential, concurrent) { Engine = LoadClient.EngineOf(info) });
             }
 
-            return Report(a, commandLine, image, config, parameters, modelId, forward1, forward8, results, total.Elapsed);
+            // 3. Peak memory with the three Base models loaded, a fresh server per engine.
+            var memory = new List<ServeMemory.Result>();
+            if (a.RssEngines.Count > 0)
+            {
+                var rssData = Path.Combine(data, "rss");
+                Directory.CreateDirectory(rssData);
+                Progress("peak RSS: writing the Base classifier, tokenizer and segmenter (random weights) as the default models");
+                ServeMemory.Register(rssData);
+                foreach (var engine in a.RssEngines)
+                {
+                    Progress($"peak RSS: a fresh server, engine {engine}, until its warm-up of the three models is done");
+                    memory.Add(await ServeMemory.MeasureAsync(rssData, engine == "default" ? null : engine, a.EffectiveThreads, TimeSpan.FromSeconds(Math.Max(600, a.MaxSeconds)), Progress, ct));
+                }
+            }
+
+            return Report(a, commandLine, image, config, parameters, modelId, forward1, forward8, results, memory, total.Elapsed);
         }
         finally
         {
@@ -138,7 +157,7 @@ public static class ServeBench
     private static void Progress(string message) => Console.Error.WriteLine($"[bench {DateTime.Now:HH:mm:ss}] {message}");
 
     private static string Report(BenchArgs a, string commandLine, BenchImage image, VitConfig config, long parameters, string modelId,
-        Phase<TorchForward.Timing> p1, Phase<TorchForward.Timing> p8, IReadOnlyList<ModeResult> results, TimeSpan elapsed)
+        Phase<TorchForward.Timing> p1, Phase<TorchForward.Timing> p8, IReadOnlyList<ModeResult> results, IReadOnlyList<ServeMemory.Result> memory, TimeSpan elapsed)
     {
         var inv = CultureInfo.InvariantCulture;
         string F(double v, string format = "0") => double.IsNaN(v) ? "–" : v.ToString(format, inv);
@@ -151,7 +170,9 @@ public static class ServeBench
         L($"- command: `dotnet run -c Release --project BeitV2.Bench -- {commandLine}`");
         L($"- date: {DateTimeOffset.Now:yyyy-MM-dd HH:mm zzz}; total bench time {elapsed.TotalSeconds:0} s");
         L($"- machine: {Environment.ProcessorCount} cores ({CpuName()}), {MemoryGiB():0} GiB RAM, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}, TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}, CUDA available: {cuda.is_available()}");
-        L($"- server: BeitV2.Web child process on 127.0.0.1, device `{results.FirstOrDefault()?.Device ?? a.Device}`, torch threads {results.FirstOrDefault()?.ServerThreads ?? a.EffectiveThreads} (Ml:Threads={a.EffectiveThreads}), Inference:MaxInFlight 64");
+        L($"- server: BeitV2.Web child process on 127.0.0.1, device `{results.FirstOrDefault()?.Device ?? a.Device}`, torch threads {results.FirstOrDefault()?.ServerThreads ?? a.EffectiveThreads} (Ml:Threads={a.EffectiveThreads}), Inference:MaxInFlight 64, " +
+          $"Inference:Engine {(a.Engine is null ? "the server's default" : $"`{a.Engine}` passed as Inference__Engine")}, " +
+          $"reported by the server: {results.FirstOrDefault()?.Engine ?? "none (a build without the setting: TorchSharp)"}");
         L($"- model: BEiT v2 {arch} classifier (`{modelId}`), {config.ImgSize} px, {config.NumClasses} classes, {parameters / 1e6:0.0} M parameters, random weights");
         L($"- request: `POST /api/v1/classify?topK=5`, one image per request as a raw `{image.ContentType}` body: {image.Description}; the server decodes, resizes (shorter side 256, Pillow bicubic), centre-crops 224 and normalises");
         L();
@@ -165,6 +186,7 @@ public static class ServeBench
         L();
         if (results.Count == 0)
         {
+            L(Memory(memory));
             L(OtherProcessesNote);
             return sb.ToString();
         }
@@ -195,7 +217,59 @@ public static class ServeBench
         L();
         L($"Torch-only reference: batch 1 {F(f1.PerBatchMs.Mean, "0.0")} ms ({F(f1.ImagesPerSecond, "0.00")} images/s), batch 8 {F(f8.PerBatchMs.Mean, "0.0")} ms = {F(f8.MsPerImage, "0.0")} ms per image ({F(f8.ImagesPerSecond, "0.00")} images/s).");
         L(OtherProcessesNote);
+        L(Memory(memory));
+        L(Targets(a, results, memory));
         L("Batch sizes come from the server's `beitv2_inference_batch_size` histogram (buckets 1, 2, 3, 4, 6, 8), forward and queue times from `beitv2_inference_compute_seconds` / `beitv2_inference_queue_seconds`, each the difference of two `/metrics` scrapes around the phase.");
+        return sb.ToString();
+    }
+
+    private static string Memory(IReadOnlyList<ServeMemory.Result> memory)
+    {
+        if (memory.Count == 0) return "";
+        var sb = new StringBuilder();
+        sb.AppendLine();
+        sb.AppendLine("### Peak memory: a fresh server with the Base classifier, tokenizer and segmenter loaded");
+        sb.AppendLine();
+        sb.AppendLine("The three are the server's default models, so its start-up warm-up loads each and runs one batch of Inference:MaxBatch (8) blank images through it; VmHWM/VmRSS from /proc/PID/status once the log shows the three warm-ups.");
+        sb.AppendLine();
+        sb.AppendLine("| Inference:Engine | peak RSS (VmHWM) | RSS after warm-up | warmed up | seconds |");
+        sb.AppendLine("|---|---:|---:|---:|---:|");
+        foreach (var m in memory)
+            sb.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {m.Engine} | {m.PeakMiB:0} MiB | {m.RssBytes / 1048576.0:0} MiB | {m.WarmedUp} of 3 | {m.Seconds:0} |"));
+        foreach (var m in memory.Where(m => m.WarmedUp < 3))
+            sb.AppendLine($"\n{m.Engine}: not every model warmed up, so its peak is not comparable: {string.Join(" / ", m.WarmUpLines)}");
+        return sb.ToString();
+    }
+
+    /// <summary>Issue 17's serving targets that this verb measures, each met or missed with its number.</summary>
+    private static string Targets(BenchArgs a, IReadOnlyList<ModeResult> results, IReadOnlyList<ServeMemory.Result> memory)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        string Mark(bool ok) => ok ? "met" : "**missed**";
+        sb.AppendLine();
+        sb.AppendLine("### Targets");
+        sb.AppendLine();
+        var unb = results.FirstOrDefault(r => r.Mode.MaxBatch == 1);
+        if (unb is not null)
+        {
+            // The server's own forward time (compute histogram) is the bare forward of whichever engine serves,
+            // so the overhead (queue, HTTP, decoding, resizing, JSON) needs no second engine in this process.
+            var s = unb.Sequential.Value;
+            var overhead = s.Latency.Mean / s.Server.MeanForwardMs - 1;
+            sb.AppendLine(string.Create(inv, $"- {(a.Model == "base" ? "Base" : "tiny (the target is for Base)")} HTTP overhead for one image: {100 * overhead:0} % ({s.Latency.Mean:0.0} ms per request against {s.Server.MeanForwardMs:0.0} ms of server forward, unbatched, {a.Requests} sequential requests; target < 10 %): {Mark(overhead < 0.10)}"));
+            foreach (var r in results.Where(r => r.Mode.MaxBatch > 1))
+            {
+                var gain = r.Concurrent.Value.Load.RequestsPerSecond / unb.Concurrent.Value.Load.RequestsPerSecond;
+                sb.AppendLine(string.Create(inv, $"- {a.Clients} clients, {r.Mode.Name} ÷ unbatched: {gain:0.00}× (target ≥ 1.3× with 8 clients{(a.Clients == 8 ? "" : "; this run had " + a.Clients)}): {(a.Clients == 8 ? Mark(gain >= 1.3) : "not comparable")}"));
+            }
+        }
+        var torch = memory.FirstOrDefault(m => m.Engine == "torch" && m.WarmedUp == 3);
+        var onnx = memory.FirstOrDefault(m => m.Engine == "onnx" && m.WarmedUp == 3);
+        if (torch is not null && onnx is not null)
+            sb.AppendLine(string.Create(inv, $"- Peak RSS with the three Base models, onnx engine {onnx.PeakMiB:0} MiB ≤ torch engine (today's) {torch.PeakMiB:0} MiB: {Mark(onnx.PeakBytes <= torch.PeakBytes)}"));
+        else if (memory.Count > 0)
+            sb.AppendLine("- Peak RSS onnx ≤ torch: needs `--rss torch,onnx` with all three models warmed up on both");
         return sb.ToString();
     }
 

@@ -26,8 +26,10 @@ public sealed class ServerProcess : IAsyncDisposable
         LogPath = logPath;
     }
 
+    /// <param name="engine">Inference:Engine (onnx | torch), passed as the environment variable <c>Inference__Engine</c>;
+    /// null leaves the server's default. A server that does not know the setting ignores it.</param>
     public static async Task<ServerProcess> StartAsync(string dataDirectory, BenchMode mode, int threads, string device, TimeSpan startTimeout, CancellationToken ct,
-        string precision = "fp32")
+        string precision = "fp32", string? engine = null)
     {
         var port = FreeLoopbackPort();
         var baseAddress = new Uri($"http://127.0.0.1:{port}/");
@@ -59,8 +61,9 @@ public sealed class ServerProcess : IAsyncDisposable
             "--Logging:LogLevel:BeitV2=Information",
         }) psi.ArgumentList.Add(arg);
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        if (engine is not null) psi.Environment["Inference__Engine"] = engine;
 
-        var logPath = Path.Combine(dataDirectory, $"server-b{mode.MaxBatch}-w{mode.MaxWaitMs}.log");
+        var logPath = Path.Combine(dataDirectory, $"server-b{mode.MaxBatch}-w{mode.MaxWaitMs}{(engine is null ? "" : "-" + engine)}.log");
         var log = new LogSink(logPath);
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => log.Write(e.Data);
@@ -101,6 +104,20 @@ public sealed class ServerProcess : IAsyncDisposable
         }
         throw new TimeoutException($"BeitV2.Web did not answer /health/live within {timeout.TotalSeconds:0} s; see {LogPath}:\n{Tail()}");
     }
+
+    /// <summary>The server's log so far (the file is shared with the writer).</summary>
+    public string Log()
+    {
+        try
+        {
+            using var fs = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var reader = new StreamReader(fs);
+            return reader.ReadToEnd();
+        }
+        catch (IOException) { return ""; }
+    }
+
+    public bool HasExited => process.HasExited;
 
     public string Tail(int lines = 20)
     {

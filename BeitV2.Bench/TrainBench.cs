@@ -354,7 +354,7 @@ public static class TrainBench
             try
             {
                 var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-                if (line is not null) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+                if (line is not null && ProcStatusLine.Bytes(line) is { } bytes) return bytes;
             }
             catch (Exception e) when (e is IOException or FormatException) { }
         }

@@ -3,12 +3,18 @@
 one JSON object per line; `verify` checks that beitv2_models.py reproduces the official fixtures.
 
   python3 bench_reference.py verify --fixtures ../shared/fixtures/reference
-  python3 bench_reference.py run --model base|tiny --threads 2 [--cases forward,train,matmul] [--quick]
+  python3 bench_reference.py run --model base|tiny --threads 2 [--cases train,matmul] [--quick]
+  python3 bench_reference.py worker --threads 2        # JSON commands on stdin: load a forward case, run it n times
+  python3 bench_reference.py export --case classifier|tokenizer|segmenter --model base|tiny --out F.onnx
   python3 bench_reference.py memory --model base --threads 2
   python3 bench_reference.py info
 
 Set OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) to --threads before starting it: Debian's torch
-1.13 multiplies matrices with the system BLAS (OpenBLAS), which reads its thread count at load.
+1.13 multiplies matrices with the system BLAS (libblas.so.3), which reads its thread count at load,
+and OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise spin between parallel regions and, on
+2 cores, take the CPU from OpenBLAS's own threads (batch-1 forwards ~2.5x slower). `info` says which
+BLAS the process really loaded: Debian's default libblas3 is the netlib reference BLAS, an order of
+magnitude slower than OpenBLAS (apt-get install libopenblas0-pthread).
 """
 import argparse
 import json
@@ -84,6 +90,26 @@ def emit(**kv):
     print(json.dumps(kv), flush=True)
 
 
+CASES = ("classifier", "tokenizer", "segmenter")
+
+
+def build_case(case, model):
+    """One forward case as the C# side runs it: (module, input size, forward on a (B,3,S,S) batch).
+    classifier: features + head + softmax; tokenizer: get_codebook_indices of [0,1] pixels;
+    segmenter: the class map at the input size (logits resized, argmax)."""
+    if case == "classifier":
+        module = m.VisionTransformer(**vit(model)).eval()
+        return module, 224, lambda x: module(x).softmax(-1)
+    if case == "tokenizer":
+        module = vqkd(model, with_teacher=False).eval()
+        return module, 224, lambda x: module.get_codebook_indices(x.clamp(0, 1))
+    if case == "segmenter":
+        module, size = segmenter(model)
+        module.eval()
+        return module, size, lambda x: module.predict(x)
+    raise ValueError(f"unknown case {case!r} (expected one of {', '.join(CASES)})")
+
+
 def forward_cases(model, quick, include_heavy=True):
     base = model == "base"
 
@@ -94,25 +120,106 @@ def forward_cases(model, quick, include_heavy=True):
             return (0, 2) if batch == 1 else (0, 1)
         return ((1, 5) if batch == 1 else (1, 2)) if base else ((2, 20) if batch == 1 else (2, 6))
 
-    cls = m.VisionTransformer(**vit(model)).eval()
-    tok = vqkd(model, with_teacher=False).eval()
-    seg, seg_size = segmenter(model)
-    seg.eval()
-    cases = [
-        ("backbone", cls, 224, lambda x: cls(x).softmax(-1), False),
-        ("tokenizer", tok, 224, lambda x: tok.get_codebook_indices(x.clamp(0, 1)), False),
-        ("segmenter", seg, seg_size, lambda x: seg.predict(x), base),
-    ]
     with torch.inference_mode():
-        for name, module, size, fn, heavy in cases:
+        for case in CASES:
+            heavy = base and case == "segmenter"
             if heavy and not include_heavy:
                 continue
+            module, size, fn = build_case(case, model)
             for batch in (1, 8):
                 x = torch.randn(batch, 3, size, size)
                 warm, n = runs(batch, heavy)
                 times = timed(lambda: fn(x), warm, n)
-                emit(case=f"forward/{name}", model=model, batch=batch, size=size, runs=n, params=params(module),
+                emit(case=f"forward/{case}", model=model, batch=batch, size=size, runs=n, params=params(module),
                      ms_per_batch=statistics.median(times), ms_per_image=statistics.median(times) / batch, all_ms=times)
+
+
+def worker():
+    """Serves the C# bench's round-robin: one JSON command per stdin line, one JSON reply per stdout line.
+    {"op": "load", "case", "model", "batch"} builds the case (and drops the previous one);
+    {"op": "run", "n"} runs its forward n times and replies the times in ms (this process's own clock,
+    so the pipe is not timed). The process stays up between runs, as a PyTorch server would."""
+    fn = x = None
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        try:
+            if cmd["op"] == "load":
+                fn = x = None
+                module, size, fn = build_case(cmd["case"], cmd["model"])
+                x = torch.randn(cmd["batch"], 3, size, size)
+                emit(ok=True, params=params(module), size=size)
+            elif cmd["op"] == "run":
+                with torch.inference_mode():
+                    emit(ok=True, ms=timed(lambda: fn(x), 0, cmd["n"]))
+            else:
+                emit(ok=False, error=f"unknown op {cmd['op']!r}")
+        except Exception as e:  # reported to the C# side, which prints it beside the case
+            emit(ok=False, error=f"{type(e).__name__}: {e}")
+
+
+class _Probs(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images):
+        return self.net(images).softmax(-1)
+
+
+class _TokenIds(torch.nn.Module):
+    """VQKD.get_codebook_indices without pre_process (its `x.max() <= 1` branch is data-dependent, and the
+    served graph takes pixels already mapped as the manifest says): encoder, task layer, quantizer lookup."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images):
+        return self.net.encode(images)[2].view(images.shape[0], -1)
+
+
+class _ClassMap(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images):
+        return self.net.predict(images)
+
+
+def export(case, model, out):
+    """The naive ONNX Runtime anchor: the reference model exported as a competent user would, with
+    torch.onnx.export (opset 17, default constant folding, dynamic batch) and nothing else. Random
+    weights (normal, std 0.02: the reference's zero inits would make biases trivial); speed does not
+    depend on them. Prints one JSON line; an export that torch refuses is reported, not raised."""
+    torch.manual_seed(0)
+    module, size, _ = build_case(case, model)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.requires_grad:
+                torch.nn.init.normal_(p, std=0.02)
+    wrapper, output = {"classifier": (_Probs, "probs"), "tokenizer": (_TokenIds, "token_ids"),
+                       "segmenter": (_ClassMap, "classes")}[case]
+    start = time.perf_counter()
+
+    def attempt(dynamic):
+        try:
+            torch.onnx.export(wrapper(module).eval(), torch.randn(1, 3, size, size), out, opset_version=17,
+                              input_names=["images"], output_names=[output],
+                              dynamic_axes={"images": {0: "batch"}, output: {0: "batch"}} if dynamic else None)
+            return None
+        except Exception as e:  # e.g. UperNet's adaptive pooling: torch 1.13 cannot export it
+            message = str(e).splitlines()[0].split(" Please feel free")[0].split("  [Caused by")[0]
+            return f"{type(e).__name__}: {message[:300]}"
+
+    error = attempt(dynamic=True)
+    if error is not None:
+        # A fixed batch would do for one batch size; if that fails too, its error names the real obstacle.
+        static = attempt(dynamic=False)
+        emit(case="export", ok=False, error=error if static is None else f"{error}; with a fixed batch: {static}")
+        return
+    emit(case="export", ok=True, path=out, output=output, size=size, bytes=os.path.getsize(out),
+         seconds=time.perf_counter() - start, torch=torch.__version__)
 
 
 def adamw(module, lr, wd, betas):
@@ -208,6 +315,39 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def loaded_blas():
+    """The BLAS library this process really loaded (after a matmul), and what it is. Debian's libblas.so.3
+    is an alternative: libblas3 (the netlib reference implementation) or OpenBLAS/BLIS when installed."""
+    import ctypes
+    torch.mm(torch.randn(64, 64), torch.randn(64, 64))
+    paths = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1] if len(line.split()) >= 6 else ""
+            name = os.path.basename(path)
+            if ("blas" in name or "blis" in name or "mkl_rt" in name) and path not in paths:
+                paths.append(path)
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        if hasattr(lib, "openblas_get_config"):
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            return dict(blas_path=os.path.realpath(path), blas_kind="openblas", blas_config=lib.openblas_get_config().decode())
+        if hasattr(lib, "bli_info_get_version_str"):
+            lib.bli_info_get_version_str.restype = ctypes.c_char_p
+            return dict(blas_path=os.path.realpath(path), blas_kind="blis", blas_config="BLIS " + lib.bli_info_get_version_str().decode())
+        if hasattr(lib, "MKL_Get_Version_String"):
+            return dict(blas_path=os.path.realpath(path), blas_kind="mkl", blas_config="MKL")
+    for path in paths:
+        real = os.path.realpath(path)
+        # libblas3's file: /usr/lib/<triplet>/blas/libblas.so.3.x, the reference Fortran BLAS without any of the above.
+        if os.path.basename(os.path.dirname(real)) == "blas" and os.path.basename(real).startswith("libblas.so"):
+            return dict(blas_path=real, blas_kind="netlib", blas_config="reference BLAS (Debian libblas3)")
+    return dict(blas_path=os.path.realpath(paths[0]) if paths else "none loaded", blas_kind="unknown", blas_config="?")
+
+
 def info():
     blas = "unknown"
     try:
@@ -217,9 +357,9 @@ def info():
         pass
     cfg = torch.__config__.show()
     emit(case="info", torch=torch.__version__, threads=torch.get_num_threads(), interop=torch.get_num_interop_threads(),
-         openblas_threads=os.environ.get("OPENBLAS_NUM_THREADS"), blas=blas,
-         blas_info=next((p.split("=", 1)[1] for p in cfg.replace(",", "\n").split("\n") if "BLAS_INFO" in p), "?"),
-         mkldnn=torch.backends.mkldnn.is_available(), python=sys.version.split()[0])
+         openblas_threads=os.environ.get("OPENBLAS_NUM_THREADS"), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+         blas=blas, blas_info=next((p.split("=", 1)[1] for p in cfg.replace(",", "\n").split("\n") if "BLAS_INFO" in p), "?"),
+         mkldnn=torch.backends.mkldnn.is_available(), python=sys.version.split()[0], **loaded_blas())
 
 
 # ----------------------------------------------------------------------------- fixture check
@@ -280,8 +420,10 @@ def verify(folder):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["run", "memory", "info", "verify"])
+    p.add_argument("command", choices=["run", "memory", "info", "verify", "worker", "export"])
     p.add_argument("--model", default="base", choices=["base", "tiny"])
+    p.add_argument("--case", default="classifier", choices=CASES, help="export: which model")
+    p.add_argument("--out", default=None, help="export: the .onnx file to write")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--cases", default="forward,train,matmul")
     p.add_argument("--quick", action="store_true", help="fewest runs: checks that every case works")
@@ -296,8 +438,13 @@ def main():
             print("fixture mismatch: " + ", ".join(failures), file=sys.stderr)
             sys.exit(1)
         return
+    if a.command == "export":
+        export(a.case, a.model, a.out)
+        return
     torch.set_num_threads(a.threads)
-    if a.command == "info":
+    if a.command == "worker":
+        worker()
+    elif a.command == "info":
         info()
     elif a.command == "memory":
         memory_case(a.model)
