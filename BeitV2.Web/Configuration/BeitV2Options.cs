@@ -96,8 +96,8 @@ public sealed class InferenceOnnxOptions
     public int IntraOpThreads { get; set; }
     /// <summary>Threads for independent graph branches (the graphs run sequentially, so 1 is enough).</summary>
     public int InterOpThreads { get; set; } = 1;
-    /// <summary>ONNX Runtime's CPU memory arena (reuses activation buffers; off returns memory after each batch).</summary>
-    public bool Arena { get; set; } = true;
+    /// <summary>ONNX Runtime's CPU memory arena (reuses activation buffers but keeps the largest batch's peak for good; off, the default, returns memory after each batch).</summary>
+    public bool Arena { get; set; }
     /// <summary>Graph optimisation level: <c>disable</c>, <c>basic</c>, <c>extended</c> or <c>all</c>.</summary>
     public string GraphOptimization { get; set; } = "all";
     /// <summary>Pre-packed MatMul weights (faster GEMMs for a second copy of the weights in memory).</summary>
