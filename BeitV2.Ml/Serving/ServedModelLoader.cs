@@ -115,7 +115,10 @@ public static class ServedModelLoader
             // uncached (an export that itself fails this way fails again there, and the caller falls back to TorchSharp).
             graph = null;
         }
-        if (graph is not { Built: false }) ReleaseExportMemory();
+        // No forced garbage collection here to lower the first export's peak (it did, by ~290 MiB for ViT-B): with one, a
+        // training job stepping in the same process failed inside TorchSharp's AdamW.step ("toFloat ... Expected false to be
+        // true", most likely a Scalar finalised while in use) in two of two full test runs under CPU load. The export's
+        // garbage is left to the ordinary collections.
         session = graph is null
             ? new InferenceSession(Export().ToByteArray(), sessionOptions)
             : new InferenceSession(graph.ModelPath, sessionOptions);
@@ -128,17 +131,6 @@ public static class ServedModelLoader
             session.Dispose();
             throw;
         }
-    }
-
-    /// <summary>
-    /// An export holds the weights up to three times (the TorchSharp model, float copies, the graph's bytes); once they are
-    /// written and the model disposed, that garbage is collected and returned to the system before ONNX Runtime makes its
-    /// own copy, so the first load's peak does not stack the two. A blocking full collection, once per exported package.
-    /// </summary>
-    private static void ReleaseExportMemory()
-    {
-        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 
     /// <summary>The package's TorchSharp model on the CPU, checked as serving checks it, written as a graph; the model is disposed.</summary>
