@@ -71,51 +71,17 @@ public sealed class OnnxServedModel : ServedModel
         _ => throw new ArgumentOutOfRangeException(nameof(operation), operation, null),
     };
 
-    public override FeaturesResult[] Features(ImageBatch batch)
-    {
-        Require(Operation.Features);
-        lock (sync)
-        {
-            Run(batch, Operation.Features);
-            var cls = outputs[OnnxNames.Cls];
-            var mean = outputs[OnnxNames.Mean];
-            return PerImage(batch.Count, i => new FeaturesResult(cls.FloatRow(i), mean.FloatRow(i)));
-        }
-    }
+    public override FeaturesResult[] Features(ImageBatch batch) => Answer(batch, Operation.Features,
+        (o, i) => new FeaturesResult(o[OnnxNames.Cls].FloatRow(i), o[OnnxNames.Mean].FloatRow(i)));
 
-    public override ClassProbabilities[] Classify(ImageBatch batch)
-    {
-        Require(Operation.Classify);
-        lock (sync)
-        {
-            Run(batch, Operation.Classify);
-            var probs = outputs[OnnxNames.Probs];
-            return PerImage(batch.Count, i => new ClassProbabilities(probs.FloatRow(i)));
-        }
-    }
+    public override ClassProbabilities[] Classify(ImageBatch batch) => Answer(batch, Operation.Classify,
+        (o, i) => new ClassProbabilities(o[OnnxNames.Probs].FloatRow(i)));
 
-    public override TokensResult[] Tokens(ImageBatch batch)
-    {
-        Require(Operation.Tokens);
-        lock (sync)
-        {
-            Run(batch, Operation.Tokens);
-            var ids = outputs[OnnxNames.TokenIds];
-            return PerImage(batch.Count, i => new TokensResult(ids.LongRow(i)));
-        }
-    }
+    public override TokensResult[] Tokens(ImageBatch batch) => Answer(batch, Operation.Tokens,
+        (o, i) => new TokensResult(o[OnnxNames.TokenIds].LongRow(i)));
 
-    public override ClassMap[] Segment(ImageBatch batch)
-    {
-        Require(Operation.Segment);
-        lock (sync)
-        {
-            Run(batch, Operation.Segment);
-            var classes = outputs[OnnxNames.Classes];
-            var size = Preprocessing.InputSize;
-            return PerImage(batch.Count, i => new ClassMap(classes.IntRow(i), size, size));
-        }
-    }
+    public override ClassMap[] Segment(ImageBatch batch) => Answer(batch, Operation.Segment,
+        (o, i) => new ClassMap(o[OnnxNames.Classes].IntRow(i), Preprocessing.InputSize, Preprocessing.InputSize));
 
     public override void Dispose()
     {
@@ -126,6 +92,17 @@ public sealed class OnnxServedModel : ServedModel
             binding.Dispose();
             runOptions.Dispose();
             session.Dispose();
+        }
+    }
+
+    /// <summary>Runs <paramref name="operation"/> on the batch and reads each image's result from the bound outputs (one batch at a time).</summary>
+    private T[] Answer<T>(ImageBatch batch, Operation operation, Func<IReadOnlyDictionary<string, BoundOutput>, int, T> row)
+    {
+        Require(operation);
+        lock (sync)
+        {
+            Run(batch, operation);
+            return PerImage(batch.Count, i => row(outputs, i));
         }
     }
 
