@@ -150,6 +150,14 @@ public sealed class ModelCatalog
             Deduction = new(ArchitectureDeduction.IsDino, "a DINO ViT (blocks.N.attn.qkv.bias)",
                 ArchitectureDeduction.Dino, ArchitectureDeduction.ValidateDino),
         },
+        new ModelEntry<ConvTeacherConfig, ConvTeacher>(ModelKind.ConvTeacher)
+        {
+            New = c => new ConvTeacher(c),
+            ConfigOfModel = m => m.Config,
+            LoadWeights = (m, sd) => StateDictLoader.Load(m, sd, "convolutional teacher"),
+            Describer = c => new ModelShape("conv-teacher", c.ImgSize, c.PatchSize, c.OutputDim, c.Widths.Count, null, c.NumClasses),
+            Presets = new Dictionary<string, ConvTeacherConfig> { ["fashion"] = ConvTeacherConfig.Fashion(), ["micro"] = ConvTeacherConfig.Micro() },
+        },
         new ModelEntry<SegmentationConfig, BeitSegmenter>(ModelKind.Segmenter)
         {
             New = c => new BeitSegmenter(c),

@@ -16,6 +16,8 @@ public static class ModelKind
     public const string DinoTeacher = "dino_teacher";
     /// <summary>UperNet segmentation (mmseg files: <c>backbone.*</c>, <c>decode_head.*</c>, <c>auxiliary_head.*</c>).</summary>
     public const string Segmenter = "segmenter";
+    /// <summary>A small convolutional classifier standing in for CLIP / DINO as the VQ-KD teacher (<c>stages.*</c>, <c>head.*</c>).</summary>
+    public const string ConvTeacher = "conv_teacher";
 
     /// <summary>Every kind of the library's catalogue, in its order.</summary>
     public static IReadOnlyList<string> All => ModelCatalog.Default.Kinds;

@@ -17,6 +17,12 @@ public sealed record TokenizerTrainerOptions : TrainerOptions
         Beta2 = 0.99;
     }
 
+    /// <summary>
+    /// Classes of the validation labels for <see cref="CodeClassPurity"/> (<c>valCodeClassPurity</c> and its shuffled
+    /// baseline); 0 = not measured. Validation batches without labels are skipped.
+    /// </summary>
+    public int PurityClasses { get; init; }
+
     /// <summary>Collapse warning when fewer than this fraction of the codes is used in an epoch.</summary>
     public double CollapseUsageThreshold { get; init; } = 0.05;
     /// <summary>Collapse warning when one code takes more than this share of the epoch's assignments.</summary>
@@ -87,6 +93,7 @@ public sealed class TokenizerTrainer : TrainerBase
     public static (IVqkdTeacher Teacher, int ImageSize, int PatchSize) TeacherOf(nn.Module model, string name) => model switch
     {
         Models.BeitVisionTransformer vit => (new BackboneTeacher(vit), vit.Config.ImgSize, vit.Config.PatchSize),
+        ConvTeacher conv => (conv, conv.Config.ImgSize, conv.Config.PatchSize),
         IVqkdTeacher t => (t, 224, 16),
         _ => throw new ArgumentException($"'{name}' ({model.GetType().Name}) cannot serve as a VQ-KD teacher."),
     };
@@ -186,6 +193,7 @@ public sealed class TokenizerTrainer : TrainerBase
         double lossSum = 0, recSum = 0;
         var count = 0;
         var histogram = new double[model.Config.NEmbed];
+        var purity = new CodeClassPurity(model.Config.NEmbed, Options.PurityClasses);
         try
         {
             foreach (var b in validation.GetBatches(0))
@@ -200,15 +208,30 @@ public sealed class TokenizerTrainer : TrainerBase
                 recSum += output.RecLoss.to(float64).item<double>();
                 var bins = bincount(output.Encoding.Indices.flatten(), minlength: model.Config.NEmbed).to(float64).cpu().data<double>().ToArray();
                 for (var i = 0; i < bins.Length; i++) histogram[i] += bins[i];
+                if (batch.Labels is { } labels && Options.PurityClasses > 0)
+                {
+                    var indices = output.Encoding.Indices.reshape(labels.shape[0], -1).to(ScalarType.Int64).cpu();
+                    var perImage = indices.shape[1];
+                    var flat = indices.data<long>().ToArray();
+                    var ids = labels.to(ScalarType.Int64).cpu().data<long>().ToArray();
+                    for (var i = 0; i < ids.Length; i++) purity.Add(flat.AsSpan(i * (int)perImage, (int)perImage), ids[i]);
+                }
                 count++;
             }
             var unused = model.Quantizer.UnusedCodes();
             var stats = CodebookStatistics.FromHistogram(histogram);
-            return count == 0 ? new Dictionary<string, double>() : new Dictionary<string, double>
+            var result = count == 0 ? new Dictionary<string, double>() : new Dictionary<string, double>
             {
                 ["valLoss"] = lossSum / count, ["valReconstructionCosine"] = 1 - recSum / count, ["valUnusedCodes"] = unused,
                 ["valCodebookUsage"] = stats.Usage, ["valPerplexity"] = stats.Perplexity,
             };
+            if (count > 0 && purity.Images > 0)
+            {
+                var (pure, shuffled) = purity.Compute((int)Options.Seed);
+                result["valCodeClassPurity"] = pure;
+                result["valCodeClassPurityShuffled"] = shuffled;
+            }
+            return result;
         }
         finally
         {

@@ -17,6 +17,8 @@ public static class TrainingStages
     public const string Probe = "probe";
     public const string FineTune = "finetune";
     public const string Segmentation = "segmentation";
+    /// <summary>Supervised training of a convolutional stand-in teacher (<see cref="TeacherTrainer"/>).</summary>
+    public const string Teacher = "teacher";
 
-    public static IReadOnlyList<string> All { get; } = [Tokenizer, Pretrain, Probe, FineTune, Segmentation];
+    public static IReadOnlyList<string> All { get; } = [Tokenizer, Pretrain, Probe, FineTune, Segmentation, Teacher];
 }

@@ -21,7 +21,7 @@ public sealed class PipelineJobTests
                  {
                      "teacher.accuracy", "tokenizer.codebookUsage", "tokenizer.perplexity", "pretrain.mimAccuracy", "pretrain.mimAccuracyAggregated",
                      "probe-mim-cls.accuracy", "probe-mim-mean.accuracy", "probe-random-cls.accuracy", "probe-random-mean.accuracy",
-                     "probe-pixels.accuracy", "finetune-mim.accuracy", "finetune-scratch.accuracy", "segmentation-mim.mIoU", "segmentation-scratch.mIoU", "classifier.accuracy",
+                     "probe-pixels.accuracy", "finetune-mim.accuracy", "finetune-scratch.accuracy", "segmentation.mIoU", "segmentation-scratch.mIoU", "classifier.accuracy",
                  })
         {
             Assert.True(metrics.TryGetValue(key, out var v), $"no {key} in {string.Join(", ", metrics.Keys)}");

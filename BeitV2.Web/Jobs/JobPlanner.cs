@@ -3,6 +3,7 @@ using BeitV2.Ml.Data;
 using BeitV2.Ml.Imaging;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Models.Segmentation;
+using BeitV2.Ml.Models.Teachers;
 using BeitV2.Ml.Models.Vqkd;
 using BeitV2.Ml.Precision;
 using BeitV2.Ml.Training;
@@ -53,6 +54,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
                 JobType.LinearProbe => Probe(job, run, owned),
                 JobType.FineTune => FineTune(job, run, owned),
                 JobType.Segmentation => Segmentation(job, run, owned),
+                JobType.Teacher => Teacher(job, run, owned),
                 _ => throw new InvalidOperationException($"A {job.Type.Name()} job is not a single trainer."),
             };
             return new TrainingPlan { Run = train, Labels = labels, Owned = owned };
@@ -122,9 +124,9 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             : Own(TokenizerTrainer.CreateModel(ModelPresets.Vqkd(s.Model, teacher.OutputDim, s.CodebookSize), teacher,
                 s.ImageSize ?? teacherSize, teacherPatch), owned);
         var imageSize = tokenizer.Config.Encoder.ImgSize;
-        var (train, validation, _) = Data(job, s, ClassificationTrainTransform.Tokenizer(imageSize),
+        var (train, validation, classes) = Data(job, s, ClassificationTrainTransform.Tokenizer(imageSize),
             new ClassificationEvalTransform(new EvalTransform(imageSize), normalize: false));
-        var trainer = new TokenizerTrainer(tokenizer, teacher, run.Options(new TokenizerTrainerOptions()));
+        var trainer = new TokenizerTrainer(tokenizer, teacher, run.Options(new TokenizerTrainerOptions { PurityClasses = classes.Count }));
         return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), null);
     }
 
@@ -180,6 +182,25 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         var imageSize = model.Config.ImgSize;
         var (train, validation, names) = Data(job, s, Classification(imageSize, s), new ClassificationEvalTransform(new EvalTransform(imageSize)));
         var trainer = new FineTuneTrainer(model, options);
+        return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), names);
+    }
+
+    private Built Teacher(JobRecord job, RunContext run, List<IDisposable> owned)
+    {
+        var s = run.Settings;
+        var classes = datasets.Get(job.Dataset).ClassNames.Count;
+        ConvTeacher model;
+        if (job.BaseModel is not null)
+            model = LoadModel(job.BaseModel, owned).As<ConvTeacher>();
+        else
+        {
+            var config = (s.Model == ModelPresets.Micro ? ConvTeacherConfig.Micro(classes) : ConvTeacherConfig.Fashion(classes))
+                with { ImgSize = s.ImageSize ?? 28 };
+            model = Own(new ConvTeacher(config), owned);
+        }
+        var imageSize = model.Config.ImgSize;
+        var (train, validation, names) = Data(job, s, Classification(imageSize, s), new ClassificationEvalTransform(new EvalTransform(imageSize)));
+        var trainer = new TeacherTrainer(model, run.Options(new TeacherTrainerOptions()));
         return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), names);
     }
 

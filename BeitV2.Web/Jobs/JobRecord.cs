@@ -18,6 +18,8 @@ public enum JobType
     [JsonStringEnumMemberName("linear-probe")] LinearProbe,
     [JsonStringEnumMemberName("finetune")] FineTune,
     [JsonStringEnumMemberName("segmentation")] Segmentation,
+    /// <summary>A small convolutional classifier trained with labels: the stand-in VQ-KD teacher where CLIP / DINO cannot be downloaded.</summary>
+    [JsonStringEnumMemberName("teacher")] Teacher,
     /// <summary>Every stage in one job, on Fashion-MNIST: what trained the bundled default models.</summary>
     [JsonStringEnumMemberName("pipeline")] Pipeline,
 }

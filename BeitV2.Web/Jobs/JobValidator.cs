@@ -23,6 +23,7 @@ public sealed class JobValidator(DatasetCatalog datasets, ModelRegistry registry
         [JobType.LinearProbe] = [ApiModelKinds.Backbone, ApiModelKinds.Classifier, ApiModelKinds.Pretrain],
         [JobType.FineTune] = [ApiModelKinds.Backbone, ApiModelKinds.Classifier, ApiModelKinds.Pretrain],
         [JobType.Segmentation] = [ApiModelKinds.Backbone, ApiModelKinds.Classifier, ApiModelKinds.Pretrain, ApiModelKinds.Segmenter],
+        [JobType.Teacher] = [ApiModelKinds.Teacher],
     };
 
     /// <summary>The kinds the request's <c>teacher</c> may be: a teacher for a tokenizer job, the tokenizer for a pretrain job.</summary>
@@ -49,7 +50,7 @@ public sealed class JobValidator(DatasetCatalog datasets, ModelRegistry registry
         var dataset = datasets.Get(request.Dataset);
         switch (type)
         {
-            case JobType.LinearProbe or JobType.FineTune when dataset.Kind != "classification":
+            case JobType.LinearProbe or JobType.FineTune or JobType.Teacher when dataset.Kind != "classification":
                 throw new InvalidRequestException($"A {name} job needs a classification dataset; '{dataset.Id}' is {dataset.Kind}.");
             case JobType.Segmentation when dataset.Kind != "segmentation":
                 throw new InvalidRequestException($"A segmentation job needs a segmentation dataset; '{dataset.Id}' is {dataset.Kind}.");

@@ -20,7 +20,7 @@ public static class PipelineCommand
     public const string Usage = "pipeline [--preset fashion-small|smoke] [--seed N] [--work DIR] [--export DIR] [--threads N] [--until STAGE]";
 
     /// <summary>The stages whose models ship, and the kind each is the default of.</summary>
-    public static readonly IReadOnlyList<string> Shipped = ["tokenizer", "pretrain", "classifier", "segmentation-mim"];
+    public static readonly IReadOnlyList<string> Shipped = ["tokenizer", "pretrain", "classifier", "segmentation"];
 
     public static int Run(string[] args)
     {

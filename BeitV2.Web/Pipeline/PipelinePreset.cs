@@ -16,7 +16,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
     int PixelProbeTrainImages, int PixelProbeTestImages)
 {
     /// <summary>Bumped whenever a preset's stages or budgets change: the manifests of the models name it.</summary>
-    public const string Version = "2";
+    public const string Version = "3";
 
     public static IReadOnlyList<string> Names { get; } = ["fashion-small", "smoke"];
 
@@ -46,7 +46,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
         const string fm = "fashion-mnist", seg = "fashion-mnist-seg";
         return
         [
-            new("teacher", JobType.FineTune, fm, "supervised teacher (stands in for CLIP)", Config(teacher, seed)),
+            new("teacher", JobType.Teacher, fm, "supervised convolutional teacher (stands in for CLIP)", Config(teacher, seed)),
             new("tokenizer", JobType.Tokenizer, fm, "VQ-KD tokenizer distilled from the teacher", Config(tokenizer, seed)),
             new("pretrain", JobType.Pretrain, fm, "MIM pretraining with patch aggregation", Config(pretrain, seed)),
             new("probe-mim-cls", JobType.LinearProbe, fm, "linear probe, MIM [CLS]", Config(probe, seed).With("probeFeature", "cls")),
@@ -57,7 +57,9 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
             // From scratch without layer-wise lr decay: decaying the lower layers' lr only makes sense for pretrained ones.
             new("finetune-scratch", JobType.FineTune, fm, "the same fine-tune from random weights", Config(fineTune, seed).With("layerDecay", 1.0)),
             new("classifier", JobType.FineTune, fm, "the served classifier: fine-tune from the MIM backbone on the whole training split", Config(classifier, seed)),
-            new("segmentation-mim", JobType.Segmentation, seg, "UperNet segmenter from the MIM backbone", Config(segment, seed)),
+            // From the served classifier's backbone (MIM, then fine-tuned with labels): BEiT's route of intermediate
+            // fine-tuning before segmentation, and the segmenter then names garments as the classifier does.
+            new("segmentation", JobType.Segmentation, seg, "UperNet segmenter from the served classifier (MIM, then fine-tuned)", Config(segment, seed)),
             new("segmentation-scratch", JobType.Segmentation, seg, "the same segmenter from random weights", Config(segment, seed).With("layerDecay", 1.0)),
         ];
     }
@@ -70,12 +72,12 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
         // of the same model and recipe learns at the same pace), and the tokenizer can only be as good as its teacher.
         const int val = 10000;
         return new PipelinePreset("fashion-small", "small", 56, StageList(seed,
-            teacher: new { model = "small", epochs = 2, batchSize = 64, lr = 1e-3, warmupSteps = 200, maxTrainImages = 60000, maxValImages = val, layerDecay = 1.0, minCropScale = 0.6, workers = 2 },
-            tokenizer: new { model = "small", epochs = 2, batchSize = 128, lr = 2e-3, warmupSteps = 50, codebookSize = 512, maxTrainImages = 30000, maxValImages = 2000, workers = 2 },
-            pretrain: new { model = "small", epochs = 4, batchSize = 128, lr = 1.5e-3, warmupSteps = 100, maxTrainImages = 30000, workers = 2 },
+            teacher: new { model = "small", epochs = 3, batchSize = 128, lr = 3e-3, warmupSteps = 100, maxTrainImages = 60000, maxValImages = val, minCropScale = 0.8, workers = 2 },
+            tokenizer: new { model = "small", epochs = 2, batchSize = 128, lr = 2e-3, warmupSteps = 50, codebookSize = 256, maxTrainImages = 30000, maxValImages = 2000, workers = 2 },
+            pretrain: new { model = "small", epochs = 2, batchSize = 128, lr = 1.5e-3, warmupSteps = 100, maxTrainImages = 60000, workers = 2 },
             probe: new { model = "small", epochs = 2, batchSize = 256, lr = 4e-3, maxTrainImages = 20000, maxValImages = val, minCropScale = 0.9, workers = 2 },
             fineTune: new { model = "small", epochs = 3, batchSize = 64, lr = 2e-3, warmupSteps = 50, maxTrainImages = 5000, maxValImages = val, layerDecay = 0.75, workers = 2 },
-            classifier: new { model = "small", epochs = 2, batchSize = 64, lr = 1e-3, warmupSteps = 200, maxTrainImages = 60000, maxValImages = val, layerDecay = 0.75, minCropScale = 0.6, workers = 2 },
+            classifier: new { model = "small", epochs = 3, batchSize = 64, lr = 1.5e-3, warmupSteps = 200, maxTrainImages = 60000, maxValImages = val, layerDecay = 0.75, minCropScale = 0.8, workers = 2 },
             segment: new { model = "small", epochs = 2, batchSize = 16, lr = 1e-3, warmupSteps = 50, maxTrainImages = 6000, maxValImages = 1000, imageSize = 56, layerDecay = 0.75, workers = 2 }),
             PixelProbeEpochs: 4, PixelProbeTrainImages: 20000, PixelProbeTestImages: val);
     }

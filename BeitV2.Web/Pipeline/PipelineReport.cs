@@ -38,7 +38,7 @@ public static class PipelineReport
         string Held(string stage) => Count(Setting(preset, stage, "maxValImages"));
         var b = new StringBuilder();
         b.AppendLine($"Pipeline v{s.Version}, preset `{s.Preset}`, seed {s.Seed}. Accuracies on the first {Held("teacher")} images of the Fashion-MNIST " +
-                     $"test split, mIoU on the first {Held("segmentation-mim")} composed scenes of its test split. Each row is reproduced by " +
+                     $"test split, mIoU on the first {Held("segmentation")} composed scenes of its test split. Each row is reproduced by " +
                      $"`dotnet run -c Release --project BeitV2.Web -- pipeline --preset {s.Preset} --seed {s.Seed} --until STAGE` " +
                      "with the row's last stage (earlier stages run first, or are reused from the same `--work` folder).");
         b.AppendLine();
@@ -50,6 +50,8 @@ public static class PipelineReport
         Row("VQ-KD tokenizer", $"codebook usage / perplexity / teacher-feature cosine (first {Held("tokenizer")} test images)",
             $"{Pct(s, "tokenizer", "valCodebookUsage")} ({UsedCodes(s, preset)} of {Codes(preset)} codes) / " +
             $"{Num(s, "tokenizer", "valPerplexity")} / {Num(s, "tokenizer", "valReconstructionCosine", "F3")}", "tokenizer");
+        Row("VQ-KD tokenizer: what codes say about the class", $"class purity of codes, true / shuffled labels (first {Held("tokenizer")} test images)",
+            $"{Num(s, "tokenizer", "valCodeClassPurity", "F3")} / {Num(s, "tokenizer", "valCodeClassPurityShuffled", "F3")}", "tokenizer");
         Row("MIM pretraining", "masked-token accuracy (final / aggregated head)",
             $"{Pct(s, "pretrain", "mimAccuracy")} / {Pct(s, "pretrain", "mimAccuracyAggregated")}", "pretrain");
         Row("linear probe (a) MIM [CLS]", "accuracy", Pct(s, "probe-mim-cls"), "probe-mim-cls");
@@ -59,8 +61,8 @@ public static class PipelineReport
         Row($"fine-tune from MIM / from scratch (same budget: {Train("finetune-mim")} training images)", "accuracy",
             $"{Pct(s, "finetune-mim")} / {Pct(s, "finetune-scratch")}", "finetune-mim", "finetune-scratch");
         Row($"served classifier: fine-tune from MIM on {Train("classifier")} training images", "accuracy", Pct(s, "classifier"), "classifier");
-        Row($"segmentation from MIM (served) / from scratch (same budget: {Train("segmentation-mim")} scenes)", "mIoU",
-            $"{Pct(s, "segmentation-mim", "mIoU")} / {Pct(s, "segmentation-scratch", "mIoU")}", "segmentation-mim", "segmentation-scratch");
+        Row($"segmentation from the served classifier (MIM, then fine-tuned) / from scratch (same budget: {Train("segmentation")} scenes)", "mIoU",
+            $"{Pct(s, "segmentation", "mIoU")} / {Pct(s, "segmentation-scratch", "mIoU")}", "segmentation", "segmentation-scratch");
         Row("linear probe (d) raw pixels", "accuracy", Pct(s, PipelinePreset.PixelProbeStage), PipelinePreset.PixelProbeStage);
         b.AppendLine();
         b.AppendLine($"Total: {Minutes(s, s.Stages.Keys.ToArray())} minutes.");

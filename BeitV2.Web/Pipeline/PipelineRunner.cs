@@ -39,7 +39,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
     public const string StateFile = "pipeline.json";
 
     /// <summary>Stages whose model is registered (the others are comparisons).</summary>
-    private static readonly HashSet<string> Registered = ["teacher", "tokenizer", "pretrain", "classifier", "segmentation-mim"];
+    private static readonly HashSet<string> Registered = ["teacher", "tokenizer", "pretrain", "classifier", "segmentation"];
 
     /// <param name="until">Stop after this stage (null: run them all); a later run with the same work folder continues.</param>
     public PipelineOutcome Run(string presetName, int seed, string workDirectory, string runId, IProgress<TrainingProgress> progress,
@@ -126,6 +126,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
             "tokenizer" => (null, Model("teacher"), null),
             "pretrain" => (null, null, Model("tokenizer")),
             "probe-random-cls" or "probe-random-mean" => (state.RandomBackbone, null, null),
+            "segmentation" => (Model("classifier"), null, null),
             _ => (Model("pretrain"), null, null),
         };
     }

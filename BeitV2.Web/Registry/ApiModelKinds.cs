@@ -27,6 +27,7 @@ public static class ApiModelKinds
             [ModelKind.Vqkd] = _ => Tokenizer,
             [ModelKind.ClipTeacher] = _ => Teacher,
             [ModelKind.DinoTeacher] = _ => Teacher,
+            [ModelKind.ConvTeacher] = _ => Teacher,
             [ModelKind.Segmenter] = _ => Segmenter,
         };
 
