@@ -27,7 +27,9 @@ public class ConvTeacherTests
         Assert.Equal(new long[] { 2, 49, 16 }, targets.shape); // 28 px at stride 4: the 7×7 grid of 4 px patches
         Assert.Equal(16, teacher.OutputDim);
         Assert.Equal(4, teacher.Config.PatchSize);
-        var map = teacher.FeatureMap(teacher.Scale(pre)); // (2, 16, 7, 7)
+        var map = teacher.PreActivationMap(teacher.Scale(pre)); // (2, 16, 7, 7), signed
+        Assert.True(map.lt(0).any().item<bool>());
+        Assert.True(allclose(nn.functional.relu(map), teacher.FeatureMap(teacher.Scale(pre)), rtol: 1e-5, atol: 1e-6));
         // Patch (row 2, col 5) of image 1 is target 2·7 + 5.
         Assert.True(allclose(targets[1, 2 * 7 + 5], map[1, .., 2, 5]));
         Assert.False(targets.requires_grad);
