@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace BeitV2.Ml.Models.Segmentation;
 
 /// <summary>Both heads' logits of one forward pass (training).</summary>
-/// <param name="Decode">UPerHead logits (B, K, H/4, W/4).</param>
+/// <param name="Decode">UPerHead logits (B, K, H/s, W/s), s = <see cref="SegmentationConfig.OutputStride"/> (4 by default).</param>
 /// <param name="Auxiliary">FCN head logits at the resolution of its input level (H/16 for in_index 2), or null without an auxiliary head.</param>
 public sealed record SegmentationOutput(Tensor Decode, Tensor? Auxiliary) : IDisposable
 {
@@ -54,7 +54,7 @@ public sealed class BeitSegmenter : ExplicitModule<Tensor, Tensor>
         Config = config;
         var c = config;
         long embed = c.Backbone.EmbedDim;
-        backbone = new BeitSegmentationBackbone(c.Backbone, c.OutIndices);
+        backbone = new BeitSegmentationBackbone(c.Backbone, c.OutIndices, c.OutputStride);
         register_module("backbone", backbone);
         decodeHead = new UperHead(Enumerable.Repeat(embed, c.OutIndices.Count).ToArray(), c.Channels, c.NumClasses, c.PoolScales,
             c.DropoutRatio, c.AlignCorners);
@@ -70,7 +70,7 @@ public sealed class BeitSegmenter : ExplicitModule<Tensor, Tensor>
     public UperHead DecodeHead => decodeHead;
     public FcnHead? AuxiliaryHead => auxiliaryHead;
 
-    /// <summary>Decode-head logits (B, num_classes, H/4, W/4) — before any resize to the image size.</summary>
+    /// <summary>Decode-head logits (B, num_classes, H/s, W/s), s = the output stride (4 by default) — before any resize to the image size.</summary>
     public override Tensor forward(Tensor images)
     {
         using var scope = NewDisposeScope();
