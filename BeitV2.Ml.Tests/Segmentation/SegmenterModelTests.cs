@@ -299,6 +299,62 @@ public sealed class SegmenterModelTests
         Assert.Throws<ArgumentException>(() => model.Loss(images, labels.to(ScalarType.Float32)));
     }
 
+    /// <summary>
+    /// Class-weighted cross entropy as mmseg's class_weight: each pixel's CE times its label's weight, averaged over every
+    /// pixel (ignored ones count, with 0) — worked by hand on four pixels.
+    /// </summary>
+    [Fact]
+    public void WeightedCrossEntropy_IsTheMmsegWeightedMeanOverAllPixels()
+    {
+        using var scope = NewDisposeScope();
+        // (1, 3 classes, 1, 4): pixels with labels 0, 1, 2 and 255 (ignored).
+        var logits = tensor(new float[] { 2, 0, 1, 5, /* class 1 */ 0, 1, 1, 5, /* class 2 */ 0, 0, 1, 5 }, new long[] { 1, 3, 1, 4 });
+        var labels = tensor(new long[] { 0, 1, 2, 255 }, new long[] { 1, 1, 4 });
+        var weights = tensor(new float[] { 0.25f, 1f, 2f });
+
+        // ce = log Σ exp(z) − z_label per pixel.
+        var ce0 = Math.Log(Math.Exp(2) + 2) - 2;            // logits (2, 0, 0), label 0
+        var ce1 = Math.Log(2 + Math.E) - 1;                 // logits (0, 1, 0), label 1
+        var ce2 = Math.Log(3 * Math.E) - 1;                 // logits (1, 1, 1), label 2: log 3
+        var expected = (0.25 * ce0 + 1 * ce1 + 2 * ce2 + 0) / 4;
+        Assert.Equal(expected, SegmentationOps.CrossEntropy(logits, labels, 255, weights).item<float>(), 5);
+        Assert.Equal((ce0 + ce1 + ce2) / 4, SegmentationOps.CrossEntropy(logits, labels, 255).item<float>(), 5);
+        // Not torch's weighted mean (Σ w·ce / Σ w over the labelled pixels).
+        Assert.NotEqual((0.25 * ce0 + ce1 + 2 * ce2) / 3.25, SegmentationOps.CrossEntropy(logits, labels, 255, weights).item<float>(), 3);
+        // Weights of 1 are the unweighted loss; a weight count other than the classes' is refused.
+        Assert.Equal(SegmentationOps.CrossEntropy(logits, labels, 255).item<float>(),
+            SegmentationOps.CrossEntropy(logits, labels, 255, ones(3)).item<float>(), 6);
+        Assert.Throws<ArgumentException>(() => SegmentationOps.CrossEntropy(logits, labels, 255, ones(4)));
+        Assert.Equal(new[] { 0.25f, 1f, 2f }, weights.data<float>().ToArray()); // the caller's tensor is left alone
+    }
+
+    [Fact]
+    public void LossWithClassWeights_WeightsBothHeads()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(15);
+        using var model = new BeitSegmenter(SegmentationConfig.Micro(numClasses: 5));
+        model.eval();
+        var images = Images(2, 64);
+        var labels = Labels(2, 64, 5);
+        var weights = tensor(new float[] { 0.25f, 1, 1, 3, 1 });
+
+        using var loss = model.Loss(images, labels, weights);
+        using var output = model.ForwardTrain(images);
+        double Manual(Tensor logits)
+        {
+            var up = nn.functional.interpolate(logits, new long[] { 64, 64 }, mode: InterpolationMode.Bilinear, align_corners: false);
+            var perPixel = nn.functional.cross_entropy(up, labels, ignore_index: 255, reduction: nn.Reduction.None);
+            var w = weights.index_select(0, labels.clamp(0, 4).flatten()).view(labels.shape) * labels.ne(255);
+            return ((perPixel * w).sum() / labels.numel()).item<float>();
+        }
+        Assert.Equal(Manual(output.Decode), loss.Decode.item<float>(), 5);
+        Assert.Equal(0.4 * Manual(output.Auxiliary!), loss.Auxiliary!.item<float>(), 5);
+        using var unweighted = model.Loss(images, labels);
+        Assert.NotEqual(unweighted.Decode.item<float>(), loss.Decode.item<float>(), 3);
+        Assert.NotEqual(unweighted.Auxiliary!.item<float>(), loss.Auxiliary.item<float>(), 3);
+    }
+
     [Fact]
     public void AGradientStepChangesEveryTrainableParameter()
     {

@@ -108,6 +108,31 @@ public class SegmentationTrainerTests
         ModelState.Dispose(expected);
     }
 
+    /// <summary>Class weights reach the loss: all-1 weights train exactly as none, a background weight of 0.25 trains otherwise; bad weights are refused.</summary>
+    [Fact]
+    public void ClassWeights_OfOne_TrainAsNone_AndOthersChangeTheRun()
+    {
+        var options = Options() with { Epochs = 1, MaxSteps = 2 };
+        using var plain = NewModel();
+        var a = new SegmentationTrainer(plain, options).Run(Train(), null);
+        using var ones = NewModel();
+        var b = new SegmentationTrainer(ones, options with { ClassWeights = new double[] { 1, 1, 1, 1, 1 } }).Run(Train(), null);
+        using var background = NewModel();
+        var c = new SegmentationTrainer(background, options with { ClassWeights = new double[] { 0.25, 1, 1, 1, 1 } }).Run(Train(), null);
+        Assert.Equal((2L, 2L, 2L), (a.Step, b.Step, c.Step));
+
+        var expected = ModelState.Snapshot(plain);
+        ModelState.AssertIdentical(expected, ones);
+        Assert.True(ModelState.AnyDifferent(expected, background, _ => true));
+        ModelState.Dispose(expected);
+
+        using var model = NewModel();
+        Assert.Contains("one per class", Assert.Throws<ArgumentException>(() =>
+            new SegmentationTrainer(model, options with { ClassWeights = new double[] { 1, 1 } })).Message);
+        Assert.Throws<ArgumentException>(() => new SegmentationTrainer(model, options with { ClassWeights = new double[] { 0, 0, 0, 0, 0 } }));
+        Assert.Throws<ArgumentException>(() => new SegmentationTrainer(model, options with { ClassWeights = new double[] { -1, 1, 1, 1, 1 } }));
+    }
+
     [Fact]
     public void MeanIoU_OverTheWholeSplit_IgnoresLabel255_AndAbsentClasses()
     {

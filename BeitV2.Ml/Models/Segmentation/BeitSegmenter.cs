@@ -119,16 +119,19 @@ public sealed class BeitSegmenter : ExplicitModule<Tensor, Tensor>
     /// (<see cref="SegmentationOps.CrossEntropy"/>), decode weight 1, auxiliary weight aux_loss_weight.
     /// </summary>
     /// <param name="labels">(B, H, W) or (B, 1, H, W) class ids (any integer type), ignore_index for unlabelled pixels.</param>
-    public SegmentationLoss Loss(Tensor images, Tensor labels)
+    /// <param name="classWeights">(num_classes) per-class weights of both heads' cross entropy (mmseg's class_weight), or null.</param>
+    public SegmentationLoss Loss(Tensor images, Tensor labels, Tensor? classWeights = null)
     {
         using var scope = NewDisposeScope();
         var target = PrepareLabels(images, labels);
         long h = target.shape[1], w = target.shape[2];
         using var output = ForwardTrain(images);
-        var decode = SegmentationOps.CrossEntropy(SegmentationOps.Resize(output.Decode, h, w, Config.AlignCorners), target, Config.IgnoreIndex);
+        var decode = SegmentationOps.CrossEntropy(SegmentationOps.Resize(output.Decode, h, w, Config.AlignCorners), target, Config.IgnoreIndex,
+            classWeights);
         Tensor? aux = null;
         if (output.Auxiliary is not null)
-            aux = SegmentationOps.CrossEntropy(SegmentationOps.Resize(output.Auxiliary, h, w, Config.AlignCorners), target, Config.IgnoreIndex)
+            aux = SegmentationOps.CrossEntropy(SegmentationOps.Resize(output.Auxiliary, h, w, Config.AlignCorners), target, Config.IgnoreIndex,
+                      classWeights)
                   * Config.AuxLossWeight;
         var total = aux is null ? decode.alias() : decode + aux;
         total.MoveToOuterDisposeScope();
