@@ -1,5 +1,7 @@
+using BeitV2.Ml.Data;
 using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Training;
+using TrainingBatch = BeitV2.Ml.Training.TrainingBatch;
 using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Tests.Training;
@@ -44,10 +46,10 @@ public class SegmentationTrainerTests
     private static SyntheticData Train(int batches = 4) => new(batches, 5, (g, _) => Rectangles(g, Batch));
     private static SyntheticData Validation() => new(2, 55, (g, _) => Rectangles(g, Batch)) { SameEveryEpoch = true };
 
-    private static BeitSegmenter NewModel(long seed = 8)
+    private static BeitSegmenter NewModel(long seed = 8, int classes = 5)
     {
         TrainerBase.SeedEverything(seed);
-        return new BeitSegmenter(SegmentationConfig.Micro(numClasses: 5)); // dropout 0.1 before both classifiers
+        return new BeitSegmenter(SegmentationConfig.Micro(numClasses: classes)); // dropout 0.1 before both classifiers
     }
 
     private static SegmentationTrainerOptions Options() => new()
@@ -104,6 +106,35 @@ public class SegmentationTrainerTests
         var part2 = new SegmentationTrainer(second, options with { MaxSteps = 6, ResumeFrom = part1.CheckpointPath }).Run(Train());
         Assert.Equal(6, part2.Step);
         // Dropout draws and BatchNorm running statistics continue exactly.
+        ModelState.AssertIdentical(expected, second);
+        ModelState.Dispose(expected);
+    }
+
+    /// <summary>
+    /// Fresh scenes (a loader that serves the next window of the scene set each epoch): a run cut in the middle of its
+    /// second epoch and resumed from the checkpoint ends with exactly the weights of an uninterrupted run.
+    /// </summary>
+    [Fact]
+    public void FreshScenes_ResumedMidEpoch_GivesTheSameWeightsAsAnUninterruptedRun()
+    {
+        using var dir = new TempDirectory();
+        var scenes = new FashionMnistSegmentationDataset(BeitV2.Ml.Tests.Data.FashionMnistData.Test, new FashionMnistSegmentationOptions { Count = 40, Seed = 9 });
+        BatchLoaderTrainingData Data() => new(new BatchLoader(scenes, new SegmentationTrainTransform(Size),
+            new BatchLoaderOptions { BatchSize = Batch, Seed = 3, DropLast = true, Workers = 2, EpochSize = 2 * Batch }));
+        Assert.Equal(2, Data().BatchesPerEpoch);
+        var options = Options() with { Epochs = 2, CheckpointDirectory = dir.Combine("a") };
+
+        const int classes = 11; // background + the 10 Fashion-MNIST classes
+        using var straight = NewModel(classes: classes);
+        Assert.Equal(4, new SegmentationTrainer(straight, options).Run(Data()).Step);
+        var expected = ModelState.Snapshot(straight);
+
+        using var first = NewModel(classes: classes);
+        var part1 = new SegmentationTrainer(first, options with { MaxSteps = 3, CheckpointDirectory = dir.Combine("b"), CheckpointEverySteps = 3 }).Run(Data());
+        Assert.Equal(3, part1.Step); // one batch into the second epoch's new scenes
+        using var second = NewModel(seed: 80, classes: classes);
+        var part2 = new SegmentationTrainer(second, options with { ResumeFrom = part1.CheckpointPath }).Run(Data());
+        Assert.Equal(4, part2.Step);
         ModelState.AssertIdentical(expected, second);
         ModelState.Dispose(expected);
     }
