@@ -115,8 +115,11 @@ public sealed class SegmentationTrainer : TrainerBase
     /// <item>a classifier, backbone or MIM model: <see cref="SegmentationConfig.FromBackbone"/> on its transformer
     /// (at <paramref name="imageSize"/> when given), whose weights initialise the backbone only.</item>
     /// </list>
+    /// <paramref name="outputStride"/> (<see cref="SegmentationConfig.OutputStride"/>) replaces the source segmenter's
+    /// (or the default 4); when it changes a segmenter's neck layout, the necks (<c>backbone.fpn*</c>) start fresh too.
     /// </summary>
-    public static BeitSegmenter CreateModel(nn.Module source, int numClasses, int? imageSize = null, SegmentationTrainerOptions? options = null)
+    public static BeitSegmenter CreateModel(nn.Module source, int numClasses, int? imageSize = null, SegmentationTrainerOptions? options = null,
+        int? outputStride = null)
     {
         var config = source switch
         {
@@ -125,13 +128,17 @@ public sealed class SegmentationTrainer : TrainerBase
             BeitMim mim => SegmentationConfig.FromBackbone(mim.Config.ToBackbone(0) with { ImgSize = imageSize ?? mim.Config.ImgSize }, numClasses),
             _ => throw new ArgumentException("Segmentation starts from a ViT, MIM or segmenter model."),
         };
+        if (outputStride is { } stride) config = config with { OutputStride = stride };
         if (options?.DropPathRate is { } dp) config = config with { Backbone = config.Backbone with { DropPathRate = dp } };
         var model = new BeitSegmenter(config);
         try
         {
             var weights = source.state_dict();
-            if (source is BeitSegmenter { Config.NumClasses: var sourceClasses } && sourceClasses != numClasses)
-                weights = WithFreshClassifiers(weights, model);
+            if (source is BeitSegmenter { Config: var sourceConfig })
+            {
+                if (sourceConfig.NumClasses != numClasses) weights = WithFresh(weights, model, IsClassifier);
+                if (sourceConfig.OutputStride != config.OutputStride) weights = WithFresh(weights, model, IsNeck);
+            }
             SegmenterCheckpoint.Load(model, weights);
             return model;
         }
@@ -140,19 +147,21 @@ public sealed class SegmentationTrainer : TrainerBase
             model.Dispose();
             throw;
         }
-    }
-
-    /// <summary>The source's weights with the new model's own (freshly initialised) conv_seg of each head in place of the source's.</summary>
-    private static Dictionary<string, Tensor> WithFreshClassifiers(Dictionary<string, Tensor> weights, BeitSegmenter model)
-    {
-        var fresh = model.state_dict();
-        var result = new Dictionary<string, Tensor>(weights, StringComparer.Ordinal);
-        foreach (var key in weights.Keys.Where(IsClassifier)) result.Remove(key);
-        foreach (var (key, value) in fresh.Where(kv => IsClassifier(kv.Key))) result[key] = value;
-        return result;
 
         static bool IsClassifier(string key) =>
             key.StartsWith("decode_head.conv_seg.", StringComparison.Ordinal) || key.StartsWith("auxiliary_head.conv_seg.", StringComparison.Ordinal);
+
+        static bool IsNeck(string key) => key.StartsWith("backbone.fpn", StringComparison.Ordinal);
+    }
+
+    /// <summary>The source's weights with the new model's own (freshly initialised) tensors in place of the source's for the keys <paramref name="part"/> selects.</summary>
+    private static Dictionary<string, Tensor> WithFresh(Dictionary<string, Tensor> weights, BeitSegmenter model, Func<string, bool> part)
+    {
+        var fresh = model.state_dict();
+        var result = new Dictionary<string, Tensor>(weights, StringComparer.Ordinal);
+        foreach (var key in weights.Keys.Where(part)) result.Remove(key);
+        foreach (var (key, value) in fresh.Where(kv => part(kv.Key))) result[key] = value;
+        return result;
     }
 
     public TrainingResult Run(ITrainingData train, ITrainingData? validation = null, IProgress<TrainingProgress>? progress = null,
