@@ -157,6 +157,12 @@ public class SegmentationTrainerTests
         Assert.True(ModelState.AnyDifferent(expected, background, _ => true));
         ModelState.Dispose(expected);
 
+        // Under autocast (the heads' logits come back in float32; the weights follow the logits' type).
+        using var bf16 = NewModel();
+        var d = new SegmentationTrainer(bf16, options with { MaxSteps = 1, MixedPrecision = BeitV2.Ml.Precision.ComputePrecision.Bf16,
+            ClassWeights = new double[] { 0.25, 1, 1, 1, 1 } }).Run(Train(), null);
+        Assert.Equal(1, d.Step);
+
         using var model = NewModel();
         Assert.Contains("one per class", Assert.Throws<ArgumentException>(() =>
             new SegmentationTrainer(model, options with { ClassWeights = new double[] { 1, 1 } })).Message);
