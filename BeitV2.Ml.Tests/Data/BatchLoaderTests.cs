@@ -101,6 +101,53 @@ public sealed class BatchLoaderTests
         Assert.Equal(new long[] { 6, 24, 24 }, all.Masks!.shape);
     }
 
+    /// <summary>
+    /// EpochSize n: epoch e serves the window [e·n, (e+1)·n) of the dataset (modulo its size), shuffled; successive
+    /// epochs see disjoint items, and a batch loaded alone (as a resumed run loads the rest of an epoch) is the same.
+    /// </summary>
+    [Fact]
+    public void EpochSize_ServesTheNextWindowEachEpoch_AndABatchAloneIsTheSame()
+    {
+        var scenes = new FashionMnistSegmentationDataset(FashionMnistData.Test, new FashionMnistSegmentationOptions { Count = 20, Seed = 3 });
+        var options = new BatchLoaderOptions { BatchSize = 4, Seed = 7, DropLast = true, Workers = 2, EpochSize = 8 };
+        var loader = new BatchLoader(scenes, new SegmentationTrainTransform(32), options);
+        Assert.Equal(8, loader.EpochLength);
+        Assert.Equal(2, loader.BatchesPerEpoch);
+
+        int[] Seen(int epoch)
+        {
+            var seen = new List<int>();
+            foreach (var batch in loader.Epoch(epoch)) using (batch) seen.AddRange(batch.Indices);
+            return seen.ToArray();
+        }
+        var e0 = Seen(0);
+        var e1 = Seen(1);
+        Assert.Equal(Enumerable.Range(0, 8), e0.Order());
+        Assert.Equal(Enumerable.Range(8, 8), e1.Order());
+        Assert.Empty(e0.Intersect(e1));
+        Assert.NotEqual(Enumerable.Range(8, 8), e1); // still shuffled within the epoch
+        Assert.Equal(new[] { 0, 1, 2, 3, 16, 17, 18, 19 }, loader.EpochOrder(2).Order()); // 16..19, then wraps to 0..3
+        Assert.Equal(Enumerable.Range(4, 8), loader.EpochOrder(3).Order());
+
+        // Resumption: the second batch of epoch 1 alone, and through the trainer's data after skipping one batch.
+        string Bytes2(TrainingBatch b) => Convert.ToHexString(Bytes(b.Images)) + Convert.ToHexString(Bytes(b.Masks!)) + string.Join(",", b.Indices);
+        var full = loader.Epoch(1).Select(b => { using (b) return Bytes2(b); }).ToList();
+        using (var alone = loader.LoadBatch(1, 1)) Assert.Equal(full[1], Bytes2(alone));
+        var resumed = new BeitV2.Ml.Training.BatchLoaderTrainingData(loader).GetBatches(1, skip: 1).ToList();
+        using (var batch = Assert.Single(resumed))
+        {
+            var want = loader.LoadBatch(1, 1);
+            using (want) Assert.True(batch.Images.Equals(want.Images) && batch.Masks!.Equals(want.Masks!));
+        }
+
+        // A window as large as the set (or larger) is the whole set in the order of a loader without one.
+        var plain = new BatchLoader(scenes, new SegmentationTrainTransform(32), options with { EpochSize = null });
+        var whole = new BatchLoader(scenes, new SegmentationTrainTransform(32), options with { EpochSize = 50 });
+        Assert.Equal(20, whole.EpochLength);
+        Assert.Equal(plain.EpochOrder(3), whole.EpochOrder(3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BatchLoader(scenes, new SegmentationTrainTransform(32), options with { EpochSize = 0 }));
+    }
+
     [Fact]
     public void FailingSamples_SurfaceTheirOwnException()
     {

@@ -47,6 +47,8 @@ public sealed class SegmenterOnnxTests(ITestOutputHelper output)
             "p8-grid5-align" => micro with { Backbone = b with { ImgSize = 40, PatchSize = 8 }, AlignCorners = true },
             // Patch 4 (the shipped model's necks): 9×9 grid, levels 9, 4, 2, 1; pool scales as mmseg's.
             "p4-grid9" => micro with { Backbone = b with { ImgSize = 36, PatchSize = 4 }, OutIndices = new[] { 0, 1, 2, 3 } },
+            // Patch 4 with output stride 2: fpn1 = ConvTranspose → BatchNorm (folded) → GELU; levels 18, 9, 4, 2 (logits at 18×18).
+            "p4-grid9-stride2" => micro with { Backbone = b with { ImgSize = 36, PatchSize = 4 }, OutputStride = 2 },
             _ => throw new ArgumentException(name),
         };
     }
@@ -54,7 +56,7 @@ public sealed class SegmenterOnnxTests(ITestOutputHelper output)
     public static TheoryData<string, GraphOptimizationLevel> Cases()
     {
         var data = new TheoryData<string, GraphOptimizationLevel>();
-        foreach (var name in new[] { "p16-grid3", "p16-grid5-shared-abs", "p8-grid5-align", "p4-grid9" })
+        foreach (var name in new[] { "p16-grid3", "p16-grid5-shared-abs", "p8-grid5-align", "p4-grid9", "p4-grid9-stride2" })
         foreach (var level in Levels)
             data.Add(name, level);
         return data;
@@ -82,7 +84,10 @@ public sealed class SegmenterOnnxTests(ITestOutputHelper output)
         {
             var features = model.Backbone.forward(images);
             for (var i = 0; i < features.Length; i++) Close(SegmenterOnnxExporter.Feature(i), features[i], got[SegmenterOnnxExporter.Feature(i)]);
-            Close(SegmenterOnnxExporter.SegLogits, model.forward(images), got[SegmenterOnnxExporter.SegLogits]);
+            var logits = got[SegmenterOnnxExporter.SegLogits];
+            var side = S / model.Config.OutputStride;
+            Assert.Equal(new long[] { 3, model.Config.NumClasses, side, side }, logits.shape);
+            Close(SegmenterOnnxExporter.SegLogits, model.forward(images), logits);
             var resized = model.ForwardResized(images, (S, S));
             Close(SegmenterOnnxExporter.SegLogitsResized, resized, got[SegmenterOnnxExporter.SegLogitsResized]);
             var expected = model.Predict(images, (S, S));

@@ -252,6 +252,47 @@ public sealed class SegmenterCheckpointTests
             AssertSame(model.forward(images), restored.forward(images), "logits");
     }
 
+    /// <summary>
+    /// A 4 px patch segmenter with output stride 2 through our package (via the model catalogue): the manifest's config
+    /// names output_stride 2, and the loaded model has the upsampling fpn1 with the same weights and logits.
+    /// </summary>
+    [Fact]
+    public void OutputStride2_RoundTripsThroughOurModelPackage()
+    {
+        using var scope = NewDisposeScope();
+        using var tmp = new TempDirectory();
+        manual_seed(19);
+        var config = SegmentationConfig.Micro(numClasses: 4) with
+        {
+            Backbone = SegmentationConfig.Micro().Backbone with { ImgSize = 32, PatchSize = 4 }, OutputStride = 2,
+        };
+        using var model = new BeitSegmenter(config);
+        model.train();
+        using (no_grad()) model.forward(Images(2, 32)).Dispose(); // non-default BatchNorm statistics, fpn1.1 included
+        model.eval();
+
+        var dir = tmp.Combine("seg-os2");
+        ModelPackage.Save(model, dir);
+        Assert.Contains("\"output_stride\": 2", File.ReadAllText(Path.Combine(dir, ModelPackage.ManifestFile)));
+        using var loaded = ModelPackage.Load(dir);
+        var restored = loaded.As<BeitSegmenter>();
+        Assert.Equal(config, restored.Config);
+        Assert.Equal(2, restored.Backbone.OutputStride);
+        var want = model.state_dict();
+        Assert.Contains("backbone.fpn1.1.running_var", want.Keys);
+        Assert.Equal(want.Keys.Order(), restored.state_dict().Keys.Order());
+        foreach (var (k, v) in restored.state_dict()) AssertSame(want[k], v, k);
+
+        restored.eval();
+        using var images = Images(2, 32);
+        using (no_grad())
+        {
+            var logits = restored.forward(images);
+            Assert.Equal(new long[] { 2, 4, 16, 16 }, logits.shape);
+            AssertSame(model.forward(images), logits, "logits");
+        }
+    }
+
     private static Tensor Images(int batch, int size = 64)
     {
         using var g = new TorchSharp.torch.Generator(21);

@@ -91,6 +91,88 @@ public sealed class SegmenterModelTests
         Assert.Contains("at least 32 px", tooSmall.Message);
     }
 
+    /// <summary>
+    /// Output stride 2 (4 px patches): fpn1 upsamples the grid 2× (ConvTranspose → BatchNorm → GELU, named fpn1.0 / fpn1.1 as
+    /// the reference's patch-16 fpn1), so a 56 px image (14×14 grid) gives levels 28, 14, 7, 3 and 28×28 logits; the
+    /// layout is deduced back from the weights, and other patch sizes refuse it.
+    /// </summary>
+    [Fact]
+    public void OutputStride2_UpsamplesTheFinestLevel_ToA28GridAt56Px_AndIsDeducedBack()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(12);
+        var config = SegmentationConfig.Micro(numClasses: 3) with
+        {
+            Backbone = SegmentationConfig.Micro().Backbone with { ImgSize = 56, PatchSize = 4 }, OutputStride = 2,
+        };
+        using var model = new BeitSegmenter(config);
+        Assert.Equal(2, model.Backbone.OutputStride);
+        model.train();
+        using (no_grad()) model.forward(Images(2, 56)).Dispose(); // BatchNorm statistics of the upsampling neck move
+        model.eval();
+        using var _ = no_grad();
+        var images = Images(2, 56);
+        var pyramid = model.Backbone.forward(images);
+        Assert.Equal(new long[] { 28, 14, 7, 3 }, pyramid.Select(t => t.shape[2]));
+        Assert.Equal(new long[] { 2, 3, 28, 28 }, model.forward(images).shape);
+        using (var train = model.ForwardTrain(images))
+        {
+            Assert.Equal(new long[] { 2, 3, 28, 28 }, train.Decode.shape);
+            Assert.Equal(new long[] { 2, 3, 7, 7 }, train.Auxiliary!.shape); // aux_in_index 2: fpn3, stride 8
+        }
+        Assert.Equal(new long[] { 2, 56, 56 }, model.Predict(images).shape);
+
+        // fpn1 by hand: deconvolution, eval-mode BatchNorm, exact GELU on the 14×14 patch map of the first out index.
+        var sd = model.state_dict();
+        var maps = model.Backbone.ForwardFeatureMaps(images);
+        var up = nn.functional.conv_transpose2d(maps[0], sd["backbone.fpn1.0.weight"], sd["backbone.fpn1.0.bias"], strides: new long[] { 2, 2 });
+        var bn = (up - sd["backbone.fpn1.1.running_mean"].view(1, -1, 1, 1)) / (sd["backbone.fpn1.1.running_var"].view(1, -1, 1, 1) + 1e-5).sqrt()
+                 * sd["backbone.fpn1.1.weight"].view(1, -1, 1, 1) + sd["backbone.fpn1.1.bias"].view(1, -1, 1, 1);
+        Assert.True(nn.functional.gelu(bn).allclose(pyramid[0], rtol: 1e-4, atol: 1e-5), "fpn1 is not ConvTranspose → BatchNorm → GELU");
+        // The other levels: identity, MaxPool 2, MaxPool 4 (the patch-8 layout).
+        Assert.True(pyramid[1].Equals(maps[1]));
+        Assert.True(pyramid[2].Equals(nn.functional.max_pool2d(maps[2], 2, 2)));
+        Assert.True(pyramid[3].Equals(nn.functional.max_pool2d(maps[3], 4, 4)));
+
+        var necks = sd.Keys.Where(k => k.StartsWith("backbone.fpn", StringComparison.Ordinal)).Order(StringComparer.Ordinal);
+        Assert.Equal(new[]
+        {
+            "backbone.fpn1.0.bias", "backbone.fpn1.0.weight", "backbone.fpn1.1.bias", "backbone.fpn1.1.num_batches_tracked",
+            "backbone.fpn1.1.running_mean", "backbone.fpn1.1.running_var", "backbone.fpn1.1.weight",
+        }, necks);
+
+        var inferred = BeitV2.Ml.Checkpoints.ArchitectureDeduction.Deduce(sd);
+        var back = Assert.IsType<SegmentationConfig>(inferred.Config);
+        Assert.Equal(2, back.OutputStride);
+        Assert.Contains(inferred.Notes, n => n.StartsWith("output_stride = 2", StringComparison.Ordinal));
+        using (var stride4 = new BeitSegmenter(config with { OutputStride = 4 }))
+            Assert.Equal(4, Assert.IsType<SegmentationConfig>(BeitV2.Ml.Checkpoints.ArchitectureDeduction.Deduce(stride4.state_dict()).Config).OutputStride);
+
+        var patch8 = Assert.Throws<ArgumentException>(() => new BeitSegmenter(config with { Backbone = config.Backbone with { PatchSize = 8 } }));
+        Assert.Contains("output_stride 2", patch8.Message);
+        Assert.Throws<ArgumentException>(() => new BeitSegmenter(config with { OutputStride = 3 }));
+        // The coarsest level has stride 16 here, so 16 px images are the smallest.
+        using (var small = new BeitSegmenter(config with { Backbone = config.Backbone with { ImgSize = 16 } })) Assert.Equal(2, small.Config.OutputStride);
+        Assert.Contains("at least 16 px", Assert.Throws<ArgumentException>(() =>
+            new BeitSegmenter(config with { Backbone = config.Backbone with { ImgSize = 12 } })).Message);
+    }
+
+    /// <summary>output_stride is written only when it is not the reference's 4 (so older configs keep their JSON) and reads back either way.</summary>
+    [Fact]
+    public void OutputStride_IsInTheJsonOnlyWhenNotTheDefault()
+    {
+        var stride4 = SegmentationConfig.Micro() with { Backbone = SegmentationConfig.Micro().Backbone with { PatchSize = 4 } };
+        var stride2 = stride4 with { OutputStride = 2 };
+        Assert.DoesNotContain("output_stride", JsonSerializer.Serialize(stride4, ModelJson.Options));
+        var json = JsonSerializer.Serialize(stride2, ModelJson.Options);
+        Assert.Contains("\"output_stride\": 2", json);
+        Assert.Equal(stride2, JsonSerializer.Deserialize<SegmentationConfig>(json, ModelJson.Options));
+        Assert.NotEqual(stride4, stride2);
+        var explicit4 = JsonSerializer.Deserialize<SegmentationConfig>(JsonSerializer.Serialize(stride4, ModelJson.Options).TrimEnd().TrimEnd('}') + ", \"output_stride\": 4}",
+            ModelJson.Options)!;
+        Assert.Equal(stride4, explicit4);
+    }
+
     /// <summary>The key list derived from beit.py and mmseg 0.11 naming (ConvModule = conv + bn; psp branch index 1).</summary>
     [Fact]
     public void StateDictKeysAreTheOfficialMmsegNames()
@@ -215,6 +297,62 @@ public sealed class SegmenterModelTests
         bad[0, 10, 10] = tensor(7L);
         Assert.Contains("7", Assert.Throws<ArgumentException>(() => model.Loss(images, bad)).Message);
         Assert.Throws<ArgumentException>(() => model.Loss(images, labels.to(ScalarType.Float32)));
+    }
+
+    /// <summary>
+    /// Class-weighted cross entropy as mmseg's class_weight: each pixel's CE times its label's weight, averaged over every
+    /// pixel (ignored ones count, with 0) — worked by hand on four pixels.
+    /// </summary>
+    [Fact]
+    public void WeightedCrossEntropy_IsTheMmsegWeightedMeanOverAllPixels()
+    {
+        using var scope = NewDisposeScope();
+        // (1, 3 classes, 1, 4): pixels with labels 0, 1, 2 and 255 (ignored).
+        var logits = tensor(new float[] { 2, 0, 1, 5, /* class 1 */ 0, 1, 1, 5, /* class 2 */ 0, 0, 1, 5 }, new long[] { 1, 3, 1, 4 });
+        var labels = tensor(new long[] { 0, 1, 2, 255 }, new long[] { 1, 1, 4 });
+        var weights = tensor(new float[] { 0.25f, 1f, 2f });
+
+        // ce = log Σ exp(z) − z_label per pixel.
+        var ce0 = Math.Log(Math.Exp(2) + 2) - 2;            // logits (2, 0, 0), label 0
+        var ce1 = Math.Log(2 + Math.E) - 1;                 // logits (0, 1, 0), label 1
+        var ce2 = Math.Log(3 * Math.E) - 1;                 // logits (1, 1, 1), label 2: log 3
+        var expected = (0.25 * ce0 + 1 * ce1 + 2 * ce2 + 0) / 4;
+        Assert.Equal(expected, SegmentationOps.CrossEntropy(logits, labels, 255, weights).item<float>(), 5);
+        Assert.Equal((ce0 + ce1 + ce2) / 4, SegmentationOps.CrossEntropy(logits, labels, 255).item<float>(), 5);
+        // Not torch's weighted mean (Σ w·ce / Σ w over the labelled pixels).
+        Assert.NotEqual((0.25 * ce0 + ce1 + 2 * ce2) / 3.25, SegmentationOps.CrossEntropy(logits, labels, 255, weights).item<float>(), 3);
+        // Weights of 1 are the unweighted loss; a weight count other than the classes' is refused.
+        Assert.Equal(SegmentationOps.CrossEntropy(logits, labels, 255).item<float>(),
+            SegmentationOps.CrossEntropy(logits, labels, 255, ones(3)).item<float>(), 6);
+        Assert.Throws<ArgumentException>(() => SegmentationOps.CrossEntropy(logits, labels, 255, ones(4)));
+        Assert.Equal(new[] { 0.25f, 1f, 2f }, weights.data<float>().ToArray()); // the caller's tensor is left alone
+    }
+
+    [Fact]
+    public void LossWithClassWeights_WeightsBothHeads()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(15);
+        using var model = new BeitSegmenter(SegmentationConfig.Micro(numClasses: 5));
+        model.eval();
+        var images = Images(2, 64);
+        var labels = Labels(2, 64, 5);
+        var weights = tensor(new float[] { 0.25f, 1, 1, 3, 1 });
+
+        using var loss = model.Loss(images, labels, weights);
+        using var output = model.ForwardTrain(images);
+        double Manual(Tensor logits)
+        {
+            var up = nn.functional.interpolate(logits, new long[] { 64, 64 }, mode: InterpolationMode.Bilinear, align_corners: false);
+            var perPixel = nn.functional.cross_entropy(up, labels, ignore_index: 255, reduction: nn.Reduction.None);
+            var w = weights.index_select(0, labels.clamp(0, 4).flatten()).view(labels.shape) * labels.ne(255);
+            return ((perPixel * w).sum() / labels.numel()).item<float>();
+        }
+        Assert.Equal(Manual(output.Decode), loss.Decode.item<float>(), 5);
+        Assert.Equal(0.4 * Manual(output.Auxiliary!), loss.Auxiliary!.item<float>(), 5);
+        using var unweighted = model.Loss(images, labels);
+        Assert.NotEqual(unweighted.Decode.item<float>(), loss.Decode.item<float>(), 3);
+        Assert.NotEqual(unweighted.Auxiliary!.item<float>(), loss.Auxiliary.item<float>(), 3);
     }
 
     [Fact]

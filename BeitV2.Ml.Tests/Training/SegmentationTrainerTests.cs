@@ -1,5 +1,7 @@
+using BeitV2.Ml.Data;
 using BeitV2.Ml.Models.Segmentation;
 using BeitV2.Ml.Training;
+using TrainingBatch = BeitV2.Ml.Training.TrainingBatch;
 using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Tests.Training;
@@ -44,10 +46,10 @@ public class SegmentationTrainerTests
     private static SyntheticData Train(int batches = 4) => new(batches, 5, (g, _) => Rectangles(g, Batch));
     private static SyntheticData Validation() => new(2, 55, (g, _) => Rectangles(g, Batch)) { SameEveryEpoch = true };
 
-    private static BeitSegmenter NewModel(long seed = 8)
+    private static BeitSegmenter NewModel(long seed = 8, int classes = 5)
     {
         TrainerBase.SeedEverything(seed);
-        return new BeitSegmenter(SegmentationConfig.Micro(numClasses: 5)); // dropout 0.1 before both classifiers
+        return new BeitSegmenter(SegmentationConfig.Micro(numClasses: classes)); // dropout 0.1 before both classifiers
     }
 
     private static SegmentationTrainerOptions Options() => new()
@@ -106,6 +108,66 @@ public class SegmentationTrainerTests
         // Dropout draws and BatchNorm running statistics continue exactly.
         ModelState.AssertIdentical(expected, second);
         ModelState.Dispose(expected);
+    }
+
+    /// <summary>
+    /// Fresh scenes (a loader that serves the next window of the scene set each epoch): a run cut in the middle of its
+    /// second epoch and resumed from the checkpoint ends with exactly the weights of an uninterrupted run.
+    /// </summary>
+    [Fact]
+    public void FreshScenes_ResumedMidEpoch_GivesTheSameWeightsAsAnUninterruptedRun()
+    {
+        using var dir = new TempDirectory();
+        var scenes = new FashionMnistSegmentationDataset(BeitV2.Ml.Tests.Data.FashionMnistData.Test, new FashionMnistSegmentationOptions { Count = 40, Seed = 9 });
+        BatchLoaderTrainingData Data() => new(new BatchLoader(scenes, new SegmentationTrainTransform(Size),
+            new BatchLoaderOptions { BatchSize = Batch, Seed = 3, DropLast = true, Workers = 2, EpochSize = 2 * Batch }));
+        Assert.Equal(2, Data().BatchesPerEpoch);
+        var options = Options() with { Epochs = 2, CheckpointDirectory = dir.Combine("a") };
+
+        const int classes = 11; // background + the 10 Fashion-MNIST classes
+        using var straight = NewModel(classes: classes);
+        Assert.Equal(4, new SegmentationTrainer(straight, options).Run(Data()).Step);
+        var expected = ModelState.Snapshot(straight);
+
+        using var first = NewModel(classes: classes);
+        var part1 = new SegmentationTrainer(first, options with { MaxSteps = 3, CheckpointDirectory = dir.Combine("b"), CheckpointEverySteps = 3 }).Run(Data());
+        Assert.Equal(3, part1.Step); // one batch into the second epoch's new scenes
+        using var second = NewModel(seed: 80, classes: classes);
+        var part2 = new SegmentationTrainer(second, options with { ResumeFrom = part1.CheckpointPath }).Run(Data());
+        Assert.Equal(4, part2.Step);
+        ModelState.AssertIdentical(expected, second);
+        ModelState.Dispose(expected);
+    }
+
+    /// <summary>Class weights reach the loss: all-1 weights train exactly as none, a background weight of 0.25 trains otherwise; bad weights are refused.</summary>
+    [Fact]
+    public void ClassWeights_OfOne_TrainAsNone_AndOthersChangeTheRun()
+    {
+        var options = Options() with { Epochs = 1, MaxSteps = 2 };
+        using var plain = NewModel();
+        var a = new SegmentationTrainer(plain, options).Run(Train(), null);
+        using var ones = NewModel();
+        var b = new SegmentationTrainer(ones, options with { ClassWeights = new double[] { 1, 1, 1, 1, 1 } }).Run(Train(), null);
+        using var background = NewModel();
+        var c = new SegmentationTrainer(background, options with { ClassWeights = new double[] { 0.25, 1, 1, 1, 1 } }).Run(Train(), null);
+        Assert.Equal((2L, 2L, 2L), (a.Step, b.Step, c.Step));
+
+        var expected = ModelState.Snapshot(plain);
+        ModelState.AssertIdentical(expected, ones);
+        Assert.True(ModelState.AnyDifferent(expected, background, _ => true));
+        ModelState.Dispose(expected);
+
+        // Under autocast (the heads' logits come back in float32; the weights follow the logits' type).
+        using var bf16 = NewModel();
+        var d = new SegmentationTrainer(bf16, options with { MaxSteps = 1, MixedPrecision = BeitV2.Ml.Precision.ComputePrecision.Bf16,
+            ClassWeights = new double[] { 0.25, 1, 1, 1, 1 } }).Run(Train(), null);
+        Assert.Equal(1, d.Step);
+
+        using var model = NewModel();
+        Assert.Contains("one per class", Assert.Throws<ArgumentException>(() =>
+            new SegmentationTrainer(model, options with { ClassWeights = new double[] { 1, 1 } })).Message);
+        Assert.Throws<ArgumentException>(() => new SegmentationTrainer(model, options with { ClassWeights = new double[] { 0, 0, 0, 0, 0 } }));
+        Assert.Throws<ArgumentException>(() => new SegmentationTrainer(model, options with { ClassWeights = new double[] { -1, 1, 1, 1, 1 } }));
     }
 
     [Fact]

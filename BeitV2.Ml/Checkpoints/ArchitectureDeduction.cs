@@ -387,13 +387,22 @@ public static class ArchitectureDeduction
         NoteUnrecorded("backbone.", notes);
         notes.Info("backbone.num_classes, use_mean_pooling and init_scale are not used: the segmentation backbone has no final norm and no classifier.");
         long embed = b.EmbedDim;
-        CheckNecks(sd, b.PatchSize);
-        notes.Info(b.PatchSize switch
+        // 4 px patches come in two layouts (BeitV2's extension): parameter-free necks (output stride 4), or an upsampling
+        // fpn1 (output stride 2), told apart by its deconvolution's weights.
+        var outputStride = b.PatchSize == 4 && sd.ContainsKey("backbone.fpn1.0.weight") ? 2 : SegmentationConfig.DefaultOutputStride;
+        CheckNecks(sd, b.PatchSize, outputStride);
+        notes.Info((b.PatchSize, outputStride) switch
         {
-            16 => "backbone necks for 16 px patches: fpn1 (deconvolution + BatchNorm + GELU + deconvolution), fpn2 (deconvolution), fpn3 (identity), fpn4 (max-pool).",
-            8 => "backbone necks for 8 px patches: fpn1 (deconvolution), fpn2 (identity), fpn3 and fpn4 (max-pool).",
+            (16, _) => "backbone necks for 16 px patches: fpn1 (deconvolution + BatchNorm + GELU + deconvolution), fpn2 (deconvolution), fpn3 (identity), fpn4 (max-pool).",
+            (8, _) => "backbone necks for 8 px patches: fpn1 (deconvolution), fpn2 (identity), fpn3 and fpn4 (max-pool).",
+            (_, 2) => "backbone necks for 4 px patches with output stride 2 (BeitV2's extension): fpn1 (deconvolution + BatchNorm + GELU), " +
+                      "fpn2 (identity), fpn3 and fpn4 (max-pool).",
             _ => "backbone necks for 4 px patches (BeitV2's extension): fpn1 (identity), fpn2..fpn4 (max-pool).",
         });
+        if (b.PatchSize == 4)
+            notes.FromWeights("output_stride", outputStride, outputStride == 2
+                ? "backbone.fpn1.0 (a deconvolution) is present: fpn1 upsamples the 4 px patch grid 2×"
+                : "no backbone.fpn1.* weights: the 4 px patch grid is the finest level");
 
         // decode_head: UPerHead on the four neck outputs.
         var convSeg = Need(sd, "decode_head.conv_seg.weight", what);
@@ -478,19 +487,22 @@ public static class ArchitectureDeduction
             OutIndices = outIndices, NumClasses = numClasses, Channels = channels, PoolScales = poolScales,
             AuxChannels = auxChannels, AuxInIndex = defaults.AuxInIndex, DropoutRatio = defaults.DropoutRatio,
             AlignCorners = defaults.AlignCorners, UseAuxHead = useAux, AuxLossWeight = defaults.AuxLossWeight, IgnoreIndex = defaults.IgnoreIndex,
+            OutputStride = outputStride,
         };
     }
 
     /// <summary>
     /// The necks <see cref="BeitSegmentationBackbone"/> has for the patch size: patch 16 fpn1 = deconv (0), BatchNorm (1),
-    /// GELU, deconv (3) and fpn2 = deconv (0); patch 8 fpn1 = deconv (0) only (the other levels are identity / max-pool).
+    /// GELU, deconv (3) and fpn2 = deconv (0); patch 8 fpn1 = deconv (0) only (the other levels are identity / max-pool);
+    /// patch 4 none, or with output stride 2 fpn1 = deconv (0), BatchNorm (1), GELU.
     /// </summary>
-    private static void CheckNecks(IReadOnlyDictionary<string, Tensor> sd, int patch)
+    private static void CheckNecks(IReadOnlyDictionary<string, Tensor> sd, int patch, int outputStride)
     {
         string[] necks = patch switch
         {
             16 => new[] { "backbone.fpn1.0.", "backbone.fpn1.1.", "backbone.fpn1.3.", "backbone.fpn2.0." },
             8 => new[] { "backbone.fpn1.0." },
+            4 when outputStride == 2 => new[] { "backbone.fpn1.0.", "backbone.fpn1.1." },
             4 => Array.Empty<string>(),
             _ => throw new CheckpointException(
                 $"The segmentation backbone has {patch} px patches (backbone.patch_embed.proj.weight); the BEiT segmentation " +
@@ -506,6 +518,7 @@ public static class ArchitectureDeduction
                 {
                     16 => "fpn1 = deconvolution + BatchNorm + GELU + deconvolution and fpn2 = deconvolution (backbone.fpn1.{0,1,3}.*, backbone.fpn2.0.*)",
                     8 => "only fpn1 = deconvolution (backbone.fpn1.0.*)",
+                    _ when outputStride == 2 => "with output stride 2 only fpn1 = deconvolution + BatchNorm + GELU (backbone.fpn1.{0,1}.*)",
                     _ => "no neck parameters (identity and max-pools)",
                 }) +
                 (missing.Count > 0 ? $"; missing: {string.Join(", ", missing.Select(n => n + "weight"))}" : "") +

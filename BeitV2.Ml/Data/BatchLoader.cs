@@ -42,16 +42,24 @@ public sealed class BatchLoader
     /// <summary>The options.</summary>
     public BatchLoaderOptions Options { get; }
 
+    /// <summary>Items in one epoch: <see cref="BatchLoaderOptions.EpochSize"/> (at most the dataset's size) or the whole dataset.</summary>
+    public int EpochLength => Options.EpochSize is { } n ? Math.Min(n, Dataset.Count) : Dataset.Count;
+
     /// <summary>Batches in one epoch.</summary>
     public int BatchesPerEpoch => Options.DropLast
-        ? Dataset.Count / Options.BatchSize
-        : (Dataset.Count + Options.BatchSize - 1) / Options.BatchSize;
+        ? EpochLength / Options.BatchSize
+        : (EpochLength + Options.BatchSize - 1) / Options.BatchSize;
 
-    /// <summary>The dataset indices of one epoch in the order they are served.</summary>
+    /// <summary>
+    /// The dataset indices of one epoch in the order they are served: all of them, or with
+    /// <see cref="BatchLoaderOptions.EpochSize"/> n the window (e·n + i) mod count, i &lt; n; shuffled from (seed, epoch).
+    /// </summary>
     public int[] EpochOrder(int epoch)
     {
-        var order = new int[Dataset.Count];
-        for (int i = 0; i < order.Length; i++) order[i] = i;
+        int count = Dataset.Count;
+        var order = new int[EpochLength];
+        long start = Options.EpochSize is null || count == 0 ? 0 : ((long)epoch * order.Length % count + count) % count;
+        for (int i = 0; i < order.Length; i++) order[i] = (int)((start + i) % count);
         if (!Options.Shuffle) return order;
         var random = SeedMixer.Create(Options.Seed, epoch, -1);
         for (int i = order.Length - 1; i > 0; i--)

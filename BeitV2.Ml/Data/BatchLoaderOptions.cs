@@ -20,6 +20,14 @@ public sealed record BatchLoaderOptions
     /// <summary>Threads preparing the samples of a batch.</summary>
     public int Workers { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
 
+    /// <summary>
+    /// Items per epoch, when not the whole dataset: epoch e serves the items [e·n, (e+1)·n) of the dataset, indices taken
+    /// modulo its size (n is capped at the size), shuffled within the epoch as usual. So successive epochs see new
+    /// items — fresh synthetic scenes instead of the same n again — and an epoch is still a function of (seed, epoch),
+    /// which keeps a resumed run exact. Null: every epoch serves the whole dataset.
+    /// </summary>
+    public int? EpochSize { get; init; }
+
     /// <summary>Prepare the next batch's arrays in the background while the current one is used.</summary>
     public bool Prefetch { get; init; } = true;
 
@@ -36,6 +44,7 @@ public sealed record BatchLoaderOptions
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BatchSize, nameof(BatchSize));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(Workers, nameof(Workers));
+        if (EpochSize is { } n) ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n, nameof(EpochSize));
         return this;
     }
 }

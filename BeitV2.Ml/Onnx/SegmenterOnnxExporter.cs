@@ -21,7 +21,7 @@ namespace BeitV2.Ml.Onnx;
 /// </remarks>
 public static class SegmenterOnnxExporter
 {
-    /// <summary>Diagnostics: decode-head logits (B, K, H/4, W/4), before the resize.</summary>
+    /// <summary>Diagnostics: decode-head logits (B, K, H/s, W/s) at the output stride s, before the resize.</summary>
     public const string SegLogits = "seg_logits";
     /// <summary>Diagnostics: decode-head logits resized to the input (B, K, S, S), what the argmax reads.</summary>
     public const string SegLogitsResized = "seg_logits_resized";
@@ -63,7 +63,8 @@ public static class SegmenterOnnxExporter
     /// <summary>
     /// The selected blocks' patch tokens as (B, C, g, g) maps (x[:, 1:] → (B, C, N) → grid), then fpn1..fpn4 as
     /// <see cref="BeitSegmentationBackbone"/> builds them for the patch size (16: ConvT-BN-GELU-ConvT, ConvT, identity,
-    /// MaxPool 2; 8: ConvT, identity, MaxPool 2, 4; 4: identity, MaxPool 2, 4, 8).
+    /// MaxPool 2; 8: ConvT, identity, MaxPool 2, 4; 4: identity, MaxPool 2, 4, 8; 4 with output stride 2: ConvT-BN-GELU,
+    /// identity, MaxPool 2, 4).
     /// </summary>
     private static List<OnnxMap> Necks(OnnxGraph g, IReadOnlyDictionary<string, Tensor> sd, IReadOnlyDictionary<string, double> eps,
         BeitSegmentationBackbone backbone, TrunkGraph trunk)
@@ -75,26 +76,31 @@ public static class SegmenterOnnxExporter
             var tokens = g.Node("Transpose", new[] { g.PatchTokens(trunk.Hidden[backbone.OutIndices[i]]) }, attrs: Ints("perm", 0, 2, 1));
             var map = new OnnxMap(g.Node("Reshape", new[] { tokens, g.Int64s($"shape_b_{C}_{grid}_{grid}", 0, C, grid, grid) }), C, grid, grid);
             var key = $"backbone.fpn{i + 1}";
-            features.Add((backbone.Config.PatchSize, i) switch
+            // (patch size, output stride, neck): output stride 2 exists for 4 px patches only (SegmentationConfig.Validate).
+            features.Add((backbone.Config.PatchSize, backbone.OutputStride, i) switch
             {
-                (16, 0) => FirstNeck16(g, sd, eps, key, map),
-                (16, 1) or (8, 0) => g.Conv(sd, $"{key}.0", map, transposed: true, stride: 2),
-                (16, 2) or (8, 1) or (4, 0) => map,
-                (16, 3) or (8, 2) or (4, 1) => g.MaxPool(map, 2),
-                (8, 3) or (4, 2) => g.MaxPool(map, 4),
-                (4, 3) => g.MaxPool(map, 8),
-                _ => throw new NotSupportedException($"No neck {i + 1} for patch size {backbone.Config.PatchSize}."),
+                (16, _, 0) => FirstNeck16(g, sd, eps, key, map),
+                (4, 2, 0) => Upsample(g, sd, eps, key, map),
+                (16, _, 1) or (8, _, 0) => g.Conv(sd, $"{key}.0", map, transposed: true, stride: 2),
+                (16, _, 2) or (8, _, 1) or (4, 4, 0) or (4, 2, 1) => map,
+                (16, _, 3) or (8, _, 2) or (4, 4, 1) or (4, 2, 2) => g.MaxPool(map, 2),
+                (8, _, 3) or (4, 4, 2) or (4, 2, 3) => g.MaxPool(map, 4),
+                (4, 4, 3) => g.MaxPool(map, 8),
+                _ => throw new NotSupportedException($"No neck {i + 1} for patch size {backbone.Config.PatchSize}, output stride {backbone.OutputStride}."),
             });
         }
         return features;
     }
 
     /// <summary>fpn1 at patch 16: ConvTranspose(2, 2) → BatchNorm (folded) → exact GELU → ConvTranspose(2, 2).</summary>
-    private static OnnxMap FirstNeck16(OnnxGraph g, IReadOnlyDictionary<string, Tensor> sd, IReadOnlyDictionary<string, double> eps, string key, OnnxMap x)
+    private static OnnxMap FirstNeck16(OnnxGraph g, IReadOnlyDictionary<string, Tensor> sd, IReadOnlyDictionary<string, double> eps, string key, OnnxMap x) =>
+        g.Conv(sd, $"{key}.3", Upsample(g, sd, eps, key, x), transposed: true, stride: 2);
+
+    /// <summary>ConvTranspose(2, 2) <c>{key}.0</c> → BatchNorm <c>{key}.1</c> (folded) → exact GELU: fpn1 at patch 4 with output stride 2, and the first half of fpn1 at patch 16.</summary>
+    private static OnnxMap Upsample(OnnxGraph g, IReadOnlyDictionary<string, Tensor> sd, IReadOnlyDictionary<string, double> eps, string key, OnnxMap x)
     {
         var y = g.Conv(sd, $"{key}.0", x, ($"{key}.1", eps[$"{key}.1"]), transposed: true, stride: 2);
-        y = y with { Name = g.Gelu(y.Name) };
-        return g.Conv(sd, $"{key}.3", y, transposed: true, stride: 2);
+        return y with { Name = g.Gelu(y.Name) };
     }
 
     /// <summary>

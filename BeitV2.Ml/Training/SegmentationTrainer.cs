@@ -30,6 +30,11 @@ public sealed record SegmentationTrainerOptions : TrainerOptions
     public double WarmupRatio { get; init; } = 1e-6;
     /// <summary>Drop path of the recipe's backbone; applied by <see cref="SegmentationTrainer.CreateModel"/>.</summary>
     public double? DropPathRate { get; init; }
+    /// <summary>
+    /// Per-class weights of both heads' cross entropy (mmseg's <c>class_weight</c>, <see cref="SegmentationOps.CrossEntropy"/>),
+    /// one per class of the model; null = unweighted (the reference recipe).
+    /// </summary>
+    public IReadOnlyList<double>? ClassWeights { get; init; }
 
     /// <summary>upernet_beit_base_12_512_slide_160k_ade20k (pt1k): lr 5e-5, layer decay 0.75, 160k iterations, warmup 1500, drop path 0.15.</summary>
     public static SegmentationTrainerOptions BasePt1k() => new()
@@ -53,12 +58,15 @@ public sealed record SegmentationTrainerOptions : TrainerOptions
         Require(LayerDecay is > 0 and <= 1, "layer decay must be in (0, 1]");
         Require(Iterations is null or >= 1, "iterations must be positive");
         Require(WarmupRatio is > 0 and <= 1, "warmup ratio must be in (0, 1]");
+        Require(ClassWeights is null || (ClassWeights.Count > 0 && ClassWeights.All(w => double.IsFinite(w) && w >= 0) && ClassWeights.Any(w => w > 0)),
+            "class weights must be finite, non-negative and not all 0");
     }
 }
 
 /// <summary>
 /// Trains a <see cref="BeitSegmenter"/> (mmseg 0.11 + LayerDecayOptimizerConstructor):
-/// loss = decode CE + 0.4 · auxiliary CE with ignore index 255 (<see cref="BeitSegmenter.Loss"/>),
+/// loss = decode CE + 0.4 · auxiliary CE with ignore index 255 (<see cref="BeitSegmenter.Loss"/>), optionally class-weighted
+/// (<see cref="SegmentationTrainerOptions.ClassWeights"/>),
 /// poly lr with warmup, per-group layer decay. Evaluation on the held-out split: <c>mIoU</c>,
 /// <c>mAcc</c>, <c>aAcc</c> (<see cref="SegmentationMetrics"/>, whole-split areas). Step metrics:
 /// <c>decodeLoss</c>, <c>auxLoss</c>.
@@ -71,6 +79,8 @@ public sealed class SegmentationTrainer : TrainerBase
 
     public SegmentationTrainer(BeitSegmenter model, SegmentationTrainerOptions options) : base(TrainingStages.Segmentation, options)
     {
+        if (options.ClassWeights is { Count: var n } && n != model.Config.NumClasses)
+            throw new ArgumentException($"{n} class weights were given for a model of {model.Config.NumClasses} classes; give one per class.");
         this.model = model;
         Options = options;
     }
@@ -105,8 +115,11 @@ public sealed class SegmentationTrainer : TrainerBase
     /// <item>a classifier, backbone or MIM model: <see cref="SegmentationConfig.FromBackbone"/> on its transformer
     /// (at <paramref name="imageSize"/> when given), whose weights initialise the backbone only.</item>
     /// </list>
+    /// <paramref name="outputStride"/> (<see cref="SegmentationConfig.OutputStride"/>) replaces the source segmenter's
+    /// (or the default 4); when it changes a segmenter's neck layout, the necks (<c>backbone.fpn*</c>) start fresh too.
     /// </summary>
-    public static BeitSegmenter CreateModel(nn.Module source, int numClasses, int? imageSize = null, SegmentationTrainerOptions? options = null)
+    public static BeitSegmenter CreateModel(nn.Module source, int numClasses, int? imageSize = null, SegmentationTrainerOptions? options = null,
+        int? outputStride = null)
     {
         var config = source switch
         {
@@ -115,13 +128,17 @@ public sealed class SegmentationTrainer : TrainerBase
             BeitMim mim => SegmentationConfig.FromBackbone(mim.Config.ToBackbone(0) with { ImgSize = imageSize ?? mim.Config.ImgSize }, numClasses),
             _ => throw new ArgumentException("Segmentation starts from a ViT, MIM or segmenter model."),
         };
+        if (outputStride is { } stride) config = config with { OutputStride = stride };
         if (options?.DropPathRate is { } dp) config = config with { Backbone = config.Backbone with { DropPathRate = dp } };
         var model = new BeitSegmenter(config);
         try
         {
             var weights = source.state_dict();
-            if (source is BeitSegmenter { Config.NumClasses: var sourceClasses } && sourceClasses != numClasses)
-                weights = WithFreshClassifiers(weights, model);
+            if (source is BeitSegmenter { Config: var sourceConfig })
+            {
+                if (sourceConfig.NumClasses != numClasses) weights = WithFresh(weights, model, IsClassifier);
+                if (sourceConfig.OutputStride != config.OutputStride) weights = WithFresh(weights, model, IsNeck);
+            }
             SegmenterCheckpoint.Load(model, weights);
             return model;
         }
@@ -130,19 +147,21 @@ public sealed class SegmentationTrainer : TrainerBase
             model.Dispose();
             throw;
         }
-    }
-
-    /// <summary>The source's weights with the new model's own (freshly initialised) conv_seg of each head in place of the source's.</summary>
-    private static Dictionary<string, Tensor> WithFreshClassifiers(Dictionary<string, Tensor> weights, BeitSegmenter model)
-    {
-        var fresh = model.state_dict();
-        var result = new Dictionary<string, Tensor>(weights, StringComparer.Ordinal);
-        foreach (var key in weights.Keys.Where(IsClassifier)) result.Remove(key);
-        foreach (var (key, value) in fresh.Where(kv => IsClassifier(kv.Key))) result[key] = value;
-        return result;
 
         static bool IsClassifier(string key) =>
             key.StartsWith("decode_head.conv_seg.", StringComparison.Ordinal) || key.StartsWith("auxiliary_head.conv_seg.", StringComparison.Ordinal);
+
+        static bool IsNeck(string key) => key.StartsWith("backbone.fpn", StringComparison.Ordinal);
+    }
+
+    /// <summary>The source's weights with the new model's own (freshly initialised) tensors in place of the source's for the keys <paramref name="part"/> selects.</summary>
+    private static Dictionary<string, Tensor> WithFresh(Dictionary<string, Tensor> weights, BeitSegmenter model, Func<string, bool> part)
+    {
+        var fresh = model.state_dict();
+        var result = new Dictionary<string, Tensor>(weights, StringComparer.Ordinal);
+        foreach (var key in weights.Keys.Where(part)) result.Remove(key);
+        foreach (var (key, value) in fresh.Where(kv => part(kv.Key))) result[key] = value;
+        return result;
     }
 
     public TrainingResult Run(ITrainingData train, ITrainingData? validation = null, IProgress<TrainingProgress>? progress = null,
@@ -169,7 +188,9 @@ public sealed class SegmentationTrainer : TrainerBase
     {
         var masks = batch.Masks ?? throw new InvalidOperationException("Segmentation training needs batches with Masks (B, H, W).");
         if (batch.Count < 2) throw new InvalidOperationException("Segmentation training needs at least 2 images per batch (BatchNorm).");
-        var loss = model.Loss(batch.Images, masks);
+        // One value per class, made per step in the step's dispose scope rather than held in a field the trainer would have to dispose.
+        var weights = Options.ClassWeights is { } cw ? tensor(cw.Select(w => (float)w).ToArray()).to(Device) : null;
+        var loss = model.Loss(batch.Images, masks, weights);
         var metrics = new Dictionary<string, double>();
         using (no_grad())
         {

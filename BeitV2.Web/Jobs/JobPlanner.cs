@@ -19,6 +19,10 @@ public sealed class TrainingPlan : IDisposable
     public required Func<IProgress<TrainingProgress>, CancellationToken, TrainingResult> Run { get; init; }
     public IReadOnlyList<string>? Labels { get; init; }
     public List<IDisposable> Owned { get; init; } = new();
+    /// <summary>The training data the trainer reads (its loader, augmentation and epoch windows), for inspection.</summary>
+    public ITrainingData? TrainData { get; init; }
+    /// <summary>The trainer's options as planned from the job's config, for inspection.</summary>
+    public TrainerOptions? Options { get; init; }
 
     public void Dispose()
     {
@@ -47,7 +51,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
                 throw new ArgumentException($"mixedPrecision fp16 requires a CUDA device; this job would train on {lease.Device}.");
             TrainerBase.SeedEverything(s.Seed);
             var run = new RunContext(s, checkpointDirectory, resumeFrom, lease);
-            var (train, labels) = job.Type switch
+            var built = job.Type switch
             {
                 JobType.Tokenizer => Tokenizer(job, run, owned),
                 JobType.Pretrain => Pretrain(job, run, owned),
@@ -57,7 +61,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
                 JobType.Teacher => Teacher(job, run, owned),
                 _ => throw new InvalidOperationException($"A {job.Type.Name()} job is not a single trainer."),
             };
-            return new TrainingPlan { Run = train, Labels = labels, Owned = owned };
+            return new TrainingPlan { Run = built.Run, Labels = built.Labels, Owned = owned, TrainData = built.Train, Options = built.Options };
         }
         catch
         {
@@ -66,7 +70,8 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         }
     }
 
-    private sealed record Built(Func<IProgress<TrainingProgress>, CancellationToken, TrainingResult> Run, IReadOnlyList<string>? Labels);
+    private sealed record Built(Func<IProgress<TrainingProgress>, CancellationToken, TrainingResult> Run, IReadOnlyList<string>? Labels,
+        ITrainingData Train, TrainerOptions Options);
 
     /// <summary>The job's settings and where its run trains and checkpoints.</summary>
     private sealed record RunContext(JobSettings Settings, string CheckpointDirectory, string? ResumeFrom, ComputeDevices.DeviceLease Lease)
@@ -98,14 +103,21 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         return disposable;
     }
 
+    /// <param name="freshItems">
+    /// Open the whole training split and let epoch e take its items [e·N, (e+1)·N), N = maxTrainImages
+    /// (<see cref="BatchLoaderOptions.EpochSize"/>), instead of a fixed subset of N for every epoch.
+    /// </param>
     private (ITrainingData Train, ITrainingData? Validation, IReadOnlyList<string> Classes) Data(JobRecord job, JobSettings s,
-        ISampleTransform train, ISampleTransform? eval)
+        ISampleTransform train, ISampleTransform? eval, bool freshItems = false)
     {
-        var (trainSet, valSet) = datasets.Open(job.Dataset, s.MaxTrainImages, s.MaxValImages, s.Seed);
-        if (trainSet.Count < s.BatchSize)
-            throw new ArgumentException($"The dataset has {trainSet.Count} training images, fewer than the batch size {s.BatchSize}.");
-        var trainLoader = new BatchLoader(trainSet, train,
-            new BatchLoaderOptions { BatchSize = s.BatchSize, Shuffle = true, Seed = s.Seed, DropLast = true, Workers = s.Workers });
+        var (trainSet, valSet) = datasets.Open(job.Dataset, freshItems ? null : s.MaxTrainImages, s.MaxValImages, s.Seed);
+        var trainLoader = new BatchLoader(trainSet, train, new BatchLoaderOptions
+        {
+            BatchSize = s.BatchSize, Shuffle = true, Seed = s.Seed, DropLast = true, Workers = s.Workers,
+            EpochSize = freshItems ? s.MaxTrainImages : null,
+        });
+        if (trainLoader.EpochLength < s.BatchSize)
+            throw new ArgumentException($"The dataset has {trainLoader.EpochLength} training images, fewer than the batch size {s.BatchSize}.");
         ITrainingData? validation = null;
         if (eval is not null && valSet is { Count: > 0 } && s.MaxValImages != 0)
             validation = new BatchLoaderTrainingData(new BatchLoader(valSet, eval,
@@ -127,7 +139,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         var (train, validation, classes) = Data(job, s, ClassificationTrainTransform.Tokenizer(imageSize),
             new ClassificationEvalTransform(new EvalTransform(imageSize), normalize: false));
         var trainer = new TokenizerTrainer(tokenizer, teacher, run.Options(new TokenizerTrainerOptions { PurityClasses = classes.Count }));
-        return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), null);
+        return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), null, train, trainer.Options);
     }
 
     private Built Pretrain(JobRecord job, RunContext run, List<IDisposable> owned)
@@ -143,7 +155,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         var (train, _, _) = Data(job, s, TwoViewTransform.Pretraining(size, encoder.ImgSize), null);
         var minBlock = Math.Clamp(grid * grid / 8, 1, 16);
         var trainer = new PretrainTrainer(model, tokenizer, run.Options(new PretrainTrainerOptions { MinMaskPatchesPerBlock = minBlock }));
-        return new Built((progress, ct) => trainer.Run(train, null, progress, ct), null);
+        return new Built((progress, ct) => trainer.Run(train, null, progress, ct), null, train, trainer.Options);
     }
 
     private Built Probe(JobRecord job, RunContext run, List<IDisposable> owned)
@@ -161,7 +173,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             var result = trainer.Run(train, validation, progress, ct);
             if (!ReferenceEquals(result.Model, backbone)) owned.Add(result.Model);
             return result;
-        }, classes);
+        }, classes, train, options);
     }
 
     private Built FineTune(JobRecord job, RunContext run, List<IDisposable> owned)
@@ -182,7 +194,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         var imageSize = model.Config.ImgSize;
         var (train, validation, names) = Data(job, s, Classification(imageSize, s), new ClassificationEvalTransform(new EvalTransform(imageSize)));
         var trainer = new FineTuneTrainer(model, options);
-        return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), names);
+        return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), names, train, options);
     }
 
     private Built Teacher(JobRecord job, RunContext run, List<IDisposable> owned)
@@ -201,7 +213,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         var imageSize = model.Config.ImgSize;
         var (train, validation, names) = Data(job, s, Classification(imageSize, s), new ClassificationEvalTransform(new EvalTransform(imageSize)));
         var trainer = new TeacherTrainer(model, run.Options(new TeacherTrainerOptions()));
-        return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), names);
+        return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), names, train, trainer.Options);
     }
 
     private Built Segmentation(JobRecord job, RunContext run, List<IDisposable> owned)
@@ -209,21 +221,26 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         var s = run.Settings;
         var classes = datasets.Get(job.Dataset).ClassNames.Count;
         if (classes < 1) throw new ArgumentException("The segmentation dataset names no classes.");
-        var options = run.Options(new SegmentationTrainerOptions());
+        var weights = s.LossWeights(classes);
+        if (weights is not null && weights.Count != classes)
+            throw new ArgumentException($"config.classWeights has {weights.Count} weights; the dataset has {classes} classes: give one per class.");
+        var options = run.Options(new SegmentationTrainerOptions()) with { ClassWeights = weights };
         if (s.LayerDecay is { } ld) options = options with { LayerDecay = ld };
         BeitSegmenter model;
         if (job.BaseModel is not null)
-            model = Own(SegmentationTrainer.CreateModel(LoadModel(job.BaseModel, owned).Module, classes, s.ImageSize, options), owned);
+            model = Own(SegmentationTrainer.CreateModel(LoadModel(job.BaseModel, owned).Module, classes, s.ImageSize, options, s.OutputStride), owned);
         else
         {
             var config = ModelPresets.Segmenter(s.Model, classes);
             if (s.ImageSize is { } size) config = config with { Backbone = config.Backbone with { ImgSize = size } };
+            if (s.OutputStride is { } stride) config = config with { OutputStride = stride };
             model = Own(SegmentationTrainer.CreateModel(config, options), owned);
         }
         var imageSize = model.Config.Backbone.ImgSize;
-        var (train, validation, names) = Data(job, s, new SegmentationTrainTransform(imageSize), new SegmentationEvalTransform(imageSize));
+        var augmentation = new SegmentationTrainTransform(imageSize, s.ScaleRange.Min, s.ScaleRange.Max);
+        var (train, validation, names) = Data(job, s, augmentation, new SegmentationEvalTransform(imageSize), freshItems: s.FreshScenes);
         var trainer = new SegmentationTrainer(model, options);
-        return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), names.Count == classes ? names : null);
+        return new Built((progress, ct) => trainer.Run(train, validation, progress, ct), names.Count == classes ? names : null, train, options);
     }
 
     private static ClassificationTrainTransform Classification(int size, JobSettings s) =>

@@ -40,11 +40,32 @@ public sealed record JobSettings
     /// <summary>"fp32" (also "none" or false), "bf16" or "fp16" (also true): autocast + loss scaling for fp16. fp16 needs a CUDA training device.</summary>
     public ComputePrecision MixedPrecision { get; init; } = ComputePrecision.Fp32;
 
+    // Segmentation jobs only (other job types ignore them).
+
+    /// <summary>The [min, max] scale ratio of the segmentation training augmentation (mmseg's Resize ratio_range; the reference's (0.5, 2.0)).</summary>
+    public (double Min, double Max) ScaleRange { get; init; } = (0.5, 2.0);
+    /// <summary>Smallest and largest ratio <see cref="ScaleRange"/> accepts: below 0.25 a 64 px scene would shrink to a few pixels of a crop.</summary>
+    public const double MinScaleRatio = 0.25, MaxScaleRatio = 4;
+    /// <summary>Cross-entropy weight of class 0 (the background; the other classes weigh 1); null = unweighted. Excludes <see cref="ClassWeights"/>.</summary>
+    public double? BackgroundWeight { get; init; }
+    /// <summary>Cross-entropy weight of each class of the dataset, in class order; null = unweighted. Excludes <see cref="BackgroundWeight"/>.</summary>
+    public IReadOnlyList<double>? ClassWeights { get; init; }
+    /// <summary>The largest class weight: weights only need to be relative, and larger ones mostly scale the loss (and the lr with it).</summary>
+    public const double MaxClassWeight = 100;
+    /// <summary>Epoch e trains on the training items [e·N, (e+1)·N) of the whole training set (N = maxTrainImages), not the same N every epoch.</summary>
+    public bool FreshScenes { get; init; }
+    /// <summary>Stride of the segmenter's output: 4 (the reference's layout) or 2 (4 px patches: the finest level upsampled 2×); null = the base model's own, or 4.</summary>
+    public int? OutputStride { get; init; }
+
+    /// <summary>The class weights the loss uses: <see cref="ClassWeights"/>, or the background weight and 1 for the other <paramref name="classes"/> − 1; null = unweighted.</summary>
+    public IReadOnlyList<double>? LossWeights(int classes) =>
+        ClassWeights ?? (BackgroundWeight is { } bw && bw != 1 ? [bw, .. Enumerable.Repeat(1.0, classes - 1)] : null);
+
     public static readonly IReadOnlyList<string> Keys = new[]
     {
         "epochs", "maxSteps", "batchSize", "lr", "minLr", "warmupSteps", "imageSize", "model", "seed", "maxTrainImages", "maxValImages",
         "checkpointEverySteps", "keepCheckpoints", "reportEverySteps", "codebookSize", "layerDecay", "weightDecay", "clipGrad", "minCropScale", "workers", "probeFeature",
-        "mixedPrecision",
+        "mixedPrecision", "scaleRange", "backgroundWeight", "classWeights", "freshScenes", "outputStride",
     };
 
     public static JobSettings Parse(JsonElement? config)
@@ -80,10 +101,52 @@ public sealed record JobSettings
                 "probeFeature" => s with { ProbeFeature = v.ValueKind == JsonValueKind.String && v.GetString() is "cls" or "mean"
                     ? v.GetString() : throw Bad($"config.probeFeature must be \"cls\" or \"mean\", got {v.GetRawText()}.") },
                 "mixedPrecision" => s with { MixedPrecision = Precision(p) },
+                "scaleRange" => s with { ScaleRange = Range(p) },
+                "backgroundWeight" => s with { BackgroundWeight = Num(p, 0, MaxClassWeight) },
+                "classWeights" => s with { ClassWeights = v.ValueKind == JsonValueKind.Null ? null : Weights(p) },
+                "freshScenes" => s with { FreshScenes = v.ValueKind is JsonValueKind.True or JsonValueKind.False
+                    ? v.GetBoolean() : throw Bad($"config.freshScenes must be true or false, got {v.GetRawText()}.") },
+                "outputStride" => s with { OutputStride = v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var os) && os is 2 or 4
+                    ? os : throw Bad($"config.outputStride must be 4 (the segmenter's usual layout) or 2 (models with 4 px patches: " +
+                                     $"the finest feature level upsampled 2×), got {v.GetRawText()}.") },
                 _ => throw Bad($"Unknown config key '{p.Name}'. Known keys: {string.Join(", ", Keys)}."),
             };
         }
+        if (s.BackgroundWeight is not null && s.ClassWeights is not null)
+            throw Bad("Give config.backgroundWeight or config.classWeights, not both: classWeights[0] is the background's weight.");
+        if (s.FreshScenes && s.MaxTrainImages is null)
+            throw Bad("config.freshScenes needs config.maxTrainImages: the number of new training scenes each epoch takes.");
         return s;
+    }
+
+    private static (double Min, double Max) Range(JsonProperty p)
+    {
+        var v = p.Value;
+        var what = $"config.{p.Name} must be [min, max] with {MinScaleRatio} ≤ min ≤ max ≤ {MaxScaleRatio} " +
+                   $"(the scale ratios of the segmentation augmentation; [1, 1] turns scaling off), got {v.GetRawText()}.";
+        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() != 2 || v.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.Number))
+            throw Bad(what);
+        double min = v[0].GetDouble(), max = v[1].GetDouble();
+        if (!(min >= MinScaleRatio && min <= max && max <= MaxScaleRatio)) throw Bad(what);
+        return (min, max);
+    }
+
+    private static double[] Weights(JsonProperty p)
+    {
+        var v = p.Value;
+        // Masks are bytes with 255 = unlabelled, so a dataset has at most 255 classes.
+        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() is < 1 or > 255)
+            throw Bad($"config.{p.Name} must be an array with one weight per class (1 to 255 numbers), got {v.GetRawText()}.");
+        var weights = new double[v.GetArrayLength()];
+        var i = 0;
+        foreach (var e in v.EnumerateArray())
+        {
+            if (e.ValueKind != JsonValueKind.Number || !double.IsFinite(e.GetDouble()) || e.GetDouble() is < 0 or > MaxClassWeight)
+                throw Bad($"config.{p.Name}[{i}] must be a number from 0 to {MaxClassWeight}, got {e.GetRawText()}.");
+            weights[i++] = e.GetDouble();
+        }
+        if (weights.All(w => w == 0)) throw Bad($"config.{p.Name} must give at least one class a weight above 0.");
+        return weights;
     }
 
     private static InvalidRequestException Bad(string detail) => new(detail);

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BeitV2.Ml.Models;
 using BeitV2.Ml.Precision;
 using BeitV2.Web.Datasets;
 using BeitV2.Web.Infrastructure;
@@ -59,11 +60,13 @@ public sealed class JobValidator(DatasetCatalog datasets, ModelRegistry registry
         if (trainImages < settings.BatchSize)
             throw new InvalidRequestException($"config.batchSize ({settings.BatchSize}) is larger than the {trainImages} training images of '{dataset.Id}'.");
 
-        string? baseModel = null;
+        ModelInfo? baseInfo = null;
         if (!string.IsNullOrWhiteSpace(request.BaseModel))
-            baseModel = CheckKind(request.BaseModel, "baseModel", name, BaseKinds[type]).Id;
+            baseInfo = CheckKind(request.BaseModel, "baseModel", name, BaseKinds[type]);
         else if (type == JobType.LinearProbe)
             throw new InvalidRequestException("A linear-probe job needs 'baseModel': the backbone, classifier or pretrain model to probe.");
+        var baseModel = baseInfo?.Id;
+        if (type == JobType.Segmentation) CheckSegmentation(settings, dataset, baseInfo);
 
         string? teacher = null;
         if (TeacherKinds.TryGetValue(type, out var teacherKinds))
@@ -106,6 +109,23 @@ public sealed class JobValidator(DatasetCatalog datasets, ModelRegistry registry
             Config = request.Config is { ValueKind: JsonValueKind.Object } c ? c.Clone() : null,
             Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow,
         };
+    }
+
+    /// <summary>The segmentation keys that depend on the dataset or the model: one class weight per class, output stride 2 only with 4 px patches.</summary>
+    private static void CheckSegmentation(JobSettings settings, DatasetInfo dataset, ModelInfo? baseModel)
+    {
+        if (settings.ClassWeights is { Count: var n } && n != dataset.Classes)
+            throw new InvalidRequestException(
+                $"config.classWeights has {n} weights, but '{dataset.Id}' has {dataset.Classes} classes ({string.Join(", ", dataset.ClassNames)}): " +
+                "give one weight per class, in that order.");
+        if (settings.OutputStride == 2)
+        {
+            var patch = baseModel?.PatchSize ?? ModelPresets.Segmenter(settings.Model, numClasses: 1).Backbone.PatchSize;
+            if (patch != 4)
+                throw new InvalidRequestException(
+                    $"config.outputStride 2 needs a model with 4 px patches; {(baseModel is null ? $"the '{settings.Model}' preset" : $"'{baseModel.Id}'")} " +
+                    $"has {patch} px patches. Use outputStride 4, or a model with 4 px patches (the '{ModelPresets.Small}' preset).");
+        }
     }
 
     private ModelInfo CheckKind(string id, string field, string type, string[] kinds)

@@ -16,7 +16,10 @@ namespace BeitV2.Ml.Models.Segmentation;
 /// reference) → GELU → ConvTranspose(2,2) (stride 4), fpn2 = ConvTranspose(2,2) (stride 8),
 /// fpn3 = identity (stride 16), fpn4 = MaxPool(2) (stride 32). Patch size 8: fpn1 = ConvTranspose(2,2),
 /// fpn2 = identity, fpn3 = MaxPool(2), fpn4 = MaxPool(4). Patch size 4 (our extension for small images; the
-/// reference defines no necks for it): fpn1 = identity, fpn2..fpn4 = MaxPool(2, 4, 8). The necks are applied to the first, second,
+/// reference defines no necks for it): fpn1 = identity, fpn2..fpn4 = MaxPool(2, 4, 8) (strides 4..32); with output
+/// stride 2 (<see cref="SegmentationConfig.OutputStride"/>) fpn1 = ConvTranspose(2,2) → BatchNorm → GELU (the first three
+/// modules of the reference's patch-16 fpn1, with its names fpn1.0 and fpn1.1), fpn2 = identity, fpn3 = MaxPool(2),
+/// fpn4 = MaxPool(4) (strides 2..16; the patch-8 layout one step finer). The necks are applied to the first, second,
 /// … selected block in order, so fewer than four out_indices give fewer levels (as in the reference).
 /// State-dict names are the official ones (without the <c>backbone.</c> prefix the segmenter adds).
 /// </remarks>
@@ -30,11 +33,16 @@ public sealed class BeitSegmentationBackbone : ExplicitModule<Tensor, Tensor[]>
     public IReadOnlyList<int> OutIndices => outIndices;
     public int GridSize => trunk.GridSize;
 
-    public BeitSegmentationBackbone(VitConfig config, IReadOnlyList<int> outIndices) : base(nameof(BeitSegmentationBackbone))
+    /// <summary>Stride of the finest level (<see cref="SegmentationConfig.OutputStride"/>).</summary>
+    public int OutputStride { get; }
+
+    public BeitSegmentationBackbone(VitConfig config, IReadOnlyList<int> outIndices, int outputStride = SegmentationConfig.DefaultOutputStride)
+        : base(nameof(BeitSegmentationBackbone))
     {
         SegmentationConfig.ValidateOutIndices(outIndices, config.Depth);
-        SegmentationConfig.ValidatePatchSize(config);
+        SegmentationConfig.ValidatePatchSize(config, outputStride);
         Config = config;
+        OutputStride = outputStride;
         this.outIndices = outIndices.ToArray();
         var c = config;
         trunk = new VitTrunk(this, c);
@@ -52,6 +60,15 @@ public sealed class BeitSegmentationBackbone : ExplicitModule<Tensor, Tensor[]>
             : c.PatchSize == 8 ? new nn.Module<Tensor, Tensor>[]
             {
                 nn.Sequential(("0", nn.ConvTranspose2d(e, e, 2, stride: 2))),
+                nn.Identity(),
+                nn.Sequential(("0", nn.MaxPool2d(2, 2))),
+                nn.Sequential(("0", nn.MaxPool2d(4, 4))),
+            }
+            // Output stride 2 (4 px patches only): one learned 2× upsampling with a nonlinearity for the finest level, so the
+            // head sees 2 px detail; BatchNorm + GELU as in the first stage of the reference's patch-16 fpn1.
+            : outputStride == 2 ? new nn.Module<Tensor, Tensor>[]
+            {
+                nn.Sequential(("0", nn.ConvTranspose2d(e, e, 2, stride: 2)), ("1", nn.BatchNorm2d(e)), ("2", nn.GELU())),
                 nn.Identity(),
                 nn.Sequential(("0", nn.MaxPool2d(2, 2))),
                 nn.Sequential(("0", nn.MaxPool2d(4, 4))),
@@ -74,7 +91,7 @@ public sealed class BeitSegmentationBackbone : ExplicitModule<Tensor, Tensor[]>
     public IReadOnlyList<Block> Blocks => trunk.Blocks;
     public PatchEmbed PatchEmbed => trunk.PatchEmbed;
 
-    /// <summary>The feature pyramid: one map per out index, strides P/4·4, … (4, 8, 16, 32 for P = 16).</summary>
+    /// <summary>The feature pyramid: one map per out index, strides OutputStride · (1, 2, 4, 8) (4, 8, 16, 32 by default).</summary>
     public override Tensor[] forward(Tensor images)
     {
         using var scope = NewDisposeScope();

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace BeitV2.Ml.Models.Segmentation;
 
 /// <summary>Both heads' logits of one forward pass (training).</summary>
-/// <param name="Decode">UPerHead logits (B, K, H/4, W/4).</param>
+/// <param name="Decode">UPerHead logits (B, K, H/s, W/s), s = <see cref="SegmentationConfig.OutputStride"/> (4 by default).</param>
 /// <param name="Auxiliary">FCN head logits at the resolution of its input level (H/16 for in_index 2), or null without an auxiliary head.</param>
 public sealed record SegmentationOutput(Tensor Decode, Tensor? Auxiliary) : IDisposable
 {
@@ -54,7 +54,7 @@ public sealed class BeitSegmenter : ExplicitModule<Tensor, Tensor>
         Config = config;
         var c = config;
         long embed = c.Backbone.EmbedDim;
-        backbone = new BeitSegmentationBackbone(c.Backbone, c.OutIndices);
+        backbone = new BeitSegmentationBackbone(c.Backbone, c.OutIndices, c.OutputStride);
         register_module("backbone", backbone);
         decodeHead = new UperHead(Enumerable.Repeat(embed, c.OutIndices.Count).ToArray(), c.Channels, c.NumClasses, c.PoolScales,
             c.DropoutRatio, c.AlignCorners);
@@ -70,7 +70,7 @@ public sealed class BeitSegmenter : ExplicitModule<Tensor, Tensor>
     public UperHead DecodeHead => decodeHead;
     public FcnHead? AuxiliaryHead => auxiliaryHead;
 
-    /// <summary>Decode-head logits (B, num_classes, H/4, W/4) — before any resize to the image size.</summary>
+    /// <summary>Decode-head logits (B, num_classes, H/s, W/s), s = the output stride (4 by default) — before any resize to the image size.</summary>
     public override Tensor forward(Tensor images)
     {
         using var scope = NewDisposeScope();
@@ -119,16 +119,19 @@ public sealed class BeitSegmenter : ExplicitModule<Tensor, Tensor>
     /// (<see cref="SegmentationOps.CrossEntropy"/>), decode weight 1, auxiliary weight aux_loss_weight.
     /// </summary>
     /// <param name="labels">(B, H, W) or (B, 1, H, W) class ids (any integer type), ignore_index for unlabelled pixels.</param>
-    public SegmentationLoss Loss(Tensor images, Tensor labels)
+    /// <param name="classWeights">(num_classes) per-class weights of both heads' cross entropy (mmseg's class_weight), or null.</param>
+    public SegmentationLoss Loss(Tensor images, Tensor labels, Tensor? classWeights = null)
     {
         using var scope = NewDisposeScope();
         var target = PrepareLabels(images, labels);
         long h = target.shape[1], w = target.shape[2];
         using var output = ForwardTrain(images);
-        var decode = SegmentationOps.CrossEntropy(SegmentationOps.Resize(output.Decode, h, w, Config.AlignCorners), target, Config.IgnoreIndex);
+        var decode = SegmentationOps.CrossEntropy(SegmentationOps.Resize(output.Decode, h, w, Config.AlignCorners), target, Config.IgnoreIndex,
+            classWeights);
         Tensor? aux = null;
         if (output.Auxiliary is not null)
-            aux = SegmentationOps.CrossEntropy(SegmentationOps.Resize(output.Auxiliary, h, w, Config.AlignCorners), target, Config.IgnoreIndex)
+            aux = SegmentationOps.CrossEntropy(SegmentationOps.Resize(output.Auxiliary, h, w, Config.AlignCorners), target, Config.IgnoreIndex,
+                      classWeights)
                   * Config.AuxLossWeight;
         var total = aux is null ? decode.alias() : decode + aux;
         total.MoveToOuterDisposeScope();

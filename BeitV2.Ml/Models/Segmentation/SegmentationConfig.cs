@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace BeitV2.Ml.Models.Segmentation;
 
 /// <summary>
@@ -10,7 +12,8 @@ namespace BeitV2.Ml.Models.Segmentation;
 /// <remarks>
 /// Of <see cref="Backbone"/> the segmentation backbone uses the transformer settings only:
 /// <c>num_classes</c>, <c>use_mean_pooling</c> and <c>init_scale</c> are ignored (the backbone has
-/// no head and no final norm). Only patch sizes 16 and 8 have necks in the reference.
+/// no head and no final norm). Only patch sizes 16 and 8 have necks in the reference; 4 and
+/// <see cref="OutputStride"/> 2 are this library's extensions.
 /// </remarks>
 public sealed record SegmentationConfig
 {
@@ -38,6 +41,27 @@ public sealed record SegmentationConfig
     public double AuxLossWeight { get; init; } = 0.4;
     /// <summary>Label value excluded from the loss (mmseg default; ADE20K "other" after reduce_zero_label).</summary>
     public int IgnoreIndex { get; init; } = 255;
+
+    /// <summary>
+    /// Stride of the finest feature level, which is also the stride of the decode-head logits: 4 for the reference's
+    /// necks (every patch size), or 2 for 4 px patches only, where fpn1 upsamples the patch grid 2× (ConvTranspose(2, 2)
+    /// → BatchNorm → GELU, the first half of the reference's patch-16 fpn1) and the other levels move one step finer
+    /// (strides 2, 4, 8, 16). With 4 px patches a 56 px image has a 14×14 grid, so the head then predicts at 28×28 instead
+    /// of 14×14: thin parts (straps, sleeves, heels) are a pixel or two wide on that scale and vanish at 14×14.
+    /// </summary>
+    [JsonIgnore]
+    public int OutputStride { get; init; } = DefaultOutputStride;
+
+    /// <summary>JSON <c>output_stride</c>, written only when it is not the default 4, so the configs of before keep their exact JSON.</summary>
+    [JsonInclude, JsonPropertyName("output_stride"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    private int? OutputStrideJson
+    {
+        get => OutputStride == DefaultOutputStride ? null : OutputStride;
+        init => OutputStride = value ?? DefaultOutputStride;
+    }
+
+    /// <summary>The reference's output stride (every patch size).</summary>
+    public const int DefaultOutputStride = 4;
 
     /// <summary>The base backbone of upernet_beit_base_12_512_slide_160k_ade20k (drop path 0.15, layer scale 0.1).</summary>
     public static VitConfig BaseBackbone() => VitConfig.Base(numClasses: 0) with { ImgSize = 512, DropPathRate = 0.15 };
@@ -90,15 +114,19 @@ public sealed record SegmentationConfig
     };
 
     /// <summary>
-    /// Necks exist for 16 and 8 px patches (the reference) and 4 px patches (ours); the coarsest level has stride 32,
-    /// so the image must be at least 32 px.
+    /// Necks exist for 16 and 8 px patches (the reference) and 4 px patches (ours); output stride 2 only for 4 px patches.
+    /// The coarsest level has stride 8 × output stride (32 by default), so the image must be at least that many pixels.
     /// </summary>
-    public static void ValidatePatchSize(VitConfig backbone)
+    public static void ValidatePatchSize(VitConfig backbone, int outputStride = DefaultOutputStride)
     {
         VitConfig.Require(backbone.PatchSize is 16 or 8 or 4,
             $"patch_size {backbone.PatchSize}: the segmentation backbone defines necks for patch sizes 16 and 8 (the reference) and 4");
-        VitConfig.Require(backbone.ImgSize >= 32,
-            $"img_size {backbone.ImgSize}: the segmentation backbone's coarsest feature level has stride 32, so images must be at least 32 px");
+        VitConfig.Require(outputStride == DefaultOutputStride || (outputStride == 2 && backbone.PatchSize == 4),
+            $"output_stride {outputStride}: the necks give stride 4 (the reference's layout), or 2 with 4 px patches (fpn1 upsamples the patch grid 2×); " +
+            $"this backbone has {backbone.PatchSize} px patches");
+        var coarsest = 8 * outputStride;
+        VitConfig.Require(backbone.ImgSize >= coarsest,
+            $"img_size {backbone.ImgSize}: the segmentation backbone's coarsest feature level has stride {coarsest}, so images must be at least {coarsest} px");
     }
 
     /// <summary>Throws a clear error for configs the reference cannot build or run.</summary>
@@ -106,7 +134,7 @@ public sealed record SegmentationConfig
     {
         VitConfig.Require(Backbone is not null, "backbone is required");
         Backbone!.Validate();
-        ValidatePatchSize(Backbone);
+        ValidatePatchSize(Backbone, OutputStride);
         VitConfig.Require(OutIndices is { Count: 4 },
             "out_indices must name exactly 4 blocks (one per neck; UPerHead uses in_index [0, 1, 2, 3])");
         ValidateOutIndices(OutIndices, Backbone.Depth);
@@ -143,7 +171,8 @@ public sealed record SegmentationConfig
         && AlignCorners == other.AlignCorners
         && UseAuxHead == other.UseAuxHead
         && AuxLossWeight.Equals(other.AuxLossWeight)
-        && IgnoreIndex == other.IgnoreIndex;
+        && IgnoreIndex == other.IgnoreIndex
+        && OutputStride == other.OutputStride;
 
     public override int GetHashCode()
     {
@@ -160,6 +189,7 @@ public sealed record SegmentationConfig
         h.Add(UseAuxHead);
         h.Add(AuxLossWeight);
         h.Add(IgnoreIndex);
+        h.Add(OutputStride);
         return h.ToHashCode();
     }
 }
