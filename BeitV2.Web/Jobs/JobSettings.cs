@@ -39,13 +39,21 @@ public sealed record JobSettings
     public string? ProbeFeature { get; init; }
     /// <summary>"fp32" (also "none" or false), "bf16" or "fp16" (also true): autocast + loss scaling for fp16. fp16 needs a CUDA training device.</summary>
     public ComputePrecision MixedPrecision { get; init; } = ComputePrecision.Fp32;
+    /// <summary>Evaluate jobs: the split scored, "test" (the held-out images training jobs validate on) or "train"; null = test.</summary>
+    public string? Split { get; init; }
 
     public static readonly IReadOnlyList<string> Keys = new[]
     {
         "epochs", "maxSteps", "batchSize", "lr", "minLr", "warmupSteps", "imageSize", "model", "seed", "maxTrainImages", "maxValImages",
         "checkpointEverySteps", "keepCheckpoints", "reportEverySteps", "codebookSize", "layerDecay", "weightDecay", "clipGrad", "minCropScale", "workers", "probeFeature",
-        "mixedPrecision",
+        "mixedPrecision", "split",
     };
+
+    /// <summary>
+    /// The keys an <c>evaluate</c> job takes (any other is a 400): <c>maxValImages</c> caps the images scored, whichever the split,
+    /// <c>seed</c> picks that subset (and composes the segmentation scenes), <c>batchSize</c> and <c>workers</c> feed the model.
+    /// </summary>
+    public static readonly IReadOnlyList<string> EvaluateKeys = ["split", "maxValImages", "batchSize", "seed", "workers"];
 
     public static JobSettings Parse(JsonElement? config)
     {
@@ -80,6 +88,8 @@ public sealed record JobSettings
                 "probeFeature" => s with { ProbeFeature = v.ValueKind == JsonValueKind.String && v.GetString() is "cls" or "mean"
                     ? v.GetString() : throw Bad($"config.probeFeature must be \"cls\" or \"mean\", got {v.GetRawText()}.") },
                 "mixedPrecision" => s with { MixedPrecision = Precision(p) },
+                "split" => s with { Split = v.ValueKind == JsonValueKind.String && v.GetString() is "test" or "train"
+                    ? v.GetString() : throw Bad($"config.split must be \"test\" or \"train\", got {v.GetRawText()}.") },
                 _ => throw Bad($"Unknown config key '{p.Name}'. Known keys: {string.Join(", ", Keys)}."),
             };
         }
