@@ -135,6 +135,30 @@ public sealed class EvaluateJobTests
     }
 
     [Fact]
+    public async Task ACancelledEvaluation_StopsWithoutAResult_AndAResumeScoresTheImagesAgain()
+    {
+        using var host = new ApiHost(new Dictionary<string, string?> { [HeldStep.Setting] = "true" });
+        using var client = host.CreateClient();
+        var model = host.Seed(TinyClassifier(), "tiny fashion classifier", FashionClasses);
+        string id;
+        using (new HeldStep(host.DataDirectory, 1)) // the cancel arrives while the job holds after its first batch
+        {
+            id = await Jobs.StartAsync(client, new { type = "evaluate", baseModel = model.Id, config = new { maxValImages = 24, batchSize = 8 } });
+            await Jobs.WaitForStepAsync(client, id, 1, Jobs.Patience);
+            await client.PostAsync($"/api/v1/jobs/{id}/cancel", null).JsonAsync(System.Net.HttpStatusCode.Accepted);
+            var cancelled = await Jobs.WaitAsync(client, id, Jobs.Patience, "cancelled");
+            Assert.Equal(1, cancelled.Step());
+            Assert.False(cancelled.TryGetProperty("result", out _));
+        }
+        await client.PostAsync($"/api/v1/jobs/{id}/resume", null).JsonAsync(System.Net.HttpStatusCode.Accepted);
+        var done = await Jobs.WaitAsync(client, id, Jobs.Patience, "succeeded");
+        Assert.Equal(3, done.Step());
+        Assert.Equal(24, done.GetProperty("result").Int("images"));
+        Assert.Equal(24, done.GetProperty("result").Items("confusionMatrix").Sum(r => r.EnumerateArray().Sum(v => v.GetInt64())));
+        host.AssertNoServerErrors();
+    }
+
+    [Fact]
     public async Task BadEvaluateRequests_Are400Or404_AndCreateNoJob()
     {
         using var host = new ApiHost();
