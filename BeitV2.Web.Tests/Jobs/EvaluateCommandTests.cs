@@ -77,6 +77,10 @@ public sealed class EvaluateCommandTests
         Assert.Contains("Usage: evaluate", missing.Errors);
         Assert.Equal(2, Evaluate("--model", "x", "--max-images", "0").Code);
         Assert.Equal(2, Evaluate("--model", "x", "--colour", "blue").Code);
+        using var folder = new TempDirectory();
+        var nowhere = Evaluate("--model", "x", "--json", folder.Combine("missing", "result.json"));
+        Assert.Equal(2, nowhere.Code);
+        Assert.Contains("does not exist", nowhere.Errors);
 
         var unknown = Evaluate("--model", "no-such-model", "--data", host.DataDirectory);
         Assert.Equal(2, unknown.Code);

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
+using BeitV2.Ml.Checkpoints;
+using BeitV2.Ml.Data;
 using BeitV2.Ml.Training;
 using BeitV2.Web.Errors;
 using BeitV2.Web.Evaluation;
@@ -25,7 +27,10 @@ public static class EvaluateCommand
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
-    /// <summary>Runs the command; 0 on success, 2 on bad arguments or a model or dataset that cannot be scored, 130 when interrupted.</summary>
+    /// <summary>
+    /// Runs the command; 0 on success, 2 on bad arguments or a model or dataset that cannot be scored, 1 when the evaluation
+    /// fails (an unreadable package or image), 130 when interrupted.
+    /// </summary>
     public static int Run(string[] args, TextWriter? output = null, TextWriter? errors = null)
     {
         output ??= Console.Out;
@@ -62,6 +67,8 @@ public static class EvaluateCommand
                 }
             }
             if (model is null) throw new ArgumentException("--model is required.");
+            if (json is not null && !Directory.Exists(Path.GetDirectoryName(json)))
+                throw new ArgumentException($"--json: the folder {Path.GetDirectoryName(json)} does not exist.");
         }
         catch (ArgumentException e)
         {
@@ -106,6 +113,12 @@ public static class EvaluateCommand
         {
             errors.WriteLine(e.Message);
             return 2;
+        }
+        catch (Exception e) when (e is CheckpointException or DatasetException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            // An unreadable model package or dataset item, a preprocessing that cannot be applied, a file that cannot be written.
+            errors.WriteLine($"The evaluation failed: {e.Message}");
+            return 1;
         }
         catch (OperationCanceledException) when (cts.IsCancellationRequested)
         {
