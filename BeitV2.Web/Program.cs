@@ -9,6 +9,7 @@ using BeitV2.Web.Pipeline;
 using BeitV2.Web.Registry;
 
 if (args is ["pipeline", ..]) return BeitV2.Web.Pipeline.PipelineCommand.Run(args[1..]); // the training pipeline as a command
+if (args is ["evaluate", ..]) return BeitV2.Web.Commands.EvaluateCommand.Run(args[1..]); // score a registered model on a dataset split
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {

@@ -17,7 +17,7 @@ public static class JobsApi
 
         group.MapPost("/", Create)
             .Accepts<JobRequest>("application/json")
-            .WithSummary("Start a training job: type tokenizer|pretrain|linear-probe|finetune|segmentation")
+            .WithSummary("Start a job: type tokenizer|pretrain|linear-probe|finetune|segmentation|pipeline (training), evaluate (scores a classifier or segmenter)")
             .Produces<JobAccepted>(StatusCodes.Status202Accepted)
             .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404).ProducesProblem(415);
 

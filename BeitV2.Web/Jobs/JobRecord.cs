@@ -1,11 +1,12 @@
 using System.ComponentModel;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using BeitV2.Web.Evaluation;
 
 namespace BeitV2.Web.Jobs;
 
 /// <summary>
-/// What a job trains. The names are the API's <c>type</c> and the <c>type</c> of every <c>job.json</c>, so they never
+/// What a job trains (or, for <c>evaluate</c>, scores). The names are the API's <c>type</c> and the <c>type</c> of every <c>job.json</c>, so they never
 /// change (job records written by earlier versions read back). A job type is not a model kind: a
 /// <c>tokenizer</c> job trains a tokenizer, but a <c>segmentation</c> job trains a segmenter and a
 /// <c>pretrain</c> job a MIM model (whose API kind is also <c>pretrain</c>).
@@ -22,6 +23,8 @@ public enum JobType
     [JsonStringEnumMemberName("teacher")] Teacher,
     /// <summary>Every stage in one job, on Fashion-MNIST: what trained the bundled default models.</summary>
     [JsonStringEnumMemberName("pipeline")] Pipeline,
+    /// <summary>Scores a registered classifier or segmenter on a dataset split; trains nothing, its scores are the job's <c>result</c>.</summary>
+    [JsonStringEnumMemberName("evaluate")] Evaluate,
 }
 
 /// <summary>The names of <see cref="JobType"/> as clients write them.</summary>
@@ -111,6 +114,12 @@ public sealed record JobRecord : IJsonOnDeserialized
     public IReadOnlyDictionary<string, double> LastMetrics { get; init; } = new Dictionary<string, double>();
     public IReadOnlyList<JobCheckpoint> Checkpoints { get; init; } = [];
     public string? OutputModel { get; init; }
+    /// <summary>
+    /// An <c>evaluate</c> job's scores once it succeeded (accuracy, per-class scores and confusion matrix, or mIoU and
+    /// per-class IoU); absent for other jobs, so their records keep the shape earlier versions wrote.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public EvaluationResult? Result { get; init; }
     public string? Error { get; init; }
     /// <summary>Bytes the job's folder holds on disk (checkpoints, metrics, log); measured when the API answers, never stored.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

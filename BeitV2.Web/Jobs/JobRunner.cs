@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using BeitV2.Ml.Checkpoints;
 using BeitV2.Ml.Training;
+using BeitV2.Web.Errors;
+using BeitV2.Web.Evaluation;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 using Hangfire;
@@ -22,7 +25,7 @@ namespace BeitV2.Web.Jobs;
 /// </remarks>
 public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner planner, ModelRegistry registry,
     TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, IPipelineJobs pipelines, ILogger<JobRunner> logger,
-    JobHold hold, JobRunnerHooks? hooks = null)
+    JobHold hold, ModelEvaluator evaluator, JobRunnerHooks? hooks = null)
 {
     private JobStore Store => store;
     private TrainingBroadcaster Broadcast => broadcast;
@@ -115,6 +118,11 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 ExecutePipeline(job, runId, sink, cts, lease);
                 return;
             }
+            if (job.Type == JobType.Evaluate)
+            {
+                ExecuteEvaluation(job, runId, sink, cts, lease);
+                return;
+            }
             if (registry.FindOutput(job.Id, OutputKey(job)) is { } registered)
             {
                 // An earlier run registered the output and died before recording it: record it now, without
@@ -168,7 +176,8 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             var message = ClientText.Scrub(e switch
             {
                 TrainingDivergedException d => d.Message,
-                ArgumentException or InvalidOperationException or IOException => e.Message,
+                // A model or dataset deleted after the job was queued, an unreadable model package: the message says which.
+                ArgumentException or InvalidOperationException or IOException or DomainException or CheckpointException => e.Message,
                 _ => "the job stopped on an internal error; the server log has the details",
             });
             logger.LogWarning(e, "Job {Id} failed", job.Id);
@@ -226,6 +235,39 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         });
         if (finished is null) return;
         if (outcome.Report is not null) broadcast.Log(job.Id, outcome.Report);
+        broadcast.Status(finished);
+    }
+
+    /// <summary>
+    /// An <c>evaluate</c> job: one pass over the images (a rerun starts again; there is nothing to checkpoint), its scores
+    /// stored as the record's <see cref="JobRecord.Result"/> and its headline numbers as <see cref="JobRecord.LastMetrics"/>.
+    /// </summary>
+    private void ExecuteEvaluation(JobRecord job, string runId, Sink sink, CancellationTokenSource cts, Timer lease)
+    {
+        var s = JobSettings.Parse(job.Config);
+        EvaluationResult result;
+        try
+        {
+            // Checked again: the model or dataset may have gone (or changed) since the job was queued.
+            var target = evaluator.Check(job.BaseModel!, job.Dataset, s.Split ?? ModelEvaluator.Test, s.Seed);
+            result = evaluator.Run(target, new EvaluationSettings(s.MaxValImages, s.BatchSize, s.Seed, s.Workers), sink, cts.Token);
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            lease.Change(Timeout.Infinite, Timeout.Infinite);
+            if (!sink.Lost) Stopped(job, runId, store.Find(job.Id)?.Progress.Step ?? 0);
+            return;
+        }
+        lease.Change(Timeout.Infinite, Timeout.Infinite);
+        if (sink.Lost) return;
+        var finished = Finish(job.Id, runId, j => j with
+        {
+            Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, CancelRequested = false, RunId = null,
+            Result = result, LastMetrics = result.Headline(),
+        });
+        if (finished is null) return;
+        logger.LogInformation("Job {Id} succeeded: {Summary}", job.Id, EvaluationReport.Summary(result));
+        Log(job.Id, EvaluationReport.Summary(result));
         broadcast.Status(finished);
     }
 

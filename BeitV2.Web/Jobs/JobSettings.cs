@@ -39,6 +39,8 @@ public sealed record JobSettings
     public string? ProbeFeature { get; init; }
     /// <summary>"fp32" (also "none" or false), "bf16" or "fp16" (also true): autocast + loss scaling for fp16. fp16 needs a CUDA training device.</summary>
     public ComputePrecision MixedPrecision { get; init; } = ComputePrecision.Fp32;
+    /// <summary>Evaluate jobs: the split scored, "test" (the held-out images training jobs validate on) or "train"; null = test.</summary>
+    public string? Split { get; init; }
 
     // Segmentation jobs only (other job types ignore them).
 
@@ -65,8 +67,14 @@ public sealed record JobSettings
     {
         "epochs", "maxSteps", "batchSize", "lr", "minLr", "warmupSteps", "imageSize", "model", "seed", "maxTrainImages", "maxValImages",
         "checkpointEverySteps", "keepCheckpoints", "reportEverySteps", "codebookSize", "layerDecay", "weightDecay", "clipGrad", "minCropScale", "workers", "probeFeature",
-        "mixedPrecision", "scaleRange", "backgroundWeight", "classWeights", "freshScenes", "outputStride",
+        "mixedPrecision", "scaleRange", "backgroundWeight", "classWeights", "freshScenes", "outputStride", "split",
     };
+
+    /// <summary>
+    /// The keys an <c>evaluate</c> job takes (any other is a 400): <c>maxValImages</c> caps the images scored, whichever the split,
+    /// <c>seed</c> picks that subset (and composes the segmentation scenes), <c>batchSize</c> and <c>workers</c> feed the model.
+    /// </summary>
+    public static readonly IReadOnlyList<string> EvaluateKeys = ["split", "maxValImages", "batchSize", "seed", "workers"];
 
     public static JobSettings Parse(JsonElement? config)
     {
@@ -109,6 +117,8 @@ public sealed record JobSettings
                 "outputStride" => s with { OutputStride = v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var os) && os is 2 or 4
                     ? os : throw Bad($"config.outputStride must be 4 (the segmenter's usual layout) or 2 (models with 4 px patches: " +
                                      $"the finest feature level upsampled 2×), got {v.GetRawText()}.") },
+                "split" => s with { Split = v.ValueKind == JsonValueKind.String && v.GetString() is "test" or "train"
+                    ? v.GetString() : throw Bad($"config.split must be \"test\" or \"train\", got {v.GetRawText()}.") },
                 _ => throw Bad($"Unknown config key '{p.Name}'. Known keys: {string.Join(", ", Keys)}."),
             };
         }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Precision;
 using BeitV2.Web.Datasets;
+using BeitV2.Web.Evaluation;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 using BeitV2.Web.Errors;
@@ -15,7 +16,7 @@ namespace BeitV2.Web.Jobs;
 public sealed record JobRequest(string? Type, string? Name, string? Dataset, string? BaseModel, string? Teacher, JsonElement? Config);
 
 /// <summary>Checks job requests against the datasets and the model registry and turns a valid one into the new job's record.</summary>
-public sealed class JobValidator(DatasetCatalog datasets, ModelRegistry registry, ComputeDevices devices, IPipelineJobs pipelines)
+public sealed class JobValidator(DatasetCatalog datasets, ModelRegistry registry, ComputeDevices devices, IPipelineJobs pipelines, ModelEvaluator evaluator)
 {
     private static readonly Dictionary<JobType, string[]> BaseKinds = new()
     {
@@ -40,10 +41,12 @@ public sealed class JobValidator(DatasetCatalog datasets, ModelRegistry registry
         if (!JobTypes.TryParse(request.Type?.Trim().ToLowerInvariant(), out var type))
             throw new InvalidRequestException($"'type' must be one of {string.Join(", ", JobTypes.All)}.");
         if (type == JobType.Pipeline) return ValidatePipeline(request, id);
+        if (type == JobType.Evaluate) return ValidateEvaluation(request, id);
         var name = type.Name();
         if (string.IsNullOrWhiteSpace(request.Dataset))
             throw new InvalidRequestException("'dataset' is required: a dataset id from GET /api/v1/datasets, e.g. \"fashion-mnist\".");
         var settings = JobSettings.Parse(request.Config);
+        if (settings.Split is not null) throw new InvalidRequestException($"config.split is for evaluate jobs; a {name} job trains on the training split.");
         if (settings.MixedPrecision == ComputePrecision.Fp16 && !devices.TrainingOnCuda)
             throw new InvalidRequestException(
                 $"config.mixedPrecision \"fp16\" requires a CUDA device; this server trains on {string.Join(", ", devices.TrainingDevices)}. " +
@@ -126,6 +129,35 @@ public sealed class JobValidator(DatasetCatalog datasets, ModelRegistry registry
                     $"config.outputStride 2 needs a model with 4 px patches; {(baseModel is null ? $"the '{settings.Model}' preset" : $"'{baseModel.Id}'")} " +
                     $"has {patch} px patches. Use outputStride 4, or a model with 4 px patches (the '{ModelPresets.Small}' preset).");
         }
+    }
+
+    /// <summary>
+    /// An <c>evaluate</c> job: a classifier or segmenter (<c>baseModel</c>: an id, a name or <c>default:KIND</c>), scored on
+    /// <c>dataset</c> (default: Fashion-MNIST for its kind). The record keeps the resolved ids, so the job scores what was asked
+    /// even when the defaults change before it runs.
+    /// </summary>
+    private JobRecord ValidateEvaluation(JobRequest request, string id)
+    {
+        if (request.Config is { ValueKind: JsonValueKind.Object } config)
+            foreach (var key in config.EnumerateObject().Select(p => p.Name))
+                if (!JobSettings.EvaluateKeys.Contains(key))
+                    throw new InvalidRequestException(
+                        $"config.{key} does not apply to an evaluate job, which trains nothing; it takes {string.Join(", ", JobSettings.EvaluateKeys)}.");
+        var settings = JobSettings.Parse(request.Config);
+        if (settings.MaxValImages == 0) throw new InvalidRequestException("config.maxValImages is the number of images an evaluate job scores: at least 1.");
+        if (!string.IsNullOrWhiteSpace(request.Teacher)) throw new InvalidRequestException("An evaluate job takes no 'teacher'.");
+        if (string.IsNullOrWhiteSpace(request.BaseModel))
+            throw new InvalidRequestException(
+                "An evaluate job needs 'baseModel': the classifier or segmenter to score (a model id, or default:classifier / default:segmenter).");
+        var target = evaluator.Check(request.BaseModel, request.Dataset, settings.Split ?? ModelEvaluator.Test, settings.Seed);
+        return new JobRecord
+        {
+            Id = id, Type = JobType.Evaluate, Name = string.IsNullOrWhiteSpace(request.Name) ? null : request.Name.Trim(),
+            Dataset = target.Dataset.Id, BaseModel = target.Model.Id,
+            Config = request.Config is { ValueKind: JsonValueKind.Object } c ? c.Clone() : null,
+            Status = JobStatus.Queued, CreatedAt = DateTimeOffset.UtcNow,
+            Progress = new JobProgress(0, 1, 0, 0, 0, null),
+        };
     }
 
     private ModelInfo CheckKind(string id, string field, string type, string[] kinds)

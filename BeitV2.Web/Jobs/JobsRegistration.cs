@@ -1,4 +1,5 @@
 using BeitV2.Web.Datasets;
+using BeitV2.Web.Evaluation;
 using BeitV2.Web.Infrastructure;
 using Hangfire;
 using Hangfire.Storage.SQLite;
@@ -7,7 +8,7 @@ namespace BeitV2.Web.Jobs;
 
 public static class JobsRegistration
 {
-    /// <summary>Datasets, the job store, Hangfire (storage per <c>Jobs:Storage</c>), the runner and the SignalR hub's services.</summary>
+    /// <summary>Datasets, the model evaluator, the job store, Hangfire (storage per <c>Jobs:Storage</c>), the runner and the SignalR hub's services.</summary>
     public static IServiceCollection AddTrainingJobs(this IServiceCollection services, IConfiguration configuration)
     {
         services.Configure<DatasetOptions>(o =>
@@ -33,6 +34,7 @@ public static class JobsRegistration
         services.AddSingleton<JobStore>();
         services.AddSingleton<JobValidator>();
         services.AddSingleton<JobPlanner>();
+        services.AddSingleton<ModelEvaluator>();
         services.AddSingleton<JobScheduler>();
         services.AddSingleton<JobHold>();
         services.AddSingleton<TrainingBroadcaster>();
