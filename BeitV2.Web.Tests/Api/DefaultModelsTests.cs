@@ -1,5 +1,6 @@
 using System.Text.Json;
 using BeitV2.Ml.Checkpoints;
+using BeitV2.Ml.Data;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace BeitV2.Web.Tests.Api;
@@ -86,6 +87,37 @@ public sealed class DefaultModelsTests
         using var client = host.CreateClient();
         var json = await client.PostAsync("/api/v1/classify?topK=1", Http.Images(File.ReadAllBytes(Sample(file)))).JsonAsync();
         Assert.Equal(label, json.Items("images")[0].Items("predictions")[0].Str("label"));
+    }
+
+    /// <summary>
+    /// The shipped segmenter names the main garment of composed test scenes (the scenes its mIoU is measured on): the
+    /// largest non-background class of its mask is the largest garment class of the ground truth, on each of the first scenes.
+    /// </summary>
+    [Fact]
+    public async Task ShippedSegmenter_NamesTheMainGarmentOfTestScenes()
+    {
+        using var host = FreshHost();
+        using var client = host.CreateClient();
+        var datasets = host.Services.GetRequiredService<BeitV2.Web.Datasets.DatasetCatalog>();
+        var (_, scenes) = datasets.Open(BeitV2.Web.Datasets.DatasetCatalog.FashionMnistSeg, 1, 1000, seed: 0);
+        Assert.NotNull(scenes);
+        var names = scenes.ClassNames;
+        var misses = new List<string>();
+        const int Scenes = 8;
+        for (var i = 0; i < Scenes; i++)
+        {
+            var scene = scenes.Get(i);
+            var truth = scene.Mask!.Where(c => c is > 0 and < ImageSample.IgnoreIndex).GroupBy(c => c).MaxBy(g => g.Count())!.Key;
+            var path = Path.Combine(host.DataDirectory, $"scene-{i}.png");
+            BeitV2.TestSupport.DataTestFiles.WriteRgbPng(path, scene.Image);
+            var json = await client.PostAsync("/api/v1/segment", Http.Images(File.ReadAllBytes(path))).JsonAsync();
+            var predicted = json.Items("images")[0].Items("classes").Where(c => c.GetProperty("classIndex").GetInt32() != 0)
+                .MaxBy(c => c.GetProperty("pixelFraction").GetDouble());
+            var got = predicted.ValueKind == JsonValueKind.Undefined ? -1 : predicted.GetProperty("classIndex").GetInt32();
+            if (got != truth) misses.Add($"scene {i}: {names[truth]} predicted as {(got < 0 ? "background only" : names[got])}");
+        }
+        Assert.True(misses.Count == 0, string.Join("; ", misses));
+        host.AssertNoServerErrors();
     }
 
     private static string Sample(string file)

@@ -73,7 +73,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
         const int val = 10000;
         return new PipelinePreset("fashion-small", "small", 56, StageList(seed,
             teacher: new { model = "small", epochs = 3, batchSize = 128, lr = 3e-3, warmupSteps = 100, maxTrainImages = 60000, maxValImages = val, minCropScale = 0.8, workers = 2 },
-            tokenizer: new { model = "small", epochs = 2, batchSize = 128, lr = 2e-3, warmupSteps = 50, codebookSize = 128, maxTrainImages = 30000, maxValImages = 2000, workers = 2 },
+            tokenizer: new { model = "small", epochs = 2, batchSize = 128, lr = 1e-3, warmupSteps = 50, codebookSize = 64, maxTrainImages = 30000, maxValImages = 2000, workers = 2 },
             pretrain: new { model = "small", epochs = 2, batchSize = 128, lr = 1.5e-3, warmupSteps = 100, maxTrainImages = 60000, workers = 2 },
             probe: new { model = "small", epochs = 2, batchSize = 256, lr = 4e-3, maxTrainImages = 20000, maxValImages = val, minCropScale = 0.9, workers = 2 },
             fineTune: new { model = "small", epochs = 3, batchSize = 64, lr = 2e-3, warmupSteps = 50, maxTrainImages = 5000, maxValImages = val, layerDecay = 0.75, workers = 2 },
@@ -94,7 +94,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
         return new PipelinePreset("smoke", "micro", 64, StageList(seed, tiny,
             tokenizer: new { model = "micro", epochs = 1, batchSize = 16, maxTrainImages = 64, maxValImages = 32, workers = 1, codebookSize = 32 },
             pretrain: tiny, probe: tiny, fineTune: tiny, classifier: tiny,
-            segment: new { model = "micro", epochs = 1, batchSize = 8, maxTrainImages = 32, maxValImages = 16, workers = 1 }),
+            segment: new { model = "micro", epochs = 1, batchSize = 8, maxTrainImages = 32, maxValImages = 16, imageSize = 64, workers = 1 }),
             PixelProbeEpochs: 1, PixelProbeTrainImages: 256, PixelProbeTestImages: 64);
     }
 }

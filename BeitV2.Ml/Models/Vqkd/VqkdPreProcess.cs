@@ -1,4 +1,5 @@
 using BeitV2.Ml.Imaging;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace BeitV2.Ml.Models.Vqkd;
@@ -10,9 +11,14 @@ public static class VqkdPreProcess
     public static Tensor Default(Tensor images)
     {
         using var scope = NewDisposeScope();
+        // Scalars held by `using` until the ops return: an implicitly converted one is left to the finalizer, which can free
+        // it while the native op still reads it ("Unknown scalar type" in a pipeline run; dotnet/TorchSharp PR #1434).
+        using var one = 1.0.ToScalar();
+        using var full = 255.0.ToScalar();
+        using var half = 127.5.ToScalar();
         // Compared as a tensor, so float64 (and uint8) batches work, not only float32.
-        var x = images.max().le(1.0).item<bool>() ? images * 255.0 : images.alias();
-        return (x / 127.5 - 1.0).MoveToOuterDisposeScope();
+        var x = images.max().le(one).item<bool>() ? images.mul(full) : images.alias();
+        return x.div(half).sub(one).MoveToOuterDisposeScope();
     }
 
     /// <summary>
