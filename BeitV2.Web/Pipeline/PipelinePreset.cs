@@ -20,10 +20,13 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
 
     public static IReadOnlyList<string> Names { get; } = ["fashion-small", "smoke"];
 
-    /// <summary>The stage names in order, the last being the raw-pixel probe (which is not a job).</summary>
-    public IReadOnlyList<string> StageNames => [.. Stages.Select(s => s.Name), PixelProbeStage];
+    /// <summary>The stage names in order, the last two being the raw-pixel probe and the segmenter–classifier agreement (not jobs).</summary>
+    public IReadOnlyList<string> StageNames => [.. Stages.Select(s => s.Name), PixelProbeStage, AgreementStage];
 
     public const string PixelProbeStage = "probe-pixels";
+
+    /// <summary>The served segmenter against the served classifier on isolated test items (computed inline, after the pixel probe).</summary>
+    public const string AgreementStage = "agreement";
 
     public static PipelinePreset Get(string name, int seed) => name switch
     {
@@ -94,7 +97,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
         return new PipelinePreset("smoke", "micro", 64, StageList(seed, tiny,
             tokenizer: new { model = "micro", epochs = 1, batchSize = 16, maxTrainImages = 64, maxValImages = 32, workers = 1, codebookSize = 32 },
             pretrain: tiny, probe: tiny, fineTune: tiny, classifier: tiny,
-            segment: new { model = "micro", epochs = 1, batchSize = 8, maxTrainImages = 32, maxValImages = 16, workers = 1 }),
+            segment: new { model = "micro", epochs = 1, batchSize = 8, maxTrainImages = 32, maxValImages = 16, imageSize = 64, workers = 1 }),
             PixelProbeEpochs: 1, PixelProbeTrainImages: 256, PixelProbeTestImages: 64);
     }
 }
