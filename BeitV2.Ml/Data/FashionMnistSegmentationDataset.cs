@@ -72,29 +72,44 @@ public sealed class FashionMnistSegmentationDataset : IImageDataset
                 : PilResize.Resize(_source.GetPixels(item), _source.ImageWidth, _source.ImageHeight, 1, w, h);
             int left = random.Next(0, canvas - w + 1);
             int top = random.Next(0, canvas - h + 1);
-            byte cls = (byte)(1 + _source.GetLabel(item));
-            for (int y = 0; y < h; y++)
+            Paste(grey, mask, canvas, pixels, w, h, left, top, (byte)(1 + _source.GetLabel(item)), Options.Threshold);
+        }
+        return new ImageSample(ToRgb(grey, canvas), -1, mask);
+    }
+
+    /// <summary>
+    /// Pastes a <paramref name="w"/>×<paramref name="h"/> grey item at (<paramref name="left"/>, <paramref name="top"/>) of
+    /// a square canvas and its mask: pixels brighter than <paramref name="threshold"/> replace the canvas and take class
+    /// <paramref name="cls"/> in the mask, fainter ones only brighten the canvas (see the remarks of the class).
+    /// </summary>
+    internal static void Paste(Span<byte> grey, Span<byte> mask, int canvas, ReadOnlySpan<byte> pixels, int w, int h,
+        int left, int top, byte cls, int threshold)
+    {
+        for (int y = 0; y < h; y++)
+        {
+            int dst = (top + y) * canvas + left;
+            for (int x = 0; x < w; x++, dst++)
             {
-                int dst = (top + y) * canvas + left;
-                for (int x = 0; x < w; x++, dst++)
+                byte v = pixels[y * w + x];
+                if (v > threshold)
                 {
-                    byte v = pixels[y * w + x];
-                    if (v > Options.Threshold)
-                    {
-                        grey[dst] = v;
-                        mask[dst] = cls;
-                    }
-                    else if (v > grey[dst])
-                    {
-                        grey[dst] = v;
-                    }
+                    grey[dst] = v;
+                    mask[dst] = cls;
+                }
+                else if (v > grey[dst])
+                {
+                    grey[dst] = v;
                 }
             }
         }
+    }
 
+    /// <summary>A square grey canvas as RGB with three equal channels.</summary>
+    internal static RgbBuffer ToRgb(byte[] grey, int canvas)
+    {
         var rgb = new byte[grey.Length * 3];
         for (int i = 0, j = 0; i < grey.Length; i++, j += 3)
             rgb[j] = rgb[j + 1] = rgb[j + 2] = grey[i];
-        return new ImageSample(new RgbBuffer(rgb, canvas, canvas), -1, mask);
+        return new RgbBuffer(rgb, canvas, canvas);
     }
 }

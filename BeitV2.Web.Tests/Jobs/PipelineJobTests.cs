@@ -22,13 +22,14 @@ public sealed class PipelineJobTests
                      "teacher.accuracy", "tokenizer.codebookUsage", "tokenizer.perplexity", "tokenizer.valCodeClassPurity", "tokenizer.valCodeClassPurityShuffled", "pretrain.mimAccuracy", "pretrain.mimAccuracyAggregated",
                      "probe-mim-cls.accuracy", "probe-mim-mean.accuracy", "probe-random-cls.accuracy", "probe-random-mean.accuracy",
                      "probe-pixels.accuracy", "finetune-mim.accuracy", "finetune-scratch.accuracy", "segmentation.mIoU", "segmentation-scratch.mIoU", "classifier.accuracy",
+                     "agreement.classifierAccuracy", "agreement.segmenterAccuracy", "agreement.agreement", "agreement.backgroundShare",
                  })
         {
             Assert.True(metrics.TryGetValue(key, out var v), $"no {key} in {string.Join(", ", metrics.Keys)}");
             Assert.InRange(v, 0, key.EndsWith("perplexity") ? 1e6 : 1);
         }
 
-        // The classifier is the job's output; the tokenizer, MIM model and segmenter are registered with their lineage.
+        // The classifier is the job's output; the teacher, tokenizer, MIM model, random backbone and segmenter are registered with their lineage.
         var classifier = job.Str("outputModel");
         Assert.Equal(classifier, (await client.PostAsync($"/api/v1/classify?model={classifier}", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
         var models = (await client.GetAsync("/api/v1/models").JsonAsync()).EnumerateArray().ToList();
@@ -59,15 +60,36 @@ public sealed class PipelineJobTests
         Assert.Null(first.Classifier);
 
         logged.Clear();
-        var second = runner.Run("smoke", 1, work, "until-test", progress, logged.Add, CancellationToken.None);
+        var second = runner.Run("smoke", 1, work, "until-test", progress, logged.Add, CancellationToken.None, until: PipelinePreset.PixelProbeStage);
         Assert.Contains(logged, l => l.Contains("teacher: already done"));
         Assert.Contains(logged, l => l.Contains("tokenizer: already done"));
         Assert.Equal(first.State.Stages["tokenizer"].Model, second.State.Stages["tokenizer"].Model);
-        Assert.Equal(PipelinePreset.Get("smoke", 1).StageNames.Order(), second.State.Stages.Keys.Order());
-        Assert.NotNull(second.Classifier);
+        var stages = PipelinePreset.Get("smoke", 1).StageNames;
+        Assert.Equal([PipelinePreset.PixelProbeStage, PipelinePreset.AgreementStage], stages.TakeLast(2));
+        Assert.Equal(stages.SkipLast(1).Order(), second.State.Stages.Keys.Order());
+
+        // The last stage, computed inline: the served segmenter against the served classifier on 1,000 isolated test items.
+        logged.Clear();
+        var third = runner.Run("smoke", 1, work, "until-test", progress, logged.Add, CancellationToken.None);
+        Assert.Equal(stages.Order(), third.State.Stages.Keys.Order());
+        Assert.NotNull(third.Classifier);
+        Assert.Contains(logged, l => l.StartsWith($"stage {stages.Count}/{stages.Count} agreement:", StringComparison.Ordinal));
+        var agreement = third.State.Stages[PipelinePreset.AgreementStage];
+        Assert.Equal(PipelineRunner.AgreementItems, agreement.Steps);
+        Assert.Equal(["agreement", "backgroundShare", "classifierAccuracy", "segmenterAccuracy"], agreement.Metrics.Keys.Order());
+        foreach (var v in agreement.Metrics.Values)
+        {
+            Assert.InRange(v, 0, 1);
+            Assert.Equal(Math.Round(v * 1000), v * 1000, 6); // a count of the 1,000 items
+        }
+        var report = PipelineReport.Markdown(third.State);
+        var row = report.Split('\n').Single(l => l.StartsWith("| segmenter vs classifier on 1,000 isolated test items |", StringComparison.Ordinal));
+        Assert.Contains("| classifier right / segmenter right / agree |", row);
+        Assert.Contains(FormattableString.Invariant($"{100 * agreement.Metrics["classifierAccuracy"]:F1} % / {100 * agreement.Metrics["segmenterAccuracy"]:F1} % / {100 * agreement.Metrics["agreement"]:F1} %"), row);
+        Assert.EndsWith("| `agreement` |", row.TrimEnd());
 
         var error = Assert.Throws<ArgumentException>(() => runner.Run("smoke", 1, work, "until-test", progress, logged.Add, CancellationToken.None, until: "nope"));
-        Assert.Contains("probe-pixels", error.Message);
+        Assert.Contains("probe-pixels, agreement", error.Message);
         host.AssertNoServerErrors();
     }
 

@@ -51,7 +51,22 @@ public static class EvaluationReport
             foreach (var c in r.PerClass)
                 s.AppendLine(string.Create(Invariant, $"  {c.Name.PadRight(nameWidth)}  {c.Pixels,10}  {Percent(c.IoU),8}  {Percent(c.Accuracy),8}"));
         }
+        if (r.Agreement is { } a) Agreement(s, a);
         return s.ToString();
+    }
+
+    /// <summary>The segmenter against a classifier on isolated items: the four rates, with the counts behind them.</summary>
+    private static void Agreement(StringBuilder s, AgreementResult a)
+    {
+        string Line(string what, double? rate) =>
+            string.Create(Invariant, $"  {what,-42}  {Percent(rate),8}  ({(rate is { } v ? Math.Round(v * a.Items) : 0)} of {a.Items})");
+        s.AppendLine();
+        s.AppendLine($"Segmenter vs classifier {a.Classifier} on {a.Items.ToString(Invariant)} isolated items");
+        s.AppendLine($"  ({a.Setup})");
+        s.AppendLine(Line("classifier right", a.ClassifierAccuracy));
+        s.AppendLine(Line("segmenter right (majority of item pixels)", a.SegmenterAccuracy));
+        s.AppendLine(Line("segmenter agrees with classifier", a.Agreement));
+        s.AppendLine(Line("item mostly called background", a.BackgroundShare));
     }
 
     /// <summary>Rows the true class (full names), columns the predicted one (names cut to the column width).</summary>

@@ -51,6 +51,10 @@ public sealed record EvaluationResult
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? MeanClassAccuracy { get; init; }
 
+    /// <summary>Segmenter scored with <c>--agreement-with</c>: it and a classifier on isolated Fashion-MNIST items.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public AgreementResult? Agreement { get; init; }
+
     /// <summary>One entry per class, in the order of <see cref="Classes"/>.</summary>
     public required IReadOnlyList<ClassScore> PerClass { get; init; }
     /// <summary>Anything that qualifies the numbers (labels that differ from the dataset's names, a preprocessing not applied as served).</summary>

@@ -130,28 +130,9 @@ public sealed class ModelEvaluator(DatasetCatalog datasets, ModelRegistry regist
 
         using var loaded = ModelPackage.Load(registry.PackageDirectory(target.Model.Id), device);
         loaded.Module.eval();
-        var preprocessing = Preprocessing(loaded);
         var notes = target.Notes.ToList();
-        ISampleTransform transform;
-        string describe;
-        if (loaded.Module is BeitSegmenter)
-        {
-            // SegmentationTrainer validates on whole scenes resized to the model's size (SegmentationEvalTransform), which is
-            // also how a segmenter is served (its manifest's "squash").
-            transform = new SegmentationEvalTransform(preprocessing.InputSize, preprocessing.Normalization);
-            describe = $"whole image resized to {preprocessing.InputSize}x{preprocessing.InputSize} px (bicubic), masks by nearest neighbour; {Stats(preprocessing)}";
-            if (preprocessing.CropMode != ModelPreprocessing.Squash)
-                notes.Add($"The manifest asks for a '{preprocessing.CropMode}' crop; the masks must cover the whole scene, so the scene was resized whole.");
-        }
-        else
-        {
-            var eval = new EvalTransform(preprocessing.InputSize, preprocessing.CropPct, preprocessing.Normalization);
-            var squash = preprocessing.CropMode == ModelPreprocessing.Squash;
-            transform = new ClassificationEvalTransform(eval, fullResize: squash);
-            describe = (squash
-                ? $"whole image resized to {eval.InputSize}x{eval.InputSize} px (bicubic)"
-                : $"shorter side resized to {eval.ResizeTo} px (bicubic), centre crop {eval.InputSize}x{eval.InputSize}") + $"; {Stats(preprocessing)}";
-        }
+        var (transform, describe, note) = EvaluationTransform(loaded);
+        if (note is not null) notes.Add(note);
         var data = new BatchLoaderTrainingData(new BatchLoader(images, transform,
             new BatchLoaderOptions { BatchSize = settings.BatchSize, Shuffle = false, Seed = settings.Seed, Workers = settings.Workers }), fixedEpoch: 0);
 
@@ -176,6 +157,31 @@ public sealed class ModelEvaluator(DatasetCatalog datasets, ModelRegistry regist
         };
         report.Finished(result.Headline());
         return result;
+    }
+
+    /// <summary>
+    /// The evaluation transform of a loaded classifier or segmenter from its manifest's preprocessing, as the training jobs
+    /// validate with and as the model is served, with a description of it and a note when the manifest asks for something
+    /// the transform cannot do.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">the model's preprocessing cannot be applied.</exception>
+    internal static (ISampleTransform Transform, string Describe, string? Note) EvaluationTransform(LoadedModel loaded)
+    {
+        var preprocessing = Preprocessing(loaded);
+        if (loaded.Module is BeitSegmenter)
+        {
+            // SegmentationTrainer validates on whole scenes resized to the model's size (SegmentationEvalTransform), which is
+            // also how a segmenter is served (its manifest's "squash").
+            return (new SegmentationEvalTransform(preprocessing.InputSize, preprocessing.Normalization),
+                $"whole image resized to {preprocessing.InputSize}x{preprocessing.InputSize} px (bicubic), masks by nearest neighbour; {Stats(preprocessing)}",
+                preprocessing.CropMode == ModelPreprocessing.Squash ? null
+                    : $"The manifest asks for a '{preprocessing.CropMode}' crop; the masks must cover the whole scene, so the scene was resized whole.");
+        }
+        var eval = new EvalTransform(preprocessing.InputSize, preprocessing.CropPct, preprocessing.Normalization);
+        var squash = preprocessing.CropMode == ModelPreprocessing.Squash;
+        return (new ClassificationEvalTransform(eval, fullResize: squash), (squash
+            ? $"whole image resized to {eval.InputSize}x{eval.InputSize} px (bicubic)"
+            : $"shorter side resized to {eval.ResizeTo} px (bicubic), centre crop {eval.InputSize}x{eval.InputSize}") + $"; {Stats(preprocessing)}", null);
     }
 
     private static EvaluationResult Classify(BeitVisionTransformer model, ITrainingData data, torch.Device device, ComputeDevices.DeviceLease lease,

@@ -15,4 +15,24 @@ public static class AtomicFile
         }
         File.Move(tmp, path, overwrite: true);
     }
+
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> contents)
+    {
+        var tmp = path + $".tmp-{Guid.NewGuid():N}";
+        try
+        {
+            using (var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+            {
+                f.Write(contents);
+                f.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            // A failed write leaves neither a half-written target nor the temporary file.
+            File.Delete(tmp);
+            throw;
+        }
+    }
 }

@@ -35,6 +35,8 @@ public static class JobsRegistration
         services.AddSingleton<JobValidator>();
         services.AddSingleton<JobPlanner>();
         services.AddSingleton<ModelEvaluator>();
+        services.AddSingleton<AgreementEvaluator>();
+        services.AddSingleton<SegmentationGridMaker>();
         services.AddSingleton<JobScheduler>();
         services.AddSingleton<JobHold>();
         services.AddSingleton<TrainingBroadcaster>();

@@ -20,10 +20,13 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
 
     public static IReadOnlyList<string> Names { get; } = ["fashion-small", "smoke"];
 
-    /// <summary>The stage names in order, the last being the raw-pixel probe (which is not a job).</summary>
-    public IReadOnlyList<string> StageNames => [.. Stages.Select(s => s.Name), PixelProbeStage];
+    /// <summary>The stage names in order, the last two being the raw-pixel probe and the segmenter–classifier agreement (not jobs).</summary>
+    public IReadOnlyList<string> StageNames => [.. Stages.Select(s => s.Name), PixelProbeStage, AgreementStage];
 
     public const string PixelProbeStage = "probe-pixels";
+
+    /// <summary>The served segmenter against the served classifier on isolated test items (computed inline, after the pixel probe).</summary>
+    public const string AgreementStage = "agreement";
 
     public static PipelinePreset Get(string name, int seed) => name switch
     {

@@ -64,6 +64,10 @@ public static class PipelineReport
         Row($"segmentation from the served classifier (MIM, then fine-tuned) / from scratch (same budget: {Train("segmentation")} scenes)", "mIoU",
             $"{Pct(s, "segmentation", "mIoU")} / {Pct(s, "segmentation-scratch", "mIoU")}", "segmentation", "segmentation-scratch");
         Row("linear probe (d) raw pixels", "accuracy", Pct(s, PipelinePreset.PixelProbeStage), PipelinePreset.PixelProbeStage);
+        Row($"segmenter vs classifier on {PipelineRunner.AgreementItems.ToString("N0", CultureInfo.InvariantCulture)} isolated test items",
+            "classifier right / segmenter right / agree",
+            $"{Pct(s, PipelinePreset.AgreementStage, "classifierAccuracy")} / {Pct(s, PipelinePreset.AgreementStage, "segmenterAccuracy")} / " +
+            $"{Pct(s, PipelinePreset.AgreementStage, "agreement")}", PipelinePreset.AgreementStage);
         b.AppendLine();
         b.AppendLine($"Total: {Minutes(s, s.Stages.Keys.ToArray())} minutes.");
         return b.ToString();

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using BeitV2.Ml.Models;
 using BeitV2.Ml.Training;
 using BeitV2.Web.Datasets;
+using BeitV2.Web.Evaluation;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;
 using BeitV2.Web.Registry;
@@ -29,14 +30,18 @@ public sealed record PipelineOutcome(bool Cancelled, PipelineState State, string
 /// <summary>
 /// Runs the BEiT v2 pipeline: teacher → VQ-KD tokenizer → MIM pretraining → linear probes (MIM [CLS],
 /// MIM mean, random backbone, raw pixels) → fine-tune (MIM vs scratch, few labels) → the served classifier
-/// (MIM, all labels) → segmentation (MIM vs scratch).
+/// (MIM, all labels) → segmentation (MIM vs scratch), then two measurements computed inline: the raw-pixel probe and the
+/// agreement of the served segmenter with the served classifier on isolated test items.
 /// Every stage is a job of the jobs API built by <see cref="JobPlanner"/>; the models later stages need
 /// and the ones worth serving are registered. State and per-stage checkpoints live in the work folder,
 /// so an interrupted pipeline continues with the stage it was in, from its newest checkpoint.
 /// </summary>
-public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, DatasetCatalog datasets)
+public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, DatasetCatalog datasets, AgreementEvaluator agreement)
 {
     public const string StateFile = "pipeline.json";
+
+    /// <summary>Test items of the <c>agreement</c> stage: the first this many of the Fashion-MNIST test split.</summary>
+    public const int AgreementItems = 1000;
 
     /// <summary>Stages whose model is registered (the others are comparisons).</summary>
     private static readonly HashSet<string> Registered = ["teacher", "tokenizer", "pretrain", "classifier", "segmentation"];
@@ -57,7 +62,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
             throw new ArgumentException($"The work folder holds a '{state.Preset}' pipeline with seed {state.Seed}, not '{preset.Name}' with seed {seed}.");
         void Save() => AtomicFile.WriteAllText(statePath, JsonSerializer.Serialize(state, JobStore.Json));
 
-        var total = preset.Stages.Count + 1;
+        var total = preset.StageNames.Count;
         for (var i = 0; i < preset.Stages.Count; i++)
         {
             var stage = preset.Stages[i];
@@ -106,7 +111,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
 
         if (!state.Stages.ContainsKey(PipelinePreset.PixelProbeStage))
         {
-            log($"stage {total}/{total} probe-pixels: linear probe on raw pixels");
+            log($"stage {total - 1}/{total} probe-pixels: linear probe on raw pixels");
             var clock = Stopwatch.StartNew();
             var accuracy = PixelProbe(preset, seed, ct);
             state.Stages[PipelinePreset.PixelProbeStage] = new StageResult(PipelinePreset.PixelProbeStage, null, new Dictionary<string, double> { ["accuracy"] = accuracy },
@@ -114,12 +119,29 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
             Save();
             log($"stage probe-pixels done: accuracy={accuracy:G4}");
         }
+        if (until == PipelinePreset.PixelProbeStage) return new PipelineOutcome(false, state, null);
+
+        if (!state.Stages.ContainsKey(PipelinePreset.AgreementStage))
+        {
+            // "The segmenter agrees with the classifier on isolated items at least as often as the classifier is right."
+            log($"stage {total}/{total} {PipelinePreset.AgreementStage}: the segmenter and the classifier on {AgreementItems} isolated test items");
+            var clock = Stopwatch.StartNew();
+            var result = agreement.Run(registry.Get(Model(state, "segmentation")), registry.Get(Model(state, "classifier")), AgreementItems, ct);
+            state.Stages[PipelinePreset.AgreementStage] = new StageResult(PipelinePreset.AgreementStage, null, result.Metrics(), result.Items,
+                Math.Round(clock.Elapsed.TotalSeconds, 1));
+            Save();
+            log($"stage {PipelinePreset.AgreementStage} done: " +
+                string.Join(", ", result.Metrics().OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}={kv.Value:G4}")));
+        }
         return new PipelineOutcome(false, state, state.Stages["classifier"].Model);
     }
 
+    private static string Model(PipelineState state, string stage) =>
+        state.Stages[stage].Model ?? throw new InvalidOperationException($"stage {stage} registered no model");
+
     private static (string? Base, string? Teacher, string? Tokenizer) Inputs(string stage, PipelineState state)
     {
-        string Model(string name) => state.Stages[name].Model ?? throw new InvalidOperationException($"stage {name} registered no model");
+        string Model(string name) => PipelineRunner.Model(state, name);
         return stage switch
         {
             "teacher" or "finetune-scratch" or "segmentation-scratch" => (null, null, null),
