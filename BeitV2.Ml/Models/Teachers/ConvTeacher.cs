@@ -41,7 +41,7 @@ public sealed class ConvTeacher : ExplicitModule<Tensor, Tensor>, IVqkdTeacher
         }
         stages = nn.Sequential(list);
         dropout = nn.Dropout(config.DropoutRate);
-        head = nn.Linear(config.OutputDim, config.NumClasses);
+        head = nn.Linear(config.FeatureDim, config.NumClasses);
         register_module("stages", stages);
         register_module("dropout", dropout);
         register_module("head", head);
@@ -86,12 +86,28 @@ public sealed class ConvTeacher : ExplicitModule<Tensor, Tensor>, IVqkdTeacher
         return x.MoveToOuterDisposeScope();
     }
 
-    /// <summary>(B, N, OutputDim): <see cref="PreActivationMap"/>'s cells in row-major patch order.</summary>
+    /// <summary>
+    /// (B, N, OutputDim) in row-major patch order: with class-evidence targets the head applied to each cell of the
+    /// feature map (the head is linear, so the cells' mean is the image's logits: every patch's target says how much it
+    /// looks like each class); with feature targets <see cref="PreActivationMap"/>'s cells.
+    /// </summary>
+    /// <remarks>
+    /// Why class evidence: BEiT v2's point is that MIM inherits the teacher's semantics (§1, §4.4: the semantic richness of
+    /// the tokenizer decides the representation), and what this teacher knows of semantics is its classes. On the
+    /// Fashion-MNIST pipeline's tokenizer (64 codes, same recipe) the codes' class purity was 0.34 with class evidence
+    /// against 0.31 with the map's features (0.13 with shuffled labels), at the same codebook usage (81 %).
+    /// </remarks>
     public Tensor GetRegressTarget(Tensor imagesPre)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var map = PreActivationMap(Scale(imagesPre));
+        var scaled = Scale(imagesPre);
+        if (Config.Targets == ConvTeacherConfig.ClassEvidenceTargets)
+        {
+            var cells = FeatureMap(scaled).flatten(2).transpose(1, 2); // (B, N, C)
+            return head.call(cells).contiguous().MoveToOuterDisposeScope();
+        }
+        var map = PreActivationMap(scaled);
         return map.flatten(2).transpose(1, 2).contiguous().MoveToOuterDisposeScope();
     }
 

@@ -19,11 +19,23 @@ public sealed record ConvTeacherConfig
     /// <summary>Classes of the head the teacher is trained with (global average pooling → dropout → linear).</summary>
     public int NumClasses { get; init; } = 10;
     public double DropoutRate { get; init; } = 0.2;
+    /// <summary>
+    /// What the teacher gives VQ-KD to regress per patch: <see cref="ClassEvidenceTargets"/> (default) the head applied to
+    /// each cell of the last map (class-activation logits, whose mean over the cells is exactly the image's logits), or
+    /// <see cref="FeatureTargets"/> the last map before its ReLU.
+    /// </summary>
+    public string Targets { get; init; } = ClassEvidenceTargets;
+
+    public const string ClassEvidenceTargets = "class_evidence";
+    public const string FeatureTargets = "features";
 
     /// <summary>The stride of the feature map: the patch size of the ViTs it teaches.</summary>
     [JsonIgnore] public int PatchSize => 1 << (Widths.Count - 1);
     [JsonIgnore] public int GridSize => ImgSize / PatchSize;
-    [JsonIgnore] public int OutputDim => Widths[^1];
+    /// <summary>Channels of the last map (the head's input).</summary>
+    [JsonIgnore] public int FeatureDim => Widths[^1];
+    /// <summary>Width of each per-patch target.</summary>
+    [JsonIgnore] public int OutputDim => Targets == ClassEvidenceTargets ? NumClasses : FeatureDim;
 
     /// <summary>The teacher of the Fashion-MNIST pipeline: 28 px, widths 32/64/128 (0.29 M parameters).</summary>
     public static ConvTeacherConfig Fashion(int numClasses = 10) => new() { NumClasses = numClasses };
@@ -41,6 +53,8 @@ public sealed record ConvTeacherConfig
         if (InChans is < 1 or > 16) throw new ArgumentException($"in_chans must be in 1..16, got {InChans}.");
         if (NumClasses is < 1 or > 100_000) throw new ArgumentException($"num_classes must be in 1..100000, got {NumClasses}.");
         if (DropoutRate is < 0 or >= 1) throw new ArgumentException($"dropout_rate must be in [0, 1), got {DropoutRate}.");
+        if (Targets is not (ClassEvidenceTargets or FeatureTargets))
+            throw new ArgumentException($"targets must be \"{ClassEvidenceTargets}\" or \"{FeatureTargets}\", got \"{Targets}\".");
         return this;
     }
 }
