@@ -78,7 +78,7 @@ public sealed record PipelinePreset(string Name, string Model, int SegmentationI
             teacher: new { model = "small", epochs = 3, batchSize = 128, lr = 3e-3, warmupSteps = 100, maxTrainImages = 60000, maxValImages = val, minCropScale = 0.8, workers = 2 },
             tokenizer: new { model = "small", epochs = 2, batchSize = 128, lr = 1e-3, warmupSteps = 50, codebookSize = 64, maxTrainImages = 30000, maxValImages = 2000, workers = 2 },
             pretrain: new { model = "small", epochs = 2, batchSize = 128, lr = 1.5e-3, warmupSteps = 100, maxTrainImages = 60000, workers = 2 },
-            probe: new { model = "small", epochs = 2, batchSize = 256, lr = 4e-3, maxTrainImages = 20000, maxValImages = val, minCropScale = 0.9, workers = 2 },
+            probe: new { model = "small", epochs = 4, batchSize = 256, lr = 1e-2, maxTrainImages = 20000, maxValImages = val, minCropScale = 0.9, workers = 2 },
             fineTune: new { model = "small", epochs = 3, batchSize = 64, lr = 2e-3, warmupSteps = 50, maxTrainImages = 5000, maxValImages = val, layerDecay = 0.75, workers = 2 },
             classifier: new { model = "small", epochs = 3, batchSize = 64, lr = 1.5e-3, warmupSteps = 200, maxTrainImages = 60000, maxValImages = val, layerDecay = 0.75, minCropScale = 0.8, workers = 2 },
             // Segmentation: no 0.5–2× scale jitter (a 28 px garment shrunk to 14 px has 3×3 patches left), the background
