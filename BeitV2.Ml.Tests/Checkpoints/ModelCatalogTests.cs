@@ -11,7 +11,7 @@ namespace BeitV2.Ml.Tests.Checkpoints;
 /// <summary>The model catalogue: one entry per kind, and everything done by kind goes through it.</summary>
 public sealed class ModelCatalogTests
 {
-    private static readonly string[] LibraryKinds = ["vit_cls", "mim", "vqkd", "clip_teacher", "dino_teacher", "segmenter"];
+    private static readonly string[] LibraryKinds = ["vit_cls", "mim", "vqkd", "clip_teacher", "dino_teacher", "conv_teacher", "segmenter"];
 
     /// <summary>Test-sized configs: the catalogue's "micro" preset where there is one, else a tiny model of the kind.</summary>
     private static object TinyConfig(ModelEntry entry) => entry.Kind switch
@@ -138,7 +138,7 @@ public sealed class ModelCatalogTests
     public void AnUnknownKindIsRefusedWithTheKnownOnes()
     {
         var e = Assert.Throws<CheckpointException>(() => ModelCatalog.Default["unicorn"]);
-        Assert.Equal("Unknown model kind 'unicorn' (expected one of vit_cls, mim, vqkd, clip_teacher, dino_teacher, segmenter).", e.Message);
+        Assert.Equal("Unknown model kind 'unicorn' (expected one of vit_cls, mim, vqkd, clip_teacher, dino_teacher, conv_teacher, segmenter).", e.Message);
         Assert.False(ModelCatalog.Default.TryGet("VIT_CLS", out _));
         Assert.Throws<ArgumentException>(() => new ModelCatalog([.. ModelCatalog.BuiltIn(), ModelCatalog.BuiltIn()[0]]));
     }

@@ -86,11 +86,19 @@ public sealed class ModelPreprocessingTests
             [ModelKind.Vqkd] = PixelNormalization.Half, [ModelKind.VitCls] = PixelNormalization.ImageNet,
             [ModelKind.Mim] = PixelNormalization.ImageNet, [ModelKind.Segmenter] = PixelNormalization.ImageNet,
         };
-        var folders = Directory.GetDirectories(Bundle);
-        Assert.Equal(4, folders.Length);
-        foreach (var folder in folders)
+        var bundled = Directory.GetDirectories(Bundle);
+        Assert.Equal(4, bundled.Length);
+        foreach (var original in bundled)
         {
-            Assert.Null(ModelPackage.ReadManifest(folder).Preprocessing);   // written before the field existed
+            // The bundle is written with the field now; a copy without it is a package written before the field existed.
+            var folder = tmp.Combine("old-" + Path.GetFileName(original));
+            Directory.CreateDirectory(folder);
+            foreach (var file in Directory.GetFiles(original)) File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+            var manifestPath = Path.Combine(folder, ModelPackage.ManifestFile);
+            var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!.AsObject();
+            manifest.Remove("preprocessing");
+            File.WriteAllText(manifestPath, manifest.ToJsonString());
+            Assert.Null(ModelPackage.ReadManifest(folder).Preprocessing);
             using var package = ModelPackage.Load(folder);
             using var served = ModelCatalog.Default.Serve(package)!;
             Assert.Equal(expected[package.Kind], served.Preprocessing.Normalization);

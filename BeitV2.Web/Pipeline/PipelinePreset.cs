@@ -9,7 +9,7 @@ public sealed record PipelineStage(string Name, JobType Type, string Dataset, st
 
 /// <summary>
 /// The stages and budgets of the BEiT v2 pipeline on Fashion-MNIST. <c>fashion-small</c> is what
-/// the bundled default models are to be trained with (sized for a 2-core CPU: about 45 minutes by the measured stage speeds);
+/// the bundled default models are trained with (sized for a 2-core CPU: 54 minutes in the run that trained them);
 /// <c>smoke</c> runs every stage on a few batches of micro models (seconds, for tests).
 /// </summary>
 public sealed record PipelinePreset(string Name, string Model, int SegmentationImageSize, IReadOnlyList<PipelineStage> Stages, int PixelProbeEpochs,
