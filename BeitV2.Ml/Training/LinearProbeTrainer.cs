@@ -253,9 +253,7 @@ public sealed class LinearProbeTrainer : TrainerBase
         using (no_grad()) f = extract(batch.Images);
         var logits = probe.forward(f);
         var loss = nn.functional.cross_entropy(logits, labels);
-        double acc;
-        using (no_grad()) acc = logits.argmax(-1).eq(labels).to(float64).mean().item<double>();
-        return new StepOutput(loss, new Dictionary<string, double> { ["trainAccuracy"] = acc });
+        return ClassificationStep.Output(loss, logits, labels);
     }
 
     private protected override Dictionary<string, double> Evaluate(ITrainingData validation, CancellationToken cancellationToken)

@@ -56,12 +56,10 @@ public sealed class TeacherTrainer : TrainerBase
 
     private protected override StepOutput TrainStep(TrainingBatch batch, long step)
     {
-        var labels = batch.Labels?.to(ScalarType.Int64) ?? throw new InvalidOperationException("Teacher training needs batches with Labels (B) class ids.");
+        var labels = ClassificationStep.Labels(batch, "Teacher training");
         var logits = model.forward(batch.Images);
         var loss = Losses.LabelSmoothingCrossEntropy(logits, labels, Options.LabelSmoothing);
-        double acc;
-        using (no_grad()) acc = logits.argmax(-1).eq(labels).to(float64).mean().item<double>();
-        return new StepOutput(loss, new Dictionary<string, double> { ["trainAccuracy"] = acc });
+        return ClassificationStep.Output(loss, logits, labels);
     }
 
     private protected override Dictionary<string, double> Evaluate(ITrainingData validation, CancellationToken cancellationToken)

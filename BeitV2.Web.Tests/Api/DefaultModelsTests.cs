@@ -70,8 +70,9 @@ public sealed class DefaultModelsTests
         var models = host.Services.GetRequiredService<BeitV2.Web.Inference.ModelHost>();
         var defaults = Defaults();
         string[] expected = [defaults["classifier"], defaults["tokenizer"], defaults["segmenter"]];
-        var deadline = DateTime.UtcNow.AddMinutes(10); // generous: warming three models on a loaded machine
-        while (!expected.All(models.LoadedIds.Contains) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        // The warm-up is a hosted service: its task ends when the three models are loaded and have answered a batch.
+        var warmup = host.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<BeitV2.Web.Inference.ModelWarmup>().Single();
+        await warmup.ExecuteTask!;
         Assert.Equal(expected.Order(), models.LoadedIds.Order()); // no request was made: the warm-up loaded them, and only them
         host.AssertNoServerErrors();
     }
