@@ -18,7 +18,7 @@ namespace BeitV2.Web.Tests.Ui;
 [Collection(UiCollection.Name)]
 public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
 {
-    private const float Slow = 180_000; // ms: jobs on a loaded 2-core machine (Hangfire may take ~15 s to pick one up)
+    internal const float Slow = 180_000; // ms: jobs on a loaded 2-core machine (Hangfire may take ~15 s to pick one up)
 
     /// <summary>Records every data-points change of the Loss chart with the job status at that moment.</summary>
     private const string ChartRecorder = """
@@ -36,7 +36,7 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
     private static string Photo(string name) => Path.Combine(FixturePaths.ImagesDir, name);
 
     /// <summary>Submits the Train form and waits for the job page (or fails with the form's error message).</summary>
-    private static async Task StartJobFromTheFormAsync(IPage page)
+    internal static async Task StartJobFromTheFormAsync(IPage page)
     {
         await page.Locator("#start-job").ClickAsync();
         await page.WaitForFunctionAsync("() => location.hash.startsWith('#/jobs/job-') || document.querySelector('#job-form .inline-error')",
@@ -191,10 +191,28 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         await Expect(page.Locator("#job-explore")).ToBeVisibleAsync();
         await Expect(page.Locator("#job-cancel")).ToBeDisabledAsync();
 
+        // A job's model does not become the default by itself: the page says so and offers to make it the default.
+        var modelState = page.Locator("#job-model-state");
+        await Expect(modelState).ToHaveAttributeAsync("data-default", "false");
+        await Expect(modelState).ToContainTextAsync("not the default classifier");
+        await Expect(page.Locator("#job-make-default")).ToHaveTextAsync("Make it the default classifier");
+
         await ui.ScreenshotAsync("train-job");
         await page.SetViewportSizeAsync(1280, 1100);
         await page.EvaluateAsync("() => window.scrollTo(0, 0)");
         await ui.ReadmeScreenshotAsync("train-job");
+
+        await page.Locator("#job-make-default").ClickAsync();
+        await Expect(modelState).ToHaveAttributeAsync("data-default", "true");
+        await Expect(modelState).ToContainTextAsync("is the default classifier");
+        await Expect(page.Locator("#job-make-default")).ToBeHiddenAsync();
+        using (var client = new HttpClient { BaseAddress = new Uri(app.BaseUrl) })
+        {
+            var outputModel = (await JobClient.GetAsync(client, jobId)).Str("outputModel");
+            Assert.True((await client.GetAsync($"/api/v1/models/{outputModel}").JsonAsync()).GetProperty("isDefault").GetBoolean());
+            // Put the original default back for the other tests.
+            (await client.PostAsync($"/api/v1/models/{app.Classifier.Id}/default", null)).EnsureSuccessStatusCode();
+        }
 
         // The job list shows it as succeeded, with its output model.
         await page.Locator("nav a[data-page=train]").ClickAsync();

@@ -74,6 +74,25 @@ public sealed class EmptyUiApp : UiAppBase
     protected override void Seed(ApiHost host) { }
 }
 
+/// <summary>The same, for a service seeded with the shipped models (BeitV2.Web/DefaultModels), as a fresh clone serves them.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ShippedUiCollection : ICollectionFixture<ShippedUiApp>
+{
+    public const string Name = "ui-shipped";
+}
+
+/// <summary>The app as a fresh clone starts it: the bundled default models seeded into an empty data directory.</summary>
+public sealed class ShippedUiApp : UiAppBase
+{
+    // No warm-up: these tests do not classify, and loading three models would only slow the machine.
+    protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>
+    {
+        ["Ml:Threads"] = "2", ["Models:SeedDefaults"] = "true", ["Inference:WarmUp"] = "false",
+    };
+
+    protected override void Seed(ApiHost host) { }
+}
+
 /// <summary>
 /// The real app (Program, middleware, static files, hub) on a real Kestrel port, and Debian's
 /// Chromium driven by Playwright (no browser download: <c>/usr/bin/chromium</c>, or <c>BEITV2_CHROMIUM</c>).

@@ -36,6 +36,7 @@ public static class ModelsApi
             .WithSummary("Make a model the default of its kind").ProducesProblem(401).ProducesProblem(404);
 
         group.MapModelImport();
+        app.MapBundledModelsApi();
         return group;
     }
 

@@ -27,6 +27,9 @@ public sealed class ModelsOptions
     public bool SeedDefaults { get; set; } = true;
     /// <summary>Where the bundled models are (model packages + <c>defaults.json</c>); default: <c>DefaultModels</c> next to the app.</summary>
     public string? BundledDirectory { get; set; }
+
+    /// <summary>The bundle folder in use: <see cref="BundledDirectory"/>, or <c>DefaultModels</c> next to the app.</summary>
+    public string Bundle => BundledDirectory ?? Path.Combine(AppContext.BaseDirectory, "DefaultModels");
 }
 
 /// <summary><c>Ml:*</c>: the device switch and CPU threads for torch.</summary>

@@ -37,7 +37,7 @@ public sealed partial class ModelRegistry
         this.logger = logger;
         ModelsDirectory = data.Sub("models");
         if (options.Value.SeedDefaults)
-            SeedBundled(options.Value.BundledDirectory ?? Path.Combine(AppContext.BaseDirectory, "DefaultModels"));
+            SeedBundled(options.Value.Bundle);
     }
 
     /// <summary>

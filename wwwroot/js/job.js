@@ -5,6 +5,7 @@ import { get, post } from './api.js';
 import * as hub from './hub.js';
 import { LineChart } from './charts.js';
 import { h, clear, showError, notify, fmtNumber, fmtPercent, fmtDuration, fmtTime, fmtBytes, statusBadge } from './ui.js';
+import { RESULTS_HASH } from './shipped.js';
 
 /** Charts per job type: [title, [metric keys]]; loss, lr and images/s come first for every type. */
 const STAGE_CHARTS = {
@@ -35,7 +36,7 @@ export async function show(params) {
   const id = params.id;
   if (current && current.id === id) { await refresh(); return; }
   if (current) teardown();
-  current = { id, job: null, points: new Map(), charts: [], log: [], codebookAt: 0, codebookTimer: null };
+  current = { id, job: null, points: new Map(), charts: [], log: [], codebookAt: 0, codebookTimer: null, outputModel: null };
   build(id);
   hub.subscribe(id);
   await refresh();
@@ -61,6 +62,8 @@ function build(id) {
   els.cancel = h('button', { type: 'button', id: 'job-cancel', class: 'danger', onclick: cancel }, 'Cancel');
   els.resume = h('button', { type: 'button', id: 'job-resume', onclick: resume }, 'Resume');
   els.explore = h('a', { class: 'button', id: 'job-explore', hidden: true }, 'Try the model in Explore');
+  els.makeDefault = h('button', { type: 'button', id: 'job-make-default', class: 'secondary', hidden: true, onclick: makeDefault }, 'Make default');
+  els.modelState = h('p', { id: 'job-model-state', class: 'hint', hidden: true, role: 'status' });
   els.error = h('div', { id: 'job-error' });
   els.progress = h('progress', { id: 'job-progress', max: '1', value: '0', 'aria-labelledby': 'job-progress-text' });
   els.progressText = h('p', { id: 'job-progress-text', class: 'progress-text' }, 'Waiting for the first report…');
@@ -73,7 +76,8 @@ function build(id) {
   root.append(
     h('p', { class: 'breadcrumb' }, h('a', { href: '#/train' }, '← All jobs')),
     h('div', { class: 'job-head' }, els.title, els.status),
-    h('div', { class: 'actions' }, els.cancel, els.resume, els.explore),
+    h('div', { class: 'actions' }, els.cancel, els.resume, els.explore, els.makeDefault),
+    els.modelState,
     els.error,
     h('section', { class: 'panel', 'aria-label': 'Progress' }, els.progress, els.progressText),
     els.charts,
@@ -95,6 +99,7 @@ async function refresh() {
     job = await get('/api/v1/jobs/' + encodeURIComponent(c.id));
   } catch (e) {
     if (c !== current) return;
+    if (e.status === 404) { renderNotFound(c.id); return; }
     clear(els.error).append(h('p', { class: 'inline-error', role: 'alert' }, e.message));
     els.cancel.disabled = els.resume.disabled = true;
     return;
@@ -197,6 +202,7 @@ function renderStatus() {
   els.resume.disabled = !['cancelled', 'failed'].includes(job.status);
   els.explore.hidden = !job.outputModel;
   if (job.outputModel) els.explore.href = '#/explore?model=' + encodeURIComponent(job.outputModel);
+  if ((job.outputModel || null) !== (current.outputModel?.id || null)) loadOutputModel(job.outputModel || null);
   clear(els.error);
   if (job.status === 'failed' && job.error) els.error.append(h('p', { class: 'inline-error', role: 'alert' }, 'The job failed: ' + job.error));
 }
@@ -245,6 +251,70 @@ function appendLogLine(line, bulk) {
   els.log.append(h('li', { class: /error|WARNING/.test(line) ? 'warn' : '' }, line));
   while (els.log.children.length > 1000) els.log.firstElementChild.remove();
   if (!bulk && atBottom) els.log.scrollTop = els.log.scrollHeight;
+}
+
+/** No such job here (deleted, or a lineage that names a run on another machine): say so, and where to go instead. */
+function renderNotFound(id) {
+  clear(root);
+  root.dataset.status = 'not-found';
+  const title = h('h1', { id: 'job-title' }, `No job '${id}' on this server`);
+  root.append(
+    h('p', { class: 'breadcrumb' }, h('a', { href: '#/train' }, '← All jobs')),
+    title,
+    h('section', { class: 'panel', id: 'job-not-found' },
+      h('p', {}, 'This server has no job with that id: it was deleted, or it ran somewhere else. The models that ship with the app were trained by the pipeline command, not by a job here.'),
+      h('p', { class: 'actions' }, h('a', { class: 'button', href: '#/train' }, 'All jobs'), ' ',
+        h('a', { class: 'button secondary', href: RESULTS_HASH }, 'How the shipped models were trained'))));
+  document.title = `${title.textContent} · BeitV2`;
+}
+
+// ------------------------------------------------------------------ the output model (make default)
+
+async function loadOutputModel(id) {
+  const c = current;
+  c.outputModel = id ? { id, info: null, missing: false } : null;
+  renderOutputModel();
+  if (!id) return;
+  try {
+    const info = await get('/api/v1/models/' + encodeURIComponent(id));
+    if (c === current && c.outputModel?.id === id) c.outputModel.info = info;
+  } catch (e) {
+    if (c !== current || c.outputModel?.id !== id) return;
+    if (e.status === 404) c.outputModel.missing = true; else showError(e, 'Cannot read the output model');
+  }
+  if (c === current) renderOutputModel();
+}
+
+/** "Make default", or what the output model is now: a job's model is never made the default by itself. */
+function renderOutputModel() {
+  const o = current.outputModel;
+  const info = o?.info;
+  els.makeDefault.hidden = !info || info.isDefault;
+  els.modelState.hidden = !o || (!info && !o.missing);
+  if (info) {
+    els.makeDefault.textContent = `Make it the default ${info.kind}`;
+    els.modelState.dataset.default = info.isDefault ? 'true' : 'false';
+    els.modelState.textContent = info.isDefault
+      ? `This job's model is the default ${info.kind}: Explore and the API use it when no model is named.`
+      : `This job's model is not the default ${info.kind} (a job's model never becomes the default by itself): Explore and the API use it only when it is picked by name.`;
+  } else if (o?.missing) {
+    els.modelState.textContent = `This job's model (${o.id}) has been deleted.`;
+  }
+}
+
+async function makeDefault() {
+  const o = current.outputModel;
+  if (!o?.info) return;
+  els.makeDefault.disabled = true;
+  try {
+    o.info = await post(`/api/v1/models/${encodeURIComponent(o.id)}/default`);
+    notify(`${o.info.name || o.id} is now the default ${o.info.kind}.`);
+  } catch (e) {
+    showError(e, 'Cannot make it the default');
+  } finally {
+    els.makeDefault.disabled = false;
+  }
+  renderOutputModel();
 }
 
 // ------------------------------------------------------------------ charts

@@ -2,6 +2,7 @@
 // (list, upload a zip).
 import { get, post, del, upload } from './api.js';
 import { h, clear, showError, inlineError, notify, fmtTime, fmtBytes } from './ui.js';
+import { loadShipped, shippedIds, resultsNodes, RESULTS_HASH } from './shipped.js';
 
 const KINDS = ['tokenizer', 'backbone', 'classifier', 'segmenter', 'pretrain', 'teacher'];
 
@@ -13,6 +14,7 @@ export function init(section) {
   els.models = h('div', { class: 'table-scroll', id: 'models-list' });
   els.datasets = h('div', { class: 'table-scroll', id: 'datasets-list' });
   els.missing = h('div', { id: 'missing-models' });
+  els.shipped = h('section', { class: 'panel', id: 'shipped-results', hidden: true, tabindex: '-1', 'aria-labelledby': 'shipped-title' });
 
   // Import form.
   els.importFile = h('input', { id: 'import-file', name: 'file', type: 'file', accept: '.pth,.pt,.safetensors,.bin', required: true });
@@ -56,6 +58,7 @@ export function init(section) {
     h('section', { class: 'panel', 'aria-labelledby': 'models-list-title' },
       h('div', { class: 'panel-head' }, h('h2', { id: 'models-list-title' }, 'Models'), h('button', { type: 'button', class: 'secondary small', onclick: loadModels }, 'Refresh')),
       els.models),
+    els.shipped,
     h('div', { class: 'two-col' },
       h('section', { class: 'panel', 'aria-labelledby': 'import-title' }, h('h2', { id: 'import-title' }, 'Import a checkpoint'),
         h('p', { class: 'hint' }, 'Official BEiT v2 / VQ-KD .pth files or timm .safetensors. The architecture is read from the tensor shapes.'), importForm),
@@ -65,8 +68,47 @@ export function init(section) {
       els.datasets));
 }
 
-export async function show() {
-  await Promise.all([loadModels(), loadDatasets(), loadMissing()]);
+export async function show(params = {}) {
+  await Promise.all([loadModels(), loadDatasets(), loadMissing(), loadShippedResults()]);
+  if (params.section === 'shipped' && !els.shipped.hidden) {
+    els.shipped.scrollIntoView({ block: 'start' });
+    els.shipped.focus({ preventScroll: true });
+  }
+}
+
+/** "How the shipped models were trained": the bundle's results table (hidden when this server has no bundle). */
+async function loadShippedResults() {
+  let report;
+  try {
+    report = await loadShipped();
+  } catch (e) {
+    showError(e, 'Cannot read the shipped models\' results');
+    return;
+  }
+  clear(els.shipped).hidden = !report;
+  if (!report) return;
+  els.shipped.append(h('h2', { id: 'shipped-title' }, 'How the shipped models were trained'),
+    h('p', { class: 'hint' }, 'The models that come with the app were trained by the repository\'s pipeline command (not by a job on this server), in this run:'),
+    ...resultsNodes(report));
+}
+
+/** The Source cell: the job that made the model when it is on this server, the results table for a shipped model. */
+function sourceCell(m, jobIds, shipped) {
+  const jobId = m.lineage?.jobId;
+  if (jobId && jobIds.has(jobId)) return h('a', { href: '#/jobs/' + encodeURIComponent(jobId) }, 'job ' + jobId);
+  if (shipped.has(m.id)) return [h('a', { href: RESULTS_HASH, class: 'shipped-source' }, 'shipped: how it was trained'), jobId ? h('div', { class: 'hint' }, jobId) : null];
+  if (jobId) return [jobId, h('div', { class: 'hint' }, 'not a job on this server')];
+  return m.source;
+}
+
+/** Ids of the jobs this server knows (an empty set when they cannot be read: the Source cells then link to no job). */
+async function jobIds() {
+  try {
+    return new Set((await get('/api/v1/jobs')).map((j) => j.id));
+  } catch (e) {
+    showError(e, 'Cannot list the jobs');
+    return new Set();
+  }
 }
 
 export function hide() {}
@@ -84,9 +126,9 @@ async function loadMissing() {
 }
 
 async function loadModels() {
-  let models;
+  let models, jobs, shipped;
   try {
-    models = await get('/api/v1/models');
+    [models, jobs, shipped] = await Promise.all([get('/api/v1/models'), jobIds(), loadShipped().then(shippedIds, () => new Set())]);
   } catch (e) {
     clear(els.models).append(inlineError(e));
     return;
@@ -124,7 +166,7 @@ async function loadModels() {
           await loadModels();
         } catch (e) { showError(e, 'Cannot delete the model'); }
       } }, 'Delete');
-    const lineage = m.lineage?.jobId ? h('a', { href: '#/jobs/' + encodeURIComponent(m.lineage.jobId) }, 'job ' + m.lineage.jobId) : m.source;
+    const lineage = sourceCell(m, jobs, shipped);
     body.append(h('tr', { 'data-model-id': m.id, 'data-default': m.isDefault ? 'true' : 'false' },
       h('td', {}, h('strong', {}, m.name || m.id), m.isDefault ? h('span', { class: 'badge default' }, 'default') : null, h('div', { class: 'hint' }, m.id)),
       h('td', {}, m.kind),
