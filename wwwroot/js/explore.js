@@ -295,7 +295,7 @@ async function runOne(img, kind) {
       img.failed = e;
       img.el.status.textContent = '';
       img.el.panels.hidden = true;
-      clear(img.el.error).append(inlineError(new Error(`${img.name}: ${e.message}`)));
+      clear(img.el.error).append(inlineError(new Error(`${img.name}: ${withoutFileName(e.message, img.file.name)}`)));
       img.el.card.classList.add('failed');
     } else if (panel) {
       resetPanel(panel, TITLES[kind.key]);
@@ -305,6 +305,12 @@ async function runOne(img, kind) {
     }
     return false;
   }
+}
+
+/** The service names the uploaded file at the start of its message; the card says the image's name itself. */
+function withoutFileName(message, fileName) {
+  const prefix = `${fileName}: `;
+  return fileName && message.startsWith(prefix) ? message.slice(prefix.length) : message;
 }
 
 // ------------------------------------------------------------------ tokens
