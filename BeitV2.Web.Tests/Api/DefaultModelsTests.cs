@@ -35,6 +35,26 @@ public sealed class DefaultModelsTests
     }
 
     [Fact]
+    public async Task BundledIds_AreShort_AndTheirFormerIdsStillReachThem()
+    {
+        var defaults = Defaults();
+        foreach (var (kind, id) in defaults) Assert.Matches($"^{kind}-fashion-[0-9a-f]{{6}}$", id);
+        foreach (var folder in Directory.GetDirectories(Bundle))   // lineage names models by their new ids too
+            Assert.DoesNotContain("the-served-classifier", File.ReadAllText(Path.Combine(folder, "manifest.json")));
+
+        using var host = FreshHost();
+        using var client = host.CreateClient();
+        foreach (var (old, now) in BeitV2.Web.Registry.ModelIds.Renamed)
+        {
+            Assert.Contains(now, defaults.Values);
+            Assert.Equal(now, (await client.GetAsync($"/api/v1/models/{old}").JsonAsync()).Str("id"));
+        }
+        var classified = await client.PostAsync("/api/v1/classify?model=the-served-classifier-fine-tune-from-the-mim-bac-bbcace",
+            Http.Images(File.ReadAllBytes(Sample("fashion-0-ankle-boot.png")))).JsonAsync();
+        Assert.Equal("classifier-fashion-bbcace", classified.Str("model"));
+    }
+
+    [Fact]
     public async Task FreshDataDirectory_ServesTheDefaults_OnEveryEndpoint()
     {
         using var host = FreshHost();

@@ -26,6 +26,7 @@ public sealed class JobsApiTests
         var tok = await Jobs.StartAsync(client, new { type = "tokenizer", dataset = "fashion-mnist", config = Tiny() });
         var tokJob = await Jobs.WaitAsync(client, tok, Timeout, "succeeded");
         var tokenizer = tokJob.Str("outputModel");
+        Assert.Matches("^tokenizer-fashion-[0-9a-f]{6}$", tokenizer);   // short, readable ids: kind, dataset, hash
         Assert.True(tokJob.Step() > 0);
         Assert.NotEmpty(tokJob.Items("checkpoints"));
         Assert.Contains("codebookUsage", tokJob.GetProperty("lastMetrics").EnumerateObject().Select(p => p.Name));
@@ -53,6 +54,7 @@ public sealed class JobsApiTests
         // Linear probe of the seeded backbone.
         var probe = await Jobs.StartAsync(client, new { type = "linear-probe", dataset = "fashion-mnist", baseModel = backbone.Id, config = Tiny() });
         var probed = (await Jobs.WaitAsync(client, probe, Timeout, "succeeded")).Str("outputModel");
+        Assert.Matches("^classifier-fashion-[0-9a-f]{6}$", probed);
         var classified = await client.PostAsync($"/api/v1/classify?model={probed}", Http.Images(TestImages.Png(40, 30))).JsonAsync();
         Assert.Equal(probed, classified.Str("model"));
 

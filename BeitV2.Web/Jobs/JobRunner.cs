@@ -153,7 +153,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             var name = job.Name ?? $"{job.Type.Name()} {job.Id}";
             var lineage = new ModelLineage(job.Id, result.CheckpointPath is { } cp ? Store.RelativeToData(cp) : null, job.BaseModel ?? job.Teacher ?? job.Tokenizer,
                 [$"trained by job {job.Id} ({job.Type.Name()}) on dataset {job.Dataset}, {result.Step} steps"], Output: OutputKey(job));
-            var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage);
+            var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage, dataset: job.Dataset);
             hooks?.AfterOutputRegistered?.Invoke(job.Id, info.Id);
             var finished = Finish(job.Id, runId, j => j with
             {
