@@ -55,6 +55,30 @@ public sealed class DefaultModelsTests
     }
 
     [Fact]
+    public async Task Models_HaveShortNames_AndSayWhichEndpointsUseThemByDefault()
+    {
+        using var host = FreshHost();
+        using var client = host.CreateClient();
+        var models = (await client.GetAsync("/api/v1/models").JsonAsync()).EnumerateArray().ToDictionary(m => m.Str("kind"));
+        Assert.Equal("VQ-KD tokenizer", models["tokenizer"].Str("shortName"));
+        Assert.Equal("MIM pretraining", models["pretrain"].Str("shortName"));
+        Assert.Equal("The served classifier", models["classifier"].Str("shortName"));
+        Assert.Equal("UperNet segmenter", models["segmenter"].Str("shortName"));
+        Assert.All(models.Values, m => Assert.True(m.Str("name").Length > m.Str("shortName").Length));
+
+        string[] DefaultFor(string kind) => models[kind].Items("defaultFor").Select(e => e.GetString()!).ToArray();
+        Assert.Equal(["tokens"], DefaultFor("tokenizer"));
+        Assert.Equal(["embeddings", "classify"], DefaultFor("classifier"));
+        Assert.Empty(DefaultFor("pretrain"));
+        Assert.Equal(["segment"], DefaultFor("segmenter"));
+        // And the endpoint does what the description says.
+        var embedded = await client.PostAsync("/api/v1/embeddings", Http.Images(File.ReadAllBytes(Sample("fashion-0-ankle-boot.png")))).JsonAsync();
+        Assert.Equal(models["classifier"].Str("id"), embedded.Str("model"));
+        Assert.Equal(["embeddings", "classify"],
+            (await client.GetAsync($"/api/v1/models/{models["classifier"].Str("id")}").JsonAsync()).Items("defaultFor").Select(e => e.GetString()));
+    }
+
+    [Fact]
     public async Task FreshDataDirectory_ServesTheDefaults_OnEveryEndpoint()
     {
         using var host = FreshHost();

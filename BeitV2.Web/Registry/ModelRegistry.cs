@@ -263,7 +263,10 @@ public sealed partial class ModelRegistry
                     shape.PatchSize, shape.EmbedDim, shape.Depth, shape.CodebookSize, shape.Classes,
                     meta.GetValueOrDefault("source") ?? "unknown",
                     meta.TryGetValue("createdAt", out var c) && DateTimeOffset.TryParse(c, out var at) ? at : manifest.CreatedUtc,
-                    defaults.GetValueOrDefault(shape.Kind) == id, manifest.Labels is { Count: > 0 }, lineage);
+                    defaults.GetValueOrDefault(shape.Kind) == id, manifest.Labels is { Count: > 0 }, lineage)
+                {
+                    ShortName = ModelNames.Short(meta.GetValueOrDefault("name") ?? id, meta.GetValueOrDefault("shortName")),
+                };
             }
             catch (Exception e) when (e is CheckpointException or InvalidDataException or JsonException or IOException)
             {
