@@ -65,6 +65,14 @@ public class TokenizerTrainerTests
             Assert.Equal(e.Metrics["usedCodes"], e.CodeCounts!.Count(c => c > 0));
         var steps = progress.Reports.Where(r => r.Event == TrainingEvent.Step).ToList();
         Assert.All(steps, r => Assert.True(r.CodeCounts!.Sum() > 0));
+        // Usage and perplexity ride along every step report too (the job page charts them as lines, not one dot per
+        // epoch): those of the epoch so far, i.e. of the counts sent with the same report.
+        Assert.All(steps, r =>
+        {
+            Assert.Equal(r.CodeCounts!.Count(c => c > 0) / 64.0, r.Metrics["codebookUsage"], 12);
+            Assert.Equal(r.CodeCounts!.Count(c => c > 0), r.Metrics["usedCodes"]);
+            Assert.InRange(r.Metrics["perplexity"], 1.0, 64.0);
+        });
         var eval = progress.Reports.Last(r => r.Event == TrainingEvent.Evaluation).Metrics;
         Assert.InRange(eval["valReconstructionCosine"], -1.0, 1.0);
         Assert.Contains("valUnusedCodes", eval.Keys);

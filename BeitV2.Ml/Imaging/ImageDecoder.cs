@@ -132,7 +132,7 @@ public sealed class ImageDecoder
 
         var truncation = TruncationCheck.Find(buffer.AsSpan(0, length), format);
         if (truncation is not null)
-            throw new ImageDecodeException(ImageDecodeError.Corrupt, $"The image is truncated: {truncation}.");
+            throw new ImageDecodeException(ImageDecodeError.Corrupt, $"The {format.Name} file is truncated: {truncation}.");
 
         Image<Rgb24> image;
         try
@@ -144,7 +144,7 @@ public sealed class ImageDecoder
         }
         catch (Exception ex) when (IsInputFailure(ex))
         {
-            throw Wrap(ex, $"decoding the {format.Name} image");
+            throw Wrap(ex, format.Name);
         }
 
         try
@@ -187,7 +187,7 @@ public sealed class ImageDecoder
         }
         catch (Exception ex) when (IsInputFailure(ex))
         {
-            throw Wrap(ex, "reading the image header");
+            throw Wrap(ex, DetectFormat(buffer, length));
         }
 
         if (info is null || format is null)
@@ -222,15 +222,30 @@ public sealed class ImageDecoder
     private static bool IsInputFailure(Exception ex) =>
         ex is not (OperationCanceledException or OutOfMemoryException or ImageDecodeException);
 
-    private static ImageDecodeException Wrap(Exception ex, string stage) => ex switch
+    // The format the bytes announce (by their signature alone), for naming it in a failure: null when unknown.
+    private string? DetectFormat(byte[] buffer, int length)
+    {
+        try
+        {
+            using var stream = new MemoryStream(buffer, 0, length, writable: false);
+            return Image.DetectFormat(_configuration, stream)?.Name;
+        }
+        catch (Exception ex) when (IsInputFailure(ex))
+        {
+            return null;
+        }
+    }
+
+    // The message is for the person who sent the file: plain words, no decoder internals or exception
+    // type names (those stay on the inner exception, for the server log).
+    private static ImageDecodeException Wrap(Exception ex, string? formatName) => ex switch
     {
         UnknownImageFormatException => new(ImageDecodeError.UnknownFormat,
-            $"The data is not in a supported image format ({ex.Message}).", ex),
+            "The data is not in a supported image format (PNG, JPEG, GIF, BMP, TIFF, WebP, TGA, PBM).", ex),
         NotSupportedException => new(ImageDecodeError.UnknownFormat,
-            $"The image uses an unsupported format variant ({ex.Message}).", ex),
+            $"The {formatName ?? "image"} file uses a variant of its format that is not supported ({ex.Message.TrimEnd('.')}).", ex),
         InvalidMemoryOperationException => new(ImageDecodeError.TooLarge,
-            $"The image needs more memory than allowed while {stage} ({ex.Message}).", ex),
-        _ => new(ImageDecodeError.Corrupt,
-            $"The image is corrupt or truncated: failed while {stage} ({ex.GetType().Name}: {ex.Message}).", ex),
+            $"The {formatName ?? "image"} file needs more memory to decode than is allowed.", ex),
+        _ => new(ImageDecodeError.Corrupt, DecodeFailureText.Describe(ex, formatName), ex),
     };
 }

@@ -33,11 +33,11 @@ internal static class TruncationCheck
         int ihdr = -1;
         while (true)
         {
-            if (data.Length - i < 8) return "the PNG data ends before its IEND chunk";
+            if (data.Length - i < 8) return "it stops before the end of the picture";
             uint length = BinaryPrimitives.ReadUInt32BigEndian(data[i..]);
-            if (length > int.MaxValue) return "a PNG chunk declares an invalid length";
+            if (length > int.MaxValue) return "a part of it declares an impossible length";
             var type = data.Slice(i + 4, 4);
-            if (data.Length - i - 12 < (long)length) return "the PNG data ends inside a chunk";
+            if (data.Length - i - 12 < (long)length) return "it stops before the end of the picture";
             if (type.SequenceEqual("IEND"u8)) break;
             if (type.SequenceEqual("IHDR"u8) && length >= 13) ihdr = i + 8;
             else if (type.SequenceEqual("IDAT"u8)) idat.Add((i + 8, (int)length));
@@ -47,7 +47,7 @@ internal static class TruncationCheck
         var expected = PngScanlineBytes(data.Slice(ihdr, 13));
         if (expected is null) return null;              // an unknown colour type or depth: the decoder refuses it
         return InflatedLength(data, idat, expected.Value) is var inflated && inflated < expected
-            ? $"the PNG pixel data ends early ({inflated} of the {expected} bytes its {BinaryPrimitives.ReadUInt32BigEndian(data[ihdr..])}x{BinaryPrimitives.ReadUInt32BigEndian(data[(ihdr + 4)..])} header declares)"
+            ? $"its pixel data ends early ({inflated} of the {expected} bytes its {BinaryPrimitives.ReadUInt32BigEndian(data[ihdr..])}x{BinaryPrimitives.ReadUInt32BigEndian(data[(ihdr + 4)..])} header declares)"
             : null;
     }
 
@@ -96,7 +96,7 @@ internal static class TruncationCheck
     // thumbnail with its own EOI) are skipped by the segment length and cannot end the walk early.
     private static string? CheckJpeg(ReadOnlySpan<byte> data)
     {
-        const string truncated = "the JPEG data ends before its end-of-image marker";
+        const string truncated = "it stops before the end of the picture";
         int i = 2; // after SOI
         while (true)
         {
@@ -113,7 +113,7 @@ internal static class TruncationCheck
 
             if (data.Length - i < 2) return truncated;
             int length = BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
-            if (length < 2) return "a JPEG segment declares an invalid length";
+            if (length < 2) return "a part of it declares an impossible length";
             if (data.Length - i < length) return truncated;
             i += length;
 

@@ -163,6 +163,17 @@ public sealed class TokenizerTrainer : TrainerBase
     private protected override IReadOnlyList<double>? ProgressCodeCounts() =>
         EpochState.TryGetValue(HistogramKey, out var histogram) ? histogram.ToArray() : new double[model.Config.NEmbed];
 
+    // The codebook's usage and perplexity so far in this epoch, at every report: the job page charts them as lines.
+    private protected override IReadOnlyDictionary<string, double> ProgressMetrics()
+    {
+        if (!EpochState.TryGetValue(HistogramKey, out var histogram) || histogram.Sum() <= 0) return new Dictionary<string, double>();
+        var stats = CodebookStatistics.FromHistogram(histogram);
+        return new Dictionary<string, double>
+        {
+            ["codebookUsage"] = stats.Usage, ["usedCodes"] = stats.UsedCodes, ["perplexity"] = stats.Perplexity, ["maxCodeShare"] = stats.MaxShare,
+        };
+    }
+
     private protected override void OnEpochEnd(int epoch, Dictionary<string, double> metrics)
     {
         var n = model.Config.NEmbed;

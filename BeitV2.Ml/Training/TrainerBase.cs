@@ -102,6 +102,12 @@ public abstract class TrainerBase
     /// <summary>Per-code assignment counts of the epoch so far, for progress reports (tokenizer only; null by default).</summary>
     private protected virtual IReadOnlyList<double>? ProgressCodeCounts() => null;
 
+    /// <summary>
+    /// Metrics of the epoch so far that every progress report carries (not only the epoch's end), so charts of them
+    /// are lines rather than one point per epoch; they replace the last epoch's values of the same names.
+    /// </summary>
+    private protected virtual IReadOnlyDictionary<string, double> ProgressMetrics() => new Dictionary<string, double>();
+
     /// <summary>The model the run delivers (by default the trained module).</summary>
     private protected virtual nn.Module OutputModel() => CheckpointModule;
 
@@ -193,6 +199,7 @@ public abstract class TrainerBase
             }
             var metrics = new Dictionary<string, double>(latestMetrics, StringComparer.Ordinal);
             foreach (var (k, v) in RunningMeans()) metrics[k] = v;
+            if (step > 0) foreach (var (k, v) in ProgressMetrics()) metrics[k] = v;
             // The epoch of the last step done.
             var epochIndex = (int)Math.Min(epochs - 1, Math.Max(0, (step - 1) / spe));
             progress.Report(new TrainingProgress(Stage, ev, epochIndex, epochs, step, budget, lastLoss, lastLr,

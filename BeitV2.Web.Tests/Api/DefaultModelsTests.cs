@@ -35,6 +35,50 @@ public sealed class DefaultModelsTests
     }
 
     [Fact]
+    public async Task BundledIds_AreShort_AndTheirFormerIdsStillReachThem()
+    {
+        var defaults = Defaults();
+        foreach (var (kind, id) in defaults) Assert.Matches($"^{kind}-fashion-[0-9a-f]{{6}}$", id);
+        foreach (var folder in Directory.GetDirectories(Bundle))   // lineage names models by their new ids too
+            Assert.DoesNotContain("the-served-classifier", File.ReadAllText(Path.Combine(folder, "manifest.json")));
+
+        using var host = FreshHost();
+        using var client = host.CreateClient();
+        foreach (var (old, now) in BeitV2.Web.Registry.ModelIds.Renamed)
+        {
+            Assert.Contains(now, defaults.Values);
+            Assert.Equal(now, (await client.GetAsync($"/api/v1/models/{old}").JsonAsync()).Str("id"));
+        }
+        var classified = await client.PostAsync("/api/v1/classify?model=the-served-classifier-fine-tune-from-the-mim-bac-bbcace",
+            Http.Images(File.ReadAllBytes(Sample("fashion-0-ankle-boot.png")))).JsonAsync();
+        Assert.Equal("classifier-fashion-bbcace", classified.Str("model"));
+    }
+
+    [Fact]
+    public async Task Models_HaveShortNames_AndSayWhichEndpointsUseThemByDefault()
+    {
+        using var host = FreshHost();
+        using var client = host.CreateClient();
+        var models = (await client.GetAsync("/api/v1/models").JsonAsync()).EnumerateArray().ToDictionary(m => m.Str("kind"));
+        Assert.Equal("VQ-KD tokenizer", models["tokenizer"].Str("shortName"));
+        Assert.Equal("MIM pretraining", models["pretrain"].Str("shortName"));
+        Assert.Equal("The served classifier", models["classifier"].Str("shortName"));
+        Assert.Equal("UperNet segmenter", models["segmenter"].Str("shortName"));
+        Assert.All(models.Values, m => Assert.True(m.Str("name").Length > m.Str("shortName").Length));
+
+        string[] DefaultFor(string kind) => models[kind].Items("defaultFor").Select(e => e.GetString()!).ToArray();
+        Assert.Equal(["tokens"], DefaultFor("tokenizer"));
+        Assert.Equal(["embeddings", "classify"], DefaultFor("classifier"));
+        Assert.Empty(DefaultFor("pretrain"));
+        Assert.Equal(["segment"], DefaultFor("segmenter"));
+        // And the endpoint does what the description says.
+        var embedded = await client.PostAsync("/api/v1/embeddings", Http.Images(File.ReadAllBytes(Sample("fashion-0-ankle-boot.png")))).JsonAsync();
+        Assert.Equal(models["classifier"].Str("id"), embedded.Str("model"));
+        Assert.Equal(["embeddings", "classify"],
+            (await client.GetAsync($"/api/v1/models/{models["classifier"].Str("id")}").JsonAsync()).Items("defaultFor").Select(e => e.GetString()));
+    }
+
+    [Fact]
     public async Task FreshDataDirectory_ServesTheDefaults_OnEveryEndpoint()
     {
         using var host = FreshHost();

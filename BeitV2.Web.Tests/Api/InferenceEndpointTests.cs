@@ -1,3 +1,5 @@
+using BeitV2.Ml.Imaging;
+using BeitV2.Ml.Imaging.Rendering;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.PixelFormats;
@@ -73,15 +75,41 @@ public sealed class InferenceEndpointTests(SeededApi api)
         await api.AssertStillServingAsync();
     }
 
-    [Fact]
-    public async Task Tokens_FormatPng_DrawsTheTokenMapOverTheModelsView()
+    [Theory]
+    [InlineData(null, 512)]
+    [InlineData(300, 300)]
+    [InlineData(2048, 2048)]
+    public async Task Tokens_FormatPng_DrawsTheTokenMapOverThePhoto_AtTheRequestedSize(int? size, int longer)
     {
-        var png = await Client.PostAsync("/api/v1/tokens?format=png", Http.Images(TestImages.Rocket)).PngAsync();
+        var (w, h) = TestImages.DecodedSize(TestImages.Rocket);
+        var query = size is null ? "" : $"&size={size}";
+        var png = await Client.PostAsync("/api/v1/tokens?format=png" + query, Http.Images(TestImages.Rocket)).PngAsync();
 
         using var image = Image.Load<Rgb24>(png);
-        // The tokenizer's 32 px view, upscaled ×2 by the renderer.
-        Assert.Equal(2 * api.Tokenizer.ImageSize, image.Width);
-        Assert.Equal(2 * api.Tokenizer.ImageSize, image.Height);
+        // The whole photo, aspect ratio kept, its longer side as asked (it was the tokenizer's 32 px view ×2 before).
+        var k = (double)longer / Math.Max(w, h);
+        Assert.Equal((int)Math.Round(w * k), image.Width);
+        Assert.Equal((int)Math.Round(h * k), image.Height);
+        Assert.Equal(longer, Math.Max(image.Width, image.Height));
+
+        // The grid lies over the view the JSON answer reports: down the middle of its first column of cells,
+        // exactly rows-1 white grid lines (tinted or darkened photo pixels are never pure white).
+        var json = await Client.PostAsync("/api/v1/tokens", Http.Images(TestImages.Rocket)).JsonAsync();
+        var view = json.Items("images")[0].GetProperty("view");
+        var rows = json.Int("rows");
+        var x = (int)((view.GetProperty("x").GetDouble() + view.GetProperty("width").GetDouble() / rows / 2) * k);
+        var white = Enumerable.Range(0, image.Height).Count(y => image[x, y] == new Rgb24(255, 255, 255));
+        Assert.Equal(rows - 1, white);
+    }
+
+    [Theory]
+    [InlineData("size=63")]
+    [InlineData("size=2049")]
+    [InlineData("size=0")]
+    public async Task Tokens_SizeOutsideItsRange_Is400(string query)
+    {
+        var detail = await Client.PostAsync("/api/v1/tokens?format=png&" + query, Http.Images(SeededApi.SmallImage)).ProblemAsync(400);
+        Assert.Contains("between 64 and 2048", detail);
     }
 
     [Theory]
@@ -212,8 +240,35 @@ public sealed class InferenceEndpointTests(SeededApi api)
 
         var overlay = await Client.PostAsync("/api/v1/segment?format=overlay", Http.Images(TestImages.Chelsea)).PngAsync();
         using var picture = Image.Load<Rgb24>(overlay);
-        Assert.Equal((w, h), (picture.Width, picture.Height));
         Assert.Equal(PngColorType.Rgb, picture.Metadata.GetPngMetadata().ColorType);
+        // The overlay itself, pixel for pixel, at the top left; the legend below it.
+        Assert.Equal(w, picture.Width);
+        Assert.True(picture.Height > h, $"{picture.Height} rows: no legend under the {h}-row overlay");
+        using (var decoded = ImageDecoder.Default.Decode(TestImages.Chelsea))
+        using (var plain = SegmentationRenderer.Overlay(decoded, expected.Select(b => (int)b).ToArray(), w, h))
+            for (var y = 0; y < h; y += 7)
+            for (var x = 0; x < w; x += 7)
+                Assert.Equal(plain[x, y], picture[x, y]);
+    }
+
+    [Fact]
+    public async Task Segment_FormatOverlay_HasALegend_WithEachClassColour_LargestFirst()
+    {
+        var json = await Client.PostAsync("/api/v1/segment", Http.Images(TestImages.Chelsea)).JsonAsync();
+        var classes = json.Items("images")[0].Items("classes").Select(c => c.Int("classIndex")).ToList();
+        var (_, h) = TestImages.DecodedSize(TestImages.Chelsea);
+
+        var overlay = await Client.PostAsync("/api/v1/segment?format=overlay", Http.Images(TestImages.Chelsea)).PngAsync();
+        using var picture = Image.Load<Rgb24>(overlay);
+        // Where each class's swatch starts (the first row of the legend holding its exact palette colour).
+        var firstRow = new Dictionary<int, int>();
+        for (var y = h; y < picture.Height; y++)
+        for (var x = 0; x < picture.Width; x++)
+            foreach (var c in classes)
+                if (!firstRow.ContainsKey(c) && picture[x, y] == Palette.Default[c]) firstRow[c] = y;
+        Assert.Equal(classes.Count, firstRow.Count);
+        Assert.Equal(classes, classes.OrderBy(c => firstRow[c]).ToList());   // the JSON lists the classes largest first, so does the legend
+        Assert.Contains(Enumerable.Range(h, picture.Height - h), y => Enumerable.Range(0, picture.Width).Any(x => picture[x, y] == SegmentationLegend.TextColor));
     }
 
     [Fact]

@@ -67,7 +67,7 @@ public sealed class EvaluateCommandTests
         using var data = new TempDirectory();
         var (code, output, errors) = Evaluate("--model", "default:classifier", "--data", data.Path, "--max-images", "16");
         Assert.True(code == 0, errors);
-        Assert.Contains("the-served-classifier", output);
+        Assert.Contains("classifier-fashion-bbcace", output);
         Assert.Contains("Top-1 accuracy", output);
         Assert.Contains("Ankle boot", output);
         Assert.True(Directory.Exists(Path.Combine(data.Path, "models")));

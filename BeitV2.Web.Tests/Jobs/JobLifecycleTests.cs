@@ -50,6 +50,8 @@ public sealed class JobLifecycleTests
         foreach (var key in new[] { "epoch", "epochs", "step", "loss", "lr", "imagesPerSecond", "etaSeconds", "metrics", "status" })
             Assert.True(p.TryGetProperty(key, out _), $"progress has no {key}: {p}");
         Assert.Contains(progress, m => m.GetProperty("metrics").TryGetProperty("accuracy", out _));
+        // One epoch counted from 1 everywhere: the hub says epoch 1 of 1 from the first report to the last.
+        Assert.All(progress.Where(m => m.Str("jobId") == id), m => Assert.Equal((1, 1), (m.Int("epoch"), m.Int("epochs"))));
         Assert.Contains(logs, l => l.Str("jobId") == id && l.Str("line").Contains("finished"));
         host.AssertNoServerErrors();
     }

@@ -23,12 +23,23 @@ public sealed class JobsApiTests
         var backbone = host.Seed(new BeitVisionTransformer(VitConfig.Micro(numClasses: 0)), "teacher backbone");
 
         // Tokenizer, taught by the default backbone.
-        var tok = await Jobs.StartAsync(client, new { type = "tokenizer", dataset = "fashion-mnist", config = Tiny() });
+        var tok = await Jobs.StartAsync(client, new { type = "tokenizer", dataset = "fashion-mnist",
+            config = new { epochs = 1, batchSize = 16, maxTrainImages = 64, maxValImages = 32, workers = 2, reportEverySteps = 1 } });
         var tokJob = await Jobs.WaitAsync(client, tok, Timeout, "succeeded");
         var tokenizer = tokJob.Str("outputModel");
+        Assert.Matches("^tokenizer-fashion-[0-9a-f]{6}$", tokenizer);   // short, readable ids: kind, dataset, hash
         Assert.True(tokJob.Step() > 0);
         Assert.NotEmpty(tokJob.Items("checkpoints"));
         Assert.Contains("codebookUsage", tokJob.GetProperty("lastMetrics").EnumerateObject().Select(p => p.Name));
+        // Epochs are counted from 1: the 1-epoch job ends in epoch 1, its checkpoints and metrics say so too.
+        Assert.Equal(1, tokJob.GetProperty("progress").Int("epoch"));
+        Assert.All(tokJob.Items("checkpoints"), c => Assert.Equal(1, c.Int("epoch")));
+        var series = (await client.GetAsync($"/api/v1/jobs/{tok}/metrics").JsonAsync()).EnumerateArray().ToList();
+        Assert.All(series, e => Assert.Equal(1, e.Int("epoch")));
+        // Codebook usage and perplexity at every step report, so their charts are lines.
+        var stepEntries = series.Where(e => e.Str("event") == "step").ToList();
+        Assert.NotEmpty(stepEntries);
+        Assert.All(stepEntries, e => Assert.True(e.GetProperty("metrics").TryGetProperty("codebookUsage", out _) && e.GetProperty("metrics").TryGetProperty("perplexity", out _)));
         // The live codebook view's data: the last epoch's per-code counts (64 codes by default), and the kept log.
         var codebook = await client.GetAsync($"/api/v1/jobs/{tok}/codebook").JsonAsync();
         Assert.Equal(64, codebook.Int("codebookSize"));
@@ -37,6 +48,7 @@ public sealed class JobsApiTests
         Assert.Equal(counts.Count(c => c > 0), codebook.Int("usedCodes"));
         Assert.Equal(tokJob.GetProperty("lastMetrics").GetProperty("usedCodes").GetDouble(), codebook.Int("usedCodes"));
         Assert.Equal(tokJob.Step(), codebook.GetProperty("step").GetInt64());
+        Assert.Equal(1, codebook.Int("epoch"));
         var log = await client.GetAsync($"/api/v1/jobs/{tok}/log").JsonAsync();
         Assert.Contains(log.Items("lines"), l => l.GetString()!.Contains("finished"));
         Assert.Equal(2, (await client.GetAsync($"/api/v1/jobs/{tok}/log?tail=2").JsonAsync()).Items("lines").Length);
@@ -53,6 +65,7 @@ public sealed class JobsApiTests
         // Linear probe of the seeded backbone.
         var probe = await Jobs.StartAsync(client, new { type = "linear-probe", dataset = "fashion-mnist", baseModel = backbone.Id, config = Tiny() });
         var probed = (await Jobs.WaitAsync(client, probe, Timeout, "succeeded")).Str("outputModel");
+        Assert.Matches("^classifier-fashion-[0-9a-f]{6}$", probed);
         var classified = await client.PostAsync($"/api/v1/classify?model={probed}", Http.Images(TestImages.Png(40, 30))).JsonAsync();
         Assert.Equal(probed, classified.Str("model"));
 

@@ -187,6 +187,11 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         await Expect(page.Locator("#job-progress")).ToHaveJSPropertyAsync("value", 1);
         await Expect(page.Locator("#job-progress-text")).ToContainTextAsync("step 128 of 128");
         await Expect(page.Locator("#job-checkpoints tbody tr")).Not.ToHaveCountAsync(0);
+        // Epochs counted from 1 in the progress line and in the checkpoint list alike: the last checkpoint is epoch 4 of 4.
+        await Expect(page.Locator("#job-progress-text")).ToContainTextAsync("epoch 4 of 4");
+        var checkpointEpochs = await page.Locator("#job-checkpoints tbody tr td:nth-child(2)").AllTextContentsAsync();
+        Assert.Equal("4", checkpointEpochs[^1]);
+        Assert.All(checkpointEpochs, e => Assert.InRange(int.Parse(e), 1, 4));
         await Expect(page.Locator("#job-log li").Filter(new() { HasText = "finished" })).ToHaveCountAsync(1);
         await Expect(page.Locator("#job-explore")).ToBeVisibleAsync();
         await Expect(page.Locator("#job-cancel")).ToBeDisabledAsync();

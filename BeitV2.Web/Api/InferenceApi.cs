@@ -19,7 +19,8 @@ public static class InferenceApi
 
         group.MapPost("/tokens", Tokens)
             .WithSummary("Visual tokens of each image (VQ-KD tokenizer)")
-            .WithDescription("Upload images as multipart parts named 'image' or one raw image/* body. With format=png and one image, returns the token map drawn over the image.")
+            .WithDescription("Upload images as multipart parts named 'image' or one raw image/* body. With format=png and one image, returns the token map drawn over the image, " +
+                             "its longer side 'size' pixels (default 512, 64 to 2048).")
             .WithMetadata(new ImageUploadMetadata())
             .Produces<TokensResponse>().Produces(200, contentType: "image/png").WithProblems();
 
@@ -35,17 +36,24 @@ public static class InferenceApi
 
         group.MapPost("/segment", Segment)
             .WithSummary("A class-index mask per image, at the image's size")
-            .WithDescription("maskPng is a base64 8-bit PNG whose pixel values are class indices. With one image, format=png returns that PNG and format=overlay a colour overlay.")
+            .WithDescription("maskPng is a base64 8-bit PNG whose pixel values are class indices. With one image, format=png returns that PNG and format=overlay a colour overlay " +
+                             "with a legend below it (each class's colour, name and share of the pixels).")
             .WithMetadata(new ImageUploadMetadata())
             .Produces<SegmentResponse>().Produces(200, contentType: "image/png").WithProblems();
 
         return group;
     }
 
-    private static async Task<IResult> Tokens(HttpRequest request, InferenceService inference, string? model, string? format, CancellationToken ct)
+    /// <summary>The longer side of the token map picture when the request names none.</summary>
+    public const int DefaultTokenMapSize = 512;
+
+    private static async Task<IResult> Tokens(HttpRequest request, InferenceService inference, string? model, string? format, int? size, CancellationToken ct)
     {
         if (format is not null and not "json" and not "png")
             throw new InvalidRequestException($"format must be 'json' or 'png', not '{format}'.");
+        if (size is < TokenMapRenderer.MinOverImageSide or > TokenMapRenderer.MaxOverImageSide)
+            throw new InvalidRequestException(
+                $"size (the longer side of the picture, in pixels) must be between {TokenMapRenderer.MinOverImageSide} and {TokenMapRenderer.MaxOverImageSide}, not {size}.");
         var info = inference.ResolveModel(model, Operation.Tokens);
         using var run = await inference.RunAsync(request, info, ServedOperations.Tokens, ct, keepImages: format == "png");
         var grid = info.ImageSize / info.PatchSize;
@@ -53,7 +61,8 @@ public static class InferenceApi
         {
             if (run.Images.Count != 1) throw new InvalidRequestException("format=png takes exactly one image.");
             var only = run.Images[0];
-            var png = TokenMapRenderer.RenderPng(only.Image.Image!, only.Plan!, TokenMapRenderer.ToGrid(only.Result.Ids, grid, grid), info.CodebookSize ?? 0);
+            var png = TokenMapRenderer.RenderOverImagePng(only.Image.Image!, only.Plan!, TokenMapRenderer.ToGrid(only.Result.Ids, grid, grid),
+                info.CodebookSize ?? 0, size ?? DefaultTokenMapSize);
             return TypedResults.File(png, "image/png");
         }
         var images = run.Images.Select((item, i) =>
@@ -117,10 +126,11 @@ public static class InferenceApi
             if (run.Images.Count != 1) throw new InvalidRequestException($"format={format} takes exactly one image.");
             var only = run.Images[0];
             var (width, height) = (only.Image.Width, only.Image.Height);
-            var png = format == "png"
-                ? SegmentationRenderer.MaskPng(Mask(only), width, height)
-                : SegmentationRenderer.OverlayPng(only.Image.Image!, Mask(only), width, height);
-            return TypedResults.File(png, "image/png");
+            var mask = Mask(only);
+            if (format == "png") return TypedResults.File(SegmentationRenderer.MaskPng(mask, width, height), "image/png");
+            using var overlay = SegmentationRenderer.Overlay(only.Image.Image!, mask, width, height);
+            using var legended = SegmentationLegend.AppendBelow(overlay, SegmentationLegend.Entries(mask, c => labels.Label(info.Id, c)));
+            return TypedResults.File(PngOutput.EncodeRgb(legended), "image/png");
         }
         var images = run.Images.Select((item, i) =>
         {

@@ -1,3 +1,4 @@
+using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Registry;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -11,10 +12,10 @@ public static class ModelsApi
     {
         var group = app.MapGroup("/api/v1/models").WithTags("Models");
 
-        group.MapGet("/", (ModelRegistry registry) => TypedResults.Ok(registry.List()))
+        group.MapGet("/", (ModelRegistry registry) => TypedResults.Ok(registry.List().Select(m => Described(m, registry)).ToList()))
             .WithSummary("All registered models");
 
-        group.MapGet("/{id}", (string id, ModelRegistry registry) => TypedResults.Ok(registry.Get(id)))
+        group.MapGet("/{id}", (string id, ModelRegistry registry) => TypedResults.Ok(Described(registry.Get(id), registry)))
             .WithSummary("One model, with its lineage").ProducesProblem(404);
 
         group.MapGet("/{id}/labels", Labels)
@@ -31,7 +32,7 @@ public static class ModelsApi
         group.MapPost("/{id}/default", (string id, ModelRegistry registry) =>
             {
                 registry.SetDefault(id);
-                return TypedResults.Ok(registry.Get(id));
+                return TypedResults.Ok(Described(registry.Get(id), registry));
             })
             .WithSummary("Make a model the default of its kind").ProducesProblem(401).ProducesProblem(404);
 
@@ -39,6 +40,10 @@ public static class ModelsApi
         app.MapBundledModelsApi();
         return group;
     }
+
+    /// <summary>The model as the API describes it: with the endpoints it is the default of (<see cref="ModelInfo.DefaultFor"/>).</summary>
+    private static ModelInfo Described(ModelInfo model, ModelRegistry registry) =>
+        model with { DefaultFor = OperationKinds.DefaultFor(model.Id, registry) };
 
     private static Ok<IReadOnlyList<string>> Labels(string id, ModelRegistry registry) =>
         TypedResults.Ok(registry.Labels(registry.Get(id).Id) ?? Array.Empty<string>());

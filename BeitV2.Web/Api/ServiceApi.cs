@@ -17,7 +17,11 @@ public static class ServiceApi
     /// <param name="Served">the loaded models (those of <paramref name="LoadedModels"/> that finished loading), each with the engine that serves it.</param>
     public sealed record InfoResponse(string Name, string Version, string Device, int Threads, IReadOnlyDictionary<string, string> DefaultModels,
         IReadOnlyList<MissingModel> MissingModels, IReadOnlyList<string> LoadedModels, object Limits, object Inference, ComputeInfo Compute,
-        IReadOnlyList<ServedModelInfo> Served);
+        IReadOnlyList<ServedModelInfo> Served)
+    {
+        /// <summary>The model sizes a job's <c>config.model</c> accepts, smallest first (the Train form offers these).</summary>
+        public IReadOnlyList<string> ModelSizes { get; init; } = BeitV2.Ml.Models.ModelPresets.Names;
+    }
 
     /// <summary>One entry of <c>checks</c> in the readiness answer.</summary>
     public sealed record ReadinessCheck(string Name, string Status, string? Description);

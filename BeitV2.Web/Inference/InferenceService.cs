@@ -28,9 +28,7 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
                     $"Model '{id}' is a {info.Kind}; {operation} needs a {string.Join(" or ", kinds)}.");
             return info;
         }
-        foreach (var kind in kinds)
-            if (registry.DefaultId(kind) is { } defaultId)
-                return registry.Get(defaultId);
+        if (OperationKinds.DefaultModelId(op, registry) is { } defaultId) return registry.Get(defaultId);
         throw new ModelNotReadyException(
             $"No {string.Join(" or ", kinds)} model is registered, so {operation} cannot run. Import one with " +
             "POST /api/v1/models/import (an official BEiT v2 .pth or timm .safetensors file).");

@@ -21,4 +21,19 @@ public static class OperationKinds
         Operation.Segment => new("segment", [ApiModelKinds.Segmenter]),
         _ => throw new ArgumentOutOfRangeException(nameof(operation), operation, null),
     };
+
+    /// <summary>The operations an inference endpoint serves.</summary>
+    public static IReadOnlyList<Operation> Served { get; } = [Operation.Tokens, Operation.Features, Operation.Classify, Operation.Segment];
+
+    /// <summary>The model an endpoint uses when the request names none: the default of the first of its kinds that has one.</summary>
+    public static string? DefaultModelId(Operation operation, ModelRegistry registry)
+    {
+        foreach (var kind in For(operation).Kinds)
+            if (registry.DefaultId(kind) is { } id) return id;
+        return null;
+    }
+
+    /// <summary>The endpoints ("embeddings", …) that use <paramref name="modelId"/> when a request names no model.</summary>
+    public static IReadOnlyList<string> DefaultFor(string modelId, ModelRegistry registry) =>
+        Served.Where(op => DefaultModelId(op, registry) == modelId).Select(op => For(op).Endpoint).ToList();
 }

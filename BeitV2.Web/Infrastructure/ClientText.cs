@@ -16,6 +16,11 @@ public static partial class ClientText
     [GeneratedRegex(@"\b(?:System|Microsoft|TorchSharp|BeitV2|Npgsql|Hangfire|SixLabors)(?:\.[A-Za-z0-9_]+)*\.([A-Za-z0-9_]*Exception)\b")]
     private static partial Regex QualifiedException();
 
+    // A bare type name ("InvalidImageContentException: Input stream…"): before a colon the message that follows says
+    // it all, so the name is dropped; elsewhere it becomes words.
+    [GeneratedRegex(@"\b[A-Z][A-Za-z0-9_]*Exception\b(?<colon>:\s*)?")]
+    private static partial Regex BareException();
+
     [GeneratedRegex(@"(?<![\w.:/])/(?:[\w.+@{}-]+/)*[\w.+@{}-]+")]
     private static partial Regex AbsolutePath();
 
@@ -29,6 +34,7 @@ public static partial class ClientText
             text = text.Replace(trimmed + "/", "", StringComparison.Ordinal).Replace(trimmed, ".", StringComparison.Ordinal);
         }
         text = QualifiedException().Replace(text, "an internal error");
+        text = BareException().Replace(text, m => m.Groups["colon"].Success ? "" : "an internal error");
         if (Environment.MachineName.Length >= 4) text = text.Replace(Environment.MachineName, "the server", StringComparison.OrdinalIgnoreCase);
         // Anything still absolute lies outside the data directory: not the client's business.
         // Route paths of this API (POST /api/v1/models/import) are advice, not server paths.

@@ -15,7 +15,7 @@ public sealed class ResponseExamplesOperationFilter : IOperationFilter
         ["api/v1/segment"] = """{"model":"upernet-beitv2-base-ade-4c5d6e","images":[{"index":0,"width":640,"height":480,"classes":[{"classIndex":2,"label":"sky","pixelFraction":0.41}],"maskPng":"iVBORw0KGgo…"}]}""",
     };
 
-    private const string Problem = """{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.16","title":"Not an image","status":415,"detail":"Image 0: the data is not an image in a supported format (JPEG, PNG, WebP, BMP, GIF)."}""";
+    private const string Problem = """{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.16","title":"Not an image","status":415,"detail":"The data is not in a supported image format (PNG, JPEG, GIF, BMP, TIFF, WebP, TGA, PBM)."}""";
 
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {

@@ -9,7 +9,8 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace BeitV2.Web.Infrastructure;
 
 /// <summary>One upload as received: its position in the request, its bytes and what its header declares (nothing decoded yet).</summary>
-public sealed record EncodedImage(int Index, string? FileName, byte[] Bytes, ImageHeader Header);
+/// <param name="Count">How many images the request carried (errors say "Image 2 of 3" only when there are several).</param>
+public sealed record EncodedImage(int Index, string? FileName, byte[] Bytes, ImageHeader Header, int Count = 1);
 
 /// <summary>
 /// One upload after inference: its position and size, and the decoded RGB image only when the response is
@@ -40,7 +41,7 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
     private readonly ImageDecoder decoder = new(new ImageLimits(limits.Value.MaxImagePixels, limits.Value.MaxUploadBytes, limits.Value.MaxAspectRatio));
 
     /// <summary>Decodes one upload (its header was checked by <see cref="ReadAsync"/>); the caller owns the image.</summary>
-    public Image<Rgb24> Decode(EncodedImage upload) => DecodeAt(decoder, upload.Bytes, upload.Index);
+    public Image<Rgb24> Decode(EncodedImage upload) => DecodeAt(decoder, upload.Bytes, upload.Index, upload.Count, upload.FileName);
 
     public async Task<List<EncodedImage>> ReadAsync(HttpRequest request, CancellationToken ct)
     {
@@ -81,10 +82,10 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
             {
                 var f = files[i];
                 if (f.ContentType is { Length: > 0 } ct0 && !IsAcceptableType(ct0))
-                    throw new UnsupportedInputException($"Part {i} ('{f.FileName}') has content type '{ct0}', not an image.");
+                    throw new UnsupportedInputException(UploadLabel.Prefix($"The part has content type '{ct0}', not an image.", i, files.Count, f.FileName));
                 await using var s = f.OpenReadStream();
                 var bytes = await ReadAllAsync(s, l.MaxUploadBytes, ct);
-                images.Add(new EncodedImage(i, f.FileName, bytes, HeaderAt(decoder, bytes, i)));
+                images.Add(new EncodedImage(i, f.FileName, bytes, HeaderAt(decoder, bytes, i, files.Count, f.FileName), files.Count));
             }
         }
         else
@@ -96,7 +97,7 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
                 throw new UnsupportedInputException($"Content type '{type}' is not accepted: use multipart/form-data or image/*.");
             var bytes = await ReadAllAsync(request.Body, l.MaxUploadBytes, ct, request.ContentLength);
             if (bytes.Length == 0) throw new InvalidRequestException("The request body is empty.");
-            images.Add(new EncodedImage(0, null, bytes, HeaderAt(decoder, bytes, 0)));
+            images.Add(new EncodedImage(0, null, bytes, HeaderAt(decoder, bytes, 0, 1, null)));
         }
         // The whole request's pixels, from the headers: refused before a single one is decoded.
         var pixels = images.Sum(i => i.Header.Pixels);
@@ -113,7 +114,7 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
             throw new TooLargeException($"{count} images in one request; the limit is {l.MaxImagesPerRequest} (Limits:MaxImagesPerRequest).");
     }
 
-    private static ImageHeader HeaderAt(ImageDecoder decoder, byte[] bytes, int index)
+    private static ImageHeader HeaderAt(ImageDecoder decoder, byte[] bytes, int index, int count, string? fileName)
     {
         try
         {
@@ -121,11 +122,11 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
         }
         catch (ImageDecodeException e)
         {
-            throw new ImageDecodeException(e.Error, $"Image {index}: {e.Message}", e);
+            throw new ImageDecodeException(e.Error, UploadLabel.Prefix(e.Message, index, count, fileName), e);
         }
     }
 
-    private static Image<Rgb24> DecodeAt(ImageDecoder decoder, byte[] bytes, int index)
+    private static Image<Rgb24> DecodeAt(ImageDecoder decoder, byte[] bytes, int index, int count, string? fileName)
     {
         try
         {
@@ -134,7 +135,7 @@ public sealed class UploadedImageReader(IOptions<LimitsOptions> limits)
         catch (ImageDecodeException e)
         {
             // Keep the typed error (its status mapping) but say which image failed.
-            throw new ImageDecodeException(e.Error, $"Image {index}: {e.Message}", e);
+            throw new ImageDecodeException(e.Error, UploadLabel.Prefix(e.Message, index, count, fileName), e);
         }
     }
 

@@ -6,7 +6,7 @@ namespace BeitV2.Web.Jobs;
 
 /// <summary>The latest per-code counts of a tokenizer job (<c>GET /api/v1/jobs/{id}/codebook</c>).</summary>
 /// <param name="Step">the step the counts were taken at (0 and empty counts: none reported yet).</param>
-/// <param name="Epoch">0-based epoch the counts belong to (they restart at every epoch).</param>
+/// <param name="Epoch">the epoch (counted from 1) the counts belong to (they restart at every epoch).</param>
 /// <param name="CodebookSize">number of codes (the length of <paramref name="Counts"/>).</param>
 /// <param name="Counts">assignments of each code so far in that epoch (index = code id).</param>
 /// <param name="UsedCodes">codes with a non-zero count.</param>

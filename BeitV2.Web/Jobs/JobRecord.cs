@@ -66,9 +66,11 @@ public static class JobStatus
 }
 
 /// <summary>The contract's progress block.</summary>
+/// <param name="Epoch">the epoch in progress, counted from 1 ("epoch 3 of 3" on the last one); 0 before the first step.</param>
 public sealed record JobProgress(int Epoch, int Epochs, long Step, long Steps, double Fraction, double? EtaSeconds);
 
 /// <summary>A training checkpoint the job wrote and still keeps (config <c>keepCheckpoints</c>, default 3); the newest one is where a resume continues.</summary>
+/// <param name="Epoch">the epoch (counted from 1) of the checkpoint's last step: a checkpoint written at the end of epoch 2 says 2.</param>
 public sealed record JobCheckpoint(long Step, int Epoch, string Path, DateTimeOffset SavedAt);
 
 /// <summary>The job's persistent record (<c>{data}/jobs/{id}/job.json</c>); also the API's answer.</summary>

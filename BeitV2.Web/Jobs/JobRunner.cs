@@ -153,7 +153,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             var name = job.Name ?? $"{job.Type.Name()} {job.Id}";
             var lineage = new ModelLineage(job.Id, result.CheckpointPath is { } cp ? Store.RelativeToData(cp) : null, job.BaseModel ?? job.Teacher ?? job.Tokenizer,
                 [$"trained by job {job.Id} ({job.Type.Name()}) on dataset {job.Dataset}, {result.Step} steps"], Output: OutputKey(job));
-            var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage);
+            var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage, dataset: job.Dataset);
             hooks?.AfterOutputRegistered?.Invoke(job.Id, info.Id);
             var finished = Finish(job.Id, runId, j => j with
             {
@@ -326,11 +326,11 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 {
                     // The trainer keeps the newest few and deletes older ones: list what is still on disk.
                     checkpoints = [.. checkpoints.Where(c => c.Path != path && Directory.Exists(c.Path)),
-                        new JobCheckpoint(p.Step, p.Epoch, path, DateTimeOffset.UtcNow)];
+                        new JobCheckpoint(p.Step, p.Epoch + 1, path, DateTimeOffset.UtcNow)];
                 }
                 return j with
                 {
-                    Progress = new JobProgress(p.Epoch, p.Epochs, p.Step, p.Steps, fraction, p.EtaSeconds),
+                    Progress = new JobProgress(p.Epoch + 1, p.Epochs, p.Step, p.Steps, fraction, p.EtaSeconds),   // 1-based for people (the trainer counts from 0)
                     LastMetrics = new Dictionary<string, double>(p.Metrics), Checkpoints = checkpoints, HeartbeatAt = DateTimeOffset.UtcNow,
                 };
             });
@@ -344,7 +344,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 var entry = new JsonObject
                 {
                     ["step"] = p.Step, ["time"] = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture),
-                    ["event"] = p.Event.ToString().ToLowerInvariant(), ["epoch"] = p.Epoch,
+                    ["event"] = p.Event.ToString().ToLowerInvariant(), ["epoch"] = p.Epoch + 1,
                     ["loss"] = Finite(p.Loss), ["lr"] = Finite(p.LearningRate), ["imagesPerSecond"] = p.ImagesPerSecond,
                     ["server"] = owner.ServerName,
                 };
@@ -358,7 +358,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 last = p;
                 lastSent = lastBeat = DateTime.UtcNow;
             }
-            if (p.CodeCounts is { } counts) JobArtifacts.WriteCodebook(jobId, store.JobDirectory(jobId), p.Step, p.Epoch, counts);
+            if (p.CodeCounts is { } counts) JobArtifacts.WriteCodebook(jobId, store.JobDirectory(jobId), p.Step, p.Epoch + 1, counts);
             owner.Broadcast.Progress(job, p);
             foreach (var line in p.Log) owner.Log(jobId, line);
             if (p.Event == TrainingEvent.Step) owner.Hold.WaitIfHeld(jobId, p.Step, stop);

@@ -66,6 +66,7 @@ public sealed class TrainingHub : Hub
     }
 }
 
+/// <param name="Epoch">the epoch in progress, counted from 1 like everything a person reads (the trainer counts from 0).</param>
 public sealed record ProgressMessage(string JobId, string Type, string Status, int Epoch, int Epochs, long Step, long Steps, double? Loss,
     double? Lr, double ImagesPerSecond, double? EtaSeconds, IReadOnlyDictionary<string, double?> Metrics);
 
@@ -77,7 +78,7 @@ public sealed record LogMessage(string JobId, string Line);
 public sealed class TrainingBroadcaster(IHubContext<TrainingHub> hub, ILogger<TrainingBroadcaster> logger)
 {
     public void Progress(JobRecord job, TrainingProgress p) => Send(job.Id, "progress", new ProgressMessage(job.Id, job.Type.Name(), job.Status,
-        p.Epoch, p.Epochs, p.Step, p.Steps, Finite(p.Loss), Finite(p.LearningRate), p.ImagesPerSecond, p.EtaSeconds,
+        p.Epoch + 1, p.Epochs, p.Step, p.Steps, Finite(p.Loss), Finite(p.LearningRate), p.ImagesPerSecond, p.EtaSeconds,
         p.Metrics.ToDictionary(kv => kv.Key, kv => Finite(kv.Value))));
 
     public void Status(JobRecord job) => Send(job.Id, "status", new StatusMessage(job.Id, job.Status, job.Error));

@@ -99,7 +99,8 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
                     "metrics: " + string.Join(", ", result.Metrics.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}={kv.Value:G5}")),
                 };
                 model = registry.Add(result.Model, $"{stage.Description} ({preset.Name})", $"pipeline:{runId}", plan.Labels,
-                    new ModelLineage(runId, null, baseModel ?? teacher ?? tokenizer, notes, Output: "stage:" + stage.Name), makeDefault: false).Id;
+                    new ModelLineage(runId, null, baseModel ?? teacher ?? tokenizer, notes, Output: "stage:" + stage.Name), makeDefault: false,
+                    dataset: stage.Dataset).Id;
             }
             state.Stages[stage.Name] = new StageResult(stage.Name, model, new Dictionary<string, double>(result.Metrics), result.Step,
                 Math.Round(clock.Elapsed.TotalSeconds, 1));
@@ -160,7 +161,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
         using var model = new BeitVisionTransformer(config);
         return registry.Add(model, $"random backbone ({preset.Name})", $"pipeline:{runId}",
             lineage: new ModelLineage(runId, null, null, ["randomly initialised (the baseline of the linear probes)"], Output: "random-backbone"),
-            makeDefault: false).Id;
+            makeDefault: false, dataset: preset.Stages[0].Dataset).Id;
     }
 
     /// <summary>

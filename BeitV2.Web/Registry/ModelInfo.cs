@@ -6,7 +6,7 @@ namespace BeitV2.Web.Registry;
 public sealed record ModelLineage(string? JobId = null, string? Checkpoint = null, string? BaseModel = null, IReadOnlyList<string>? Notes = null,
     string? Output = null);
 
-/// <summary>A registered model as the API lists it.</summary>
+/// <summary>A registered model as the API lists it (plus <c>shortName</c>, a few words for pickers).</summary>
 public sealed record ModelInfo(
     string Id,
     string Name,
@@ -22,4 +22,12 @@ public sealed record ModelInfo(
     DateTimeOffset CreatedAt,
     bool IsDefault,
     bool HasLabels,
-    ModelLineage? Lineage);
+    ModelLineage? Lineage)
+{
+    /// <summary>A few words for pickers (<see cref="ModelNames"/>); <see cref="Name"/> is the full name.</summary>
+    public string ShortName { get; init; } = Name;
+
+    /// <summary>The inference endpoints ("tokens", "embeddings", "classify", "segment") that use this model when a request
+    /// names none; filled in by the models API (the registry knows kinds' defaults, not endpoints).</summary>
+    public IReadOnlyList<string>? DefaultFor { get; init; }
+}

@@ -109,10 +109,16 @@ public sealed partial class ModelRegistry
         lock (gate) return Load().Models.Values.OrderBy(m => m.CreatedAt).ToList();
     }
 
+    /// <summary>The model with this id; the bundled models' former ids (<see cref="ModelIds.Renamed"/>) find them under their new ones.</summary>
     public ModelInfo? Find(string id)
     {
         if (!IsValidId(id)) return null;
-        lock (gate) return Load().Models.GetValueOrDefault(id);
+        lock (gate)
+        {
+            var models = Load().Models;
+            return models.GetValueOrDefault(id)
+                ?? (ModelIds.Renamed.TryGetValue(id, out var renamed) ? models.GetValueOrDefault(renamed) : null);
+        }
     }
 
     public ModelInfo Get(string id) =>
@@ -150,8 +156,9 @@ public sealed partial class ModelRegistry
     /// Saves <paramref name="model"/> as a new registered model. The first model of a kind becomes its
     /// default unless <paramref name="makeDefault"/> says otherwise.
     /// </summary>
+    /// <param name="dataset">The dataset it was trained on, if any: it names the model's id (<see cref="ModelIds"/>).</param>
     public ModelInfo Add(nn.Module model, string name, string source, IReadOnlyList<string>? labels = null,
-        ModelLineage? lineage = null, bool? makeDefault = null)
+        ModelLineage? lineage = null, bool? makeDefault = null, string? dataset = null)
     {
         // A job's output is registered once: a run restarted after dying between registering and recording
         // the model gets the model its predecessor saved.
@@ -160,7 +167,7 @@ public sealed partial class ModelRegistry
             logger.LogInformation("Model {Id} is already the output {Output} of job {Job}; not registered again", existing.Id, output, job);
             return existing;
         }
-        var id = NewId(name);
+        var id = ModelIds.New(ApiKindOf(model), dataset, name, taken => Directory.Exists(PackageDirectory(taken)));
         var createdAt = DateTimeOffset.UtcNow;
         var metadata = new Dictionary<string, string>
         {
@@ -216,15 +223,10 @@ public sealed partial class ModelRegistry
         ModelChanged?.Invoke(id);
     }
 
-    private string NewId(string name)
+    private static string ApiKindOf(nn.Module model)
     {
-        var slug = Regex.Replace(name.ToLowerInvariant(), "[^a-z0-9]+", "-").Trim('-');
-        if (slug.Length == 0) slug = "model";
-        if (slug.Length > 48) slug = slug[..48].TrimEnd('-');
-        string id;
-        do id = $"{slug}-{Guid.NewGuid().ToString("N")[..6]}";
-        while (Directory.Exists(PackageDirectory(id)));
-        return id;
+        var (entry, config) = Ml.Catalog.ModelCatalog.Default.Describe(model);
+        return ApiModelKinds.Of(entry.Kind, entry.Describe(config));
     }
 
     // Under the lock. The token is taken before the folder is read, so a change made while reading fires it.
@@ -261,7 +263,10 @@ public sealed partial class ModelRegistry
                     shape.PatchSize, shape.EmbedDim, shape.Depth, shape.CodebookSize, shape.Classes,
                     meta.GetValueOrDefault("source") ?? "unknown",
                     meta.TryGetValue("createdAt", out var c) && DateTimeOffset.TryParse(c, out var at) ? at : manifest.CreatedUtc,
-                    defaults.GetValueOrDefault(shape.Kind) == id, manifest.Labels is { Count: > 0 }, lineage);
+                    defaults.GetValueOrDefault(shape.Kind) == id, manifest.Labels is { Count: > 0 }, lineage)
+                {
+                    ShortName = ModelNames.Short(meta.GetValueOrDefault("name") ?? id, meta.GetValueOrDefault("shortName")),
+                };
             }
             catch (Exception e) when (e is CheckpointException or InvalidDataException or JsonException or IOException)
             {

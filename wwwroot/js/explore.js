@@ -2,7 +2,7 @@
 // view (hover = code id, click = visual-word browser), top-k classes as bars, the segmentation
 // mask as an overlay with legend and opacity, and the embedding (similarity among the images).
 import { get, post, imageForm } from './api.js';
-import { h, clear, showError, inlineError, fmtPercent, fmtBytes, tokenColor, classColor, rgb, contrastText, modelLabel } from './ui.js';
+import { h, clear, showError, inlineError, fmtPercent, fmtBytes, tokenColor, classColor, rgb, contrastText, modelOption, titleFromOption } from './ui.js';
 
 const KINDS = [
   { key: 'tokenizer', label: 'Tokenizer', kinds: ['tokenizer'], route: 'tokens', what: 'visual tokens',
@@ -115,12 +115,13 @@ async function loadModels(preferred) {
     const options = state.models.filter((m) => kind.kinds.includes(m.kind));
     const before = state.picks[kind.key];
     let pick = options.find((m) => m.id === before)?.id;
-    if (!pick) pick = (options.find((m) => m.isDefault && m.kind === kind.kinds[0]) || options.find((m) => m.isDefault) || options[0])?.id || '';
+    if (!pick) pick = defaultPick(options, kind)?.id || '';
     state.picks[kind.key] = pick;
     if (pick !== (before || '')) changed.push(kind.key);
     const id = 'pick-' + kind.key;
     const select = h('select', { id, disabled: options.length === 0, 'data-kind': kind.key },
-      options.length === 0 ? h('option', { value: '' }, 'none registered') : options.map((m) => h('option', { value: m.id, selected: m.id === pick }, modelLabel(m))));
+      options.length === 0 ? h('option', { value: '' }, 'none registered') : options.map((m) => modelOption(m, m.id === pick)));
+    titleFromOption(select);
     select.addEventListener('change', () => {
       state.picks[kind.key] = select.value;
       for (const img of state.images) runOne(img, kind);
@@ -133,6 +134,12 @@ async function loadModels(preferred) {
     const kind = KINDS.find((k) => k.key === key);
     for (const img of state.images) runOne(img, kind);
   }
+}
+
+/** The model the service itself uses when a request names none (its `defaultFor`), so the page shows what the API answers. */
+function defaultPick(options, kind) {
+  return options.find((m) => (m.defaultFor || []).includes(kind.route))
+    || options.find((m) => m.isDefault && m.kind === kind.kinds[0]) || options.find((m) => m.isDefault) || options[0];
 }
 
 // ------------------------------------------------------------------ samples and inputs
@@ -295,7 +302,7 @@ async function runOne(img, kind) {
       img.failed = e;
       img.el.status.textContent = '';
       img.el.panels.hidden = true;
-      clear(img.el.error).append(inlineError(new Error(`${img.name}: ${e.message}`)));
+      clear(img.el.error).append(inlineError(new Error(`${img.name}: ${withoutFileName(e.message, img.file.name)}`)));
       img.el.card.classList.add('failed');
     } else if (panel) {
       resetPanel(panel, TITLES[kind.key]);
@@ -305,6 +312,12 @@ async function runOne(img, kind) {
     }
     return false;
   }
+}
+
+/** The service names the uploaded file at the start of its message; the card says the image's name itself. */
+function withoutFileName(message, fileName) {
+  const prefix = `${fileName}: `;
+  return fileName && message.startsWith(prefix) ? message.slice(prefix.length) : message;
 }
 
 // ------------------------------------------------------------------ tokens

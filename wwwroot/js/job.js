@@ -215,7 +215,7 @@ function renderProgress() {
   const parts = [];
   if (p.steps) parts.push(`step ${p.step} of ${p.steps} (${fmtPercent(fraction, 0)})`);
   else parts.push(job.status === 'queued' ? 'queued: waiting for a worker' : `${fmtPercent(fraction, 0)}`);
-  if (p.epochs) parts.push(`epoch ${Math.min(p.epochs, (p.epoch ?? 0) + 1)} of ${p.epochs}`);
+  if (p.epochs) parts.push(`epoch ${Math.min(p.epochs, Math.max(1, p.epoch ?? 0))} of ${p.epochs}`);   // the API counts epochs from 1
   if (job.status === 'running' && p.etaSeconds !== null && p.etaSeconds !== undefined) parts.push(`ETA ${fmtDuration(p.etaSeconds)}`);
   if (current.live && current.live.imagesPerSecond) parts.push(`${fmtNumber(current.live.imagesPerSecond, 3)} images/s`);
   if (['succeeded', 'failed', 'cancelled'].includes(job.status) && job.startedAt && job.finishedAt)
@@ -393,7 +393,7 @@ function renderCodebook(u) {
   panel.dataset.usedCodes = String(u.usedCodes);
   panel.append(h('h2', { id: 'codebook-title' }, 'Codebook usage (live)'),
     h('p', { class: 'caption', id: 'codebook-summary' }, counts.length
-      ? `Epoch ${u.epoch + 1}, step ${u.step}: ${u.usedCodes} of ${n} codes used (${fmtPercent(u.usedCodes / n)}), ${total.toLocaleString('en-US')} assignments, perplexity ${fmtNumber(Math.exp(entropy), 4)}. Counts restart every epoch.`
+      ? `Epoch ${u.epoch}, step ${u.step}: ${u.usedCodes} of ${n} codes used (${fmtPercent(u.usedCodes / n)}), ${total.toLocaleString('en-US')} assignments, perplexity ${fmtNumber(Math.exp(entropy), 4)}. Counts restart every epoch.`
       : `No report yet (${n} codes).`));
   if (!counts.length) return;
   const cols = Math.ceil(Math.sqrt(n * 2));

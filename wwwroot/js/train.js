@@ -1,7 +1,7 @@
 // Train: the form that starts each job type, and the live job list.
 import { get, postJson } from './api.js';
 import * as hub from './hub.js';
-import { h, clear, showError, inlineError, notify, fmtTime, fmtPercent, fmtDuration, statusBadge, modelLabel } from './ui.js';
+import { h, clear, showError, inlineError, notify, fmtTime, fmtPercent, fmtDuration, statusBadge, modelLabel, modelOption, modelTitle, titleFromOption } from './ui.js';
 import { loadShipped, shippedIds } from './shipped.js';
 
 /**
@@ -88,9 +88,9 @@ export function init(section) {
   els.teacherLabel = h('label', { for: 'job-teacher' }, 'Teacher');
   els.teacherHint = h('p', { class: 'hint' });
   els.teacherRow = h('div', { class: 'field' }, els.teacherLabel, els.teacher, els.teacherHint);
-  els.preset = h('select', { id: 'job-preset', name: 'model' }, ['micro', 'tiny', 'base'].map((p) => h('option', { value: p }, p)));
+  els.preset = h('select', { id: 'job-preset', name: 'model' }, h('option', { value: 'micro' }, 'micro'));
   els.presetRow = h('div', { class: 'field' }, h('label', { for: 'job-preset' }, 'Model size (from scratch)'), els.preset,
-    h('p', { class: 'hint' }, 'micro trains in seconds on a CPU; base is the paper\'s ViT-B/16.'));
+    h('p', { class: 'hint' }, 'micro trains in seconds on a CPU; small is the size of the bundled models; tiny is ViT-Ti/16; base is the paper\'s ViT-B/16.'));
   els.fields = {};
   const fieldRow = (f) => {
     const input = h('input', { id: 'job-' + f.key, name: f.key, type: 'number', min: f.min, step: f.step || (f.type === 'int' ? '1' : 'any'), inputmode: f.type === 'int' ? 'numeric' : 'decimal' });
@@ -166,8 +166,10 @@ export function hide() {
 
 async function loadChoices() {
   try {
-    [models, datasets, shippedReport] = await Promise.all([get('/api/v1/models'), get('/api/v1/datasets'), loadShipped().catch(() => null)]);
+    let info;
+    [models, datasets, shippedReport, info] = await Promise.all([get('/api/v1/models'), get('/api/v1/datasets'), loadShipped().catch(() => null), get('/api/v1/info')]);
     shipped = shippedIds(shippedReport);
+    fillModelSizes(info.modelSizes);
   } catch (e) {
     showError(e, 'Cannot load models and datasets for the form');
   }
@@ -217,6 +219,14 @@ function renderExpectation() {
   els.expect.dataset.defaults = changed ? 'false' : 'true';
 }
 
+/** The model sizes the service accepts (its /api/v1/info), so the form offers exactly those; the choice is kept. */
+function fillModelSizes(sizes) {
+  if (!Array.isArray(sizes) || !sizes.length) return;
+  const chosen = els.preset.value;
+  clear(els.preset);
+  for (const size of sizes) els.preset.append(h('option', { value: size, selected: size === chosen }, size));
+}
+
 function applyType() {
   const type = els.type.value;
   const t = TYPES[type];
@@ -237,9 +247,10 @@ function applyType() {
   // Until the user picks a base, the first choice is selected; then their pick stays (also across a page switch).
   const prevBase = els.base.dataset.touched ? els.base.value : recommended?.id ?? els.base.value;
   clear(els.base);
-  if (recommended) els.base.append(h('option', { value: recommended.id, selected: recommended.id === prevBase, 'data-recommended': 'true' }, baseChoiceLabel(recommended)));
+  if (recommended) els.base.append(h('option', { value: recommended.id, selected: recommended.id === prevBase, 'data-recommended': 'true', title: modelTitle(recommended) }, baseChoiceLabel(recommended)));
   if (!t.base.required) els.base.append(h('option', { value: '', selected: prevBase === '' }, type === 'tokenizer' || type === 'pretrain' ? '— new model —' : '— from scratch (model size below) —'));
-  for (const m of bases) if (m !== recommended) els.base.append(h('option', { value: m.id, selected: m.id === prevBase }, `${modelLabel(m)} [${m.kind}]`));
+  for (const m of bases) if (m !== recommended) els.base.append(modelOption(m, m.id === prevBase, ` [${m.kind}]`));
+  titleFromOption(els.base);
   els.baseLabel.textContent = t.base.label + (t.base.required ? '' : ' (optional)');
   els.base.required = t.base.required;
   els.presetRow.hidden = !!els.base.value;
@@ -251,7 +262,8 @@ function applyType() {
     // The service's choice when none is given: the default of the first kind (in order) that has one.
     const kind = t.teacher.kinds.find((k) => teachers.some((m) => m.kind === k && m.isDefault));
     const preferred = teachers.find((m) => m.kind === kind && m.isDefault);
-    for (const m of teachers) els.teacher.append(h('option', { value: m.id, selected: m === preferred }, `${modelLabel(m)} [${m.kind}]`));
+    for (const m of teachers) els.teacher.append(modelOption(m, m === preferred, ` [${m.kind}]`));
+    titleFromOption(els.teacher);
     els.teacherLabel.textContent = t.teacher.label;
     els.teacherHint.textContent = teachers.length ? ''
       : type === 'pretrain' ? 'No tokenizer is registered: train one first (job type tokenizer) or import one.'

@@ -147,9 +147,30 @@ export function statusBadge(status) {
   return h('span', { class: 'badge status-' + status, 'data-status': status }, status);
 }
 
-/** A model as "name (id)" for pickers. */
+/** A model for pickers: its short name, ★ for the default, then its shape (the full name is the option's title). */
 export function modelLabel(m) {
   const extra = [m.architecture, m.imageSize ? `${m.imageSize}px` : null,
     m.codebookSize ? `${m.codebookSize} codes` : null, m.classes ? `${m.classes} classes` : null].filter(Boolean).join(', ');
-  return `${m.name || m.id}${m.isDefault ? ' ★' : ''} — ${extra}`;
+  return `${m.shortName || m.name || m.id}${m.isDefault ? ' ★' : ''} — ${extra}`;
+}
+
+/** The hover text of a model in a picker: its full name and id. */
+export function modelTitle(m) {
+  return m.name && m.name !== m.id ? `${m.name} (${m.id})` : m.id;
+}
+
+/** A picker option for a model: the short label, the full name on hover. */
+export function modelOption(m, selected, suffix = '') {
+  return h('option', { value: m.id, selected, title: modelTitle(m) }, modelLabel(m) + suffix);
+}
+
+/** Keeps a closed picker's hover text on its chosen option's full name (an option's title shows only in the open list). */
+export function titleFromOption(select) {
+  const update = () => { select.title = select.selectedOptions[0]?.title || ''; };
+  if (!select.dataset.titled) {   // pickers are refilled in place: one listener is enough
+    select.dataset.titled = 'true';
+    select.addEventListener('change', update);
+  }
+  update();
+  return select;
 }

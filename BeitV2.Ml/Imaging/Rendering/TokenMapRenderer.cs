@@ -1,12 +1,14 @@
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
 
 namespace BeitV2.Ml.Imaging.Rendering;
 
 /// <summary>
-/// The picture behind <c>POST /api/v1/tokens?format=png</c>: the model's view of the image (the
-/// resized centre crop the tokenizer saw, so every patch lies under its token), each patch tinted
-/// with its token's colour, optionally upscaled and with grid lines on the patch boundaries.
+/// Token maps as pictures. <see cref="RenderOverImage"/> is the picture behind <c>POST /api/v1/tokens?format=png</c>:
+/// the whole photo at a readable size, the square the tokenizer saw tinted patch by patch with each token's colour.
+/// <see cref="Render(RgbBuffer, int[,], int, TokenMapRenderOptions?)"/> draws the model's own view (the resized centre
+/// crop, a few dozen pixels for small models), optionally upscaled, with grid lines on the patch boundaries.
 /// </summary>
 /// <remarks>
 /// <para>Token colours come from <see cref="TokenColor"/>: a fixed integer hash of the id picks hue,
@@ -131,6 +133,101 @@ public static class TokenMapRenderer
     {
         using var image = Render(original, plan, tokens, codebookSize, options);
         return PngOutput.EncodeRgb(image);
+    }
+
+    /// <summary>The smallest and largest <c>longerSide</c> of <see cref="RenderOverImage"/>.</summary>
+    public const int MinOverImageSide = 64, MaxOverImageSide = 2048;
+
+    /// <summary>How much of the photo shows outside the tokenizer's view (darkened: the model never saw it).</summary>
+    private const double OutsideViewDim = 0.55;
+
+    /// <summary>
+    /// The token map over the whole photo, like the Explore page draws it: the photo resized (bicubic) so that its
+    /// longer side is <paramref name="longerSide"/> pixels, the square the tokenizer saw (from <paramref name="plan"/>)
+    /// tinted cell by cell with each token's colour (<see cref="TokenMapRenderOptions.Alpha"/>), 1-pixel grid lines
+    /// between cells, and the rest of the photo darkened. A view reaching past a small photo (its zero padding) is
+    /// clipped to the photo. <see cref="TokenMapRenderOptions.Scale"/> does not apply.
+    /// </summary>
+    /// <returns>An image keeping the photo's aspect ratio; the caller disposes it.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="longerSide"/> is outside
+    /// [<see cref="MinOverImageSide"/>, <see cref="MaxOverImageSide"/>].</exception>
+    /// <exception cref="ArgumentException">An id is outside the codebook, or the plan is for another image size.</exception>
+    public static Image<Rgb24> RenderOverImage(Image<Rgb24> original, EvalTransformPlan plan, int[,] tokens, int codebookSize,
+        int longerSide, TokenMapRenderOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(original);
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(tokens);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(codebookSize);
+        if (longerSide is < MinOverImageSide or > MaxOverImageSide)
+            throw new ArgumentOutOfRangeException(nameof(longerSide), longerSide, $"The longer side must be between {MinOverImageSide} and {MaxOverImageSide} pixels.");
+        if (original.Width != plan.OriginalWidth || original.Height != plan.OriginalHeight)
+            throw new ArgumentException($"The plan is for a {plan.OriginalWidth}x{plan.OriginalHeight} image, the image is {original.Width}x{original.Height}.", nameof(plan));
+        var o = (options ?? TokenMapRenderOptions.Default).Validate();
+        int rows = tokens.GetLength(0), cols = tokens.GetLength(1);
+        if (rows == 0 || cols == 0) throw new ArgumentException("The token grid is empty.", nameof(tokens));
+        var colors = new Rgb24[rows, cols];
+        for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+        {
+            int token = tokens[r, c];
+            if ((uint)token >= (uint)codebookSize)
+                throw new ArgumentException($"Token {token} at [{r}, {c}] is outside the codebook [0, {codebookSize}).", nameof(tokens));
+            colors[r, c] = TokenColor(token);
+        }
+
+        double k = (double)longerSide / Math.Max(original.Width, original.Height);
+        int width = Math.Max(1, (int)Math.Round(original.Width * k)), height = Math.Max(1, (int)Math.Round(original.Height * k));
+        // The view in output pixels: the crop box in resized-image pixels, back to the original, then scaled by k.
+        var crop = plan.Crop;
+        double sx = (double)original.Width / plan.ResizedWidth * k, sy = (double)original.Height / plan.ResizedHeight * k;
+        double vx = crop.Left * sx, vy = crop.Top * sy, vw = crop.Width * sx, vh = crop.Height * sy;
+        // For each output column/row: its cell, or -1 outside the view (sampled at the pixel's centre).
+        var colOf = ViewCells(width, vx, vw, cols);
+        var rowOf = ViewCells(height, vy, vh, rows);
+
+        var image = original.Clone(x => x.Resize(width, height, KnownResamplers.Bicubic));
+        var black = new Rgb24(0, 0, 0);
+        image.ProcessPixelRows(accessor =>
+        {
+            for (int y = 0; y < height; y++)
+            {
+                var row = accessor.GetRowSpan(y);
+                int r = rowOf[y];
+                bool lineRow = o.GridLines && r >= 0 && y > 0 && rowOf[y - 1] >= 0 && rowOf[y - 1] != r;
+                for (int x = 0; x < width; x++)
+                {
+                    int c = colOf[x];
+                    if (r < 0 || c < 0)
+                    {
+                        row[x] = PixelBlend.Pixel(row[x], black, OutsideViewDim);
+                        continue;
+                    }
+                    bool line = lineRow || (o.GridLines && x > 0 && colOf[x - 1] >= 0 && colOf[x - 1] != c);
+                    row[x] = line ? o.GridColor : PixelBlend.Pixel(row[x], colors[r, c], o.Alpha);
+                }
+            }
+        });
+        return image;
+    }
+
+    /// <summary><see cref="RenderOverImage"/> encoded as an RGB PNG.</summary>
+    public static byte[] RenderOverImagePng(Image<Rgb24> original, EvalTransformPlan plan, int[,] tokens, int codebookSize,
+        int longerSide, TokenMapRenderOptions? options = null)
+    {
+        using var image = RenderOverImage(original, plan, tokens, codebookSize, longerSide, options);
+        return PngOutput.EncodeRgb(image);
+    }
+
+    private static int[] ViewCells(int size, double start, double extent, int count)
+    {
+        var cells = new int[size];
+        for (int p = 0; p < size; p++)
+        {
+            double u = (p + 0.5 - start) / extent;
+            cells[p] = u is >= 0 and < 1 ? Math.Min(count - 1, (int)(u * count)) : -1;
+        }
+        return cells;
     }
 
     /// <summary>
