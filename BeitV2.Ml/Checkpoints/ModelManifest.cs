@@ -35,6 +35,8 @@ public sealed record ModelManifest
     /// What the model knows (optional, additive): training dataset, classes, input kind, measured quality, out-of-domain
     /// fit. Absent in packages written before it existed; read those through <see cref="DomainOrUnknown"/>.
     /// </summary>
+    // Not written when null, so a package without a domain keeps the manifest older builds read.
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public ModelDomain? Domain { get; init; }
 
     /// <summary><see cref="Domain"/>, or a domain that says "unknown" everywhere.</summary>
