@@ -10,6 +10,8 @@ using BeitV2.Web.Registry;
 
 if (args is ["pipeline", ..]) return BeitV2.Web.Pipeline.PipelineCommand.Run(args[1..]); // the training pipeline as a command
 if (args is ["evaluate", ..]) return BeitV2.Web.Commands.EvaluateCommand.Run(args[1..]); // score a registered model on a dataset split
+if (args is ["fit-domain", ..]) return BeitV2.Web.Commands.FitDomainCommand.Run(args[1..]); // a model's domain and out-of-domain fit
+if (args is ["domain-auroc", ..]) return BeitV2.Web.Commands.DomainAurocCommand.Run(args[1..]); // how well that fit spots photos
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {

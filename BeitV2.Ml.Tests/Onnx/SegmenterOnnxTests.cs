@@ -120,12 +120,14 @@ public sealed class SegmenterOnnxTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void ServedGraph_HasOnlyTheClassMap_AndNoUnusedBlocks()
+    public void ServedGraph_HasOnlyTheClassMapAndThePooledFeature_AndNoUnusedBlocks()
     {
         using var model = RandomModel(Config("p16-grid5-shared-abs"), seed: 1);
         var graph = Export(model, OnnxExportOptions.Serving);
-        var o = Assert.Single(graph.Graph.Output);
-        Assert.Equal(OnnxNames.Classes, o.Name);
+        Assert.Equal([OnnxNames.Classes, OnnxNames.Mean], graph.Graph.Output.Select(x => x.Name));
+        var o = graph.Graph.Output[0];
+        // The pooled feature the out-of-domain score reads: (B, C).
+        Assert.Equal(2, graph.Graph.Output[1].Type.TensorType.Shape.Dim.Count);
         Assert.Equal((int)global::Onnx.TensorProto.Types.DataType.Int64, o.Type.TensorType.ElemType);
         Assert.Equal(OnnxNames.BatchDim, o.Type.TensorType.Shape.Dim[0].DimParam);
         // Block 4 feeds no neck: neither its nodes' weights nor the auxiliary head's are in the graph; block 3's are.

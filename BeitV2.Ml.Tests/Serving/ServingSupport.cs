@@ -107,6 +107,10 @@ public static class ServingSupport
                 break;
             case (ClassProbabilities w, ClassProbabilities g):
                 Close(w.Probabilities, g.Probabilities, what + " probabilities");
+                // The pooled feature the out-of-domain score reads rides along on both engines.
+                Assert.NotNull(w.Feature);
+                Assert.NotNull(g.Feature);
+                Close(w.Feature, g.Feature, what + " feature");
                 break;
             case (TokensResult w, TokensResult g):
                 Assert.True(w.Ids.SequenceEqual(g.Ids), $"{what}: token ids differ at {Enumerable.Range(0, w.Ids.Length).Count(i => w.Ids[i] != g.Ids[i])} of {w.Ids.Length} patches");
@@ -114,6 +118,9 @@ public static class ServingSupport
             case (ClassMap w, ClassMap g):
                 Assert.Equal((w.Width, w.Height), (g.Width, g.Height));
                 Assert.True(w.Classes.SequenceEqual(g.Classes), $"{what}: classes differ at {Enumerable.Range(0, w.Classes.Length).Count(i => w.Classes[i] != g.Classes[i])} of {w.Classes.Length} pixels");
+                Assert.NotNull(w.Feature);
+                Assert.NotNull(g.Feature);
+                Close(w.Feature, g.Feature, what + " feature");
                 break;
             default:
                 Assert.Fail($"{what}: {want.GetType().Name} vs {got.GetType().Name}");

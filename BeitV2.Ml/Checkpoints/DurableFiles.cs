@@ -21,6 +21,25 @@ public static class DurableFiles
         f.Flush(flushToDisk: true);
     }
 
+    /// <summary>
+    /// Replaces <paramref name="path"/> atomically: the bytes go to a hidden file beside it, flushed to disk, which is then
+    /// renamed over it, so a reader sees the old file or the new one, never half of one.
+    /// </summary>
+    public static void ReplaceFile(string path, byte[] bytes)
+    {
+        var full = Path.GetFullPath(path);
+        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        try
+        {
+            WriteAllBytes(temp, bytes);
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
     public static void WriteAllBytes(string path, byte[] bytes)
     {
         using var f = new FileStream(path, FileMode.Create, FileAccess.Write);

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace BeitV2.Ml.Checkpoints;
 
@@ -30,4 +31,15 @@ public sealed record ModelManifest
     /// are served with their kind's defaults; null for kinds that are not served from images (teachers).
     /// </summary>
     public ModelPreprocessing? Preprocessing { get; init; }
+    /// <summary>
+    /// What the model knows (optional, additive): training dataset, classes, input kind, measured quality, out-of-domain
+    /// fit. Absent in packages written before it existed; read those through <see cref="DomainOrUnknown"/>.
+    /// </summary>
+    // Not written when null, so a package without a domain keeps the manifest older builds read.
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ModelDomain? Domain { get; init; }
+
+    /// <summary><see cref="Domain"/>, or a domain that says "unknown" everywhere.</summary>
+    [JsonIgnore]
+    public ModelDomain DomainOrUnknown => Domain ?? ModelDomain.UnknownDomain;
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using BeitV2.Ml.Catalog;
+using BeitV2.Ml.Domain;
 using BeitV2.Ml.Models;
 using TorchSharp;
 using TorchSharp.PyBridge;
@@ -40,16 +41,45 @@ public static class ModelPackage
     /// <param name="catalog">the kinds it may hold; <see cref="ModelCatalog.Default"/> when null.</param>
     /// <exception cref="ArgumentException">the model is not of a kind in the catalogue.</exception>
     public static void Save(nn.Module model, string directory, IReadOnlyList<string>? labels = null,
-        IReadOnlyDictionary<string, string>? metadata = null, ModelCatalog? catalog = null)
+        IReadOnlyDictionary<string, string>? metadata = null, ModelCatalog? catalog = null, ModelDomain? domain = null)
     {
         var (entry, config) = (catalog ?? ModelCatalog.Default).Describe(model);
         DurableFiles.WriteDirectory(directory, staging =>
         {
             var weightsPath = Path.Combine(staging, "weights.safetensors");
             DurableFiles.SaveWeights(model, weightsPath);
-            WriteManifest(entry, config, staging, weightsPath, labels, metadata);
+            WriteManifest(entry, config, staging, weightsPath, labels, metadata, domain);
         });
     }
+
+    /// <summary>
+    /// Sets the domain of a saved package, and its out-of-domain fit when given (written beside the manifest, named in
+    /// <see cref="ModelDomain.OutOfDomain"/> with its SHA-256). The weights are not touched; each file is replaced
+    /// atomically, the fit before the manifest that names it. Without a fit, a fit the package had is kept.
+    /// </summary>
+    /// <returns>the manifest as written.</returns>
+    public static ModelManifest WriteDomain(string directory, ModelDomain domain, DomainFit? fit = null)
+    {
+        var manifest = ReadManifest(directory);
+        if (fit is not null)
+        {
+            var sha = DomainFitFile.Write(directory, fit);
+            domain = domain with
+            {
+                OutOfDomain = new DomainFitReference(DomainFitFile.FileName, sha, fit.Info.Feature, fit.Info.FitImages, fit.Info.CalibrationImages,
+                    DomainCalibration.WarningPercentile),
+            };
+        }
+        else domain = domain with { OutOfDomain = domain.OutOfDomain ?? manifest.Domain?.OutOfDomain };
+        manifest = manifest with { Domain = domain };
+        DurableFiles.ReplaceFile(Path.Combine(directory, ManifestFile), JsonSerializer.SerializeToUtf8Bytes(manifest, ModelJson.Options));
+        return manifest;
+    }
+
+    /// <summary>The package's out-of-domain fit, or null when its manifest names none.</summary>
+    /// <exception cref="CheckpointException">the fit is missing, damaged or unreadable.</exception>
+    public static DomainFit? ReadDomainFit(string directory, ModelManifest manifest) =>
+        manifest.Domain?.OutOfDomain is { } reference ? DomainFitFile.Read(directory, reference) : null;
 
     /// <summary>
     /// Writes the manifest of a model of <paramref name="entry"/>'s kind next to its saved weights: kind, config,
@@ -57,7 +87,7 @@ public static class ModelPackage
     /// so a checkpoint folder also loads (and serves) as a package.
     /// </summary>
     internal static void WriteManifest(ModelEntry entry, object config, string directory, string weightsPath,
-        IReadOnlyList<string>? labels = null, IReadOnlyDictionary<string, string>? metadata = null)
+        IReadOnlyList<string>? labels = null, IReadOnlyDictionary<string, string>? metadata = null, ModelDomain? domain = null)
     {
         var manifest = new ModelManifest
         {
@@ -68,6 +98,7 @@ public static class ModelPackage
             WeightsSha256 = DurableFiles.Sha256(weightsPath),
             Metadata = metadata,
             Preprocessing = entry.DefaultPreprocessing(config),
+            Domain = domain,
         };
         DurableFiles.WriteAllBytes(Path.Combine(directory, ManifestFile), JsonSerializer.SerializeToUtf8Bytes(manifest, ModelJson.Options));
     }

@@ -44,7 +44,8 @@ public sealed record OnnxCachedGraph(string ModelPath, bool Built, string? Rebui
 public static class OnnxGraphCache
 {
     /// <summary>Bump when any exporter writes a different graph for the same weights: older entries then no longer match.</summary>
-    public const int ExporterVersion = 1;
+    /// <remarks>2: the segmenter's graph gained the pooled <c>mean</c> output (the out-of-domain score reads it).</remarks>
+    public const int ExporterVersion = 2;
     public const string FolderName = "onnx";
     public const string ModelFile = "model.onnx";
     public const string DataFile = "model.onnx.data";

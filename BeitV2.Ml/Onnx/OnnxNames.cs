@@ -18,7 +18,10 @@ public static class OnnxNames
 
     /// <summary>Features: the final [CLS] token (B, C), as <c>ServedVit</c>/<c>ServedMim</c> return it.</summary>
     public const string Cls = "cls";
-    /// <summary>Features: the pooled patch tokens (B, C), as <c>ServedVit</c>/<c>ServedMim</c> return it.</summary>
+    /// <summary>
+    /// Features: the pooled patch tokens (B, C), as <c>ServedVit</c>/<c>ServedMim</c> return it; read with classify (the
+    /// classifier's) and segment (the segmenter backbone's deepest selected block's) for the out-of-domain score.
+    /// </summary>
     public const string Mean = "mean";
     /// <summary>Classify: softmax over the classes (B, K).</summary>
     public const string Probs = "probs";

@@ -65,9 +65,10 @@ public sealed class OnnxServedModel : ServedModel
     public static IReadOnlyList<(string Name, TensorElementType Type)> OutputsOf(Operation operation) => operation switch
     {
         Operation.Features => [(OnnxNames.Cls, TensorElementType.Float), (OnnxNames.Mean, TensorElementType.Float)],
-        Operation.Classify => [(OnnxNames.Probs, TensorElementType.Float)],
+        // The pooled feature rides along with the answer: the out-of-domain score reads it without a second pass.
+        Operation.Classify => [(OnnxNames.Probs, TensorElementType.Float), (OnnxNames.Mean, TensorElementType.Float)],
         Operation.Tokens => [(OnnxNames.TokenIds, TensorElementType.Int64)],
-        Operation.Segment => [(OnnxNames.Classes, TensorElementType.Int64)],
+        Operation.Segment => [(OnnxNames.Classes, TensorElementType.Int64), (OnnxNames.Mean, TensorElementType.Float)],
         _ => throw new ArgumentOutOfRangeException(nameof(operation), operation, null),
     };
 
@@ -75,13 +76,13 @@ public sealed class OnnxServedModel : ServedModel
         (o, i) => new FeaturesResult(o[OnnxNames.Cls].FloatRow(i), o[OnnxNames.Mean].FloatRow(i)));
 
     public override ClassProbabilities[] Classify(ImageBatch batch) => Answer(batch, Operation.Classify,
-        (o, i) => new ClassProbabilities(o[OnnxNames.Probs].FloatRow(i)));
+        (o, i) => new ClassProbabilities(o[OnnxNames.Probs].FloatRow(i), o[OnnxNames.Mean].FloatRow(i)));
 
     public override TokensResult[] Tokens(ImageBatch batch) => Answer(batch, Operation.Tokens,
         (o, i) => new TokensResult(o[OnnxNames.TokenIds].LongRow(i)));
 
     public override ClassMap[] Segment(ImageBatch batch) => Answer(batch, Operation.Segment,
-        (o, i) => new ClassMap(o[OnnxNames.Classes].IntRow(i), Preprocessing.InputSize, Preprocessing.InputSize));
+        (o, i) => new ClassMap(o[OnnxNames.Classes].IntRow(i), Preprocessing.InputSize, Preprocessing.InputSize, o[OnnxNames.Mean].FloatRow(i)));
 
     public override void Dispose()
     {

@@ -8,7 +8,8 @@ namespace BeitV2.Ml.Onnx;
 
 /// <summary>
 /// <see cref="BeitSegmenter"/> (BEiT backbone + FPN necks + UPerHead) as an ONNX graph, the eval-mode forward:
-/// outputs <see cref="OnnxNames.Classes"/> (B, S, S) int64, what <c>ServedSegmenter.Segment</c> returns
+/// outputs <see cref="OnnxNames.Classes"/> (B, S, S) int64, what <c>ServedSegmenter.Segment</c> returns, and
+/// <see cref="OnnxNames.Mean"/> (B, C), the backbone's pooled feature it returns beside them
 /// (<see cref="BeitSegmenter.Predict(Tensor, ValueTuple{int, int})"/> at the input size: decode-head logits resized
 /// bilinearly to S×S, argmax over classes, first index on ties as torch and ONNX ArgMax both take).
 /// With diagnostics also <see cref="SegLogits"/> (the decode-head logits before the resize), <see cref="SegLogitsResized"/>
@@ -47,6 +48,9 @@ public static class SegmenterOnnxExporter
         var resized = g.Resize(logits, batch, S, S, c.AlignCorners);
         g.OutputAs(g.Node("ArgMax", new[] { resized.Name }, attrs: new[] { Int("axis", 1), Int("keepdims", 0), Int("select_last_index", 0) }),
             OnnxNames.Classes, new long?[] { null, S, S }, TensorProto.Types.DataType.Int64);
+        // The pooled feature of the out-of-domain score: the deepest selected block's patch tokens averaged, as
+        // BeitSegmentationBackbone.ForwardWithPooled takes it.
+        g.OutputAs(g.MeanOverTokens(g.PatchTokens(trunk.Hidden[model.Backbone.OutIndices[^1]])), OnnxNames.Mean, new long?[] { null, bc.EmbedDim });
         if (options.Diagnostics)
         {
             g.OutputAs(logits.Name, SegLogits, Dims(logits));

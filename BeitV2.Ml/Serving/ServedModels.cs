@@ -39,7 +39,9 @@ public sealed class ServedVit(BeitVisionTransformer model, ModelPreprocessing pr
     {
         using var output = model.ForwardFeatures(batch);
         var probs = model.ForwardHead(output.Features).softmax(-1).cpu();
-        return PerImage(probs, i => new ClassProbabilities(Row(probs, i)));
+        // The pooled feature of the same pass, for the out-of-domain score (no second forward).
+        var mean = Mean(output).cpu();
+        return PerImage(probs, i => new ClassProbabilities(Row(probs, i), Row(mean, i)));
     }
 
     protected override FeaturesResult[] Features(Tensor batch)
@@ -47,10 +49,13 @@ public sealed class ServedVit(BeitVisionTransformer model, ModelPreprocessing pr
         using var output = model.ForwardFeatures(batch);
         // [CLS]: the last block's [CLS] after the final norm (identity for mean-pooling models).
         var cls = output.Tokens[.., 0].cpu();
-        // Mean: the head input for mean-pooling models (fc_norm of the patch mean), else the mean of the normed patch tokens.
-        var mean = (model.Config.UseMeanPooling ? output.Features : output.Tokens[.., 1..].mean(new long[] { 1 })).cpu();
+        var mean = Mean(output).cpu();
         return PerImage(cls, i => new FeaturesResult(Row(cls, i), Row(mean, i)));
     }
+
+    /// <summary>The head input for mean-pooling models (fc_norm of the patch mean), else the mean of the normed patch tokens.</summary>
+    private Tensor Mean(VitOutput output) =>
+        model.Config.UseMeanPooling ? output.Features : output.Tokens[.., 1..].mean(new long[] { 1 });
 }
 
 /// <summary>The MIM pretraining model as a feature extractor: its final normed [CLS] (trained by patch aggregation) and patch mean.</summary>
@@ -80,7 +85,10 @@ public sealed class ServedSegmenter(BeitSegmenter model, ModelPreprocessing prep
     protected override ClassMap[] Segment(Tensor batch)
     {
         var size = Preprocessing.InputSize;
-        var classes = model.Predict(batch, (size, size)).cpu();
-        return PerImage(classes, i => new ClassMap(classes[i].to_type(ScalarType.Int32).contiguous().data<int>().ToArray(), size, size));
+        var (predicted, pooled) = model.PredictWithPooled(batch, (size, size));
+        var classes = predicted.cpu();
+        var feature = pooled.cpu();
+        return PerImage(classes, i => new ClassMap(classes[i].to_type(ScalarType.Int32).contiguous().data<int>().ToArray(), size, size,
+            Row(feature, i)));
     }
 }

@@ -7,7 +7,11 @@ public sealed record TokensResult(long[] Ids);
 public sealed record FeaturesResult(float[] Cls, float[] Mean);
 
 /// <summary>Softmax over the classes of one image, index = class id.</summary>
-public sealed record ClassProbabilities(float[] Probabilities);
+/// <param name="Feature">the image's pooled feature from the same forward pass (<see cref="FeaturesResult.Mean"/>: for a
+/// mean-pooling classifier the head's input), which the out-of-domain score reads; null where an engine gives none.</param>
+public sealed record ClassProbabilities(float[] Probabilities, float[]? Feature = null);
 
 /// <summary>A class index per pixel of the model's input (row-major, <paramref name="Width"/>·<paramref name="Height"/>).</summary>
-public sealed record ClassMap(int[] Classes, int Width, int Height);
+/// <param name="Feature">the backbone's pooled feature from the same forward pass (the mean of the deepest pyramid level's patch
+/// tokens, before the necks), which the out-of-domain score reads; null where an engine gives none.</param>
+public sealed record ClassMap(int[] Classes, int Width, int Height, float[]? Feature = null);

@@ -141,5 +141,19 @@ public sealed class JobLifecycleTests
         var job = await Jobs.WaitAsync(client, id, Jobs.Patience, "succeeded");
         var accuracy = job.GetProperty("lastMetrics").GetProperty("accuracy").GetDouble();
         Assert.True(accuracy > 0.5, $"held-out accuracy {accuracy} (chance 0.1)");
+
+        // The output says what it knows: its dataset and measured accuracy, and an out-of-domain fit made at the end of the job.
+        var model = await client.GetAsync($"/api/v1/models/{job.Str("outputModel")}").JsonAsync();
+        var domain = model.GetProperty("domain");
+        Assert.Equal("Fashion-MNIST", domain.Str("dataset"));
+        Assert.Equal("accuracy", domain.GetProperty("quality").Str("metric"));
+        Assert.Equal(accuracy, domain.GetProperty("quality").GetProperty("value").GetDouble(), 4);
+        Assert.Equal(10, domain.GetProperty("classes").GetArrayLength());
+        Assert.True(domain.GetProperty("outOfDomain").GetProperty("fitImages").GetInt32() >= 2);
+        var answer = await client.PostAsync($"/api/v1/classify?model={job.Str("outputModel")}", Http.Images(SeededApi.SmallImage)).JsonAsync();
+        Assert.Equal(JsonValueKind.Object, answer.Items("images")[0].GetProperty("outOfDomain").ValueKind);
+        var log = await client.GetAsync($"/api/v1/jobs/{id}/log").JsonAsync();
+        Assert.Contains(log.Items("lines"), l => l.GetString()!.Contains("out-of-domain score fitted"));
+        host.AssertNoServerErrors();
     }
 }

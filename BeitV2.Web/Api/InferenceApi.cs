@@ -73,7 +73,7 @@ public static class InferenceApi
                 ids.Distinct().Count(),
                 TokenView.From(item.Image.Width, item.Image.Height, item.Plan));
         }).ToList();
-        return TypedResults.Ok(new TokensResponse(info.Id, grid, grid, info.CodebookSize ?? 0, images));
+        return TypedResults.Ok(new TokensResponse(info.Id, grid, grid, info.CodebookSize ?? 0, images, DomainNote.Of(info)));
     }
 
     private static async Task<Ok<EmbeddingsResponse>> Embeddings(HttpRequest request, InferenceService inference, string? model,
@@ -93,9 +93,10 @@ public static class InferenceApi
                 var norm = (float)Math.Sqrt(v.Sum(x => (double)x * x));
                 v = norm > 0 ? v.Select(x => x / norm).ToArray() : v;
             }
-            return new ImageEmbedding(i, v);
+            return new ImageEmbedding(i, v, run.Score(f.Mean));
         }).ToList();
-        return TypedResults.Ok(new EmbeddingsResponse(info.Id, data.FirstOrDefault()?.Embedding.Length ?? info.EmbedDim, pooling, normalize == true, data));
+        return TypedResults.Ok(new EmbeddingsResponse(info.Id, data.FirstOrDefault()?.Embedding.Length ?? info.EmbedDim, pooling, normalize == true, data,
+            DomainNote.Of(info)));
     }
 
     private static async Task<Ok<ClassifyResponse>> Classify(HttpRequest request, InferenceService inference, LabelStore labels,
@@ -107,8 +108,9 @@ public static class InferenceApi
         using var run = await inference.RunAsync(request, info, ServedOperations.Classify, ct);
         var images = run.Images.Select((item, i) => new ImagePredictions(i,
             item.Result.Probabilities.Select((prob, c) => (prob, c)).OrderByDescending(x => x.prob).Take(k)
-             .Select(x => new ClassPrediction(x.c, labels.Label(info.Id, x.c), x.prob)).ToList())).ToList();
-        return TypedResults.Ok(new ClassifyResponse(info.Id, images));
+             .Select(x => new ClassPrediction(x.c, labels.Label(info.Id, x.c), x.prob)).ToList(),
+            run.Score(item.Result.Feature))).ToList();
+        return TypedResults.Ok(new ClassifyResponse(info.Id, images, DomainNote.Of(info)));
     }
 
     private static async Task<IResult> Segment(HttpRequest request, InferenceService inference, LabelStore labels,
@@ -139,9 +141,9 @@ public static class InferenceApi
             var classes = mask.GroupBy(c => c).OrderByDescending(g => g.Count())
                 .Select(g => new SegmentClass(g.Key, labels.Label(info.Id, g.Key), (double)g.Count() / mask.Length)).ToList();
             return new ImageSegmentation(i, image.Width, image.Height, classes,
-                Convert.ToBase64String(SegmentationRenderer.MaskPng(mask, image.Width, image.Height)));
+                Convert.ToBase64String(SegmentationRenderer.MaskPng(mask, image.Width, image.Height)), run.Score(item.Result.Feature));
         }).ToList();
-        return TypedResults.Ok(new SegmentResponse(info.Id, images));
+        return TypedResults.Ok(new SegmentResponse(info.Id, images, DomainNote.Of(info)));
     }
 
     internal static RouteHandlerBuilder WithProblems(this RouteHandlerBuilder b) => b

@@ -32,6 +32,10 @@ public static class ModelImportApi
         public string? Config { get; set; }
         /// <summary>Make it the default model of its kind.</summary>
         public bool? MakeDefault { get; set; }
+        /// <summary>The dataset it was trained on, in words (default: "unknown"); shown with its answers.</summary>
+        public string? Dataset { get; set; }
+        /// <summary>One line on what it knows, e.g. "ImageNet-1k photos, 1000 everyday object classes" (default: "unknown").</summary>
+        public string? Domain { get; set; }
     }
 
     /// <summary>The new model and how its architecture was determined.</summary>
@@ -76,6 +80,8 @@ public static class ModelImportApi
         var labels = ReadLabels(form.SmallFile("labels"));
         var fileName = form.FileName ?? "";
         var name = form.Field("name") is { Length: > 0 } n ? n.Trim() : Path.GetFileNameWithoutExtension(fileName);
+        var trainedOn = DomainField(form.Field("dataset"), "dataset");
+        var description = DomainField(form.Field("domain"), "domain");
         bool? makeDefault = form.Field("makeDefault") is { } md ? bool.TryParse(md, out var b) ? b
             : throw new InvalidRequestException("makeDefault must be true or false.") : null;
 
@@ -116,8 +122,13 @@ public static class ModelImportApi
             if (labels is null && classes == 1000 && kind == ApiModelKinds.Classifier)
                 labels = LabelStore.ImageNet1k;
             using var module = ArchitectureDeduction.BuildAndLoad(deduced, sd);
+            // What the model knows is what the user says; nothing else is known about an imported checkpoint.
+            var domain = new ModelDomain
+            {
+                Dataset = trainedOn ?? ModelDomain.Unknown, Description = description ?? ModelDomain.Unknown, Classes = labels, InputSize = shape.ImageSize,
+            };
             var info = registry.Add(module, name, $"import:{fileName}", labels,
-                new ModelLineage(Notes: deduced.Notes), makeDefault);
+                new ModelLineage(Notes: deduced.Notes), makeDefault, domain: domain);
             logs.CreateLogger("Import").LogInformation("Imported {File} as {Id}", fileName, info.Id);
             return TypedResults.Created($"/api/v1/models/{info.Id}", new ImportResponse(info, deduced.Notes, deduced.DefaultedFields));
         }
@@ -152,4 +163,16 @@ public static class ModelImportApi
         if (lines.Count == 0) throw new InvalidRequestException("The labels file is empty.");
         return lines;
     }
+
+    /// <summary>A free-text domain field: trimmed, null when empty, at most <see cref="MaxDomainText"/> characters.</summary>
+    private static string? DomainField(string? value, string field)
+    {
+        var text = value?.Trim();
+        if (string.IsNullOrEmpty(text)) return null;
+        if (text.Length > MaxDomainText)
+            throw new InvalidRequestException($"'{field}' is {text.Length} characters long; keep it to one line of at most {MaxDomainText}.");
+        return text;
+    }
+
+    private const int MaxDomainText = 300;
 }

@@ -96,6 +96,9 @@ public sealed class BatchingWorker : IOperationQueue, IDisposable
     /// <summary>How an image becomes this model's input (its manifest's preprocessing).</summary>
     public ModelInput Input { get; }
 
+    /// <summary>The package's out-of-domain fit, loaded with it; null when it has none (each image then gets no score).</summary>
+    public BeitV2.Ml.Domain.DomainFit? OutOfDomain { get; init; }
+
     /// <summary>
     /// Queues one image (its first 3·S² floats, CHW); null when the worker was stopped (the model was unloaded) —
     /// get a fresh worker then. A <paramref name="pooled"/> array (from <see cref="ModelInput.Prepare"/>) goes back

@@ -1,3 +1,4 @@
+using BeitV2.Ml.Domain;
 using BeitV2.Ml.Imaging;
 using BeitV2.Ml.Serving;
 using BeitV2.Web.Errors;
@@ -71,7 +72,10 @@ public sealed class InferenceService(ModelRegistry registry, ModelHost host, Upl
             arrival.Dispose();
             var results = await Task.WhenAll(tasks);
             InferenceMetrics.Requests.WithLabels(label, "ok").Inc();
-            return new InferenceRun<T>(info, images.Select((image, i) => new ImageRun<T>(image, plans[i], results[i])).ToList());
+            return new InferenceRun<T>(info, images.Select((image, i) => new ImageRun<T>(image, plans[i], results[i])).ToList())
+            {
+                OutOfDomain = worker.OutOfDomain,
+            };
         }
         catch
         {
@@ -127,6 +131,16 @@ internal sealed class InFlightGauge : IDisposable
 /// <summary>The decoded images of a request, each with the model's result; disposing frees the images.</summary>
 public sealed record InferenceRun<T>(ModelInfo Model, IReadOnlyList<ImageRun<T>> Images) : IDisposable
 {
+    /// <summary>The model's out-of-domain fit, null when it has none.</summary>
+    public DomainFit? OutOfDomain { get; init; }
+
+    /// <summary>The out-of-domain score of an image whose answer carries <paramref name="feature"/>; null without a fit or a feature.</summary>
+    public OutOfDomainScore? Score(float[]? feature)
+    {
+        if (OutOfDomain is not { } fit || feature is null || feature.Length != fit.Gaussian.Dim) return null;
+        return fit.Score(feature);
+    }
+
     public void Dispose()
     {
         foreach (var image in Images) image.Image.Dispose();

@@ -1,3 +1,5 @@
+using BeitV2.Ml.Checkpoints;
+using BeitV2.Ml.Domain;
 using BeitV2.Ml.Onnx;
 using BeitV2.Ml.Precision;
 using BeitV2.Ml.Serving;
@@ -156,12 +158,33 @@ public sealed class ModelHost : IDisposable
                 }, load.LoadTime.TotalMilliseconds);
             var described = new ServedModelInfo(info.Id, engine, load.Precision, DeviceName, load.Fallback, Math.Round(load.LoadTime.TotalSeconds, 3), graph);
             InferenceMetrics.ModelInfo.WithLabels(info.Id, engine, load.Precision, DeviceName).Set(1);
-            return new BatchingWorker(info.Id, load.Model, options, logger, devices.Gate(DeviceName), () => arriving.Count(info.Id), described);
+            return new BatchingWorker(info.Id, load.Model, options, logger, devices.Gate(DeviceName), () => arriving.Count(info.Id), described)
+            {
+                OutOfDomain = ReadDomainFit(info.Id),
+            };
         }
         catch
         {
             lock (gate) loaded.Remove(info.Id);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The package's out-of-domain fit, or null: none fitted, or one that cannot be used (damaged, or of another feature
+    /// length than the model gives), which is logged and leaves the model served without a score rather than not at all.
+    /// </summary>
+    private DomainFit? ReadDomainFit(string id)
+    {
+        try
+        {
+            var directory = registry.PackageDirectory(id);
+            return ModelPackage.ReadDomainFit(directory, ModelPackage.ReadManifest(directory));
+        }
+        catch (CheckpointException e)
+        {
+            logger.LogWarning("Model {Id} is served without an out-of-domain score: {Message}", id, e.Message);
+            return null;
         }
     }
 

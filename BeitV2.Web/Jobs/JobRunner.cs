@@ -25,7 +25,7 @@ namespace BeitV2.Web.Jobs;
 /// </remarks>
 public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner planner, ModelRegistry registry,
     TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, IPipelineJobs pipelines, ILogger<JobRunner> logger,
-    JobHold hold, ModelEvaluator evaluator, JobRunnerHooks? hooks = null)
+    JobHold hold, ModelEvaluator evaluator, Domains.TrainedDomains domains, JobRunnerHooks? hooks = null)
 {
     private JobStore Store => store;
     private TrainingBroadcaster Broadcast => broadcast;
@@ -155,6 +155,8 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 [$"trained by job {job.Id} ({job.Type.Name()}) on dataset {job.Dataset}, {result.Step} steps"], Output: OutputKey(job));
             var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage, dataset: job.Dataset);
             hooks?.AfterOutputRegistered?.Invoke(job.Id, info.Id);
+            // What the model knows, and its out-of-domain fit, from the job's dataset: stored in the package before the job succeeds.
+            Log(job.Id, domains.Describe(info.Id, job.Dataset, result.Metrics, cts.Token));
             var finished = Finish(job.Id, runId, j => j with
             {
                 Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, OutputModel = info.Id, CancelRequested = false, RunId = null,

@@ -26,6 +26,13 @@ public sealed class JobsOptions
     public int InvisibilityTimeoutSeconds { get; set; } = 300;
     /// <summary>A running job whose heartbeat (renewed every 2 s) is older than this belongs to a dead server; a re-delivery may take it over.</summary>
     public int HeartbeatTimeoutSeconds { get; set; } = 30;
+    /// <summary>
+    /// Training images the out-of-domain fit at the end of a job reads (<see cref="Domains.DomainFitter"/>); 0 turns the fit
+    /// off (the model's domain is still written).
+    /// </summary>
+    public int DomainFitImages { get; set; } = Domains.DomainFitSettings.DefaultFitImages;
+    /// <summary>Held-out images the out-of-domain score is calibrated on at the end of a job.</summary>
+    public int DomainCalibrationImages { get; set; } = Domains.DomainFitSettings.DefaultCalibrationImages;
     /// <summary>Tests only: lets a file in the data directory hold a running job at a step (<see cref="JobHold"/>). Off by default.</summary>
     public bool EnableTestHooks { get; set; }
 }

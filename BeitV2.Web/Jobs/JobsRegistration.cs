@@ -35,6 +35,9 @@ public static class JobsRegistration
         services.AddSingleton<JobValidator>();
         services.AddSingleton<JobPlanner>();
         services.AddSingleton<ModelEvaluator>();
+        services.AddSingleton<Domains.DomainFitter>();
+        services.AddSingleton<Domains.TrainedDomains>();
+        services.AddSingleton<Domains.DomainMeasure>();
         services.AddSingleton<AgreementEvaluator>();
         services.AddSingleton<SegmentationGridMaker>();
         services.AddSingleton<JobScheduler>();

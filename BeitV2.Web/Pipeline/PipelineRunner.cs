@@ -36,7 +36,8 @@ public sealed record PipelineOutcome(bool Cancelled, PipelineState State, string
 /// and the ones worth serving are registered. State and per-stage checkpoints live in the work folder,
 /// so an interrupted pipeline continues with the stage it was in, from its newest checkpoint.
 /// </summary>
-public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, DatasetCatalog datasets, AgreementEvaluator agreement)
+public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, DatasetCatalog datasets, AgreementEvaluator agreement,
+    Domains.TrainedDomains domains)
 {
     public const string StateFile = "pipeline.json";
 
@@ -101,6 +102,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
                 model = registry.Add(result.Model, $"{stage.Description} ({preset.Name})", $"pipeline:{runId}", plan.Labels,
                     new ModelLineage(runId, null, baseModel ?? teacher ?? tokenizer, notes, Output: "stage:" + stage.Name), makeDefault: false,
                     dataset: stage.Dataset).Id;
+                log(domains.Describe(model, stage.Dataset, result.Metrics, ct));
             }
             state.Stages[stage.Name] = new StageResult(stage.Name, model, new Dictionary<string, double>(result.Metrics), result.Step,
                 Math.Round(clock.Elapsed.TotalSeconds, 1));

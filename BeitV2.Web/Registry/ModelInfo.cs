@@ -1,3 +1,5 @@
+using BeitV2.Ml.Checkpoints;
+
 namespace BeitV2.Web.Registry;
 
 /// <summary>Which job or checkpoint made a model.</summary>
@@ -7,6 +9,8 @@ public sealed record ModelLineage(string? JobId = null, string? Checkpoint = nul
     string? Output = null);
 
 /// <summary>A registered model as the API lists it (plus <c>shortName</c>, a few words for pickers).</summary>
+/// <param name="Domain">what the model knows: its training dataset, classes, input kind, measured quality and out-of-domain fit
+/// (every field "unknown" for a package that does not say).</param>
 public sealed record ModelInfo(
     string Id,
     string Name,
@@ -22,7 +26,8 @@ public sealed record ModelInfo(
     DateTimeOffset CreatedAt,
     bool IsDefault,
     bool HasLabels,
-    ModelLineage? Lineage)
+    ModelLineage? Lineage,
+    ModelDomain? Domain = null)
 {
     /// <summary>A few words for pickers (<see cref="ModelNames"/>); <see cref="Name"/> is the full name.</summary>
     public string ShortName { get; init; } = Name;

@@ -158,7 +158,7 @@ public sealed partial class ModelRegistry
     /// </summary>
     /// <param name="dataset">The dataset it was trained on, if any: it names the model's id (<see cref="ModelIds"/>).</param>
     public ModelInfo Add(nn.Module model, string name, string source, IReadOnlyList<string>? labels = null,
-        ModelLineage? lineage = null, bool? makeDefault = null, string? dataset = null)
+        ModelLineage? lineage = null, bool? makeDefault = null, string? dataset = null, ModelDomain? domain = null)
     {
         // A job's output is registered once: a run restarted after dying between registering and recording
         // the model gets the model its predecessor saved.
@@ -176,7 +176,7 @@ public sealed partial class ModelRegistry
             ["createdAt"] = createdAt.ToString("O"),
         };
         if (lineage is not null) metadata["lineage"] = JsonSerializer.Serialize(lineage, Json);
-        ModelPackage.Save(model, PackageDirectory(id), labels, metadata);
+        ModelPackage.Save(model, PackageDirectory(id), labels, metadata, domain: domain);
         lock (gate)
         {
             Changed();
@@ -191,6 +191,24 @@ public sealed partial class ModelRegistry
             logger.LogInformation("Registered model {Id} ({Kind}, {Architecture}) from {Source}", id, info.Kind, info.Architecture, source);
             return Load().Models[id];
         }
+    }
+
+    /// <summary>
+    /// Sets a model's domain, and its out-of-domain fit when given (<see cref="ModelPackage.WriteDomain"/>: the weights are not
+    /// touched). A loaded copy is dropped, so the next request serves with the new fit.
+    /// </summary>
+    /// <returns>the domain as written.</returns>
+    public ModelDomain UpdateDomain(string id, ModelDomain domain, BeitV2.Ml.Domain.DomainFit? fit = null)
+    {
+        ModelDomain written;
+        lock (gate)
+        {
+            Get(id);
+            written = ModelPackage.WriteDomain(PackageDirectory(id), domain, fit).DomainOrUnknown;
+            Changed();
+        }
+        ModelChanged?.Invoke(id);
+        return written;
     }
 
     public void SetDefault(string id)
@@ -263,7 +281,7 @@ public sealed partial class ModelRegistry
                     shape.PatchSize, shape.EmbedDim, shape.Depth, shape.CodebookSize, shape.Classes,
                     meta.GetValueOrDefault("source") ?? "unknown",
                     meta.TryGetValue("createdAt", out var c) && DateTimeOffset.TryParse(c, out var at) ? at : manifest.CreatedUtc,
-                    defaults.GetValueOrDefault(shape.Kind) == id, manifest.Labels is { Count: > 0 }, lineage)
+                    defaults.GetValueOrDefault(shape.Kind) == id, manifest.Labels is { Count: > 0 }, lineage, manifest.DomainOrUnknown)
                 {
                     ShortName = ModelNames.Short(meta.GetValueOrDefault("name") ?? id, meta.GetValueOrDefault("shortName")),
                 };

@@ -126,8 +126,11 @@ async function loadModels(preferred) {
       state.picks[kind.key] = select.value;
       for (const img of state.images) runOne(img, kind);
     });
+    const domain = h('p', { class: 'hint domain-note', id: 'domain-' + kind.key });
+    select.addEventListener('change', () => showDomain(domain, select.value));
+    showDomain(domain, pick);
     els.pickers.append(h('div', { class: 'picker' }, h('label', { for: id }, kind.label), select,
-      options.length === 0 ? h('p', { class: 'hint missing' }, kind.missing.split('.')[0] + '. ', h('a', { href: '#/models' }, 'Import'), ' or ', h('a', { href: '#/train' }, 'train'), ' one.') : null));
+      options.length === 0 ? h('p', { class: 'hint missing' }, kind.missing.split('.')[0] + '. ', h('a', { href: '#/models' }, 'Import'), ' or ', h('a', { href: '#/train' }, 'train'), ' one.') : domain));
   }
   // Images already shown: re-run what a newly available (or vanished) model changes.
   for (const key of changed) {
@@ -207,6 +210,7 @@ function buildCard(img) {
   const el = {};
   el.status = h('p', { class: 'card-status', role: 'status' }, 'Analysing…');
   el.error = h('div', { class: 'card-error' });
+  el.ood = h('div', { class: 'ood-warning card-ood', role: 'alert', hidden: true });
   el.tokens = h('section', { class: 'panel tokens-panel', 'aria-label': 'Visual tokens' }, h('h3', {}, 'Visual tokens'));
   el.classes = h('section', { class: 'panel classes-panel', 'aria-label': 'Predictions' }, h('h3', {}, 'Top classes'));
   el.segment = h('section', { class: 'panel segment-panel', 'aria-label': 'Segmentation' }, h('h3', {}, 'Segmentation'));
@@ -216,7 +220,7 @@ function buildCard(img) {
       h('img', { class: 'thumb', src: img.url, alt: '', width: 48, height: 48 }),
       h('div', {}, h('h2', { id: titleId }, img.name), h('p', { class: 'hint' }, `${img.file.type || 'unknown type'}, ${fmtBytes(img.file.size)}`)),
       h('button', { type: 'button', class: 'secondary small', 'aria-label': 'Remove ' + img.name, onclick: () => removeImage(img) }, 'Remove')),
-    el.status, el.error, el.panels);
+    el.status, el.error, el.ood, el.panels);
   el.card.querySelector('.thumb').addEventListener('error', (e) => { e.target.hidden = true; });
   img.el = el;
   els.cards.prepend(el.card);
@@ -274,6 +278,7 @@ async function runOne(img, kind) {
     }
     if (kind.key === 'embedder') renderSimilarity();
     if (kind.key === 'tokenizer') renderWords();
+    noteOutOfDomain(img, kind, null);
     return true;
   }
   if (panel) resetPanel(panel, TITLES[kind.key], 'Running…');
@@ -292,6 +297,7 @@ async function runOne(img, kind) {
       img.embedding = { model: result.model, vector: result.data[0].embedding };
       renderSimilarity();
     }
+    noteOutOfDomain(img, kind, result);
     img.el.card.dataset[kind.key] = 'done';
     img.el.status.textContent = '';
     return true;
@@ -592,7 +598,64 @@ async function showSegmentation(img, result) {
   }
   panel.append(stack,
     h('div', { class: 'range' }, h('label', { for: 'seg-op-' + img.id }, 'Mask opacity'), opacity),
-    legend, h('p', { class: 'caption' }, modelName(result.model)));
+    legend, segmenterQuality(result), h('p', { class: 'caption' }, modelName(result.model)));
+}
+
+// ------------------------------------------------------------------ domain and out-of-domain
+
+/** What the picked model was trained on, under its picker ("unknown" for a model whose package does not say). */
+function showDomain(el, modelId) {
+  const d = state.models.find((m) => m.id === modelId)?.domain;
+  clear(el);
+  if (!d) return;
+  el.title = d.description;
+  el.append(d.dataset === 'unknown' ? 'Trained on: unknown' : `Trained on ${d.dataset}: ${d.inputKind}`);
+}
+
+/**
+ * The image's out-of-domain score from one analysis (null result: that analysis is gone). The classifier's and the
+ * embedding model's scores make the card's warning; the segmenter's goes next to its mask (it knows scenes of several
+ * small items, so even a single large Fashion-MNIST item can be outside what it saw).
+ */
+function noteOutOfDomain(img, kind, result) {
+  img.ood = img.ood || {};
+  const item = result && (result.images || result.data)?.[0];
+  const ood = item?.outOfDomain ? { ...item.outOfDomain, dataset: result.domain?.dataset || 'unknown' } : null;
+  img.ood[kind.key] = ood;
+  img.el.card.dataset['ood' + kind.key[0].toUpperCase() + kind.key.slice(1)] = ood ? (ood.outside ? 'outside' : 'inside') : 'unscored';
+  if (kind.key === 'segmenter') {
+    if (ood?.outside) {
+      img.el.segment.querySelector('h3')?.after(h('p', { class: 'ood-warning seg-ood', role: 'note' },
+        h('strong', {}, `This image looks unlike the ${ood.dataset} the segmenter was trained on; its mask means little.`),
+        h('span', { class: 'hint' }, ` Out-of-domain score ${ood.score.toFixed(1)} of 100 (the warning starts past ${ood.threshold}).`)));
+    }
+    return;
+  }
+  const scored = ['classifier', 'embedder'].map((k) => img.ood[k]).filter((o) => o);
+  const outside = scored.filter((o) => o.outside);
+  img.el.card.dataset.outOfDomain = outside.length ? 'outside' : scored.length ? 'inside' : 'unscored';
+  if (!outside.length) {
+    img.el.ood.hidden = true;
+    clear(img.el.ood);
+    return;
+  }
+  const datasets = [...new Set(outside.map((o) => o.dataset))];
+  const worst = outside.reduce((a, b) => (b.score > a.score ? b : a));
+  clear(img.el.ood).append(
+    h('strong', {}, `This photo looks nothing like the ${datasets.join(' and ')} images ${outside.length > 1 ? 'these models were' : 'this model was'} trained on; its answers mean little.`),
+    h('span', { class: 'hint' }, ` Out-of-domain score ${worst.score.toFixed(1)} of 100: further from the training images than ${worst.score.toFixed(1)} % of held-out ` +
+      `${worst.dataset} images (the warning starts past ${worst.threshold}).`));
+  img.el.ood.hidden = false;
+}
+
+/** The segmenter's measured quality and domain, next to its mask: how far to trust the colours. */
+function segmenterQuality(result) {
+  const d = result.domain;
+  if (!d) return null;
+  const q = d.quality;
+  return h('p', { class: 'hint seg-quality' },
+    q ? `Measured ${q.metric} ${fmtPercent(q.value)} on the ${q.split} split of ${q.dataset}. ` : 'No measured quality. ',
+    d.dataset === 'unknown' ? 'Trained on: unknown.' : `Trained on ${d.inputKind}.`);
 }
 
 // ------------------------------------------------------------------ embeddings

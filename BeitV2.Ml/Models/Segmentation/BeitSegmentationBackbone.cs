@@ -95,10 +95,29 @@ public sealed class BeitSegmentationBackbone : ExplicitModule<Tensor, Tensor[]>
     public override Tensor[] forward(Tensor images)
     {
         using var scope = NewDisposeScope();
+        var features = Necks(ForwardFeatureMaps(images));
+        ModuleExtensions.MoveToOuterDisposeScope(features);
+        return features;
+    }
+
+    /// <summary>
+    /// The feature pyramid and the image's pooled feature from one pass: the mean over the patch grid of the deepest selected
+    /// block's tokens (B, C), before the necks (the out-of-domain score's feature; the ONNX graph's <c>mean</c> output).
+    /// </summary>
+    public (Tensor[] Features, Tensor Pooled) ForwardWithPooled(Tensor images)
+    {
+        using var scope = NewDisposeScope();
         var maps = ForwardFeatureMaps(images);
+        var pooled = maps[^1].mean(new long[] { 2, 3 });
+        var features = Necks(maps);
+        ModuleExtensions.MoveToOuterDisposeScope(features);
+        return (features, pooled.MoveToOuterDisposeScope());
+    }
+
+    private Tensor[] Necks(Tensor[] maps)
+    {
         var features = new Tensor[maps.Length];
         for (var i = 0; i < maps.Length; i++) features[i] = necks[i].forward(maps[i]);
-        ModuleExtensions.MoveToOuterDisposeScope(features);
         return features;
     }
 

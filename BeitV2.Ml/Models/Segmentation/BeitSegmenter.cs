@@ -114,6 +114,20 @@ public sealed class BeitSegmenter : ExplicitModule<Tensor, Tensor>
     }
 
     /// <summary>
+    /// <see cref="Predict(Tensor, ValueTuple{int, int})"/> and the backbone's pooled feature
+    /// (<see cref="BeitSegmentationBackbone.ForwardWithPooled"/>) from one forward pass; call <c>eval()</c> first.
+    /// </summary>
+    public (Tensor Classes, Tensor Pooled) PredictWithPooled(Tensor images, (int Height, int Width) size)
+    {
+        CheckSize(size);
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var (features, pooled) = backbone.ForwardWithPooled(images);
+        var logits = SegmentationOps.Resize(decodeHead.forward(features), size.Height, size.Width, Config.AlignCorners);
+        return (logits.argmax(1).MoveToOuterDisposeScope(), pooled.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
     /// The training loss of mmseg 0.11's EncoderDecoder: each head's logits are resized bilinearly
     /// to the label size (the labels are never resized), cross-entropy with ignore_index
     /// (<see cref="SegmentationOps.CrossEntropy"/>), decode weight 1, auxiliary weight aux_loss_weight.
