@@ -200,7 +200,7 @@ public sealed class SegmenterOnnxTests(ITestOutputHelper output)
     public void ShippedSegmenter_PredictsTheSameClassMapsAsTorchSharp(GraphOptimizationLevel level)
     {
         using var scope = NewDisposeScope();
-        var folder = Directory.GetDirectories(Path.Combine(FixturePaths.RepoRoot, "BeitV2.Web", "DefaultModels"), "upernet-*").Single();
+        var folder = Directory.GetDirectories(Path.Combine(FixturePaths.RepoRoot, "BeitV2.Web", "DefaultModels"), "segmenter-*").Single();
         using var package = ModelPackage.Load(folder);
         var model = package.As<BeitSegmenter>();
         model.eval();

@@ -37,7 +37,7 @@ public class TrainerFactoryTests
     public void DeducingTheBundledSegmentersArchitecture_FindsTheBlocksItWasTrainedWith()
     {
         // Its weights do not record out_indices; deducing them from the depth (6) must give what the pipeline used.
-        var folder = Directory.GetDirectories(Path.Combine(FixturePaths.RepoRoot, "BeitV2.Web", "DefaultModels"), "upernet-*").Single();
+        var folder = Directory.GetDirectories(Path.Combine(FixturePaths.RepoRoot, "BeitV2.Web", "DefaultModels"), "segmenter-*").Single();
         using var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "manifest.json")));
         var trained = manifest.RootElement.GetProperty("config").GetProperty("out_indices").EnumerateArray().Select(e => e.GetInt32()).ToArray();
         var weights = CheckpointKeys.Normalize(StateDictFile.Read(Path.Combine(folder, "weights.safetensors")));
