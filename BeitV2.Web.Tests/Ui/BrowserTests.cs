@@ -112,9 +112,6 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         await Expect(words.Locator("#word-summary")).ToContainTextAsync("patch");
 
         await ui.ScreenshotAsync("explore");
-        await page.SetViewportSizeAsync(1280, 1100);
-        await page.EvaluateAsync("() => document.getElementById('word-browser').scrollIntoView()");
-        await ui.ReadmeScreenshotAsync("explore");
         ui.AssertNoConsoleErrors();
         app.Host.AssertNoServerErrors();
     }
@@ -203,9 +200,6 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         await Expect(page.Locator("#job-make-default")).ToHaveTextAsync("Make it the default classifier");
 
         await ui.ScreenshotAsync("train-job");
-        await page.SetViewportSizeAsync(1280, 1100);
-        await page.EvaluateAsync("() => window.scrollTo(0, 0)");
-        await ui.ReadmeScreenshotAsync("train-job");
 
         await page.Locator("#job-make-default").ClickAsync();
         await Expect(modelState).ToHaveAttributeAsync("data-default", "true");
@@ -225,7 +219,6 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         await Expect(row.Locator(".badge")).ToHaveTextAsync("succeeded");
         await Expect(row.Locator("a[href^='#/explore?model=']")).ToBeVisibleAsync();
         await ui.ScreenshotAsync("train");
-        await ui.ReadmeScreenshotAsync("train");
         ui.AssertNoConsoleErrors();
         app.Host.AssertNoServerErrors();
     }
