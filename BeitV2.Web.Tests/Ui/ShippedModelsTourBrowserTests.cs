@@ -97,6 +97,7 @@ public sealed class ShippedModelsTourBrowserTests(ShippedUiApp app, ITestOutputH
         await ui.ReadmeScreenshotAsync("train-job");
         await page.Locator("nav a[data-page=train]").ClickAsync();
         await Expect(page.Locator($"tr[data-job-id='{jobId}'] .badge")).ToHaveTextAsync("succeeded");
+        await Expect(page.Locator($"tr[data-job-id='{jobId}'] a[href='#/explore?model={job.Str("outputModel")}']")).ToBeVisibleAsync();
         await ui.ReadmeScreenshotAsync("train");
         ui.AssertNoConsoleErrors();
         app.Host.AssertNoServerErrors();
