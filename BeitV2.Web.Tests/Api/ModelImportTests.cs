@@ -73,6 +73,34 @@ public sealed class ModelImportTests(ImportApi api) : IClassFixture<ImportApi>
     }
 
     [Fact]
+    public async Task ImportedModel_CarriesTheDomainTheUserGave_OrSaysUnknown()
+    {
+        var described = ImportForm("vit_cls.pth", "classifier", name: "described vit", labels: string.Join("\n", Cifar10) + "\n");
+        described.Add(new StringContent("CIFAR-10"), "dataset");
+        described.Add(new StringContent("32 px photos of ten everyday object classes"), "domain");
+        var id = (await (await Client.PostAsync("/api/v1/models/import", described)).JsonAsync(HttpStatusCode.Created)).GetProperty("model").Str("id");
+        var domain = (await Client.GetAsync($"/api/v1/models/{id}").JsonAsync()).GetProperty("domain");
+        Assert.Equal("CIFAR-10", domain.Str("dataset"));
+        Assert.Equal("32 px photos of ten everyday object classes", domain.Str("description"));
+        Assert.Equal(Cifar10, domain.Items("classes").Select(c => c.GetString()));
+        // Inference says what the model knows; nobody fitted an out-of-domain score for it, so there is none.
+        var classify = await Client.PostAsync($"/api/v1/classify?model={id}", Http.Images(TestImages.Coffee)).JsonAsync();
+        Assert.Equal("CIFAR-10", classify.GetProperty("domain").Str("dataset"));
+        Assert.Equal(JsonValueKind.Null, classify.Items("images")[0].GetProperty("outOfDomain").ValueKind);
+
+        var silent = await (await Client.PostAsync("/api/v1/models/import", ImportForm("vit_cls.pth", "classifier", name: "silent vit"))).JsonAsync(HttpStatusCode.Created);
+        var unknown = (await Client.GetAsync($"/api/v1/models/{silent.GetProperty("model").Str("id")}").JsonAsync()).GetProperty("domain");
+        Assert.Equal("unknown", unknown.Str("dataset"));
+        Assert.Equal("unknown", unknown.Str("description"));
+
+        var rambling = ImportForm("vit_cls.pth", "classifier", name: "rambling vit");
+        rambling.Add(new StringContent(new string('x', 301)), "domain");
+        var detail = await Client.PostAsync("/api/v1/models/import", rambling).ProblemAsync(400);
+        Assert.Contains("'domain' is 301 characters long", detail);
+        api.Host.AssertNoServerErrors();
+    }
+
+    [Fact]
     public async Task ImportedTokenizer_GivesTheSameTokenIdsAsTheLibrary()
     {
         // With a labels file, as the README's import example does: a model without classes keeps the labels as given.

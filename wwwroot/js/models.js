@@ -22,6 +22,8 @@ export function init(section) {
   els.importName = h('input', { id: 'import-name', name: 'name', type: 'text', placeholder: 'default: the file name', autocomplete: 'off' });
   els.importLabels = h('input', { id: 'import-labels', name: 'labels', type: 'file', accept: '.txt,text/plain' });
   els.importConfig = h('textarea', { id: 'import-config', name: 'config', rows: '2', placeholder: '{"num_heads": 12}', spellcheck: 'false' });
+  els.importDataset = h('input', { id: 'import-dataset', name: 'dataset', type: 'text', maxlength: '300', placeholder: 'e.g. ImageNet-1k; default: unknown', autocomplete: 'off' });
+  els.importDomain = h('input', { id: 'import-domain', name: 'domain', type: 'text', maxlength: '300', placeholder: 'e.g. natural photos, 224 px; default: unknown', autocomplete: 'off' });
   els.importDefault = h('input', { id: 'import-default', name: 'makeDefault', type: 'checkbox' });
   els.importProgress = h('progress', { max: '1', value: '0', hidden: true, 'aria-label': 'Upload progress' });
   els.importResult = h('div', { class: 'form-result', role: 'status' });
@@ -33,6 +35,8 @@ export function init(section) {
       h('div', { class: 'field' }, h('label', { for: 'import-name' }, 'Name'), els.importName)),
     h('div', { class: 'field' }, h('label', { for: 'import-labels' }, 'Class names (text file, one per line; optional)'), els.importLabels),
     h('div', { class: 'field' }, h('label', { for: 'import-config' }, 'Config overrides (JSON, official keyword names; optional)'), els.importConfig),
+    h('div', { class: 'field' }, h('label', { for: 'import-dataset' }, 'Trained on (dataset; optional)'), els.importDataset),
+    h('div', { class: 'field' }, h('label', { for: 'import-domain' }, 'What it is for (one line; optional)'), els.importDomain),
     h('div', { class: 'field checkbox' }, els.importDefault, h('label', { for: 'import-default' }, 'Make it the default of its kind')),
     h('div', { class: 'actions' }, els.importButton, els.importProgress),
     els.importResult);
@@ -216,6 +220,8 @@ async function importModel(e) {
   form.append('file', file, file.name);
   form.append('kind', els.importKind.value);
   if (els.importName.value.trim()) form.append('name', els.importName.value.trim());
+  if (els.importDataset.value.trim()) form.append('dataset', els.importDataset.value.trim());
+  if (els.importDomain.value.trim()) form.append('domain', els.importDomain.value.trim());
   if (els.importLabels.files[0]) form.append('labels', els.importLabels.files[0], els.importLabels.files[0].name);
   if (config) form.append('config', config);
   if (els.importDefault.checked) form.append('makeDefault', 'true');
