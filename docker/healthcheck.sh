@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Container health check without curl or wget (the runtime image has neither): one HTTP/1.0 request
 # to /health/live over bash's /dev/tcp. Healthy = the status line says 200.
-# /health/live, not /health/ready: ready answers 503 until models are imported, and a fresh
+# /health/live, not /health/ready: ready answers 503 while a kind has no default model, and a
 # container without models is healthy — it serves the API that imports them.
 set -u
 port="${ASPNETCORE_HTTP_PORTS:-8080}"
