@@ -56,7 +56,7 @@ public static class JobsApi
             {
                 var job = store.Get(id);
                 if (job.Type != JobType.Tokenizer)
-                    throw new NotFoundException($"Job '{id}' is a {job.Type.Name()} job; only tokenizer jobs have codebook statistics.");
+                    throw new NotFoundException($"Job '{id}' is {("aeiou".Contains(job.Type.Name()[0]) ? "an" : "a")} {job.Type.Name()} job; only tokenizer jobs have codebook statistics.");
                 return TypedResults.Ok(JobArtifacts.ReadCodebook(id, store.JobDirectory(id), JobArtifacts.ConfiguredCodebookSize(job)));
             })
             .WithSummary("Tokenizer jobs: how often each code was assigned so far in the current epoch (live codebook usage)")
