@@ -39,6 +39,17 @@ public sealed class SegmentationLegendTests
     }
 
     [Fact]
+    public void AVeryLongLabel_IsCut_SoTheLegendStaysNarrow()
+    {
+        using var picture = new Image<Rgb24>(30, 20);
+        var entry = new LegendEntry(1, new string('w', 100_000), 1.0);
+        var text = SegmentationLegend.LineText(entry);
+        Assert.StartsWith(new string('w', SegmentationLegend.MaxLabelLength - 3) + "... 100.0 %", text);
+        using var image = SegmentationLegend.AppendBelow(picture, [entry]);
+        Assert.True(image.Width < 1000, $"the legend is {image.Width} px wide");
+    }
+
+    [Fact]
     public void ManyClasses_AreSummedUpInALastLine()
     {
         using var picture = new Image<Rgb24>(500, 10);

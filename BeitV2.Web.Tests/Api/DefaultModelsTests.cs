@@ -55,6 +55,24 @@ public sealed class DefaultModelsTests
     }
 
     [Fact]
+    public async Task AFormerId_SetsTheDefault_AndDeletes_TheModelItNames()
+    {
+        const string formerClassifier = "the-served-classifier-fine-tune-from-the-mim-bac-bbcace";
+        using var host = FreshHost();
+        using var client = host.CreateClient();
+        var other = host.Seed(new BeitV2.Ml.Models.BeitVisionTransformer(BeitV2.Ml.Models.VitConfig.Micro(numClasses: 10)), "another classifier", makeDefault: true);
+
+        (await client.PostAsync($"/api/v1/models/{formerClassifier}/default", null)).EnsureSuccessStatusCode();
+        Assert.Equal("classifier-fashion-bbcace", host.Registry.DefaultId("classifier"));
+        Assert.True((await client.GetAsync("/api/v1/models/classifier-fashion-bbcace").JsonAsync()).GetProperty("isDefault").GetBoolean());
+
+        (await client.PostAsync($"/api/v1/models/{other.Id}/default", null)).EnsureSuccessStatusCode();
+        Assert.Equal(System.Net.HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/v1/models/{formerClassifier}")).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await client.GetAsync("/api/v1/models/classifier-fashion-bbcace")).StatusCode);
+        host.AssertNoServerErrors();
+    }
+
+    [Fact]
     public async Task Models_HaveShortNames_AndSayWhichEndpointsUseThemByDefault()
     {
         using var host = FreshHost();

@@ -14,7 +14,9 @@ public sealed class TrainedDomains(DomainFitter fitter, DatasetCatalog datasets,
     ILogger<TrainedDomains> logger)
 {
     /// <summary>Describes (and fits) <paramref name="modelId"/>, trained on <paramref name="datasetId"/>; returns a log line for the job.</summary>
-    public string Describe(string modelId, string datasetId, IReadOnlyDictionary<string, double> metrics, CancellationToken ct)
+    /// <param name="seed">the job's seed: an uploaded dataset's held-out split depends on it, and the calibration must use images
+    /// the model did not train on.</param>
+    public string Describe(string modelId, string datasetId, IReadOnlyDictionary<string, double> metrics, int seed, CancellationToken ct)
     {
         try
         {
@@ -22,13 +24,12 @@ public sealed class TrainedDomains(DomainFitter fitter, DatasetCatalog datasets,
             var info = registry.Get(modelId);
             var quality = DatasetDomains.Quality(metrics, info.Kind, dataset);
             var o = options.Value;
+            // The domain first, on its own: a fit that fails or is interrupted (cancel, shutdown) leaves the model described.
+            registry.UpdateDomain(modelId, DatasetDomains.For(dataset, info.Kind, info.ImageSize, quality));
             if (o.DomainFitImages <= 0)
-            {
-                registry.UpdateDomain(modelId, DatasetDomains.For(dataset, info.Kind, info.ImageSize, quality));
                 return $"model {modelId}: domain {dataset.Name} written; no out-of-domain fit (Jobs:DomainFitImages is 0)";
-            }
             var outcome = fitter.FitAndStore(modelId, datasetId, quality,
-                new DomainFitSettings(o.DomainFitImages, Math.Max(1, o.DomainCalibrationImages)), ct);
+                new DomainFitSettings(o.DomainFitImages, Math.Max(1, o.DomainCalibrationImages), seed), ct);
             return outcome.Fit is { } fit
                 ? $"model {modelId}: out-of-domain score fitted on {fit.Info.FitImages} training and calibrated on {fit.Info.CalibrationImages} held-out images of {dataset.Name} in {outcome.Seconds} s"
                 : $"model {modelId}: domain {dataset.Name} written; a {info.Kind} has no pooled feature, so its answers carry no out-of-domain score";

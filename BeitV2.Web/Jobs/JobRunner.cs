@@ -156,7 +156,23 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage, dataset: job.Dataset);
             hooks?.AfterOutputRegistered?.Invoke(job.Id, info.Id);
             // What the model knows, and its out-of-domain fit, from the job's dataset: stored in the package before the job succeeds.
-            Log(job.Id, domains.Describe(info.Id, job.Dataset, result.Metrics, cts.Token));
+            // The fit takes up to minutes, so the lease is renewed meanwhile (heartbeat, cancel requests); training is over and the
+            // model registered, so a cancel or a shutdown now ends the fit, not the job: the model stays, without a score.
+            lease.Change(TimeSpan.Zero, TimeSpan.FromSeconds(1));
+            try
+            {
+                Log(job.Id, domains.Describe(info.Id, job.Dataset, result.Metrics, JobSettings.Parse(job.Config).Seed, cts.Token));
+            }
+            catch (OperationCanceledException)
+            {
+                Log(job.Id, $"the out-of-domain fit was interrupted (cancel or shutdown); {info.Id} has no out-of-domain score: the fit-domain command adds one");
+            }
+            lease.Change(Timeout.Infinite, Timeout.Infinite);
+            if (sink.Lost)
+            {
+                logger.LogWarning("Job {Id}: another server claimed the job during the out-of-domain fit; this run records nothing more", job.Id);
+                return;
+            }
             var finished = Finish(job.Id, runId, j => j with
             {
                 Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, OutputModel = info.Id, CancelRequested = false, RunId = null,
@@ -217,7 +233,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         PipelineJobOutcome outcome;
         try
         {
-            outcome = pipelines.Run(job, store.JobDirectory(job.Id), sink, line => broadcast.Log(job.Id, line), cts.Token);
+            outcome = pipelines.Run(job, store.JobDirectory(job.Id), sink, line => broadcast.Log(job.Id, ClientText.Scrub(line)), cts.Token);   // stage lines may quote exception messages
         }
         catch (OperationCanceledException) when (cts.IsCancellationRequested)
         {

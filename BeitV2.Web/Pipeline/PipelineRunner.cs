@@ -102,7 +102,7 @@ public sealed class PipelineRunner(JobPlanner planner, ModelRegistry registry, D
                 model = registry.Add(result.Model, $"{stage.Description} ({preset.Name})", $"pipeline:{runId}", plan.Labels,
                     new ModelLineage(runId, null, baseModel ?? teacher ?? tokenizer, notes, Output: "stage:" + stage.Name), makeDefault: false,
                     dataset: stage.Dataset).Id;
-                log(domains.Describe(model, stage.Dataset, result.Metrics, ct));
+                log(domains.Describe(model, stage.Dataset, result.Metrics, seed, ct));
             }
             state.Stages[stage.Name] = new StageResult(stage.Name, model, new Dictionary<string, double>(result.Metrics), result.Step,
                 Math.Round(clock.Elapsed.TotalSeconds, 1));

@@ -203,7 +203,7 @@ public sealed partial class ModelRegistry
         ModelDomain written;
         lock (gate)
         {
-            Get(id);
+            id = Get(id).Id;   // a former id (ModelIds.Renamed) names the model by its folder's id from here on
             written = ModelPackage.WriteDomain(PackageDirectory(id), domain, fit).DomainOrUnknown;
             Changed();
         }
@@ -217,7 +217,7 @@ public sealed partial class ModelRegistry
         {
             var info = Get(id);
             var defaults = ReadDefaults();
-            defaults[info.Kind] = id;
+            defaults[info.Kind] = info.Id;   // never a former id: defaults name folders
             WriteDefaults(defaults);
             Changed();
         }
@@ -231,6 +231,7 @@ public sealed partial class ModelRegistry
             var info = Get(id);
             if (info.IsDefault)
                 throw new ConflictException($"'{id}' is the default {info.Kind}; make another model the default first.");
+            id = info.Id;   // a former id (ModelIds.Renamed) names the model by its folder's id from here on
             // Rename first (atomic), then delete: a crash leaves a hidden folder, never half a model.
             var trash = Path.Combine(ModelsDirectory, $".deleted-{id}-{Guid.NewGuid():N}");
             Directory.Move(PackageDirectory(id), trash);

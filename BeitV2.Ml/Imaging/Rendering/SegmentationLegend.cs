@@ -43,9 +43,15 @@ public static class SegmentationLegend
             .Select(kv => new LegendEntry(kv.Key, label(kv.Key), kv.Value / total)).ToList();
     }
 
+    /// <summary>Labels longer than this are cut (an imported model's labels file may hold any line): the legend's width stays bounded.</summary>
+    public const int MaxLabelLength = 48;
+
     /// <summary>The text of one legend line.</summary>
-    public static string LineText(LegendEntry entry) =>
-        $"{entry.Label} {(entry.Share * 100).ToString("0.0", CultureInfo.InvariantCulture)} %";
+    public static string LineText(LegendEntry entry)
+    {
+        var label = entry.Label.Length <= MaxLabelLength ? entry.Label : entry.Label[..(MaxLabelLength - 3)] + "...";
+        return $"{label} {(entry.Share * 100).ToString("0.0", CultureInfo.InvariantCulture)} %";
+    }
 
     /// <summary>The text scale used for a picture of this width.</summary>
     public static int ScaleFor(int pictureWidth) => pictureWidth >= 400 ? 2 : 1;
