@@ -1,6 +1,7 @@
 // BeitV2.Web: the ASP.NET Core host. This file is the table of contents; each area lives in its
 // own extension method.
 using BeitV2.Web.Api;
+using BeitV2.Web.Collections;
 using BeitV2.Web.Hosting;
 using BeitV2.Web.Inference;
 using BeitV2.Web.Infrastructure;
@@ -25,6 +26,7 @@ builder.Services.AddModelRegistry();   // models on disk, labels
 builder.Services.AddInference();       // loaded models, dynamic batching, back-pressure
 builder.Services.AddTrainingJobs(builder.Configuration); // datasets, job store, Hangfire queue, SignalR
 builder.Services.AddTrainingPipeline();  // the pipeline job: every stage in turn
+builder.Services.AddCollections();     // collections, filled by index jobs
 
 var app = builder.Build();
 if (BindingGuard.Refuses(app)) return BindingGuard.RefusedExitCode; // a public address needs an API key
@@ -35,6 +37,7 @@ app.MapModelsApi();                    // /api/v1/models
 app.MapInferenceApi();                 // /api/v1/tokens, embeddings, classify, segment
 app.MapDatasetsApi();                  // /api/v1/datasets
 app.MapJobsApi();                      // /api/v1/jobs
+app.MapCollectionsApi();               // /api/v1/collections, /api/v1/models/{id}/codebook/{code}
 app.MapHub<TrainingHub>("/hubs/training"); // live progress, status and log of jobs
 
 app.Run();

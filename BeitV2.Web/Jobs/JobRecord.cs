@@ -25,6 +25,8 @@ public enum JobType
     [JsonStringEnumMemberName("pipeline")] Pipeline,
     /// <summary>Scores a registered classifier or segmenter on a dataset split; trains nothing, its scores are the job's <c>result</c>.</summary>
     [JsonStringEnumMemberName("evaluate")] Evaluate,
+    /// <summary>Embeds (and, with a tokenizer, tokenizes) every image of a dataset into a collection; trains nothing, registers no model.</summary>
+    [JsonStringEnumMemberName("index")] Index,
 }
 
 /// <summary>The names of <see cref="JobType"/> as clients write them.</summary>
@@ -104,6 +106,12 @@ public sealed record JobRecord : IJsonOnDeserialized
     void IJsonOnDeserialized.OnDeserialized()
     {
         if (Type == JobType.Pretrain) (tokenizer, teacher) = (teacher, null);
+        if (rawResult is { } raw)
+        {
+            if (Type == JobType.Index) indexResult = raw.Deserialize<IndexJobResult>(ResultOptions);
+            else evaluation = raw.Deserialize<EvaluationResult>(ResultOptions);
+            rawResult = null;
+        }
     }
 
     public JsonElement? Config { get; init; }
@@ -118,10 +126,37 @@ public sealed record JobRecord : IJsonOnDeserialized
     public string? OutputModel { get; init; }
     /// <summary>
     /// An <c>evaluate</c> job's scores once it succeeded (accuracy, per-class scores and confusion matrix, or mIoU and
-    /// per-class IoU); absent for other jobs, so their records keep the shape earlier versions wrote.
+    /// per-class IoU); null for other jobs. In JSON it is <c>result</c> (see <see cref="ResultJson"/>).
     /// </summary>
+    [JsonIgnore]
+    public EvaluationResult? Result { get => evaluation; init => evaluation = value; }
+
+    /// <summary>An <c>index</c> job's outcome once it succeeded; null for other jobs. In JSON it is <c>result</c> (see <see cref="ResultJson"/>).</summary>
+    [JsonIgnore]
+    public IndexJobResult? IndexResult { get => indexResult; init => indexResult = value; }
+
+    /// <summary>The collection an <c>index</c> job fills (<c>{data}/collections/{id}</c>); absent for other jobs.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public EvaluationResult? Result { get; init; }
+    public string? Collection { get; init; }
+
+    /// <summary>
+    /// <see cref="Result"/> or <see cref="IndexResult"/>, whichever the job has, for JSON only: the contract names both
+    /// <c>result</c>; which one a record holds follows from its <c>type</c>. Absent for other jobs, so their records keep the
+    /// shape earlier versions wrote. Code reads and sets <see cref="Result"/> or <see cref="IndexResult"/>.
+    /// </summary>
+    [JsonPropertyName("result"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), EditorBrowsable(EditorBrowsableState.Never)]
+    public JsonElement? ResultJson
+    {
+        get => evaluation is not null ? JsonSerializer.SerializeToElement(evaluation, ResultOptions)
+            : indexResult is not null ? JsonSerializer.SerializeToElement(indexResult, ResultOptions)
+            : rawResult;
+        init => rawResult = value is { ValueKind: not JsonValueKind.Null } v ? v.Clone() : null;
+    }
+
+    private static readonly JsonSerializerOptions ResultOptions = new(JsonSerializerDefaults.Web);
+    private EvaluationResult? evaluation;
+    private IndexJobResult? indexResult;
+    private JsonElement? rawResult;
     public string? Error { get; init; }
     /// <summary>Bytes the job's folder holds on disk (checkpoints, metrics, log); measured when the API answers, never stored.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

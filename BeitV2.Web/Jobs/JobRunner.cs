@@ -25,7 +25,7 @@ namespace BeitV2.Web.Jobs;
 /// </remarks>
 public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner planner, ModelRegistry registry,
     TrainingBroadcaster broadcast, ServerIdentity server, IOptions<JobsOptions> options, IPipelineJobs pipelines, ILogger<JobRunner> logger,
-    JobHold hold, ModelEvaluator evaluator, Domains.TrainedDomains domains, JobRunnerHooks? hooks = null)
+    JobHold hold, ModelEvaluator evaluator, Domains.TrainedDomains domains, IIndexJobs indexes, JobRunnerHooks? hooks = null)
 {
     private JobStore Store => store;
     private TrainingBroadcaster Broadcast => broadcast;
@@ -121,6 +121,11 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             if (job.Type == JobType.Evaluate)
             {
                 ExecuteEvaluation(job, runId, sink, cts, lease);
+                return;
+            }
+            if (job.Type == JobType.Index)
+            {
+                ExecuteIndex(job, runId, sink, cts, lease);
                 return;
             }
             if (registry.FindOutput(job.Id, OutputKey(job)) is { } registered)
@@ -286,6 +291,40 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         if (finished is null) return;
         logger.LogInformation("Job {Id} succeeded: {Summary}", job.Id, EvaluationReport.Summary(result));
         Log(job.Id, EvaluationReport.Summary(result));
+        broadcast.Status(finished);
+    }
+
+    /// <summary>
+    /// An <c>index</c> job: embeds the collection's dataset images not in it yet (a resume continues after the items its
+    /// checkpoints kept), its throughput stored as the record's <see cref="JobRecord.IndexResult"/>; registers no model.
+    /// </summary>
+    private void ExecuteIndex(JobRecord job, string runId, Sink sink, CancellationTokenSource cts, Timer lease)
+    {
+        IndexJobOutcome outcome;
+        try
+        {
+            outcome = indexes.Run(job, sink, line => Log(job.Id, line), cts.Token);
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            outcome = new IndexJobOutcome(true, null);
+        }
+        lease.Change(Timeout.Infinite, Timeout.Infinite);
+        if (sink.Lost) return;
+        if (outcome.Cancelled || outcome.Result is null)
+        {
+            Stopped(job, runId, store.Find(job.Id)?.Progress.Step ?? 0);
+            return;
+        }
+        var result = outcome.Result;
+        var finished = Finish(job.Id, runId, j => j with
+        {
+            Status = JobStatus.Succeeded, FinishedAt = DateTimeOffset.UtcNow, CancelRequested = false, RunId = null, IndexResult = result,
+            LastMetrics = new Dictionary<string, double> { ["items"] = result.Items, ["imagesPerSecond"] = result.ImagesPerSecond },
+        });
+        if (finished is null) return;
+        logger.LogInformation("Job {Id} indexed collection {Collection}: {Items} items, {Rate:F1} images/s", job.Id, result.Collection, result.Items,
+            result.ImagesPerSecond);
         broadcast.Status(finished);
     }
 

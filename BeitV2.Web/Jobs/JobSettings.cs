@@ -39,6 +39,8 @@ public sealed record JobSettings
     public string? ProbeFeature { get; init; }
     /// <summary>"fp32" (also "none" or false), "bf16" or "fp16" (also true): autocast + loss scaling for fp16. fp16 needs a CUDA training device.</summary>
     public ComputePrecision MixedPrecision { get; init; } = ComputePrecision.Fp32;
+    /// <summary>Index jobs: embed at most this many images of the dataset (its first ones, in dataset order); null = all.</summary>
+    public int? MaxImages { get; init; }
     /// <summary>Evaluate jobs: the split scored, "test" (the held-out images training jobs validate on) or "train"; null = test.</summary>
     public string? Split { get; init; }
 
@@ -67,7 +69,7 @@ public sealed record JobSettings
     {
         "epochs", "maxSteps", "batchSize", "lr", "minLr", "warmupSteps", "imageSize", "model", "seed", "maxTrainImages", "maxValImages",
         "checkpointEverySteps", "keepCheckpoints", "reportEverySteps", "codebookSize", "layerDecay", "weightDecay", "clipGrad", "minCropScale", "workers", "probeFeature",
-        "mixedPrecision", "scaleRange", "backgroundWeight", "classWeights", "freshScenes", "outputStride", "split",
+        "mixedPrecision", "scaleRange", "backgroundWeight", "classWeights", "freshScenes", "outputStride", "split", "maxImages",
     };
 
     /// <summary>
@@ -75,6 +77,13 @@ public sealed record JobSettings
     /// <c>seed</c> picks that subset (and composes the segmentation scenes), <c>batchSize</c> and <c>workers</c> feed the model.
     /// </summary>
     public static readonly IReadOnlyList<string> EvaluateKeys = ["split", "maxValImages", "batchSize", "seed", "workers"];
+
+    /// <summary>
+    /// The keys an <c>index</c> job takes (any other is a 400): <c>batchSize</c> images per step (default 64),
+    /// <c>maxImages</c> caps the images indexed, <c>checkpointEverySteps</c> how often the items done are committed (default 10),
+    /// <c>reportEverySteps</c> how often progress is reported.
+    /// </summary>
+    public static readonly IReadOnlyList<string> IndexKeys = ["batchSize", "maxImages", "checkpointEverySteps", "reportEverySteps"];
 
     public static JobSettings Parse(JsonElement? config)
     {
@@ -97,6 +106,7 @@ public sealed record JobSettings
                 "seed" => s with { Seed = Int(p, 0, int.MaxValue) },
                 "maxTrainImages" => s with { MaxTrainImages = Int(p, 1, int.MaxValue) },
                 "maxValImages" => s with { MaxValImages = Int(p, 0, int.MaxValue) },
+                "maxImages" => s with { MaxImages = Int(p, 1, int.MaxValue) },
                 "checkpointEverySteps" => s with { CheckpointEverySteps = Int(p, 0, int.MaxValue) },
                 "keepCheckpoints" => s with { KeepCheckpoints = Int(p, 1, MaxKeepCheckpoints) },
                 "reportEverySteps" => s with { ReportEverySteps = Int(p, 1, int.MaxValue) },

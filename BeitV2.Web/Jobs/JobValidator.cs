@@ -42,11 +42,15 @@ public sealed class JobValidator(DatasetCatalog datasets, ModelRegistry registry
             throw new InvalidRequestException($"'type' must be one of {string.Join(", ", JobTypes.All)}.");
         if (type == JobType.Pipeline) return ValidatePipeline(request, id);
         if (type == JobType.Evaluate) return ValidateEvaluation(request, id);
+        if (type == JobType.Index)
+            throw new InvalidRequestException("An index job fills a collection: start it with POST /api/v1/collections {\"name\", \"dataset\"}.");
         var name = type.Name();
         if (string.IsNullOrWhiteSpace(request.Dataset))
             throw new InvalidRequestException("'dataset' is required: a dataset id from GET /api/v1/datasets, e.g. \"fashion-mnist\".");
         var settings = JobSettings.Parse(request.Config);
         if (settings.Split is not null) throw new InvalidRequestException($"config.split is for evaluate jobs; a {name} job trains on the training split.");
+        if (settings.MaxImages is not null)
+            throw new InvalidRequestException($"config.maxImages is for index jobs (collections); a {name} job takes config.maxTrainImages.");
         if (settings.MixedPrecision == ComputePrecision.Fp16 && !devices.TrainingOnCuda)
             throw new InvalidRequestException(
                 $"config.mixedPrecision \"fp16\" requires a CUDA device; this server trains on {string.Join(", ", devices.TrainingDevices)}. " +
