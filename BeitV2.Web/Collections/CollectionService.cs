@@ -154,7 +154,10 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
         });
     }
 
-    /// <summary>Cancels the collection's index job if it runs, then removes its folder and, once finished, its job's.</summary>
+    /// <summary>
+    /// Cancels the collection's index job if it runs, then removes the collection's folder. The job's record stays (its log and
+    /// metrics, a few KB) until it is deleted with <c>DELETE /api/v1/jobs/{id}</c> like any job's.
+    /// </summary>
     public void Delete(string id)
     {
         var c = store.Get(id);
@@ -164,11 +167,6 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
             catch (ConflictException) { }   // finished meanwhile
         }
         store.Delete(id);
-        if (c.Job is { } j && jobs.Find(j) is { } done && JobStatus.IsFinished(done.Status))
-        {
-            try { jobs.Delete(j); }
-            catch (DomainException) { }
-        }
         logger.LogInformation("Collection {Id} deleted", id);
     }
 
