@@ -70,6 +70,17 @@ public sealed class CollectionSearchTests(CollectionsFixture fixture) : IClassFi
     }
 
     [Fact]
+    public async Task An_exact_search_scans_the_stored_vectors_and_agrees_with_the_small_collections_index()
+    {
+        // 300 items: the collection's index is itself exact, so the scan of the stored vectors must give the same answer.
+        var viaIndex = (await Client.PostAsync($"/api/v1/collections/{Id}/search?item=7&k=15", null).JsonAsync()).Items("results");
+        var scanned = (await Client.PostAsync($"/api/v1/collections/{Id}/search?item=7&k=15&exact=true", null).JsonAsync()).Items("results");
+        Assert.Equal(viaIndex.Select(r => r.GetProperty("item").GetInt64()), scanned.Select(r => r.GetProperty("item").GetInt64()));
+        for (var i = 0; i < scanned.Length; i++)
+            Assert.Equal(viaIndex[i].GetProperty("score").GetDouble(), scanned[i].GetProperty("score").GetDouble(), 5);
+    }
+
+    [Fact]
     public async Task Searching_by_an_uploaded_sample_finds_its_class()
     {
         var image = await File.ReadAllBytesAsync(CollectionsFixture.Sample("fashion-0-ankle-boot.png"));

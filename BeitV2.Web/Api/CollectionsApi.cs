@@ -43,10 +43,11 @@ public static class CollectionsApi
             .WithMetadata(new ImageUploadMetadata())
             .Produces<AddedImages>().WithProblems().ProducesProblem(409);
 
-        group.MapPost("/{id}/search", async (string id, int? k, long? item, string? model, HttpRequest request, CollectionService collections,
-                    CancellationToken ct) => TypedResults.Ok(await collections.SearchAsync(id, k, item, model, request, ct)))
+        group.MapPost("/{id}/search", async (string id, int? k, long? item, string? model, bool? exact, HttpRequest request, CollectionService collections,
+                    CancellationToken ct) => TypedResults.Ok(await collections.SearchAsync(id, k, item, model, request, ct, exact ?? false)))
             .WithSummary("The k (1 to 100, default 10) items most similar to an image (multipart 'image' or a raw image/* body) or to item=N, by cosine similarity")
-            .WithDescription("The query image is embedded by the collection's embedding model; 'model', when given, must be that model (409 otherwise).")
+            .WithDescription("The query image is embedded by the collection's embedding model; 'model', when given, must be that model (409 otherwise). " +
+                "exact=true scans every stored vector instead of asking the index (the reference for the index's recall; slow on big collections).")
             .WithMetadata(new ImageUploadMetadata())
             .RequireAuthorization(ApiKeyAuthentication.InferencePolicy).RequireRateLimiting(RateLimiting.InferencePolicy)
             .Produces<SearchResults>().WithProblems().ProducesProblem(409);

@@ -1,3 +1,4 @@
+using BeitV2.Ml.Retrieval;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using BeitV2.Ml.Serving;
@@ -201,7 +202,10 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
         return new AddedImages(items.Select((item, i) => new AddedImage(first + i, item.FileName)).ToList(), state.Items);
     }
 
-    public async Task<SearchResults> SearchAsync(string id, int? k, long? item, string? model, HttpRequest request, CancellationToken ct)
+    /// <param name="exact">scan every stored vector instead of asking the index: the reference its recall is measured against
+    /// (<c>BeitV2.Bench collections</c>); it reads all the collection's vectors, so it costs memory and time on big collections.</param>
+    public async Task<SearchResults> SearchAsync(string id, int? k, long? item, string? model, HttpRequest request, CancellationToken ct,
+        bool exact = false)
     {
         var n = k ?? 10;
         if (n is < 1 or > MaxK) throw new InvalidRequestException($"k must be between 1 and {MaxK}, not {n}.");
@@ -230,9 +234,20 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
         var (index, indexed) = store.Index(id);
         if (index is null) throw new ConflictException($"Collection '{id}' has no index yet.");
         var items = store.Items(id, indexed);
-        var hits = index.Search(query, n).Where(h => h.Key < items.Count)
+        var found = exact ? ExactScan(id, c.Dim, indexed.IndexItems, query, n) : index.Search(query, n);
+        var hits = found.Where(h => h.Key < items.Count)
             .Select(h => new SearchHit(h.Key, h.Score, LabelOf(c, items[(int)h.Key]), ThumbnailUrl(id, h.Key))).ToList();
         return new SearchResults(id, c.EmbeddingModel, n, new SearchQuery(item), hits);
+    }
+
+    private IReadOnlyList<VectorHit> ExactScan(string id, int dim, long count, float[] query, int k)
+    {
+        var n = checked((int)count);
+        using var scan = new ExactVectorIndex(dim);
+        var keys = new long[n];
+        for (var i = 0; i < n; i++) keys[i] = i;
+        scan.Add(keys, store.Vectors(id, dim, 0, n));
+        return scan.Search(query, k);
     }
 
     // ------------------------------------------------------------------ items, pictures, codes
