@@ -104,7 +104,7 @@ public sealed class JobRecordCompatibilityTests
         var schemas = doc.RootElement.GetProperty("components").GetProperty("schemas");
         var properties = schemas.GetProperty("JobRecord").GetProperty("properties").EnumerateObject().Select(p => p.Name).ToList();
         Assert.Equal(JsonNode.Parse(OldRecord("x", "pretrain", null))!.AsObject().Select(p => p.Key).Order(),
-            properties.Where(p => p is not ("diskBytes" or "result")).Order()); // result: evaluate jobs only, written when set
+            properties.Where(p => p is not ("diskBytes" or "result" or "collection")).Order()); // result: evaluate and index jobs, collection: index jobs; written when set
         Assert.Equal(JobTypes.All, schemas.GetProperty("JobType").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
     }
 }

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using BeitV2.Ml.Retrieval;
 using BeitV2.Ml.Serving;
 using BeitV2.Web.Datasets;
 using BeitV2.Web.Errors;
@@ -155,7 +154,10 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
         });
     }
 
-    /// <summary>Cancels the collection's index job if it runs, then removes its folder and, once finished, its job's.</summary>
+    /// <summary>
+    /// Cancels the collection's index job if it runs, then removes the collection's folder. The job's record stays (its log and
+    /// metrics, a few KB) until it is deleted with <c>DELETE /api/v1/jobs/{id}</c> like any job's.
+    /// </summary>
     public void Delete(string id)
     {
         var c = store.Get(id);
@@ -165,11 +167,6 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
             catch (ConflictException) { }   // finished meanwhile
         }
         store.Delete(id);
-        if (c.Job is { } j && jobs.Find(j) is { } done && JobStatus.IsFinished(done.Status))
-        {
-            try { jobs.Delete(j); }
-            catch (DomainException) { }
-        }
         logger.LogInformation("Collection {Id} deleted", id);
     }
 
@@ -194,25 +191,11 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
             copies.Add(CollectionPictures.StoredCopy(image));
             items.Add(new CollectionItem { Width = image.Width, Height = image.Height, FileName = Path.GetFileName(upload.FileName) });
         }
-        long first = 0;
-        var state = store.Write(id, (current, files) =>
+        var (first, state) = store.Add(id, c.Dim, items, vectors, tokens, (first, files) =>
         {
-            first = files.Append(items, vectors, tokens);
             Directory.CreateDirectory(files.PathOf(CollectionFiles.Uploads));
             // Written before the commit, so a committed item always has its picture (a crashed writer's are overwritten).
             for (var i = 0; i < copies.Count; i++) AtomicFile.WriteAllBytes(files.PathOf(CollectionPictures.UploadFile(first + i)), copies[i]);
-            var generation = current.Generation + 1;
-            using var index = current.IndexFile is { } file
-                ? VectorIndexes.Load(files.PathOf(file))
-                : VectorIndexes.Create(c.Dim, current.Items + items.Count);
-            index.Add(Enumerable.Range(0, items.Count).Select(i => first + i).ToArray(), vectors);
-            var indexFile = CollectionStore.GenerationFile("index", generation);
-            index.Save(files.PathOf(indexFile));
-            return current with
-            {
-                Items = files.Count, ItemsBytes = files.ItemsBytes, IndexFile = indexFile, IndexItems = index.Count,
-                IndexKind = IndexJobs.KindOf(index), IndexQuantization = index.Quantization.ToString().ToLowerInvariant(),
-            };
         });
         logger.LogInformation("Collection {Id}: {Count} image(s) added, {Items} items", id, items.Count, state.Items);
         return new AddedImages(items.Select((item, i) => new AddedImage(first + i, item.FileName)).ToList(), state.Items);

@@ -168,6 +168,39 @@ public sealed partial class CollectionStore
         }
     }
 
+    /// <summary>
+    /// Appends items (uploads) and commits them with a new generation of the vector index that holds them too: the index
+    /// committed so far, read from its file, plus the new vectors. <paramref name="alsoWrite"/> runs before the commit with
+    /// the first new id (to store the items' pictures, so a committed item always has them).
+    /// </summary>
+    public (long First, CollectionState State) Add(string id, int dim, IReadOnlyList<CollectionItem> items, float[] vectors, ushort[] tokens,
+        Action<long, CollectionFiles>? alsoWrite = null)
+    {
+        long first = 0;
+        var state = Write(id, (current, files) =>
+        {
+            first = files.Append(items, vectors, tokens);
+            alsoWrite?.Invoke(first, files);
+            using var index = current.IndexFile is { } file
+                ? VectorIndexes.Load(files.PathOf(file))
+                : VectorIndexes.Create(dim, current.Items + items.Count);
+            var keys = new long[items.Count];
+            for (var i = 0; i < keys.Length; i++) keys[i] = first + i;
+            index.Add(keys, vectors);
+            var indexFile = GenerationFile("index", current.Generation + 1);
+            index.Save(files.PathOf(indexFile));
+            return current with
+            {
+                Items = files.Count, ItemsBytes = files.ItemsBytes, IndexFile = indexFile, IndexItems = index.Count,
+                IndexKind = KindOf(index), IndexQuantization = index.Quantization.ToString().ToLowerInvariant(),
+            };
+        });
+        return (first, state);
+    }
+
+    /// <summary>The API's name of an index's kind.</summary>
+    public static string KindOf(IVectorIndex index) => index is ExactVectorIndex ? "exact" : "hnsw";
+
     /// <summary>The file name of generation <paramref name="generation"/> of an index (<c>index</c>) or postings (<c>postings</c>) file.</summary>
     public static string GenerationFile(string kind, long generation) => $"{kind}-{generation:D8}.bin";
 

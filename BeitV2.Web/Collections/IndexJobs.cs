@@ -155,18 +155,15 @@ public sealed class IndexJobs(CollectionStore store, DatasetItems datasets, Coll
                 var tokens = store.Tokens(collection.Id, collection.Rows * collection.Cols, 0, current.Items);
                 CodePostings.Write(files.PathOf(postingsFile), tokens, current.Items, collection.Rows, collection.Cols, size);
             }
-            log($"index of {current.Items} items built in {clock.Elapsed.TotalSeconds:F1} s ({KindOf(index)}, {index.Quantization.ToString().ToLowerInvariant()})" +
+            log($"index of {current.Items} items built in {clock.Elapsed.TotalSeconds:F1} s ({CollectionStore.KindOf(index)}, {index.Quantization.ToString().ToLowerInvariant()})" +
                 (postingsFile is null ? "" : ", with the inverted index of the token maps"));
             return current with
             {
-                IndexFile = indexFile, IndexItems = current.Items, IndexKind = KindOf(index), IndexQuantization = index.Quantization.ToString().ToLowerInvariant(),
+                IndexFile = indexFile, IndexItems = current.Items, IndexKind = CollectionStore.KindOf(index), IndexQuantization = index.Quantization.ToString().ToLowerInvariant(),
                 PostingsFile = postingsFile ?? current.PostingsFile, PostingsItems = postingsFile is null ? current.PostingsItems : current.Items,
             };
         });
     }
-
-    /// <summary>The API's name of an index's kind.</summary>
-    public static string KindOf(IVectorIndex index) => index is ExactVectorIndex ? "exact" : "hnsw";
 
     private IndexJobOutcome Done(string id, CollectionState state)
     {
