@@ -66,6 +66,11 @@ public sealed class CollectionsBrowserTests(ShippedUiApp app, ITestOutputHelper 
         await Expect(section).ToHaveAttributeAsync("data-status", "ready", new() { Timeout = BrowserTests.Slow });
         await Expect(page.Locator("#collection-progress")).ToBeHiddenAsync();
         await Expect(page.Locator("#collection-view dl.meta")).ToContainTextAsync(Images.ToString(CultureInfo.InvariantCulture));
+        // Its job's page links back to it.
+        await page.Locator("#collection-job").ClickAsync();
+        await Expect(page.Locator("#page-job")).ToHaveAttributeAsync("data-status", "succeeded");
+        await page.Locator("#job-collection").ClickAsync();
+        await Expect(section).ToHaveAttributeAsync("data-status", "ready");
 
         // Code statistics: the same numbers as the API's, the histogram drawn, the top codes of the classes.
         var codes = JsonDocument.Parse(await client.GetStringAsync($"/api/v1/collections/{id}/codes")).RootElement;
