@@ -373,7 +373,7 @@ public sealed class BrowserTests(UiApp app, ITestOutputHelper output)
         var page = ui.Page;
         await page.Locator("#explore-files").SetInputFilesAsync(Photo("coffee.png"));
         await Expect(page.Locator("article.card").First).ToHaveAttributeAsync("data-segmenter", "done", new() { Timeout = Slow });
-        foreach (var hash in new[] { "#/explore", "#/train", "#/models" })
+        foreach (var hash in new[] { "#/explore", "#/train", "#/collections", "#/models" })
         {
             await page.EvaluateAsync($"() => location.hash = '{hash}'");
             await Expect(page.Locator("main > .page:not([hidden]) h1")).ToBeVisibleAsync();

@@ -1,4 +1,4 @@
-// The single-page app: hash routes (#/explore, #/train, #/jobs/<id>, #/models), the live-update
+// The single-page app: hash routes (#/explore, #/train, #/jobs/<id>, #/collections[/<id>], #/models), the live-update
 // indicator and settings. Each page module keeps its state while hidden (uploaded images stay
 // when you look at a job and come back).
 import * as hub from './hub.js';
@@ -8,8 +8,9 @@ import * as explore from './explore.js';
 import * as train from './train.js';
 import * as job from './job.js';
 import * as models from './models.js';
+import * as collections from './collections.js';
 
-const pages = { explore, train, job, models };
+const pages = { explore, train, job, collections, models };
 const initialised = new Set();
 let current = null;
 
@@ -20,6 +21,7 @@ function parseHash() {
   const params = Object.fromEntries(new URLSearchParams(query || ''));
   if (parts[0] === 'jobs' && parts[1]) return { page: 'job', params: { ...params, id: parts[1] } };
   if (parts[0] === 'train' && parts[1]) return { page: 'job', params: { ...params, id: parts[1] } };
+  if (parts[0] === 'collections' && parts[1]) return { page: 'collections', params: { ...params, id: parts[1] } };
   if (pages[parts[0]]) return { page: parts[0], params };
   return { page: 'explore', params };
 }

@@ -3,6 +3,7 @@
 // mask as an overlay with legend and opacity, and the embedding (similarity among the images).
 import { get, post, imageForm } from './api.js';
 import { h, clear, showError, inlineError, fmtPercent, fmtBytes, tokenColor, classColor, rgb, contrastText, modelOption, titleFromOption } from './ui.js';
+import { loadCollections, fillCollectionPicker, renderCollectionWords } from './collectionWords.js';
 
 const KINDS = [
   { key: 'tokenizer', label: 'Tokenizer', kinds: ['tokenizer'], route: 'tokens', what: 'visual tokens',
@@ -20,6 +21,7 @@ const state = {
   picks: {},
   images: [],
   selectedCode: null,
+  collection: '', // the visual-word browser reads this collection ('' = the images uploaded here)
   nextId: 1,
 };
 
@@ -65,6 +67,8 @@ export function init(section) {
   });
 
   els.pickers = h('div', { class: 'pickers' });
+  els.collection = h('select', { id: 'pick-collection' });
+  els.collection.addEventListener('change', () => { state.collection = els.collection.value; renderWords(); });
   els.samples = h('div', { class: 'samples', role: 'list', 'aria-label': 'Sample images' });
   els.clearAll = h('button', { type: 'button', class: 'secondary', onclick: clearImages, disabled: true }, 'Remove all images');
   els.words = h('section', { class: 'panel word-browser', id: 'word-browser', hidden: true, 'aria-labelledby': 'word-title', tabindex: '-1' });
@@ -75,7 +79,7 @@ export function init(section) {
   root.append(
     h('h1', { id: 'explore-title' }, 'Explore'),
     h('p', { class: 'lead' }, 'See what the models make of your images: visual tokens, classes, segmentation and embeddings.'),
-    h('fieldset', { class: 'models-fieldset' }, h('legend', {}, 'Models'), els.pickers),
+    h('fieldset', { class: 'models-fieldset' }, h('legend', {}, 'Models'), els.pickers, collectionPicker()),
     h('div', { class: 'input-row' }, drop,
       h('div', { class: 'samples-box' }, h('h2', { class: 'small-heading' }, 'Or try a sample'), els.samples)),
     h('div', { class: 'toolbar' }, els.clearAll),
@@ -89,6 +93,22 @@ export function init(section) {
 
 export async function show(params) {
   await loadModels(params.model);
+  await showCollections(params.collection);
+}
+
+/** The Collection picker: where a click on a patch looks for the other patches with its code. */
+function collectionPicker() {
+  return h('div', { class: 'pickers' }, h('div', { class: 'picker' }, h('label', { for: 'pick-collection' }, 'Visual words from'), els.collection,
+    h('p', { class: 'hint' }, 'A collection indexed with a tokenizer (see ', h('a', { href: '#/collections' }, 'Collections'), '), or the images uploaded here.')));
+}
+
+async function showCollections(preferred) {
+  await loadCollections();
+  const chosen = fillCollectionPicker(els.collection, preferred ?? state.collection, modelName);
+  if (chosen !== state.collection) {
+    state.collection = chosen;
+    renderWords();
+  }
 }
 
 export function hide() {}
@@ -489,8 +509,17 @@ function renderWords() {
     panel.hidden = true;
     return;
   }
-  clear(panel);
   const [R, G, B] = tokenColor(sel.code);
+  const head = h('div', { class: 'panel-head' },
+    h('h2', { id: 'word-title' }, h('span', { class: 'swatch', style: { background: rgb([R, G, B]) }, 'aria-hidden': 'true' }), `Visual word ${sel.code}`),
+    h('button', { type: 'button', class: 'secondary small', onclick: () => { state.selectedCode = null; for (const i of state.images) drawTokens(i); renderWords(); } }, 'Close'));
+  if (state.collection) {
+    renderCollectionWords(panel, head, { ...sel, collection: state.collection, modelName });
+    return;
+  }
+  clear(panel);
+  panel.dataset.source = 'session';
+  delete panel.dataset.shows;
   const patches = [];
   const withTokens = state.images.filter((i) => i.tokens && i.tokens.model === sel.model);
   for (const img of withTokens) {
@@ -499,10 +528,7 @@ function renderWords() {
   }
   const images = new Set(patches.map((p) => p.img)).size;
   panel.hidden = false;
-  panel.append(
-    h('div', { class: 'panel-head' },
-      h('h2', { id: 'word-title' }, h('span', { class: 'swatch', style: { background: rgb([R, G, B]) }, 'aria-hidden': 'true' }), `Visual word ${sel.code}`),
-      h('button', { type: 'button', class: 'secondary small', onclick: () => { state.selectedCode = null; for (const i of state.images) drawTokens(i); renderWords(); } }, 'Close')),
+  panel.append(head,
     h('p', { class: 'caption', id: 'word-summary' }, `Code ${sel.code} of ${modelName(sel.model)}: ${patches.length} patch${patches.length === 1 ? '' : 'es'} in ${images} of ${withTokens.length} image${withTokens.length === 1 ? '' : 's'}.`));
   const grid = h('ul', { class: 'patches', 'aria-label': `Patches with code ${sel.code}` });
   for (const p of patches.slice(0, 400)) {

@@ -190,7 +190,9 @@ function renderJob() {
     row('Created', fmtTime(job.createdAt)), row('Started', fmtTime(job.startedAt)), row('Finished', fmtTime(job.finishedAt)),
     row('Runs', String(job.runs ?? 0)),
     row('Disk used', job.diskBytes != null ? fmtBytes(job.diskBytes) : null),
-    row('Output model', job.outputModel ? h('a', { href: '#/explore?model=' + encodeURIComponent(job.outputModel) }, job.outputModel) : null)].flat());
+    row('Output model', job.outputModel ? h('a', { href: '#/explore?model=' + encodeURIComponent(job.outputModel) }, job.outputModel) : null),
+    // An index job fills a collection (and registers no model): its page is where the result is used.
+    job.collection ? row('Collection', h('a', { href: '#/collections/' + encodeURIComponent(job.collection), id: 'job-collection' }, job.collection)) : []].flat());
   document.title = `${els.title.textContent} · BeitV2`;
 }
 
