@@ -15,9 +15,11 @@ public static class VectorIndexes
 {
     /// <summary>
     /// Vectors from which a collection gets an HNSW graph instead of a brute-force scan. Measured on this project's
-    /// 2-core machine (64-d and 768-d float32): an exact scan of 20,000 768-d vectors takes a few milliseconds and is
-    /// exact, while HNSW search stays sub-millisecond but costs a slower build and ~0.97 recall; below this the scan
-    /// is the better trade. See the README's "Vector indexes".
+    /// 2-core machine at 20,000 vectors: the exact scan takes ~1 ms a query at 64-d and ~3 ms at 768-d (one thread),
+    /// HNSW ~0.2 ms at either with recall@10 0.98 (random 64-d) and 0.9995 (clustered 768-d), but builds at only a few
+    /// thousand vectors a second. Below this the scan costs little and is exact, and a collection's first images are
+    /// indexed as fast as they are embedded. (On uniformly random 768-d data HNSW gains nothing at this size: 3.4 ms and
+    /// recall 0.53; such data is no embedding's.)
     /// </summary>
     public const long HnswThreshold = 20_000;
 
