@@ -59,9 +59,10 @@ FROM ${DOTNET_RUNTIME_IMAGE} AS dotnet
 FROM ${CUDA_RUNTIME_IMAGE} AS runtime
 ARG DEBIAN_FRONTEND=noninteractive
 # What the ASP.NET Core runtime needs on Ubuntu 24.04 (the aspnet image's own list; tzdata would
-# otherwise ask for a time zone, hence the non-interactive frontend).
+# otherwise ask for a time zone, hence the non-interactive frontend), and libgomp1, the OpenMP runtime
+# that USearch's native library (the collections' vector index) links.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libicu74 libssl3t64 tzdata zlib1g \
+ && apt-get install -y --no-install-recommends ca-certificates libicu74 libgomp1 libssl3t64 tzdata zlib1g \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=dotnet /usr/share/dotnet /usr/share/dotnet
 RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet \

@@ -6,6 +6,7 @@
 //   dotnet run -c Release --project BeitV2.Bench -- attention [--model base|tiny] [--rounds 3]
 //   dotnet run -c Release --project BeitV2.Bench -- flood [--requests 4] [--images 32] [--rss-cap-gib 8]
 //   dotnet run -c Release --project BeitV2.Bench -- collections [--images 70000] [--queries 1000] [--k 10]
+//   dotnet run -c Release --project BeitV2.Bench -- vectors [--count 1000000] [--dim 768] [--queries 1000] [--k 10] [--quantization f32,i8]
 //   dotnet run -c Release --project BeitV2.Bench -- perf [--sizes base,tiny] [--cases classifier,tokenizer,segmenter] [--parts matmul,engines,http,memory] ...
 //
 // Registers a random-initialised classifier in a temporary data directory, times the torch forward
@@ -23,6 +24,7 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
     Console.WriteLine(PerfArgs.Usage);
     Console.WriteLine(FloodBench.Usage);
     Console.WriteLine(CollectionsBench.Usage);
+    Console.WriteLine(VectorBench.Usage);
     return args.Length == 0 ? 2 : 0;
 }
 if (args[0] == "attention")
@@ -38,6 +40,18 @@ if (args[0] == "attention")
     }
 }
 if (args[0] == "train") return RunTrain(args);
+if (args[0] == "vectors")
+{
+    try
+    {
+        return VectorBench.Run(args.Skip(1).ToList());
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"{e.Message}\n\n{VectorBench.Usage}");
+        return 2;
+    }
+}
 if (args[0] == "flood")
 {
     try

@@ -94,6 +94,23 @@ public sealed class ExactVectorIndex : IVectorIndex
         File.Move(temp, path, overwrite: true);
     }
 
+    /// <summary>
+    /// A copy of every key and its (l2-normalised) vector, in insertion order: what <see cref="VectorIndexes.ToHnsw"/>
+    /// builds the approximate index of a collection that outgrew exact search from.
+    /// </summary>
+    public (long[] Keys, float[] Vectors) Export()
+    {
+        lock (gate) return (keys.ToArray(), vectors.AsSpan(0, keys.Count * Dimensions).ToArray());
+    }
+
+    /// <summary>True when <paramref name="path"/> starts with this class's magic (used to tell index files apart).</summary>
+    public static bool IsExactFile(string path)
+    {
+        using var stream = File.OpenRead(path);
+        Span<byte> head = stackalloc byte[4];
+        return stream.Length >= 4 && stream.Read(head) == 4 && BitConverter.ToInt32(head) == Magic;
+    }
+
     /// <summary>Nothing native to free: the vectors are managed memory.</summary>
     public void Dispose() { }
 
