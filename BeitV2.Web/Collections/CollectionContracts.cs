@@ -7,9 +7,11 @@ namespace BeitV2.Web.Collections;
 /// <param name="Tokenizer">with one, token maps and the inverted index code → patches are stored.</param>
 /// <param name="Pooling"><c>cls</c> (default) or <c>mean</c>.</param>
 /// <param name="MaxImages">index at most this many images of the dataset (its first ones); default all.</param>
+/// <param name="Quantization"><c>float32</c> (default: exact scores) or <c>int8</c> (4× smaller vectors in an HNSW index at any size;
+/// its recall against the exact scan is what <c>BeitV2.Bench collections</c> and <c>vectors</c> measure).</param>
 /// <param name="Config">the index job's other settings (additive): <c>batchSize</c>, <c>checkpointEverySteps</c>, <c>reportEverySteps</c>.</param>
 public sealed record CollectionRequest(string? Name, string? Dataset, string? EmbeddingModel, string? Tokenizer, string? Pooling, int? MaxImages,
-    JsonElement? Config);
+    JsonElement? Config, string? Quantization = null);
 
 /// <summary>The answer to a create: the collection and the index job filling it.</summary>
 public sealed record CollectionAccepted(string Id, string Status, string Job);

@@ -15,6 +15,12 @@ public sealed record CollectionRecord
     public string? Tokenizer { get; init; }
     /// <summary><c>cls</c> or <c>mean</c>: which of the model's features is the vector.</summary>
     public required string Pooling { get; init; }
+    /// <summary>How the index stores vectors: <c>float32</c> (records written before this existed) or <c>int8</c>.</summary>
+    public string Quantization { get; init; } = "float32";
+
+    /// <summary><see cref="Quantization"/> as the index layer names it.</summary>
+    public BeitV2.Ml.Retrieval.VectorQuantization VectorQuantization =>
+        Quantization == "int8" ? BeitV2.Ml.Retrieval.VectorQuantization.Int8 : BeitV2.Ml.Retrieval.VectorQuantization.Float32;
     /// <summary>Length of every vector.</summary>
     public required int Dim { get; init; }
     /// <summary>The token grid of each item (0 without a tokenizer).</summary>

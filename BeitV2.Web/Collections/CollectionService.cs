@@ -35,6 +35,9 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
             throw new InvalidRequestException("'dataset' is required: a dataset id from GET /api/v1/datasets, e.g. \"fashion-mnist\".");
         var pooling = request.Pooling ?? "cls";
         if (pooling is not "cls" and not "mean") throw new InvalidRequestException($"'pooling' must be \"cls\" or \"mean\", not \"{pooling}\".");
+        var quantization = request.Quantization ?? "float32";
+        if (quantization is not "float32" and not "int8")
+            throw new InvalidRequestException($"'quantization' must be \"float32\" or \"int8\", not \"{quantization}\".");
         var config = IndexConfig(request);
         var dataset = datasets.Get(request.Dataset.Trim());
         if (dataset.Images == 0) throw new InvalidRequestException($"Dataset '{dataset.Id}' has no images to index.");
@@ -56,7 +59,7 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
         var grid = tokenizer is null ? 0 : tokenizer.ImageSize / tokenizer.PatchSize;
         store.Create(new CollectionRecord
         {
-            Id = id, Name = name, Dataset = dataset.Id, EmbeddingModel = model.Id, Tokenizer = tokenizer?.Id, Pooling = pooling, Dim = model.EmbedDim,
+            Id = id, Name = name, Dataset = dataset.Id, EmbeddingModel = model.Id, Tokenizer = tokenizer?.Id, Pooling = pooling, Quantization = quantization, Dim = model.EmbedDim,
             Rows = grid, Cols = grid, CodebookSize = tokenizer?.CodebookSize,
             Labels = dataset.Kind == "classification" && dataset.ClassNames.Count > 0 ? dataset.ClassNames : null,
             Job = jobId, Planned = planned, CreatedAt = now, UpdatedAt = now,
@@ -197,7 +200,7 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
             Directory.CreateDirectory(files.PathOf(CollectionFiles.Uploads));
             // Written before the commit, so a committed item always has its picture (a crashed writer's are overwritten).
             for (var i = 0; i < copies.Count; i++) AtomicFile.WriteAllBytes(files.PathOf(CollectionPictures.UploadFile(first + i)), copies[i]);
-        });
+        }, c.VectorQuantization);
         logger.LogInformation("Collection {Id}: {Count} image(s) added, {Items} items", id, items.Count, state.Items);
         return new AddedImages(items.Select((item, i) => new AddedImage(first + i, item.FileName)).ToList(), state.Items);
     }

@@ -174,16 +174,24 @@ public sealed partial class CollectionStore
     /// the first new id (to store the items' pictures, so a committed item always has them).
     /// </summary>
     public (long First, CollectionState State) Add(string id, int dim, IReadOnlyList<CollectionItem> items, float[] vectors, ushort[] tokens,
-        Action<long, CollectionFiles>? alsoWrite = null)
+        Action<long, CollectionFiles>? alsoWrite = null, VectorQuantization quantization = VectorQuantization.Float32)
     {
         long first = 0;
         var state = Write(id, (current, files) =>
         {
             first = files.Append(items, vectors, tokens);
             alsoWrite?.Invoke(first, files);
-            using var index = current.IndexFile is { } file
+            var index = current.IndexFile is { } file
                 ? VectorIndexes.Load(files.PathOf(file))
-                : VectorIndexes.Create(dim, current.Items + items.Count);
+                : VectorIndexes.Create(dim, current.Items + items.Count, quantization);
+            if (VectorIndexes.NeedsUpgrade(index, items.Count))
+            {
+                // The collection outgrows the exact scan: its vectors move into an HNSW graph, saved as the next generation below.
+                var grown = VectorIndexes.ToHnsw((ExactVectorIndex)index, quantization, index.Count + items.Count);
+                index.Dispose();
+                index = grown;
+            }
+            using var _ = index;
             var keys = new long[items.Count];
             for (var i = 0; i < keys.Length; i++) keys[i] = first + i;
             index.Add(keys, vectors);

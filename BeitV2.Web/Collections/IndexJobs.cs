@@ -137,7 +137,7 @@ public sealed class IndexJobs(CollectionStore store, DatasetItems datasets, Coll
         return store.Write(collection.Id, (current, files) =>
         {
             var generation = current.Generation + 1;
-            using var index = VectorIndexes.Create(collection.Dim, current.Items);
+            using var index = VectorIndexes.Create(collection.Dim, current.Items, collection.VectorQuantization);
             const int Chunk = 4096;
             for (long first = 0; first < current.Items; first += Chunk)
             {
