@@ -15,7 +15,7 @@ namespace BeitV2.Bench;
 public static class CollectionsBench
 {
     public const string Usage = """
-        collections [--images 70000] [--queries 1000] [--k 10] [--threads 2] [--tokenizer] [--fashion DIR]
+        collections [--images 70000] [--queries 1000] [--k 10] [--threads 2] [--quantization float32|int8] [--tokenizer] [--fashion DIR]
           Index Fashion-MNIST (train then test split; --images caps it) with the shipped classifier through the server's
           index job, then time searches over HTTP and measure recall@k (HNSW vs exact) and precision@k by label against
           raw-pixel cosine neighbours. --tokenizer also stores token maps with the shipped tokenizer.
@@ -25,6 +25,7 @@ public static class CollectionsBench
     {
         int images = 70_000, queries = 1000, k = 10, threads = 2;
         var tokenizer = false;
+        var quantization = "float32";
         var fashion = FashionMnistDataset.DefaultDirectory;
         for (var i = 0; i < args.Count; i++)
         {
@@ -36,6 +37,7 @@ public static class CollectionsBench
                 case "--k": k = PositiveInt(Next(), "--k"); break;
                 case "--threads": threads = PositiveInt(Next(), "--threads"); break;
                 case "--tokenizer": tokenizer = true; break;
+                case "--quantization": quantization = Next() is "float32" or "int8" ? args[i] : throw new ArgumentException("--quantization is float32 or int8."); break;
                 case "--fashion": fashion = Next(); break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'.");
             }
@@ -58,7 +60,7 @@ public static class CollectionsBench
             var classifier = DefaultOf("classifier");
             var request = new Dictionary<string, object?>
             {
-                ["name"] = "bench", ["dataset"] = "fashion-mnist", ["embeddingModel"] = classifier, ["pooling"] = "mean", ["maxImages"] = images,
+                ["name"] = "bench", ["dataset"] = "fashion-mnist", ["embeddingModel"] = classifier, ["pooling"] = "mean", ["maxImages"] = images, ["quantization"] = quantization,
             };
             if (tokenizer) request["tokenizer"] = DefaultOf("tokenizer");
             var clock = Stopwatch.StartNew();

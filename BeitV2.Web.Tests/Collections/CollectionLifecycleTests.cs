@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Net;
 using System.Text.Json;
 using BeitV2.Web.Tests.Api;
@@ -10,6 +11,34 @@ namespace BeitV2.Web.Tests.Collections;
 public sealed class CollectionLifecycleTests
 {
     private static ApiHost NewHost() => new(new Dictionary<string, string?> { ["Models:SeedDefaults"] = "true", [HeldStep.Setting] = "true" });
+
+    [Fact]
+    public async Task An_int8_collection_is_an_hnsw_index_that_still_finds_its_items_and_takes_uploads()
+    {
+        using var host = NewHost();
+        using var client = host.CreateClient();
+        Assert.Contains("'quantization' must be", await client.PostAsJsonAsync("/api/v1/collections",
+            new { name = "bad", dataset = "fashion-mnist", quantization = "int4" }).ProblemAsync(400));
+        var (id, job) = await CollectionsFixture.CreateAsync(client, new { name = "small int8", dataset = "fashion-mnist", maxImages = 200, quantization = "int8" });
+        await Jobs.Jobs.WaitAsync(client, job, Jobs.Jobs.Patience, "succeeded");
+        var c = await client.GetAsync($"/api/v1/collections/{id}").JsonAsync();
+        Assert.Equal("hnsw", c.GetProperty("index").Str("kind"));
+        Assert.Equal("int8", c.GetProperty("index").Str("quantization"));
+        var found = 0;
+        for (var item = 0; item < 20; item++)
+        {
+            var top = (await client.PostAsync($"/api/v1/collections/{id}/search?item={item}&k=3", null).JsonAsync()).Items("results")[0];
+            if (top.GetProperty("item").GetInt64() == item) found++;
+        }
+        Assert.True(found >= 18, $"only {found} of 20 items find themselves first in the int8 index");
+        using var form = new MultipartFormDataContent();
+        form.Add(Http.Part(File.ReadAllBytes(Path.Combine(FixturePaths.RepoRoot, "wwwroot", "samples", "fashion-9-sneaker.png")), "image/png"), "image", "sneaker.png");
+        var added = await client.PostAsync($"/api/v1/collections/{id}/images", form).JsonAsync();
+        Assert.Equal(201, added.GetProperty("items").GetInt64());
+        c = await client.GetAsync($"/api/v1/collections/{id}").JsonAsync();
+        Assert.Equal(("hnsw", "int8"), (c.GetProperty("index").Str("kind"), c.GetProperty("index").Str("quantization")));
+        host.AssertNoServerErrors();
+    }
 
     [Fact]
     public async Task A_cancelled_index_job_keeps_the_items_done_and_its_resume_continues_after_them()
