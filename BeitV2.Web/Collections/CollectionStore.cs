@@ -258,7 +258,8 @@ public sealed partial class CollectionStore
             if (indexes.TryGetValue(id, out var loaded) && loaded.File == state.IndexFile) return (loaded.Index, state);
             try
             {
-                var index = VectorIndexes.Load(Path.Combine(CollectionDirectory(id), state.IndexFile));
+                // Searches only: an HNSW file is memory-mapped (nothing read up front; the page cache is shared with other readers).
+                var index = VectorIndexes.OpenForSearch(Path.Combine(CollectionDirectory(id), state.IndexFile));
                 var entry = new LoadedIndex(state.IndexFile, index);
                 // A search running on the old index keeps it until it returns: the old one is left to the collector, not disposed.
                 indexes[id] = entry;
