@@ -365,8 +365,11 @@ public sealed unsafe class HnswVectorIndex : IVectorIndex
 
     private void SetThreads()
     {
-        USearchNative.ChangeThreadsAdd(handle, (nuint)Threads, out _);
-        USearchNative.ChangeThreadsSearch(handle, (nuint)Threads, out _);
+        // The semaphore that bounds concurrent native calls is only safe if USearch really has this many contexts.
+        USearchNative.ChangeThreadsAdd(handle, (nuint)Threads, out var error);
+        USearchNative.Check(error, "Setting the vector index's add threads failed");
+        USearchNative.ChangeThreadsSearch(handle, (nuint)Threads, out error);
+        USearchNative.Check(error, "Setting the vector index's search threads failed");
     }
 
     private nint Live() => handle != 0 ? handle : throw new ObjectDisposedException(nameof(HnswVectorIndex));

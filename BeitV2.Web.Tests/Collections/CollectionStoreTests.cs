@@ -62,7 +62,8 @@ public sealed class CollectionStoreTests
         var seen = new HashSet<long>();
         while (!Volatile.Read(ref done) || reads == 0)
         {
-            var (index, state) = reader.Index(record.Id);
+            using var lease = reader.Index(record.Id);
+            var (index, state) = (lease.Index, lease.State);
             if (index is null) continue;
             reads++;
             seen.Add(state.Items);
@@ -77,10 +78,34 @@ public sealed class CollectionStoreTests
             Assert.Equal(1.0, best.Score, 4);
         }
         await writing;
-        var (final, last) = reader.Index(record.Id);
-        Assert.Equal(Commits * PerCommit, last.Items);
-        Assert.Equal(Commits * PerCommit, final!.Count);
+        using var finalLease = reader.Index(record.Id);
+        Assert.Equal(Commits * PerCommit, finalLease.State.Items);
+        Assert.Equal(Commits * PerCommit, finalLease.Index!.Count);
         Assert.True(reads > 0);
+    }
+
+    [Fact]
+    public void A_replaced_index_stays_usable_while_a_search_holds_it_and_is_freed_when_the_last_one_lets_go()
+    {
+        using var dir = new TempDirectory();
+        var store = new CollectionStore(dir.Path);
+        var record = NewRecord(store);
+        var (items, vectors) = Batch(0, 30);
+        store.Add(record.Id, Dim, items, vectors, [], quantization: BeitV2.Ml.Retrieval.VectorQuantization.Int8);   // an HNSW file at any size
+        var old = store.Index(record.Id);
+        var oldIndex = old.Index!;
+        (items, vectors) = Batch(30, 10);
+        store.Add(record.Id, Dim, items, vectors, [], quantization: BeitV2.Ml.Retrieval.VectorQuantization.Int8);
+        using (var current = store.Index(record.Id))
+        {
+            Assert.NotSame(oldIndex, current.Index);
+            Assert.Equal(40, current.Index!.Count);
+            Assert.Equal(5, oldIndex.Search(VectorOf(5), 1)[0].Key);   // the held, replaced index still answers
+        }
+        old.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => oldIndex.Search(VectorOf(5), 1));
+        using var again = store.Index(record.Id);
+        Assert.Equal(5, again.Index!.Search(VectorOf(5), 1)[0].Key);   // the current one was not freed with it
     }
 
     [Fact]

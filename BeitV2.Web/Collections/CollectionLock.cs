@@ -25,6 +25,11 @@ internal sealed class CollectionLock : IDisposable
                 // Another writer holds it: a commit takes milliseconds, an upload's index save up to seconds.
                 Thread.Sleep(attempt < 20 ? 1 : 10);
             }
+            catch (IOException) when (Directory.Exists(directory))
+            {
+                throw new Errors.ConflictException(
+                    "The collection is busy: another writer (its index job building the final index, or an upload) has held it for minutes. Retry later.");
+            }
         }
     }
 

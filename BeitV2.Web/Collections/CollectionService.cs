@@ -221,7 +221,7 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
         float[] query;
         if (item is { } at)
         {
-            if (request.ContentLength > 0 || request.HasFormContentType)
+            if (request.ContentLength > 0 || request.HasFormContentType || request.Headers.TransferEncoding.Count > 0)
                 throw new InvalidRequestException("Search by 'item' or by an uploaded image, not both.");
             var state = store.State(id);
             CheckItem(id, at, state);
@@ -234,23 +234,45 @@ public sealed class CollectionService(CollectionStore store, CollectionCodes cod
             if (run.Images.Count != 1) throw new InvalidRequestException($"A search takes one image; the request has {run.Images.Count}.");
             query = CollectionEmbedder.Pooled(run.Images[0].Result, c.Pooling);
         }
-        var (index, indexed) = store.Index(id);
-        if (index is null) throw new ConflictException($"Collection '{id}' has no index yet.");
+        using var lease = store.Index(id);
+        if (lease.Index is not { } index) throw new ConflictException($"Collection '{id}' has no index yet.");
+        var indexed = lease.State;
         var items = store.Items(id, indexed);
-        var found = exact ? ExactScan(id, c.Dim, indexed.IndexItems, query, n) : index.Search(query, n);
+        var found = exact ? ExactScan(id, c.Dim, indexed.IndexItems, query, n, ct) : index.Search(query, n);
         var hits = found.Where(h => h.Key < items.Count)
             .Select(h => new SearchHit(h.Key, h.Score, LabelOf(c, items[(int)h.Key]), ThumbnailUrl(id, h.Key))).ToList();
         return new SearchResults(id, c.EmbeddingModel, n, new SearchQuery(item), hits);
     }
 
-    private IReadOnlyList<VectorHit> ExactScan(string id, int dim, long count, float[] query, int k)
+    /// <summary>
+    /// The exact top <paramref name="k"/> by cosine over the stored vectors, read a chunk at a time: memory stays at one chunk
+    /// and k hits whatever the collection's size (a client asks for it; its time grows with the collection, its memory does not).
+    /// </summary>
+    private IReadOnlyList<VectorHit> ExactScan(string id, int dim, long count, float[] query, int k, CancellationToken ct)
     {
-        var n = checked((int)count);
-        using var scan = new ExactVectorIndex(dim);
-        var keys = new long[n];
-        for (var i = 0; i < n; i++) keys[i] = i;
-        scan.Add(keys, store.Vectors(id, dim, 0, n));
-        return scan.Search(query, k);
+        const int Chunk = 4096;
+        var q = (float[])query.Clone();
+        var norm = System.Numerics.Tensors.TensorPrimitives.Norm(q);
+        if (norm > 0) System.Numerics.Tensors.TensorPrimitives.Divide(q, norm, q);
+        var best = new PriorityQueue<VectorHit, float>(k + 1);   // the worst kept hit on top
+        for (long first = 0; first < count; first += Chunk)
+        {
+            ct.ThrowIfCancellationRequested();
+            var n = (int)Math.Min(Chunk, count - first);
+            var rows = store.Vectors(id, dim, first, n);
+            for (var i = 0; i < n; i++)
+            {
+                var row = rows.AsSpan(i * dim, dim);
+                var length = System.Numerics.Tensors.TensorPrimitives.Norm(row);
+                var score = length > 0 ? System.Numerics.Tensors.TensorPrimitives.Dot(row, q) / length : 0f;
+                var hit = new VectorHit(first + i, score);
+                if (best.Count < k) best.Enqueue(hit, score);
+                else if (score > best.Peek().Score) best.EnqueueDequeue(hit, score);
+            }
+        }
+        var result = new VectorHit[best.Count];
+        for (var i = result.Length - 1; i >= 0; i--) result[i] = best.Dequeue();
+        return result;
     }
 
     // ------------------------------------------------------------------ items, pictures, codes

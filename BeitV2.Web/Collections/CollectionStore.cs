@@ -31,10 +31,9 @@ public sealed partial class CollectionStore
     /// <summary>How long an index or postings file stays after a newer one replaced it.</summary>
     public TimeSpan Grace { get; init; } = TimeSpan.FromSeconds(60);
 
-    private readonly ConcurrentDictionary<string, LoadedIndex> indexes = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SharedIndex> indexes = new(StringComparer.Ordinal);
+    private readonly Lock opening = new();   // one open per new generation, however many searches notice it at once
     private readonly ConcurrentDictionary<string, (long Bytes, IReadOnlyList<CollectionItem> Items)> itemCache = new(StringComparer.Ordinal);
-
-    private sealed record LoadedIndex(string File, IVectorIndex Index);
 
     public CollectionStore(string directory) => Directory.CreateDirectory(CollectionsDirectory = directory);
 
@@ -123,7 +122,15 @@ public sealed partial class CollectionStore
             throw new NotFoundException($"No collection with id '{id}' (it was deleted meanwhile).");
         }
         Forget(id);
-        Directory.Delete(trash, recursive: true);
+        try
+        {
+            Directory.Delete(trash, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file another server still has open (NFS keeps it as .nfsXXXX): the collection is gone; the start-up sweep
+            // removes the rest of the folder.
+        }
     }
 
     /// <summary>The committed state: what a reader may read.</summary>
@@ -249,26 +256,41 @@ public sealed partial class CollectionStore
     /// The vector index the state names, loaded once per file on this server: when <c>current.json</c> names another file (a
     /// writer on any server committed), that one is loaded before the search. Null before the first index.
     /// </summary>
-    public (IVectorIndex? Index, CollectionState State) Index(string id)
+    /// <returns>a lease on the index: dispose it when the search is done (a replaced index is freed once no search holds it).</returns>
+    public IndexLease Index(string id)
     {
         for (var attempt = 0; ; attempt++)
         {
             var state = State(id);
-            if (state.IndexFile is null) return (null, state);
-            if (indexes.TryGetValue(id, out var loaded) && loaded.File == state.IndexFile) return (loaded.Index, state);
+            if (state.IndexFile is null) return new IndexLease(null, state);
+            if (indexes.TryGetValue(id, out var loaded) && loaded.File == state.IndexFile && loaded.TryAcquire()) return new IndexLease(loaded, state);
             try
             {
-                // Searches only: an HNSW file is memory-mapped (nothing read up front; the page cache is shared with other readers).
-                var index = VectorIndexes.OpenForSearch(Path.Combine(CollectionDirectory(id), state.IndexFile));
-                var entry = new LoadedIndex(state.IndexFile, index);
-                // A search running on the old index keeps it until it returns: the old one is left to the collector, not disposed.
-                indexes[id] = entry;
-                return (index, state);
+                lock (opening)
+                {
+                    if (indexes.TryGetValue(id, out loaded) && loaded.File == state.IndexFile && loaded.TryAcquire())
+                        return new IndexLease(loaded, state);
+                    // Searches only: an HNSW file is memory-mapped (nothing kept in the heap; the page cache is shared with other readers).
+                    var opened = new SharedIndex(state.IndexFile, VectorIndexes.OpenForSearch(Path.Combine(CollectionDirectory(id), state.IndexFile)));
+                    opened.TryAcquire();
+                    if (indexes.TryGetValue(id, out var old)) old.Release();   // freed once its last search returns
+                    indexes[id] = opened;
+                    return new IndexLease(opened, state);
+                }
             }
             catch (FileNotFoundException) when (attempt < 5)
             {
                 // Replaced and removed between reading the state and opening the file (a reader slower than the grace
                 // period): read the state again.
+            }
+            catch (DirectoryNotFoundException)
+            {
+                throw new NotFoundException($"No collection '{id}' (it was deleted).");
+            }
+            catch (InvalidDataException e)
+            {
+                // The file is the server's, not the client's: a damaged index is a server fault, reported as one.
+                throw new IOException($"The index of collection '{id}' ({state.IndexFile}) cannot be read: {e.Message}", e);
             }
         }
     }
@@ -276,7 +298,7 @@ public sealed partial class CollectionStore
     /// <summary>Lets go of what this server keeps of a collection (after a delete).</summary>
     public void Forget(string id)
     {
-        indexes.TryRemove(id, out _);
+        if (indexes.TryRemove(id, out var loaded)) loaded.Release();
         itemCache.TryRemove(id, out _);
     }
 

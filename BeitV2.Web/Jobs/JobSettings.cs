@@ -107,7 +107,7 @@ public sealed record JobSettings
                 "maxTrainImages" => s with { MaxTrainImages = Int(p, 1, int.MaxValue) },
                 "maxValImages" => s with { MaxValImages = Int(p, 0, int.MaxValue) },
                 "maxImages" => s with { MaxImages = Int(p, 1, int.MaxValue) },
-                "checkpointEverySteps" => s with { CheckpointEverySteps = Int(p, 0, int.MaxValue) },
+                "checkpointEverySteps" => s with { CheckpointEverySteps = Int(p, 0, 1_000_000) },
                 "keepCheckpoints" => s with { KeepCheckpoints = Int(p, 1, MaxKeepCheckpoints) },
                 "reportEverySteps" => s with { ReportEverySteps = Int(p, 1, int.MaxValue) },
                 "codebookSize" => s with { CodebookSize = Int(p, 2, 65536) },
