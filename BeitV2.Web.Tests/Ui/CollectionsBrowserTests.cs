@@ -94,6 +94,8 @@ public sealed class CollectionsBrowserTests(ShippedUiApp app, ITestOutputHelper 
         await Expect(hits.First.Locator("img")).ToHaveJSPropertyAsync("complete", true);
         Assert.True(await hits.First.Locator("img").EvaluateAsync<int>("img => img.naturalWidth") > 0, "the thumbnail did not load");
         await ui.ScreenshotAsync("collection-search");
+        await page.SetViewportSizeAsync(1280, 1100);
+        await ui.ReadmeScreenshotAsync("collection-search");
 
         // A click on a result searches by that item: the item itself comes first.
         var item = (await hits.Nth(2).GetAttributeAsync("data-item"))!;
@@ -134,6 +136,16 @@ public sealed class CollectionsBrowserTests(ShippedUiApp app, ITestOutputHelper 
         await page.Locator("#word-more").ClickAsync();
         await Expect(patches).ToHaveCountAsync((int)Math.Min(96, total));
         await ui.ScreenshotAsync("explore-collection-words");
+        // A patch on the boot itself (the sole, near the middle of the bottom half) is another word:
+        // the browser follows the click.
+        var box = (await map.BoundingBoxAsync())!;
+        await map.ClickAsync(new() { Position = new() { X = box.Width * 0.5f, Y = box.Height * 0.64f } });
+        var shoeCode = int.Parse((await map.GetAttributeAsync("data-hover-code"))!, CultureInfo.InvariantCulture);
+        Assert.NotEqual(code, shoeCode);
+        await Expect(page.Locator("#word-summary")).ToContainTextAsync($"Code {shoeCode} of");
+        await Expect(patches.First).ToBeVisibleAsync();
+        await page.EvaluateAsync("() => document.getElementById('word-browser').scrollIntoView()");
+        await ui.ReadmeScreenshotAsync("explore-collection-words");
         // Back to the images uploaded here: the word browser reads them again.
         await page.Locator("#pick-collection").SelectOptionAsync(new SelectOptionValue { Value = "" });
         await Expect(words).ToHaveAttributeAsync("data-source", "session");
