@@ -49,7 +49,9 @@ public static class CollectionsApi
             .WithDescription("The query image is embedded by the collection's embedding model; 'model', when given, must be that model (409 otherwise). " +
                 "exact=true scans every stored vector instead of asking the index (the reference for the index's recall; slow on big collections).")
             .WithMetadata(new ImageUploadMetadata())
-            .RequireAuthorization(ApiKeyAuthentication.InferencePolicy).RequireRateLimiting(RateLimiting.InferencePolicy)
+            // Rate-limited as inference (it embeds an image), but never anonymous: Security:AnonymousInference opens the four
+            // inference routes only, and a collection's items are the server's data.
+            .RequireRateLimiting(RateLimiting.InferencePolicy)
             .Produces<SearchResults>().WithProblems().ProducesProblem(409);
 
         group.MapGet("/{id}/items/{item:long}", (string id, long item, CollectionService collections) => TypedResults.Ok(collections.Item(id, item)))

@@ -26,7 +26,7 @@ public static class ServedFeatures
         return null;
     }
 
-    /// <summary>The feature of one answer of <paramref name="operation"/>, or null when the answer carries none.</summary>
+    /// <summary>The feature carried by one served answer (<paramref name="answer"/>), or null when it carries none.</summary>
     public static float[]? Of(object answer) => answer switch
     {
         ClassProbabilities p => p.Feature,
