@@ -211,6 +211,7 @@ public abstract class TrainerBase
         string? SaveCheckpoint()
         {
             if (o.CheckpointDirectory is null) return null;
+            o.CheckpointFence?.BeforeSave(step);
             var path = Path.Combine(o.CheckpointDirectory, TrainingCheckpoint.FolderName(step));
             var metrics = new Dictionary<string, double>(latestMetrics, StringComparer.Ordinal);
             foreach (var (k, v) in RunningMeans()) metrics[k] = v;
@@ -224,6 +225,7 @@ public abstract class TrainerBase
             lastCheckpointStep = step;
             Log($"checkpoint saved at step {step}: {path}");
             // Older checkpoints go only after the new one is complete, so a crash always leaves one.
+            o.CheckpointFence?.BeforePrune();
             TrainingCheckpoint.Prune(o.CheckpointDirectory, o.KeepCheckpoints);
             Report(TrainingEvent.Checkpoint, path);
             return path;

@@ -71,6 +71,8 @@ public abstract record TrainerOptions
     public int CheckpointEveryEpochs { get; init; } = 1;
     /// <summary>How many checkpoints to keep (the newest ones; at least 1).</summary>
     public int KeepCheckpoints { get; init; } = 3;
+    /// <summary>Asked before every checkpoint save and prune (a server's lease on its job); null = always allowed.</summary>
+    public ICheckpointFence? CheckpointFence { get; init; }
     /// <summary>A checkpoint folder to continue from: weights, optimiser, counters, generator state and epoch accumulators are restored.</summary>
     public string? ResumeFrom { get; init; }
 

@@ -27,12 +27,16 @@ public sealed class JobCheckpointsAndFailuresTests
         var listed = job.Items("checkpoints").Select(c => (Step: c.GetProperty("step").GetInt64(), Path: c.Str("path"))).ToList();
         Assert.Equal([8L, 10L], listed.Select(c => c.Step));
         // Clients see paths relative to the data directory, never where the server keeps its files.
-        Assert.All(listed, c => Assert.Equal($"jobs/{id}/checkpoints/checkpoint-{c.Step:D8}", c.Path));
+        // Each run writes into a folder of its own (checkpoints/run-{run id}); this job had one run.
+        var run = Assert.Single(Directory.GetDirectories(Path.Combine(host.DataDirectory, "jobs", id, "checkpoints")));
+        Assert.Matches("^run-[0-9a-f]{32}$", Path.GetFileName(run));
+        var runFolder = $"jobs/{id}/checkpoints/{Path.GetFileName(run)}";
+        Assert.All(listed, c => Assert.Equal($"{runFolder}/checkpoint-{c.Step:D8}", c.Path));
         Assert.All(listed, c => Assert.True(Directory.Exists(Path.Combine(host.DataDirectory, c.Path)), $"listed checkpoint {c.Path} is missing"));
-        var onDisk = Directory.GetDirectories(Path.Combine(host.DataDirectory, "jobs", id, "checkpoints")).Select(Path.GetFileName).Order().ToList();
+        var onDisk = Directory.GetDirectories(run).Select(Path.GetFileName).Order().ToList();
         Assert.Equal(["checkpoint-00000008", "checkpoint-00000010"], onDisk);
         var model = await client.GetAsync($"/api/v1/models/{job.Str("outputModel")}").JsonAsync();
-        Assert.Equal($"jobs/{id}/checkpoints/checkpoint-00000010", model.GetProperty("lineage").Str("checkpoint"));
+        Assert.Equal($"{runFolder}/checkpoint-00000010", model.GetProperty("lineage").Str("checkpoint"));
         host.AssertNoServerErrors();
     }
 

@@ -28,7 +28,7 @@ public sealed class ScaleOutServices : IDisposable
 /// as in the documented deployment, on loopback.
 /// </summary>
 [Collection(JobsCollection.Name)]
-public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper output) : IClassFixture<ScaleOutServices>
+public sealed partial class ScaleOutTests(ScaleOutServices services, ITestOutputHelper output) : IClassFixture<ScaleOutServices>
 {
     private static readonly TimeSpan Timeout = Jobs.Patience;
 
@@ -136,7 +136,7 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             // Kill the runner while it holds the job (no shutdown hook runs), then let the survivor through step 10.
             runner.Kill();
             var killedAt = (await Jobs.GetAsync(watcher.Client, id)).Step();
-            var checkpointAtKill = TrainingCheckpoint.List(Path.Combine(data, "jobs", id, "checkpoints")).Max(c => c.Step);
+            var checkpointAtKill = Directory.GetDirectories(Path.Combine(data, "jobs", id, "checkpoints")).SelectMany(TrainingCheckpoint.List).Max(c => c.Step);
             output.WriteLine($"{runner.Name} (pid {runner.ProcessId}) killed at step {killedAt}, newest checkpoint {checkpointAtKill}");
             Assert.Equal(hold.Step, killedAt);
             Assert.Equal(8, checkpointAtKill);
@@ -204,6 +204,7 @@ public sealed class ScaleOutTests(ScaleOutServices services, ITestOutputHelper o
             var onA = await a.Client.GetAsync("/api/v1/models").JsonAsync();
             Assert.Contains(onA.EnumerateArray(), m => m.Str("id") == model);
             (await b.Client.PostAsync($"/api/v1/models/{model}/default", null)).EnsureSuccessStatusCode();
+            await AgreeAsync(model, a); // A reads B's change from the database's change counter (polled every 250 ms)
             Assert.True((await a.Client.GetAsync($"/api/v1/models/{model}").JsonAsync()).GetProperty("isDefault").GetBoolean());
             Assert.Equal(model, (await a.Client.PostAsync("/api/v1/classify", Http.Images(TestImages.Png(40, 30))).JsonAsync()).Str("model"));
             Assert.Equal(HttpStatusCode.Conflict, (await a.Client.DeleteAsync($"/api/v1/models/{model}")).StatusCode); // A knows it is B's default

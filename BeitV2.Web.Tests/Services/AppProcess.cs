@@ -90,6 +90,20 @@ public sealed class AppProcess : IDisposable
         process.WaitForExit(10_000);
     }
 
+    /// <summary>SIGSTOP: the process keeps its sockets and locks but runs nothing, as a server stalled by a long GC pause or a frozen VM.</summary>
+    public void Pause() => Signal(19);
+
+    /// <summary>SIGCONT after <see cref="Pause"/>.</summary>
+    public void Resume() => Signal(18);
+
+    private void Signal(int signal)
+    {
+        if (kill(process.Id, signal) != 0) throw new InvalidOperationException($"kill({process.Id}, {signal}) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+
     public void Dispose()
     {
         Client.Dispose();

@@ -51,7 +51,9 @@ public sealed class CollectionsBrowserTests(ShippedUiApp app, ITestOutputHelper 
         var lastStep = (Images + IndexJobs.DefaultBatchSize - 1) / IndexJobs.DefaultBatchSize;
         using var hold = new HeldStep(app.Host.DataDirectory, lastStep);
         await page.Locator("#create-collection").ClickAsync();
-        await page.WaitForURLAsync(new Regex("#/collections/clothes-[0-9a-f]{6}$"));
+        // The page moves on when the server answered the create, which loads (and on first use exports) the embedding
+        // model: on a loaded machine that can take longer than a click's usual wait.
+        await page.WaitForURLAsync(new Regex("#/collections/clothes-[0-9a-f]{6}$"), new() { Timeout = BrowserTests.Slow });
         var id = page.Url[(page.Url.IndexOf("#/collections/", StringComparison.Ordinal) + 14)..];
         var section = page.Locator("#page-collections");
         await Expect(page.Locator("#collections-title")).ToHaveTextAsync("Clothes");

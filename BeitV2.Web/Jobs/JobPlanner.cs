@@ -38,7 +38,8 @@ public sealed class TrainingPlan : IDisposable
 public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, ComputeDevices devices)
 {
     /// <summary>Builds the trainer of <paramref name="job"/>.</summary>
-    public TrainingPlan Build(JobRecord job, string checkpointDirectory, string? resumeFrom)
+    /// <param name="fence">asked before every checkpoint save and prune (the run's lease on the job); null = always allowed.</param>
+    public TrainingPlan Build(JobRecord job, string checkpointDirectory, string? resumeFrom, ICheckpointFence? fence = null)
     {
         var s = JobSettings.Parse(job.Config);
         var owned = new List<IDisposable>();
@@ -50,7 +51,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
             if (s.MixedPrecision == ComputePrecision.Fp16 && !lease.Device.StartsWith("cuda", StringComparison.Ordinal))
                 throw new ArgumentException($"mixedPrecision fp16 requires a CUDA device; this job would train on {lease.Device}.");
             TrainerBase.SeedEverything(s.Seed);
-            var run = new RunContext(s, checkpointDirectory, resumeFrom, lease);
+            var run = new RunContext(s, checkpointDirectory, resumeFrom, lease, fence);
             var built = job.Type switch
             {
                 JobType.Tokenizer => Tokenizer(job, run, owned),
@@ -74,7 +75,8 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
         ITrainingData Train, TrainerOptions Options);
 
     /// <summary>The job's settings and where its run trains and checkpoints.</summary>
-    private sealed record RunContext(JobSettings Settings, string CheckpointDirectory, string? ResumeFrom, ComputeDevices.DeviceLease Lease)
+    private sealed record RunContext(JobSettings Settings, string CheckpointDirectory, string? ResumeFrom, ComputeDevices.DeviceLease Lease,
+        ICheckpointFence? Fence)
     {
         /// <summary>A trainer's <paramref name="defaults"/> with the settings every trainer takes from the job's config.</summary>
         public T Options<T>(T defaults) where T : TrainerOptions
@@ -90,7 +92,7 @@ public sealed class JobPlanner(DatasetCatalog datasets, ModelRegistry registry, 
                 Device = Lease.Device, Gate = Lease.Gate, MixedPrecision = s.MixedPrecision, ReportEverySteps = s.ReportEverySteps,
                 ReportInterval = TimeSpan.FromSeconds(1),
                 CheckpointDirectory = CheckpointDirectory, CheckpointEverySteps = s.CheckpointEverySteps, CheckpointEveryEpochs = 1,
-                KeepCheckpoints = s.KeepCheckpoints, ResumeFrom = ResumeFrom,
+                KeepCheckpoints = s.KeepCheckpoints, ResumeFrom = ResumeFrom, CheckpointFence = Fence,
             });
         }
     }

@@ -67,10 +67,15 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         {
             var result = ClaimResult.Stale;
             string? previousServer = null;
-            var job = store.Update(jobId, j =>
+            var job = store.Update(jobId, (j, now) =>
             {
-                var now = DateTimeOffset.UtcNow;
+                // now: the store's clock (PostgreSQL's, shared by every server), as every heartbeat it is compared with.
                 if (j.Attempt != attempt || JobStatus.IsFinished(j.Status)) return null;
+                if (j.Status == JobStatus.Running && j.RunId == runId)
+                {
+                    result = ClaimResult.Start; // this claim committed before its connection failed; the retry finds it
+                    return null;
+                }
                 if (j.Status == JobStatus.Running && now - (j.HeartbeatAt ?? DateTimeOffset.MinValue) < HeartbeatTimeout)
                 {
                     result = ClaimResult.Wait;
@@ -107,8 +112,10 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
 
     private void Execute(JobRecord job, string runId, CancellationTokenSource cts)
     {
-        var checkpoints = store.CheckpointDirectory(job.Id);
-        var resumeFrom = TrainingCheckpoint.FindLatest(checkpoints);
+        // Each run checkpoints into a folder of its own (checkpoints/run-{runId}): a run that lost the job and writes once
+        // more before it notices cannot overwrite or prune what the run holding the job resumes from.
+        var checkpoints = Path.Combine(store.CheckpointDirectory(job.Id), RunFolder(runId));
+        var resumeFrom = ResumePoint(job);
         var sink = new Sink(this, job.Id, runId, cts.Token);
         using var lease = new Timer(_ => sink.Tick(cts), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         try
@@ -141,7 +148,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 if (recorded is not null) broadcast.Status(recorded);
                 return;
             }
-            using var plan = planner.Build(job, checkpoints, resumeFrom);
+            using var plan = planner.Build(job, checkpoints, resumeFrom, new LeaseFence(this, job.Id, runId, sink));
             if (resumeFrom is not null) Log(job.Id, $"resuming from {resumeFrom}");
             var result = plan.Run(sink, cts.Token);
             lease.Change(Timeout.Infinite, Timeout.Infinite);
@@ -158,7 +165,20 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
             var name = job.Name ?? $"{job.Type.Name()} {job.Id}";
             var lineage = new ModelLineage(job.Id, result.CheckpointPath is { } cp ? Store.RelativeToData(cp) : null, job.BaseModel ?? job.Teacher ?? job.Tokenizer,
                 [$"trained by job {job.Id} ({job.Type.Name()}) on dataset {job.Dataset}, {result.Step} steps"], Output: OutputKey(job));
-            var info = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage, dataset: job.Dataset);
+            // Registered under the job's lock and only while this run holds the job, and recorded in the same change: a run
+            // that lost the job registers nothing, and a restart finds the model (FindOutput above) instead of training again.
+            ModelInfo? registeredNow = null;
+            store.Update(job.Id, (j, _) =>
+            {
+                if (j.RunId != runId) return null;
+                registeredNow = registry.Add(result.Model, name, $"job:{job.Id}", plan.Labels, lineage, dataset: job.Dataset);
+                return j with { OutputModel = registeredNow.Id };
+            });
+            if (registeredNow is not { } info)
+            {
+                logger.LogWarning("Job {Id}: another server claimed the job before its output was registered; this run registers nothing", job.Id);
+                return;
+            }
             hooks?.AfterOutputRegistered?.Invoke(job.Id, info.Id);
             // What the model knows, and its out-of-domain fit, from the job's dataset: stored in the package before the job succeeds.
             // The fit takes up to minutes, so the lease is renewed meanwhile (heartbeat, cancel requests); training is over and the
@@ -350,6 +370,46 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
 
     private sealed class LostJobException() : Exception("another server claimed the job");
 
+    /// <summary>The folder of one run's checkpoints, under the job's <c>checkpoints/</c>.</summary>
+    internal static string RunFolder(string runId) => "run-" + runId;
+
+    /// <summary>
+    /// Where a run continues: the newest checkpoint the job's record lists (only a run holding the job records one)
+    /// that is still complete on disk; for a job written before runs had folders, the newest in <c>checkpoints/</c>.
+    /// </summary>
+    private string? ResumePoint(JobRecord job)
+    {
+        foreach (var c in job.Checkpoints.OrderByDescending(c => c.Step))
+            if (File.Exists(Path.Combine(c.Path, TrainingCheckpoint.StateFile))) return c.Path;
+        return TrainingCheckpoint.FindLatest(store.CheckpointDirectory(job.Id));
+    }
+
+    /// <summary>Whether <paramref name="runId"/> still holds the job, decided under the job's lock (a row lock in PostgreSQL).</summary>
+    private bool Holds(string jobId, string runId)
+    {
+        var held = false;
+        store.Update(jobId, (j, _) =>
+        {
+            held = j.RunId == runId;
+            return null;
+        });
+        return held;
+    }
+
+    /// <summary>The trainer asks before each checkpoint save and prune: a run that lost the job stops there, having written nothing.</summary>
+    private sealed class LeaseFence(JobRunner owner, string jobId, string runId, Sink sink) : ICheckpointFence
+    {
+        public void BeforeSave(long step) => Check();
+        public void BeforePrune() => Check();
+
+        private void Check()
+        {
+            if (!sink.Lost && owner.Holds(jobId, runId)) return;
+            sink.MarkLost();
+            throw new LostJobException();
+        }
+    }
+
     /// <summary>Broadcasts a log line and keeps it in the job's <c>log.txt</c> (read back by <c>GET /api/v1/jobs/{id}/log</c>).</summary>
     private void Log(string jobId, string line)
     {
@@ -368,27 +428,46 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         /// <summary>Another run id is in the record: this run must stop and write nothing.</summary>
         public bool Lost { get; private set; }
 
+        public void MarkLost() => Lost = true;
+
+        private int ticking;
+
+        /// <summary>Removes the checkpoint folders of other runs beside <paramref name="runFolder"/> (best effort: a folder in use is left for later).</summary>
+        private static void DropOtherRuns(string runFolder)
+        {
+            var root = Path.GetDirectoryName(runFolder)!;
+            foreach (var dir in Directory.EnumerateDirectories(root))
+            {
+                if (string.Equals(dir, runFolder, StringComparison.Ordinal)) continue;
+                try { Directory.Delete(dir, recursive: true); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            }
+        }
+
         public void Report(TrainingProgress p)
         {
             var store = owner.Store;
             if (Lost) throw new LostJobException();
             var fraction = p.Steps > 0 ? Math.Clamp((double)p.Step / p.Steps, 0, 1) : 0;
             var held = false;
-            var job = store.Update(jobId, j =>
+            var job = store.Update(jobId, (j, now) =>
             {
                 if (j.RunId != runId) return null;
                 held = true;
                 var checkpoints = j.Checkpoints;
                 if (p is { Event: TrainingEvent.Checkpoint, CheckpointPath: { } path })
                 {
+                    // This run has a checkpoint of its own now: earlier runs' folders (the one it resumed from included) go.
+                    // Under the job's lock and only while this run holds it, so the run holding the job decides what stays.
+                    DropOtherRuns(Path.GetDirectoryName(path)!);
                     // The trainer keeps the newest few and deletes older ones: list what is still on disk.
                     checkpoints = [.. checkpoints.Where(c => c.Path != path && Directory.Exists(c.Path)),
-                        new JobCheckpoint(p.Step, p.Epoch + 1, path, DateTimeOffset.UtcNow)];
+                        new JobCheckpoint(p.Step, p.Epoch + 1, path, now)];
                 }
                 return j with
                 {
                     Progress = new JobProgress(p.Epoch + 1, p.Epochs, p.Step, p.Steps, fraction, p.EtaSeconds),   // 1-based for people (the trainer counts from 0)
-                    LastMetrics = new Dictionary<string, double>(p.Metrics), Checkpoints = checkpoints, HeartbeatAt = DateTimeOffset.UtcNow,
+                    LastMetrics = new Dictionary<string, double>(p.Metrics), Checkpoints = checkpoints, HeartbeatAt = now,
                 };
             });
             if (!held)
@@ -408,7 +487,11 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 var metrics = new JsonObject();
                 foreach (var (k, v) in p.Metrics) metrics[k] = Finite(v);
                 entry["metrics"] = metrics;
-                store.AppendMetrics(jobId, entry);
+                if (!store.AppendMetrics(jobId, entry, runId))
+                {
+                    Lost = true;
+                    throw new LostJobException();
+                }
             }
             lock (gate)
             {
@@ -428,6 +511,8 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         /// </summary>
         public void Tick(CancellationTokenSource cts)
         {
+            // A tick that waits for the database (a restart: the store retries) must not pile up behind it.
+            if (Interlocked.Exchange(ref ticking, 1) == 1) return;
             try
             {
                 var store = owner.Store;
@@ -456,12 +541,16 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                     }
                 }
                 if (beat)
-                    record = store.Update(jobId, j => j.RunId == runId ? j with { HeartbeatAt = DateTimeOffset.UtcNow } : null);
+                    record = store.Update(jobId, (j, now) => j.RunId == runId ? j with { HeartbeatAt = now } : null);
                 if (p is not null && record.Status == JobStatus.Running) owner.Broadcast.Progress(record, p);
             }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or KeyNotFoundException)
+            catch (Exception e) when (e is IOException or ObjectDisposedException or NotFoundException)
             {
                 owner.Logger.LogWarning("Job {Id}: lease tick failed: {Message}", jobId, e.Message);
+            }
+            finally
+            {
+                Volatile.Write(ref ticking, 0);
             }
         }
 

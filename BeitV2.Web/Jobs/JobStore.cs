@@ -3,19 +3,15 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using BeitV2.Web.Errors;
 using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Jobs.State;
 
 namespace BeitV2.Web.Jobs;
 
 /// <summary>
-/// One folder per job under <c>{data}/jobs/{id}/</c>: <c>job.json</c> (replaced atomically on every
-/// change), <c>metrics.jsonl</c> (the time series, one JSON object per line) and <c>checkpoints/</c>.
+/// The jobs: their records and metrics (in <see cref="IJobRecordStore"/>: files for the embedded single server,
+/// PostgreSQL when several servers share the queue) and their folders under <c>{data}/jobs/{id}/</c> (checkpoints, log,
+/// codebook snapshots), which live on the data volume in both modes.
 /// </summary>
-/// <remarks>
-/// Several servers may share the data directory (scale-out), so the files are the truth: every
-/// read parses <c>job.json</c> (a few KB), and every
-/// change is a read-modify-write under an exclusive lock on <c>job.lock</c>. .NET takes that lock
-/// with <c>flock</c> on Linux, which holds between processes and containers on one host and on NFSv4.
-/// </remarks>
 public sealed class JobStore
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
@@ -25,12 +21,17 @@ public sealed class JobStore
     };
 
     private readonly ILogger<JobStore> logger;
+    private readonly IJobRecordStore records;
 
-    public JobStore(DataDirectory data, ILogger<JobStore> logger)
+    /// <summary>The embedded store: records in the job folders (tests and the single-server mode).</summary>
+    public JobStore(DataDirectory data, ILogger<JobStore> logger) : this(data, logger, null) { }
+
+    public JobStore(DataDirectory data, ILogger<JobStore> logger, IJobRecordStore? records)
     {
         this.logger = logger;
         JobsDirectory = data.Sub("jobs");
         dataRoot = data.Root;
+        this.records = records ?? new FileJobRecordStore(JobsDirectory, logger);
     }
 
     private readonly string dataRoot;
@@ -39,14 +40,13 @@ public sealed class JobStore
 
     public string JobDirectory(string id) => Path.Combine(JobsDirectory, id);
     public string CheckpointDirectory(string id) => Path.Combine(JobDirectory(id), "checkpoints");
-    private string MetricsFile(string id) => Path.Combine(JobDirectory(id), "metrics.jsonl");
-    private string RecordFile(string id) => Path.Combine(JobDirectory(id), "job.json");
 
-    public IReadOnlyList<JobRecord> List() =>
-        Directory.EnumerateDirectories(JobsDirectory).Select(Path.GetFileName).Where(name => IsSafeId(name!)).Select(name => Read(name!))
-            .OfType<JobRecord>().OrderBy(j => j.CreatedAt).ToList();
+    /// <summary>The records are shared through a database (PostgreSQL), not files on this volume.</summary>
+    public bool InDatabase => records is not FileJobRecordStore;
 
-    public JobRecord? Find(string id) => IsSafeId(id) ? Read(id) : null;
+    public IReadOnlyList<JobRecord> List() => records.List();
+
+    public JobRecord? Find(string id) => IsSafeId(id) ? records.Find(id) : null;
 
     public JobRecord Get(string id) => Find(id)
         ?? throw new NotFoundException($"No job with id '{id}'. GET /api/v1/jobs lists the jobs.");
@@ -54,20 +54,22 @@ public sealed class JobStore
     public JobRecord Create(JobRecord job)
     {
         Directory.CreateDirectory(JobDirectory(job.Id));
-        using (Lock(job.Id)) Write(job);
+        records.Create(job);
         return job;
     }
 
-    /// <summary>Applies <paramref name="change"/> atomically, also against other processes (null from it = no change); returns the record after it.</summary>
-    public JobRecord Update(string id, Func<JobRecord, JobRecord?> change)
-    {
-        using var held = Lock(id);
-        var current = Read(id) ?? throw new KeyNotFoundException($"job {id}");
-        var next = change(current);
-        if (next is null || ReferenceEquals(next, current)) return current;
-        Write(next);
-        return next;
-    }
+    /// <summary>Applies <paramref name="change"/> atomically, also against other servers (null from it = no change); returns the record after it.</summary>
+    public JobRecord Update(string id, Func<JobRecord, JobRecord?> change) => Update(id, (j, _) => change(j));
+
+    /// <summary>
+    /// As <see cref="Update(string, Func{JobRecord, JobRecord?})"/>, with the store's clock (the database's <c>now()</c>
+    /// in PostgreSQL): heartbeats and lease decisions use it, so servers on several hosts agree on what is old.
+    /// </summary>
+    public JobRecord Update(string id, Func<JobRecord, DateTimeOffset, JobRecord?> change) =>
+        records.Update(id, change) ?? throw new NotFoundException($"No job with id '{id}' (it was deleted).");
+
+    /// <summary>The store's clock.</summary>
+    public DateTimeOffset Now() => records.Now();
 
     /// <summary>
     /// The record as clients read it: with <see cref="JobRecord.DiskBytes"/> (what its folder holds now:
@@ -97,46 +99,39 @@ public sealed class JobStore
     /// </summary>
     public void Delete(string id)
     {
-        Get(id); // 404 before locking inside a folder that does not exist
+        Get(id); // 404 before locking
         var trash = Path.Combine(JobsDirectory, $".deleted-{id}-{Guid.NewGuid():N}");
-        try
+        var deleted = records.Delete(id, job =>
         {
-            using (Lock(id))
+            if (!JobStatus.IsFinished(job.Status))
+                throw new ConflictException(
+                    $"Job '{id}' is {job.Status}; cancel it (POST /api/v1/jobs/{id}/cancel) and delete it once it has stopped.");
+        }, () =>
+        {
+            if (Directory.Exists(JobDirectory(id))) Directory.Move(JobDirectory(id), trash);
+        });
+        if (!deleted) throw new NotFoundException($"No job with id '{id}' (it was deleted meanwhile).");
+        if (Directory.Exists(trash))
+        {
+            try
             {
-                var job = Get(id);
-                if (!JobStatus.IsFinished(job.Status))
-                    throw new ConflictException(
-                        $"Job '{id}' is {job.Status}; cancel it (POST /api/v1/jobs/{id}/cancel) and delete it once it has stopped.");
-                Directory.Move(JobDirectory(id), trash);
+                Directory.Delete(trash, recursive: true);
             }
-        }
-        catch (DirectoryNotFoundException)
-        {
-            throw new NotFoundException($"No job with id '{id}' (it was deleted meanwhile).");
-        }
-        try
-        {
-            Directory.Delete(trash, recursive: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            logger.LogWarning("Could not remove the deleted job's folder {Trash}: {Message}", Path.GetFileName(trash), e.Message);
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                logger.LogWarning("Could not remove the deleted job's folder {Trash}: {Message}", Path.GetFileName(trash), e.Message);
+            }
         }
         logger.LogInformation("Job {Id} deleted", id);
     }
 
-    public void AppendMetrics(string id, JsonObject entry)
-    {
-        var line = entry.ToJsonString(new JsonSerializerOptions(JsonSerializerDefaults.Web)) + "\n";
-        using (Lock(id)) File.AppendAllText(MetricsFile(id), line, Encoding.UTF8);
-    }
+    /// <summary>Appends a metrics entry; with <paramref name="runId"/> only while that run holds the job (false: refused, nothing written).</summary>
+    public bool AppendMetrics(string id, JsonObject entry, string? runId = null) => records.AppendMetrics(id, entry, runId);
 
     public JsonArray ReadMetrics(string id)
     {
         var result = new JsonArray();
-        string[] lines;
-        using (Lock(id)) lines = File.Exists(MetricsFile(id)) ? File.ReadAllLines(MetricsFile(id)) : [];
-        foreach (var line in lines)
+        foreach (var line in records.ReadMetrics(id))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
             try { result.Add(JsonNode.Parse(line)); }
@@ -145,58 +140,6 @@ public sealed class JobStore
         return result;
     }
 
-    private static bool IsSafeId(string id) =>
+    internal static bool IsSafeId(string id) =>
         id.Length is > 0 and <= 100 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
-
-    private JobRecord? Read(string id)
-    {
-        var file = RecordFile(id);
-        for (var attempt = 0; ; attempt++)
-        {
-            if (!File.Exists(file)) return null;
-            try
-            {
-                // Not cached: another server may have replaced the file within the timestamps' granularity.
-                return JsonSerializer.Deserialize<JobRecord>(File.ReadAllText(file), Json);
-            }
-            catch (FileNotFoundException) when (attempt < 3)
-            {
-                // Replaced by a writer between the check and the open: read the new one.
-            }
-            catch (Exception e) when (e is JsonException or IOException)
-            {
-                logger.LogWarning("Skipping job {File}: {Message}", file, e.Message);
-                return null;
-            }
-        }
-    }
-
-    private void Write(JobRecord job) =>
-        AtomicFile.WriteAllText(RecordFile(job.Id), JsonSerializer.Serialize(job, Json));
-
-    /// <summary>The job's exclusive lock: a flock, so it excludes other threads of this process (each open is its own lock holder) and other processes.</summary>
-    private IDisposable Lock(string id) => new JobLock(Path.Combine(JobDirectory(id), "job.lock"));
-
-    private sealed class JobLock : IDisposable
-    {
-        private readonly FileStream file;
-
-        public JobLock(string path)
-        {
-            for (var attempt = 0; ; attempt++)
-            {
-                try
-                {
-                    file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
-                    return;
-                }
-                catch (IOException) when (attempt < 2000 && Directory.Exists(Path.GetDirectoryName(path)))
-                {
-                    Thread.Sleep(attempt < 20 ? 1 : 10); // another thread or process holds it: updates take milliseconds
-                }
-            }
-        }
-
-        public void Dispose() => file.Dispose();
-    }
 }

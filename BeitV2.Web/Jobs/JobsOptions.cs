@@ -16,6 +16,16 @@ public sealed class JobsOptions
     public string? ServerName { get; set; }
     /// <summary>PostgreSQL: the schema Hangfire's tables live in (created when missing).</summary>
     public string Schema { get; set; } = "hangfire";
+    /// <summary>
+    /// PostgreSQL: the schema of this service's own tables (job records, metrics, registry defaults), created when missing;
+    /// Hangfire's queue lives in <see cref="Schema"/>.
+    /// </summary>
+    public string StateSchema { get; set; } = "beitv2";
+    /// <summary>
+    /// PostgreSQL: how long an operation on the job database is retried while the database is unreachable (a restart, a
+    /// failover) before it fails; a running job waits that long instead of failing at the first dropped connection.
+    /// </summary>
+    public int DatabaseRetrySeconds { get; set; } = 60;
     /// <summary>PostgreSQL: seconds to wait for the database at start-up before failing with a clear message.</summary>
     public int ConnectTimeoutSeconds { get; set; } = 5;
     /// <summary>

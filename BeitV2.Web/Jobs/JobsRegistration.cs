@@ -1,6 +1,8 @@
 using BeitV2.Web.Datasets;
 using BeitV2.Web.Evaluation;
 using BeitV2.Web.Infrastructure;
+using BeitV2.Web.Jobs.State;
+using BeitV2.Web.Registry;
 using Hangfire;
 using Hangfire.Storage.SQLite;
 
@@ -31,7 +33,23 @@ public static class JobsRegistration
         services.AddSingleton<IBackgroundJobClient>(sp => new BackgroundJobClient(sp.GetRequiredService<JobStorage>()));
         services.AddSingleton<DatasetCatalog>();
         services.AddSingleton<ServerIdentity>();
-        services.AddSingleton<JobStore>();
+        if (storageKind == "postgres")
+        {
+            // Several servers: job records, metrics and the registry's defaults live in PostgreSQL beside the queue.
+            services.AddSingleton(sp => new PostgresState(jobs, sp.GetRequiredService<ILogger<PostgresState>>()));
+            services.AddSingleton<IJobRecordStore>(sp => new PostgresJobRecordStore(sp.GetRequiredService<PostgresState>(),
+                TimeSpan.FromSeconds(Math.Max(3, jobs.HeartbeatTimeoutSeconds))));
+            services.AddSingleton<IRegistryState>(sp => new PostgresRegistryState(sp.GetRequiredService<PostgresState>(),
+                sp.GetRequiredService<ServerIdentity>().Name));
+            services.AddHostedService<RegistryChangeWatcher>();
+        }
+        else
+        {
+            services.AddSingleton<IJobRecordStore>(sp => new FileJobRecordStore(sp.GetRequiredService<DataDirectory>().Sub("jobs"),
+                sp.GetRequiredService<ILogger<JobStore>>()));
+        }
+        services.AddSingleton(sp => new JobStore(sp.GetRequiredService<DataDirectory>(), sp.GetRequiredService<ILogger<JobStore>>(),
+            sp.GetRequiredService<IJobRecordStore>()));
         services.AddSingleton<JobValidator>();
         services.AddSingleton<JobPlanner>();
         services.AddSingleton<ModelEvaluator>();

@@ -13,6 +13,24 @@ public static class PostgresJobStorage
 {
     public static PostgreSqlStorage Create(JobsOptions jobs)
     {
+        var connectionString = ConnectionString(jobs);
+        var options = new PostgreSqlStorageOptions
+        {
+            SchemaName = jobs.Schema,
+            PrepareSchemaIfNecessary = true,
+            QueuePollInterval = TimeSpan.FromMilliseconds(Math.Max(10, jobs.QueuePollIntervalMs)),
+            UseSlidingInvisibilityTimeout = true,
+            InvisibilityTimeout = TimeSpan.FromSeconds(Math.Max(5, jobs.InvisibilityTimeoutSeconds)),
+        };
+        return new PostgreSqlStorage(new NpgsqlConnectionFactory(connectionString, options), options);
+    }
+
+    /// <summary>
+    /// <c>Jobs:ConnectionString</c>, checked: parsed, its connect timeout capped at <c>Jobs:ConnectTimeoutSeconds</c>, and the
+    /// database reached once (a clear start-up error otherwise). Hangfire's queue and <see cref="State.PostgresState"/> use it.
+    /// </summary>
+    public static string ConnectionString(JobsOptions jobs)
+    {
         if (string.IsNullOrWhiteSpace(jobs.ConnectionString))
             throw new InvalidOperationException(
                 "Jobs:Storage = postgres needs Jobs:ConnectionString, e.g. \"Host=db;Port=5432;Username=beitv2;Password=...;Database=beitv2\" " +
@@ -43,14 +61,6 @@ public static class PostgresJobStorage
                 "Check Jobs:ConnectionString and that PostgreSQL is running, or use Jobs:Storage = sqlite for a single server.", e);
         }
 
-        var options = new PostgreSqlStorageOptions
-        {
-            SchemaName = jobs.Schema,
-            PrepareSchemaIfNecessary = true,
-            QueuePollInterval = TimeSpan.FromMilliseconds(Math.Max(10, jobs.QueuePollIntervalMs)),
-            UseSlidingInvisibilityTimeout = true,
-            InvisibilityTimeout = TimeSpan.FromSeconds(Math.Max(5, jobs.InvisibilityTimeoutSeconds)),
-        };
-        return new PostgreSqlStorage(new NpgsqlConnectionFactory(builder.ConnectionString, options), options);
+        return builder.ConnectionString;
     }
 }

@@ -13,17 +13,20 @@ namespace BeitV2.Web.Registry;
 /// <summary>
 /// The models on disk, under <c>{DataDirectory}/models/{id}/</c>, each a <see cref="ModelPackage"/>
 /// folder whose manifest metadata also carries the registry fields (name, source, lineage), so a
-/// model is written in one atomic rename. <c>defaults.json</c> names the default model per kind.
+/// model is written in one atomic rename. The default model per kind is in <see cref="IRegistryState"/>:
+/// <c>defaults.json</c> for the embedded single server, a PostgreSQL table when several servers share the models.
 /// </summary>
 /// <remarks>
 /// The models and defaults are read once and kept until <see cref="GetChangeToken"/>'s token fires: at once
 /// when this server imports, deletes or changes a default, and when another server sharing the folder
-/// changed it (<see cref="ModelsFolderChangeToken"/>: one <c>stat</c> per lookup, not a listing).
+/// changed it (<see cref="ModelsFolderChangeToken"/>: one <c>stat</c> per lookup, not a listing; with PostgreSQL also the
+/// state's change counter, polled by <see cref="RegistryChangeWatcher"/>, since NFS caches a folder's times).
 /// </remarks>
 public sealed partial class ModelRegistry
 {
-    private const string DefaultsFile = "defaults.json";
+    private const string DefaultsFile = FileRegistryState.DefaultsFile;
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    private readonly IRegistryState state;
     private readonly Lock gate = new();
     private readonly ILogger<ModelRegistry> logger;
     private Snapshot? cache;
@@ -32,12 +35,16 @@ public sealed partial class ModelRegistry
     /// <summary>The models and defaults as read, and the token that says when they are stale.</summary>
     private sealed record Snapshot(Dictionary<string, ModelInfo> Models, Dictionary<string, string> Defaults, IChangeToken Token);
 
-    public ModelRegistry(DataDirectory data, IOptions<ModelsOptions> options, ILogger<ModelRegistry> logger)
+    public ModelRegistry(DataDirectory data, IOptions<ModelsOptions> options, ILogger<ModelRegistry> logger, IRegistryState? state = null)
     {
         this.logger = logger;
         ModelsDirectory = data.Sub("models");
+        this.state = state ?? new FileRegistryState(ModelsDirectory, logger);
         if (options.Value.SeedDefaults)
             SeedBundled(options.Value.Bundle);
+        // A deployment moving from one server to several: the defaults it had in defaults.json seed the shared table.
+        if (this.state is not FileRegistryState && File.Exists(Path.Combine(ModelsDirectory, DefaultsFile)))
+            this.state.SeedDefaults(new FileRegistryState(ModelsDirectory, logger).ReadDefaults());
     }
 
     /// <summary>
@@ -71,8 +78,7 @@ public sealed partial class ModelRegistry
                 Directory.Delete(staging, recursive: true); // another server seeded it meanwhile
             }
         }
-        if (!File.Exists(Path.Combine(ModelsDirectory, DefaultsFile)))
-            AtomicFile.WriteAllText(Path.Combine(ModelsDirectory, DefaultsFile), File.ReadAllText(Path.Combine(bundle, DefaultsFile)));
+        state.SeedDefaults(new FileRegistryState(bundle, logger).ReadDefaults());
         if (copied > 0) logger.LogInformation("Seeded {Count} bundled default model(s) from {Bundle}", copied, bundle);
     }
 
@@ -88,11 +94,33 @@ public sealed partial class ModelRegistry
     // Called under the lock (or before the registry is shared) after every write.
     private void Changed()
     {
+        Invalidate();
+        state.Changed();
+    }
+
+    private void Invalidate()
+    {
         var fired = changes;
         changes = new CancellationTokenSource();
         cache = null;
         fired.Cancel();
     }
+
+    /// <summary>
+    /// Another server changed the models or defaults (<see cref="RegistryChangeWatcher"/> saw the state's counter move):
+    /// read them again, and drop loaded copies of the models that are gone.
+    /// </summary>
+    public void Reload()
+    {
+        lock (gate)
+        {
+            Invalidate();
+            Load();
+        }
+    }
+
+    /// <summary>The ids of the last listing: a model missing from the next one was deleted (here or on another server).</summary>
+    private HashSet<string> known = new(StringComparer.Ordinal);
 
     public string ModelsDirectory { get; }
 
@@ -181,13 +209,14 @@ public sealed partial class ModelRegistry
         {
             Changed();
             var info = Load().Models[id];
-            var defaults = ReadDefaults();   // the file, not the snapshot: it is about to be rewritten
-            if (makeDefault == true || (makeDefault is null && !defaults.ContainsKey(info.Kind)))
+            // The state, not the snapshot: another server may have set a default meanwhile.
+            var madeDefault = makeDefault switch
             {
-                defaults[info.Kind] = id;
-                WriteDefaults(defaults);
-                Changed();
-            }
+                true => Do(() => state.SetDefault(info.Kind, id)),
+                null => state.SetDefaultIfNone(info.Kind, id),
+                false => false,
+            };
+            if (madeDefault) Changed();
             logger.LogInformation("Registered model {Id} ({Kind}, {Architecture}) from {Source}", id, info.Kind, info.Architecture, source);
             return Load().Models[id];
         }
@@ -216,10 +245,8 @@ public sealed partial class ModelRegistry
         lock (gate)
         {
             var info = Get(id);
-            var defaults = ReadDefaults();
-            defaults[info.Kind] = info.Id;   // never a former id: defaults name folders
-            WriteDefaults(defaults);
-            Changed();
+            state.SetDefault(info.Kind, info.Id);   // never a former id: defaults name folders
+            Invalidate();
         }
     }
 
@@ -229,7 +256,8 @@ public sealed partial class ModelRegistry
         lock (gate)
         {
             var info = Get(id);
-            if (info.IsDefault)
+            // The state, not the snapshot: another server may have made it the default a moment ago.
+            if (info.IsDefault || state.ReadDefaults().GetValueOrDefault(info.Kind) == info.Id)
                 throw new ConflictException($"'{id}' is the default {info.Kind}; make another model the default first.");
             id = info.Id;   // a former id (ModelIds.Renamed) names the model by its folder's id from here on
             // Rename first (atomic), then delete: a crash leaves a hidden folder, never half a model.
@@ -266,7 +294,7 @@ public sealed partial class ModelRegistry
             logger.LogWarning("Cannot read the models folder: {Message}", e.Message);
             return new Snapshot(new Dictionary<string, ModelInfo>(), new Dictionary<string, string>(), new CancellationChangeToken(new CancellationToken(true)));
         }
-        var defaults = ReadDefaults();
+        var defaults = state.ReadDefaults();
         var result = new Dictionary<string, ModelInfo>(StringComparer.Ordinal);
         foreach (var dir in folders)
         {
@@ -292,27 +320,20 @@ public sealed partial class ModelRegistry
                 logger.LogWarning("Skipping {Dir}: {Message}", dir, e.Message);
             }
         }
+        // Whichever read notices a model gone (the change watcher, or a request after the folder changed), loaded copies are
+        // dropped: raised off this lock, since handlers take their own.
+        foreach (var id in known.Where(id => !result.ContainsKey(id)))
+        {
+            logger.LogInformation("Model {Id} is no longer registered; dropping loaded copies", id);
+            ThreadPool.QueueUserWorkItem(gone => ModelChanged?.Invoke(gone), id, preferLocal: false);
+        }
+        known = [.. result.Keys];
         return cache = new Snapshot(result, defaults, token);
     }
 
-    private Dictionary<string, string> ReadDefaults()
+    private static bool Do(Action action)
     {
-        var path = Path.Combine(ModelsDirectory, DefaultsFile);
-        if (!File.Exists(path)) return new Dictionary<string, string>();
-        try
-        {
-            return JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(path), Json) ?? new();
-        }
-        catch (JsonException e)
-        {
-            logger.LogWarning("Ignoring unreadable {Path}: {Message}", path, e.Message);
-            return new Dictionary<string, string>();
-        }
-    }
-
-    private void WriteDefaults(Dictionary<string, string> defaults)
-    {
-        Directory.CreateDirectory(ModelsDirectory);
-        AtomicFile.WriteAllText(Path.Combine(ModelsDirectory, DefaultsFile), JsonSerializer.Serialize(defaults, Json));
+        action();
+        return true;
     }
 }
