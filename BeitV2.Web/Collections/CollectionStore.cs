@@ -35,9 +35,48 @@ public sealed partial class CollectionStore
     private readonly Lock opening = new();   // one open per new generation, however many searches notice it at once
     private readonly ConcurrentDictionary<string, (long Bytes, IReadOnlyList<CollectionItem> Items)> itemCache = new(StringComparer.Ordinal);
 
-    public CollectionStore(string directory) => Directory.CreateDirectory(CollectionsDirectory = directory);
+    public CollectionStore(string directory, Jobs.State.IWriterLocks? servers = null)
+    {
+        Directory.CreateDirectory(CollectionsDirectory = directory);
+        this.servers = servers;
+    }
 
-    public CollectionStore(DataDirectory data) : this(data.Sub("collections")) { }
+    public CollectionStore(DataDirectory data, Jobs.State.IWriterLocks? servers = null) : this(data.Sub("collections"), servers) { }
+
+    /// <summary>With several servers (PostgreSQL), the writers' lock between hosts, taken before the collection's flock.</summary>
+    private readonly Jobs.State.IWriterLocks? servers;
+
+    /// <summary>How long a writer waits for another one (an index save takes seconds; minutes means something is stuck).</summary>
+    private static readonly TimeSpan WriterWait = TimeSpan.FromMinutes(10);
+
+    /// <summary>The collection's writer lock: between servers (when shared through PostgreSQL), then between processes and threads here.</summary>
+    private IDisposable WriterLock(string directory)
+    {
+        var id = Path.GetFileName(directory);
+        var remote = servers?.Acquire("collection:" + id, WriterWait);
+        if (servers is not null && remote is null)
+            throw new Errors.ConflictException(
+                "The collection is busy: another writer (its index job building the final index, or an upload on another server) has held it for minutes. Retry later.");
+        try
+        {
+            var local = new CollectionLock(directory);
+            return remote is null ? local : new Both(local, remote);
+        }
+        catch
+        {
+            remote?.Dispose();
+            throw;
+        }
+    }
+
+    private sealed class Both(IDisposable inner, IDisposable outer) : IDisposable
+    {
+        public void Dispose()
+        {
+            inner.Dispose();
+            outer.Dispose();
+        }
+    }
 
     public string CollectionsDirectory { get; }
 
@@ -158,7 +197,7 @@ public sealed partial class CollectionStore
         var dir = CollectionDirectory(id);
         try
         {
-            using var held = new CollectionLock(dir);
+            using var held = WriterLock(dir);
             var record = Get(id);
             var state = State(id);
             var files = new CollectionFiles(dir, record, state);
@@ -242,7 +281,7 @@ public sealed partial class CollectionStore
     {
         try
         {
-            return new CollectionLock(CollectionDirectory(id));
+            return WriterLock(CollectionDirectory(id));
         }
         catch (DirectoryNotFoundException)
         {

@@ -37,3 +37,9 @@ public sealed class ModelNotReadyException(string message) : DomainException(mes
 
 /// <summary>The data directory has no room for what the request would write (disk space or quota): 507.</summary>
 public sealed class InsufficientStorageException(string message) : DomainException(message);
+
+/// <summary>The job database (PostgreSQL, with several servers) stayed unreachable past its retries; retrying later works: 503.</summary>
+public sealed class StateUnavailableException(string message, Exception inner) : DomainException(message)
+{
+    public Exception Cause { get; } = inner;
+}

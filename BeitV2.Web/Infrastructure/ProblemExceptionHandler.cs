@@ -23,6 +23,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
         else if (status >= 500) logger.LogError(exception, "Unhandled error on {Path}", context.Request.Path);
         else logger.LogDebug("Client error {Status} on {Path}: {Detail}", status, context.Request.Path, detail);
         if (status == StatusCodes.Status429TooManyRequests) context.Response.Headers.RetryAfter = "1";
+        if (exception is StateUnavailableException) context.Response.Headers.RetryAfter = "5";
         context.Response.StatusCode = status;
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {
@@ -43,6 +44,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
         TooLargeException => (413, "Payload too large", e.Message),
         CapacityException => (429, "Too many requests", e.Message),
         ModelNotReadyException => (503, "Model not ready", e.Message),
+        StateUnavailableException => (503, "Job database unavailable", e.Message),
         InsufficientStorageException => (507, "Insufficient storage", e.Message),
         ImageDecodeException d => d.Error switch
         {

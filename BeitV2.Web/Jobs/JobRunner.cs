@@ -544,7 +544,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                     record = store.Update(jobId, (j, now) => j.RunId == runId ? j with { HeartbeatAt = now } : null);
                 if (p is not null && record.Status == JobStatus.Running) owner.Broadcast.Progress(record, p);
             }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or NotFoundException)
+            catch (Exception e) when (e is IOException or ObjectDisposedException or NotFoundException or StateUnavailableException)
             {
                 owner.Logger.LogWarning("Job {Id}: lease tick failed: {Message}", jobId, e.Message);
             }

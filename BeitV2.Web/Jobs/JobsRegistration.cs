@@ -41,6 +41,7 @@ public static class JobsRegistration
                 TimeSpan.FromSeconds(Math.Max(3, jobs.HeartbeatTimeoutSeconds))));
             services.AddSingleton<IRegistryState>(sp => new PostgresRegistryState(sp.GetRequiredService<PostgresState>(),
                 sp.GetRequiredService<ServerIdentity>().Name));
+            services.AddSingleton<IWriterLocks>(sp => new PostgresWriterLocks(sp.GetRequiredService<PostgresState>()));
             services.AddHostedService<RegistryChangeWatcher>();
         }
         else

@@ -12,7 +12,7 @@ namespace BeitV2.Web.Jobs.State;
 /// <remarks>
 /// A database that restarts or drops connections for a moment must not fail a running job: every operation is retried
 /// on connection failures for up to <c>Jobs:DatabaseRetrySeconds</c> (each retry re-reads what it changes, in a new
-/// transaction), and only then surfaces as a clear error.
+/// transaction), and only then surfaces as a clear error (<see cref="Errors.StateUnavailableException"/>: 503 to clients).
 /// </remarks>
 public sealed partial class PostgresState : IDisposable
 {
@@ -58,6 +58,9 @@ public sealed partial class PostgresState : IDisposable
         return work(connection);
     });
 
+    /// <summary>An open connection of its own (retried while the database is unreachable), e.g. to hold a session lock.</summary>
+    public NpgsqlConnection OpenConnection() => WithRetry(() => source.OpenConnection());
+
     public static NpgsqlCommand Command(NpgsqlConnection connection, string sql, NpgsqlTransaction? transaction = null) =>
         new(sql, connection, transaction);
 
@@ -79,7 +82,10 @@ public sealed partial class PostgresState : IDisposable
             }
             catch (Exception e) when (IsConnectionFailure(e))
             {
-                throw new IOException($"the job database stayed unreachable for {retryFor.TotalSeconds:F0} s ({e.GetBaseException().Message})", e);
+                // The cause names the database's host: the server log gets it, clients get words.
+                logger.LogError("The state database stayed unreachable for {Seconds:F0} s: {Message}", retryFor.TotalSeconds, e.GetBaseException().Message);
+                throw new Errors.StateUnavailableException(
+                    $"The job database stayed unreachable for {retryFor.TotalSeconds:F0} s; try again when it is back.", e);
             }
         }
     }
