@@ -116,7 +116,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         // more before it notices cannot overwrite or prune what the run holding the job resumes from.
         var checkpoints = Path.Combine(store.CheckpointDirectory(job.Id), RunFolder(runId));
         var resumeFrom = ResumePoint(job);
-        var sink = new Sink(this, job.Id, runId, cts.Token);
+        var sink = new Sink(this, job.Id, runId, checkpoints, cts.Token);
         using var lease = new Timer(_ => sink.Tick(cts), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         try
         {
@@ -419,7 +419,8 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
     }
 
     /// <summary>The trainer's synchronous progress sink, and the lease of the run.</summary>
-    private sealed class Sink(JobRunner owner, string jobId, string runId, CancellationToken stop) : IProgress<TrainingProgress>
+    /// <param name="runFolder">this run's checkpoint folder (<c>checkpoints/run-{runId}</c>); pipeline and index jobs report other paths.</param>
+    private sealed class Sink(JobRunner owner, string jobId, string runId, string runFolder, CancellationToken stop) : IProgress<TrainingProgress>
     {
         private readonly Lock gate = new();
         private TrainingProgress? last;
@@ -432,13 +433,21 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
 
         private int ticking;
 
-        /// <summary>Removes the checkpoint folders of other runs beside <paramref name="runFolder"/> (best effort: a folder in use is left for later).</summary>
-        private static void DropOtherRuns(string runFolder)
+        /// <summary>
+        /// Removes the checkpoints of earlier runs beside this run's folder: the other <c>run-*</c> folders and the
+        /// <c>checkpoint-*</c> folders of a job written before runs had folders. Only in the job's own <c>checkpoints/</c>,
+        /// and only for a checkpoint this run saved there (best effort: a folder in use is left for later).
+        /// </summary>
+        private void DropOtherRuns(string savedCheckpoint)
         {
             var root = Path.GetDirectoryName(runFolder)!;
+            if (!string.Equals(Path.GetDirectoryName(savedCheckpoint), runFolder, StringComparison.Ordinal)
+                || !string.Equals(root, owner.Store.CheckpointDirectory(jobId), StringComparison.Ordinal)) return;
             foreach (var dir in Directory.EnumerateDirectories(root))
             {
-                if (string.Equals(dir, runFolder, StringComparison.Ordinal)) continue;
+                var name = Path.GetFileName(dir);
+                if (string.Equals(dir, runFolder, StringComparison.Ordinal)
+                    || !(name.StartsWith("run-", StringComparison.Ordinal) || name.StartsWith("checkpoint-", StringComparison.Ordinal))) continue;
                 try { Directory.Delete(dir, recursive: true); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
             }
@@ -459,7 +468,7 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
                 {
                     // This run has a checkpoint of its own now: earlier runs' folders (the one it resumed from included) go.
                     // Under the job's lock and only while this run holds it, so the run holding the job decides what stays.
-                    DropOtherRuns(Path.GetDirectoryName(path)!);
+                    DropOtherRuns(path);
                     // The trainer keeps the newest few and deletes older ones: list what is still on disk.
                     checkpoints = [.. checkpoints.Where(c => c.Path != path && Directory.Exists(c.Path)),
                         new JobCheckpoint(p.Step, p.Epoch + 1, path, now)];
