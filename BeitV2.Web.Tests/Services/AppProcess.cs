@@ -83,6 +83,14 @@ public sealed class AppProcess : IDisposable
         return process.ExitCode;
     }
 
+    /// <summary>SIGTERM: the server stops cleanly (as <c>docker stop</c> asks); returns its exit code.</summary>
+    public async Task<int> StopAsync(TimeSpan timeout)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            await kill.WaitForExitAsync();
+        return await WaitForExitAsync(timeout);
+    }
+
     /// <summary>SIGKILL: no shutdown hook runs, as when a server dies.</summary>
     public void Kill()
     {
