@@ -1,5 +1,6 @@
 using BeitV2.Web.Infrastructure;
 using BeitV2.Web.Jobs;
+using Hangfire;
 using Microsoft.Extensions.Options;
 
 namespace BeitV2.Web.Hosting;
@@ -7,7 +8,8 @@ namespace BeitV2.Web.Hosting;
 /// <summary>
 /// Start-up checks of the data folder (<c>Storage:DataDirectory</c>), before anything else touches it (the leftover
 /// sweep, the job queue, the model registry): it takes a new file (write, fsync, delete); with the embedded SQLite job
-/// storage no live server uses it already (<see cref="SingleServerGuard"/>). Like <see cref="BindingGuard"/>, a failed check logs the reason (for
+/// storage no live server uses it already (<see cref="SingleServerGuard"/>); with PostgreSQL it is the volume the other
+/// servers use (<see cref="SharedVolumeCheck"/>). Like <see cref="BindingGuard"/>, a failed check logs the reason (for
 /// the operator: the server log may name paths, clients never see it) and the process exits with
 /// <see cref="RefusedExitCode"/>, without a stack trace.
 /// </summary>
@@ -50,7 +52,9 @@ public static class DataFolderGuards
         var jobs = services.GetRequiredService<IOptions<JobsOptions>>().Value;
         if (!jobs.Storage.Trim().Equals("postgres", StringComparison.OrdinalIgnoreCase))
             return services.GetRequiredService<SingleServerGuard>().TryAcquire();
-        return null;
+        // The job storage first: an unreachable database or a missing connection string fails start-up with its own message.
+        services.GetRequiredService<JobStorage>();
+        return SharedVolumeCheck.Check(data.Root, jobs, logger);
     }
 
     /// <summary>Writes, fsyncs and deletes a probe file in <paramref name="root"/>; the reason when that fails.</summary>

@@ -16,6 +16,8 @@ public sealed class JobsOptions
     public string? ServerName { get; set; }
     /// <summary>PostgreSQL: the schema Hangfire's tables live in (created when missing).</summary>
     public string Schema { get; set; } = "hangfire";
+    /// <summary>PostgreSQL: the schema of this service's own tables (created when missing), e.g. the shared data volume's id.</summary>
+    public string StateSchema { get; set; } = "beitv2";
     /// <summary>PostgreSQL: seconds to wait for the database at start-up before failing with a clear message.</summary>
     public int ConnectTimeoutSeconds { get; set; } = 5;
     /// <summary>
