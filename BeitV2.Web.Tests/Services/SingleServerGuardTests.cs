@@ -131,13 +131,42 @@ public sealed class SingleServerGuardTests(ITestOutputHelper output)
             Assert.Equal(HttpStatusCode.OK, live.StatusCode);
             Assert.True(File.Exists(Alive(data.Path)));
         }
-        Assert.False(File.Exists(Alive(data.Path)), "disposing the host left the liveness file");
-
+        // The first host may still be finishing its disposal on its entry point's thread: the second one waits for it to
+        // let go of the lock, and by then its liveness file is gone, so there is nothing to watch.
         using var second = new ApiHost(settings);
         using var again = second.CreateClient();
         using (var live = await again.GetAsync("/health/live")) Assert.Equal(HttpStatusCode.OK, live.StatusCode);
         Assert.DoesNotContain(second.WarningLogs, w => w.Contains(Watching));
         second.AssertNoServerErrors();
+    }
+
+    [Fact]
+    public async Task AHostStartingInTheSameProcess_WaitsForTheEarlierOneToStop()
+    {
+        // In one process (WebApplicationFactory) the lock is the process's own: a second host on the folder waits for the
+        // first to let go instead of refusing, since the first may be finishing its disposal on another thread.
+        using var data = new TempDirectory();
+        var settings = new Dictionary<string, string?> { ["Storage:DataDirectory"] = data.Path };
+        var first = new ApiHost(settings);
+        using var second = new ApiHost(settings);
+        try
+        {
+            using (var client = first.CreateClient())
+            using (var live = await client.GetAsync("/health/live"))
+                Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+            var starting = Task.Run(second.CreateClient);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            Assert.False(starting.IsCompleted, "the second host started (or gave up) while the first held the data folder");
+            first.Dispose();
+            using var again = await starting.WaitAsync(Timeout);
+            using (var live = await again.GetAsync("/health/live")) Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+            Assert.DoesNotContain(second.WarningLogs, w => w.Contains(Watching));
+            second.AssertNoServerErrors();
+        }
+        finally
+        {
+            first.Dispose();
+        }
     }
 
     private static string Alive(string data) => Path.Combine(data, "jobs", SingleServerGuard.AliveFile);

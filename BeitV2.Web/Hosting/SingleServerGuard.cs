@@ -33,6 +33,15 @@ public sealed class SingleServerGuard(DataDirectory data, ILogger<SingleServerGu
     /// <summary>EWOULDBLOCK (= EAGAIN on Linux): the <c>IOException.HResult</c> of a lock another process holds.</summary>
     private const int WouldBlock = 11;
 
+    /// <summary>How long a host waits for an earlier host of the same process to release the lock (see <see cref="WaitForAnEarlierHostOfThisProcess"/>).</summary>
+    private static readonly TimeSpan InProcessWait = TimeSpan.FromMinutes(2);
+
+    /// <summary>The lock files held by hosts of this process, and what completes when each lets go.</summary>
+    private static readonly Dictionary<string, TaskCompletionSource> HeldHere = new(StringComparer.Ordinal);
+    private static readonly Lock HeldGate = new();
+
+    private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private string? lockPath;
     private readonly string owner = Guid.NewGuid().ToString("N");
     private readonly ManualResetEventSlim stopping = new();
     private FileStream? held;
@@ -52,21 +61,25 @@ public sealed class SingleServerGuard(DataDirectory data, ILogger<SingleServerGu
     /// <returns>Null when this server may start; otherwise the reason it may not, in words for the operator.</returns>
     public string? TryAcquire()
     {
-        var lockPath = Path.Combine(Jobs, LockFile);
-        try
+        lockPath = Path.GetFullPath(Path.Combine(Jobs, LockFile));
+        for (var attempt = 0; held is null; attempt++)
         {
-            // FileShare.None: .NET takes flock(LOCK_EX | LOCK_NB) on Unix and fails at once when another process holds it.
-            held = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            try
+            {
+                // FileShare.None: .NET takes flock(LOCK_EX | LOCK_NB) on Unix and fails at once when another process holds it.
+                held = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException e) when (e.HResult == WouldBlock)
+            {
+                logger.LogDebug(e, "Could not lock {Path}", lockPath);
+                if (attempt > 0 || !WaitForAnEarlierHostOfThisProcess(lockPath)) return InUse("on this machine", Describe(Read(AlivePath)));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return $"cannot open the lock file jobs/{LockFile} in the data folder {data.Root} (Storage:DataDirectory): {e.Message}";
+            }
         }
-        catch (IOException e) when (e.HResult == WouldBlock)
-        {
-            logger.LogDebug(e, "Could not lock {Path}", lockPath);
-            return InUse("on this machine", Describe(Read(AlivePath)));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return $"cannot open the lock file jobs/{LockFile} in the data folder {data.Root} (Storage:DataDirectory): {e.Message}";
-        }
+        lock (HeldGate) HeldHere[lockPath] = released;
 
         if (Read(AlivePath) is { } first)
         {
@@ -86,8 +99,7 @@ public sealed class SingleServerGuard(DataDirectory data, ILogger<SingleServerGu
                 }
                 if (now is not null && now != first)
                 {
-                    held.Dispose();
-                    held = null;
+                    ReleaseLock();
                     return InUse("on another host", Describe(now));
                 }
             }
@@ -99,6 +111,20 @@ public sealed class SingleServerGuard(DataDirectory data, ILogger<SingleServerGu
         writer = new Thread(Run) { IsBackground = true, Name = "server.alive" };
         writer.Start();
         return null;
+    }
+
+    /// <summary>
+    /// Hosts in one process (tests, on <c>WebApplicationFactory</c>) are disposed on their entry point's thread, which may
+    /// still be finishing when the next host on the same data folder starts: the lock is this process's own, so wait
+    /// for that host to let go (it is stopping). A live host of this process keeps it: after the wait, a refusal.
+    /// </summary>
+    private bool WaitForAnEarlierHostOfThisProcess(string lockPath)
+    {
+        TaskCompletionSource? earlier;
+        lock (HeldGate) HeldHere.TryGetValue(lockPath, out earlier);
+        if (earlier is null) return false;
+        logger.LogInformation("An earlier host in this process holds {Path}; waiting for it to stop", lockPath);
+        return earlier.Task.Wait(InProcessWait);
     }
 
     private string InUse(string where, string holder) =>
@@ -175,8 +201,19 @@ public sealed class SingleServerGuard(DataDirectory data, ILogger<SingleServerGu
                 logger.LogWarning(e, "Could not delete {Path}; the next start waits {Seconds} s for it", AlivePath, Watch.TotalSeconds);
             }
         }
-        held?.Dispose();
-        held = null;
+        ReleaseLock();
         if (writer is null || !writer.IsAlive) stopping.Dispose();
+    }
+
+    private void ReleaseLock()
+    {
+        if (held is not null)
+        {
+            held.Dispose();
+            held = null;
+            lock (HeldGate)
+                if (lockPath is not null && HeldHere.TryGetValue(lockPath, out var mine) && mine == released) HeldHere.Remove(lockPath);
+        }
+        released.TrySetResult();
     }
 }
