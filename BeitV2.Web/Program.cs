@@ -30,6 +30,7 @@ builder.Services.AddCollections();     // collections, filled by index jobs
 
 var app = builder.Build();
 if (BindingGuard.Refuses(app)) return BindingGuard.RefusedExitCode; // a public address needs an API key
+if (DataFolderGuards.Refuses(app)) return DataFolderGuards.RefusedExitCode; // writable; SQLite: one server; postgres: one shared volume
 app.UseServiceDefaults();
 
 app.MapServiceApi();                   // /health/*, /api/v1/info

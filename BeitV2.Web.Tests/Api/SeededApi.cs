@@ -81,11 +81,13 @@ public sealed class SeededApi : IDisposable
     }
 
     /// <summary>
-    /// Hangfire's SQLite files change on their own (server heartbeats every 30 s), whatever the requests do;
+    /// Hangfire's SQLite files change on their own (server heartbeats every 30 s), whatever the requests do, and so
+    /// does the liveness file the server rewrites every second (jobs/server.alive, with its temporary file);
     /// folders are compared through their files (a route's services may create an empty folder on first use).
     /// </summary>
     private static IEnumerable<string> WithoutQueue(IEnumerable<string> files) =>
-        files.Where(f => !f.StartsWith("jobs/hangfire.db", StringComparison.Ordinal) && !f.EndsWith('/'));
+        files.Where(f => !f.StartsWith("jobs/hangfire.db", StringComparison.Ordinal) && !f.StartsWith("jobs/server.alive", StringComparison.Ordinal)
+                         && !f.EndsWith('/'));
 
     public void Dispose()
     {

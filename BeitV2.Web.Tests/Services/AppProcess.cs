@@ -14,7 +14,8 @@ public sealed class AppProcess : IDisposable
     private readonly string workingDirectory;
 
     /// <param name="listenHost">The address the app binds (default loopback); <see cref="BaseAddress"/> is on loopback either way.</param>
-    public AppProcess(string name, IReadOnlyDictionary<string, string> settings, string listenHost = "127.0.0.1")
+    /// <param name="launcher">A command (and its arguments) that runs <c>dotnet</c>, e.g. <c>setpriv</c> with fewer capabilities.</param>
+    public AppProcess(string name, IReadOnlyDictionary<string, string> settings, string listenHost = "127.0.0.1", IReadOnlyList<string>? launcher = null)
     {
         Name = name;
         Port = LocalServerProcess.FreePort();
@@ -22,10 +23,15 @@ public sealed class AppProcess : IDisposable
         workingDirectory = Directory.CreateTempSubdirectory("beitv2-app-").FullName;
         var app = Path.Combine(AppContext.BaseDirectory, "BeitV2.Web.dll");
         if (!File.Exists(app)) throw new InvalidOperationException($"{app} is missing: build the solution first.");
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : "dotnet")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workingDirectory,
         };
+        if (launcher is { Count: > 0 })
+        {
+            foreach (var argument in launcher.Skip(1)) psi.ArgumentList.Add(argument);
+            psi.ArgumentList.Add("dotnet");
+        }
         psi.ArgumentList.Add(app);
         psi.ArgumentList.Add($"--urls=http://{listenHost}:{Port}");
         foreach (var (k, v) in settings) psi.ArgumentList.Add($"--{k}={v}");
@@ -81,6 +87,14 @@ public sealed class AppProcess : IDisposable
         try { await process.WaitForExitAsync(cts.Token); }
         catch (OperationCanceledException) { Assert.Fail($"{Name} did not exit within {timeout}:\n{Output}"); }
         return process.ExitCode;
+    }
+
+    /// <summary>SIGTERM: the server stops cleanly (as <c>docker stop</c> asks); returns its exit code.</summary>
+    public async Task<int> StopAsync(TimeSpan timeout)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            await kill.WaitForExitAsync();
+        return await WaitForExitAsync(timeout);
     }
 
     /// <summary>SIGKILL: no shutdown hook runs, as when a server dies.</summary>

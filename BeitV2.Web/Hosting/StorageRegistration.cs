@@ -8,6 +8,7 @@ public static class StorageRegistration
     /// the other areas: hosted services start in registration order, so the sweep ends before training resumes.
     /// </summary>
     public static IServiceCollection AddStorageLimits(this IServiceCollection services) => services
+        .AddDataFolderGuards()   // Program checks the data folder before the host starts (DataFolderGuards.Refuses)
         .AddHostedService<LeftoverSweep>()
         .AddSingleton<IFreeSpaceProbe, DriveFreeSpaceProbe>()
         .AddSingleton<StorageBudget>();

@@ -1,6 +1,11 @@
+using BeitV2.Ml.Checkpoints;
+
 namespace BeitV2.Web.Infrastructure;
 
-/// <summary>Writes a file under a temporary name, flushes it to disk and renames it over the target.</summary>
+/// <summary>
+/// Writes a file under a temporary name, flushes it to disk and renames it over the target; on Linux the folder is
+/// then fsynced too (best effort), so after a crash the target holds the old bytes or the new ones, never nothing.
+/// </summary>
 public static class AtomicFile
 {
     public static void WriteAllText(string path, string contents)
@@ -14,6 +19,7 @@ public static class AtomicFile
             f.Flush(flushToDisk: true);
         }
         File.Move(tmp, path, overwrite: true);
+        DurableFiles.FsyncDirectory(FolderOf(path));
     }
 
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> contents)
@@ -34,5 +40,8 @@ public static class AtomicFile
             File.Delete(tmp);
             throw;
         }
+        DurableFiles.FsyncDirectory(FolderOf(path));
     }
+
+    private static string FolderOf(string path) => Path.GetDirectoryName(Path.GetFullPath(path))!;
 }

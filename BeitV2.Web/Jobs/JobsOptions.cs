@@ -17,7 +17,7 @@ public sealed class JobsOptions
     /// <summary>PostgreSQL: the schema Hangfire's tables live in (created when missing).</summary>
     public string Schema { get; set; } = "hangfire";
     /// <summary>
-    /// PostgreSQL: the schema of this service's own tables (job records, metrics, registry defaults), created when missing;
+    /// PostgreSQL: the schema of this service's own tables (job records, metrics, registry defaults, the shared data volume's id), created when missing;
     /// Hangfire's queue lives in <see cref="Schema"/>.
     /// </summary>
     public string StateSchema { get; set; } = "beitv2";

@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using System.Text.RegularExpressions;
 using Npgsql;
 
 namespace BeitV2.Web.Jobs.State;
@@ -14,7 +13,7 @@ namespace BeitV2.Web.Jobs.State;
 /// on connection failures for up to <c>Jobs:DatabaseRetrySeconds</c> (each retry re-reads what it changes, in a new
 /// transaction), and only then surfaces as a clear error (<see cref="Errors.StateUnavailableException"/>: 503 to clients).
 /// </remarks>
-public sealed partial class PostgresState : IDisposable
+public sealed class PostgresState : IDisposable
 {
     /// <summary>The schema's version this build creates; bumped with every change to <see cref="Migrations"/>.</summary>
     public const int SchemaVersion = 1;
@@ -26,20 +25,15 @@ public sealed partial class PostgresState : IDisposable
     public PostgresState(JobsOptions options, ILogger<PostgresState> logger)
     {
         this.logger = logger;
-        Schema = options.StateSchema.Trim();
-        if (!IdentifierPattern().IsMatch(Schema))
-            throw new InvalidOperationException($"Jobs:StateSchema must be a plain lower-case SQL name (letters, digits, '_'), not '{options.StateSchema}'.");
+        Schema = PostgresStateSchema.Quoted(PostgresStateSchema.Name(options));
         var builder = new NpgsqlConnectionStringBuilder(PostgresJobStorage.ConnectionString(options));
         source = NpgsqlDataSource.Create(builder.ConnectionString);
         retryFor = TimeSpan.FromSeconds(Math.Clamp(options.DatabaseRetrySeconds, 0, 3600));
         Migrate();
     }
 
-    /// <summary>The schema the state tables live in (validated: safe to splice into SQL).</summary>
+    /// <summary>The schema the state tables live in, as a quoted SQL identifier (validated by <see cref="PostgresStateSchema.Name"/>).</summary>
     public string Schema { get; }
-
-    [GeneratedRegex("^[a-z_][a-z0-9_]{0,62}$")]
-    private static partial Regex IdentifierPattern();
 
     /// <summary>Runs <paramref name="work"/> in a transaction (read committed), retried on connection failures; commits unless it throws.</summary>
     public T InTransaction<T>(Func<NpgsqlConnection, NpgsqlTransaction, T> work) => WithRetry(() =>
@@ -102,22 +96,18 @@ public sealed partial class PostgresState : IDisposable
     };
 
     /// <summary>
-    /// Creates the schema's tables when missing, under a transaction-scoped advisory lock so that servers starting
+    /// Creates the schema's tables when missing, under the schema's transaction-scoped advisory lock
+    /// (<see cref="PostgresStateSchema.Ensure"/>, shared with the start-up volume check) so that servers starting
     /// together do not race; records the version it created.
     /// </summary>
     private void Migrate() => InTransaction((c, t) =>
     {
-        using (var lockSchema = Command(c, "SELECT pg_advisory_xact_lock(hashtext(@name))", t))
-        {
-            lockSchema.Parameters.AddWithValue("name", "beitv2-state:" + Schema);
-            lockSchema.ExecuteNonQuery();
-        }
+        PostgresStateSchema.Ensure(c, t, Schema.Trim('"'));
         using (var create = Command(c, Migrations.Replace("{schema}", Schema, StringComparison.Ordinal), t)) create.ExecuteNonQuery();
         return 0;
     });
 
     private const string Migrations = """
-        CREATE SCHEMA IF NOT EXISTS {schema};
         CREATE TABLE IF NOT EXISTS {schema}.schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
         INSERT INTO {schema}.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
         -- One row per job: the record as the API shows it (jsonb), and the columns the lease is decided on.
