@@ -29,6 +29,7 @@ public sealed class ProblemMappingTests
         { new CapacityException("Another model import is in progress; retry shortly."), 429, "Too many requests" },
         { new ModelNotReadyException("No tokenizer model is registered."), 503, "Model not ready" },
         { new InsufficientStorageException("Not enough storage for the upload."), 507, "Insufficient storage" },
+        { new StateUnavailableException("The job database stayed unreachable for 60 s; try again when it is back."), 503, "Job database unavailable" },
     };
 
     [Theory]
@@ -42,8 +43,8 @@ public sealed class ProblemMappingTests
         Assert.Equal(status, problem.GetProperty("status").GetInt32());
         Assert.Equal(title, problem.GetProperty("title").GetString());
         Assert.Equal(error.Message, problem.GetProperty("detail").GetString());
-        // 429 tells the client when to come back; no other answer does.
-        Assert.Equal(status == 429 ? "1" : null, response.Headers.RetryAfter.FirstOrDefault());
+        // 429 and an unreachable job database tell the client when to come back; no other answer does.
+        Assert.Equal(status == 429 ? "1" : error is StateUnavailableException ? "5" : null, response.Headers.RetryAfter.FirstOrDefault());
         AssertNothingInternal(problem);
     }
 

@@ -39,7 +39,5 @@ public sealed class ModelNotReadyException(string message) : DomainException(mes
 public sealed class InsufficientStorageException(string message) : DomainException(message);
 
 /// <summary>The job database (PostgreSQL, with several servers) stayed unreachable past its retries; retrying later works: 503.</summary>
-public sealed class StateUnavailableException(string message, Exception inner) : DomainException(message)
-{
-    public Exception Cause { get; } = inner;
-}
+/// The cause (it names the database's host) goes to the server log where this is thrown, never into the message.
+public sealed class StateUnavailableException(string message) : DomainException(message);

@@ -79,7 +79,7 @@ public sealed class PostgresState : IDisposable
                 // The cause names the database's host: the server log gets it, clients get words.
                 logger.LogError("The state database stayed unreachable for {Seconds:F0} s: {Message}", retryFor.TotalSeconds, e.GetBaseException().Message);
                 throw new Errors.StateUnavailableException(
-                    $"The job database stayed unreachable for {retryFor.TotalSeconds:F0} s; try again when it is back.", e);
+                    $"The job database stayed unreachable for {retryFor.TotalSeconds:F0} s; try again when it is back.");
             }
         }
     }
