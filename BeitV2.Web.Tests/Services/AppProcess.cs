@@ -45,6 +45,24 @@ public sealed class AppProcess : IDisposable
         Client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
     }
 
+    /// <summary>
+    /// Settings of a server that only has to start: its data folder, the CPU with one thread, no seeded models and no
+    /// warm-up (start-up checks, binding rules), plus <paramref name="more"/>.
+    /// </summary>
+    public static Dictionary<string, string> BareSettings(string data, params (string Key, string Value)[] more)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["Storage:DataDirectory"] = data,
+            ["Ml:Device"] = "cpu",
+            ["Ml:Threads"] = "1",
+            ["Models:SeedDefaults"] = "false",
+            ["Inference:WarmUp"] = "false",
+        };
+        foreach (var (k, v) in more) settings[k] = v;
+        return settings;
+    }
+
     public string Name { get; }
     public int Port { get; }
     public Uri BaseAddress { get; }

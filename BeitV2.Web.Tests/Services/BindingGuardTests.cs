@@ -86,17 +86,5 @@ public sealed class BindingGuardTests(ITestOutputHelper output)
         Assert.Equal(expected, string.Join("|", BindingGuard.ConfiguredAddresses(configuration)));
     }
 
-    private static Dictionary<string, string> Settings(string data, params (string Key, string Value)[] more)
-    {
-        var settings = new Dictionary<string, string>
-        {
-            ["Storage:DataDirectory"] = data,
-            ["Ml:Device"] = "cpu",
-            ["Ml:Threads"] = "1",
-            ["Models:SeedDefaults"] = "false",
-            ["Inference:WarmUp"] = "false",
-        };
-        foreach (var (k, v) in more) settings[k] = v;
-        return settings;
-    }
+    private static Dictionary<string, string> Settings(string data, params (string Key, string Value)[] more) => AppProcess.BareSettings(data, more);
 }

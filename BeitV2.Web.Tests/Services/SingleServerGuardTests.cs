@@ -171,17 +171,5 @@ public sealed class SingleServerGuardTests(ITestOutputHelper output)
 
     private static string Alive(string data) => Path.Combine(data, "jobs", SingleServerGuard.AliveFile);
 
-    internal static Dictionary<string, string> Settings(string data, params (string Key, string Value)[] more)
-    {
-        var settings = new Dictionary<string, string>
-        {
-            ["Storage:DataDirectory"] = data,
-            ["Ml:Device"] = "cpu",
-            ["Ml:Threads"] = "1",
-            ["Models:SeedDefaults"] = "false",
-            ["Inference:WarmUp"] = "false",
-        };
-        foreach (var (k, v) in more) settings[k] = v;
-        return settings;
-    }
+    internal static Dictionary<string, string> Settings(string data, params (string Key, string Value)[] more) => AppProcess.BareSettings(data, more);
 }

@@ -21,32 +21,23 @@ public sealed class PostgresRegistryState(PostgresState db, string serverName) :
         return result;
     });
 
-    public void SetDefault(string kind, string modelId) => db.InTransaction((c, t) =>
-    {
-        using var upsert = PostgresState.Command(c, $"""
-            INSERT INTO {T("model_defaults")} (kind, model_id, updated_at, updated_by) VALUES (@kind, @model, now(), @by)
-            ON CONFLICT (kind) DO UPDATE SET model_id = excluded.model_id, updated_at = excluded.updated_at, updated_by = excluded.updated_by
-            """, t);
-        upsert.Parameters.AddWithValue("kind", kind);
-        upsert.Parameters.AddWithValue("model", modelId);
-        upsert.Parameters.AddWithValue("by", serverName);
-        upsert.ExecuteNonQuery();
-        Bump(c, t);
-        return 0;
-    });
+    public void SetDefault(string kind, string modelId) => Write(kind, modelId,
+        "ON CONFLICT (kind) DO UPDATE SET model_id = excluded.model_id, updated_at = excluded.updated_at, updated_by = excluded.updated_by");
 
-    public bool SetDefaultIfNone(string kind, string modelId) => db.InTransaction((c, t) =>
+    public bool SetDefaultIfNone(string kind, string modelId) => Write(kind, modelId, "ON CONFLICT (kind) DO NOTHING");
+
+    /// <summary>One default row written (or not, per <paramref name="onConflict"/>); the counter moves when it was.</summary>
+    private bool Write(string kind, string modelId, string onConflict) => db.InTransaction((c, t) =>
     {
-        using var insert = PostgresState.Command(c, $"""
-            INSERT INTO {T("model_defaults")} (kind, model_id, updated_at, updated_by) VALUES (@kind, @model, now(), @by)
-            ON CONFLICT (kind) DO NOTHING
+        using var write = PostgresState.Command(c, $"""
+            INSERT INTO {T("model_defaults")} (kind, model_id, updated_at, updated_by) VALUES (@kind, @model, now(), @by) {onConflict}
             """, t);
-        insert.Parameters.AddWithValue("kind", kind);
-        insert.Parameters.AddWithValue("model", modelId);
-        insert.Parameters.AddWithValue("by", serverName);
-        var inserted = insert.ExecuteNonQuery() == 1;
-        if (inserted) Bump(c, t);
-        return inserted;
+        write.Parameters.AddWithValue("kind", kind);
+        write.Parameters.AddWithValue("model", modelId);
+        write.Parameters.AddWithValue("by", serverName);
+        var written = write.ExecuteNonQuery() == 1;
+        if (written) Bump(c, t);
+        return written;
     });
 
     public void SeedDefaults(IReadOnlyDictionary<string, string> defaults) => db.InTransaction((c, t) =>
