@@ -46,7 +46,10 @@ public sealed class JobRunner(JobStore store, JobScheduler scheduler, JobPlanner
         var runId = Guid.NewGuid().ToString("N");
         var job = Claim(jobId, attempt, runId, cancellationToken);
         if (job is null) return;
-        var cts = scheduler.Register(jobId, cancellationToken);
+        // Not linked to Hangfire's token: Hangfire also fires it when the queue entry's state changes elsewhere, e.g. when
+        // a server that lost this job (paused past its lease) comes back and marks the same entry finished. The record
+        // decides who runs the job; cancel requests come through it, and a shutdown through JobScheduler.InterruptRunning.
+        var cts = scheduler.Register(jobId, CancellationToken.None);
         try
         {
             broadcast.Status(job);
