@@ -40,8 +40,13 @@ public sealed record ConvTeacherConfig
     /// <summary>The teacher of the Fashion-MNIST pipeline: 28 px, widths 32/64/128 (0.29 M parameters).</summary>
     public static ConvTeacherConfig Fashion(int numClasses = 10) => new() { NumClasses = numClasses };
 
-    /// <summary>A test-sized teacher: widths 4/8/16.</summary>
-    public static ConvTeacherConfig Micro(int numClasses = 10) => new() { Widths = new[] { 4, 8, 16 }, NumClasses = numClasses };
+    /// <summary>
+    /// A test-sized teacher: widths 16/16/16. No narrower: libtorch's CPU convolution backward reads uninitialised memory
+    /// (the channel padding of oneDNN's blocked layout) for the input gradient of a 3×3 convolution whose output channels
+    /// are not a multiple of 16 (AVX-512; 8 with AVX2), so widths 4/8 gave NaN gradients whenever the allocator handed
+    /// back memory that had held NaN, which depended on what other threads had freed.
+    /// </summary>
+    public static ConvTeacherConfig Micro(int numClasses = 10) => new() { Widths = new[] { 16, 16, 16 }, NumClasses = numClasses };
 
     /// <exception cref="ArgumentException">a value is out of range.</exception>
     public ConvTeacherConfig Validate()
